@@ -1,0 +1,299 @@
+//! Argument definitions and dispatch. One file per subcommand family; each
+//! returns an exit code (0 ok, 1 failure or bad input, 2 usage / not built).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// What a subcommand returns: an exit code, or an error printed as
+/// `muster: error: …` with exit code 1.
+pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "muster",
+    version,
+    about = "Health supervisor for docker-compose stacks",
+    long_about = "muster starts a compose stack in dependency order, decides readiness with real \
+                  probes (Redis, NATS, HTTP, TCP, exec, Docker health, agent ready signals), \
+                  supervises it, and serves /healthz, /readyz, /status and /metrics."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand shares (strongest first: flag, env, config file, default).
+#[derive(Args, Debug, Clone, Default)]
+pub struct Global {
+    /// Compose file(s); later files merge over earlier ones (default: COMPOSE_FILE, then compose.yaml, …).
+    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Project name (default: COMPOSE_PROJECT_NAME, `name:` in the file, or the directory name).
+    #[arg(short = 'p', long = "project-name", global = true)]
+    pub project_name: Option<String>,
+    /// Profiles to enable (default: COMPOSE_PROFILES).
+    #[arg(long = "profile", global = true, value_name = "PROFILE")]
+    pub profiles: Vec<String>,
+    /// Environment file(s) for interpolation (default: the project's .env).
+    #[arg(long = "env-file", global = true, value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Project directory (default: the first compose file's directory).
+    #[arg(long = "project-directory", global = true, value_name = "DIR")]
+    pub project_directory: Option<PathBuf>,
+    /// muster's own settings file (default: config/muster.yaml when present).
+    #[arg(long, global = true, env = "MUSTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Redis holding ready signals, history and revisions [default: redis://127.0.0.1:6379].
+    #[arg(long, global = true, env = "MUSTER_REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// NATS server for ready events (optional).
+    #[arg(long, global = true, env = "MUSTER_NATS_URL", value_name = "URL")]
+    pub nats_url: Option<String>,
+    /// Key prefix in Redis, one per stack [default: muster].
+    #[arg(long, global = true, env = "MUSTER_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Health endpoint address [default: 127.0.0.1:8686].
+    #[arg(long, global = true, env = "MUSTER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `muster=debug`.
+    #[arg(long, global = true, env = "MUSTER_LOG", default_value = "warn")]
+    pub log: String,
+    /// Log as JSON lines on stderr.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Start the stack (or SERVICES and their dependencies) in dependency order and wait until ready.
+    Up(UpArgs),
+    /// Stop and remove the project's containers and networks.
+    Down(DownArgs),
+    /// List the project's containers with state, health and uptime.
+    Ps,
+    /// Each service's readiness as muster sees it; exit 0 only when all required services are ready.
+    Status,
+    /// Exit 0 when an agent / service / Redis / NATS is ready, 1 (reason on stderr) when not.
+    Check(CheckArgs),
+    /// Send a ready signal for an agent (ready, not-ready, starting, stopping, heartbeat).
+    Signal(SignalArgs),
+    /// Supervise the running stack and serve the health endpoint.
+    Serve,
+    /// Print (or write as an override file) the healthcheck timings muster would use.
+    Tune(TuneArgs),
+    /// Replace a service's containers with a new image, batch by batch.
+    Rollout(RolloutArgs),
+    /// Return a service to its previous (or a named) revision.
+    Rollback(RollbackArgs),
+    /// List a service's revisions.
+    History(HistoryArgs),
+    /// Print the normalised, merged, interpolated compose model.
+    Config(ConfigArgs),
+    /// Print the dependency levels (or Graphviz with --dot).
+    Graph(GraphArgs),
+    /// A demo agent: slow start, then ready, heartbeats, not-ready on SIGTERM.
+    DemoAgent(DemoAgentArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct UpArgs {
+    /// Services to start (with their dependencies); default all.
+    pub services: Vec<String>,
+    /// Give up waiting after this long (Go duration) [default: no limit].
+    #[arg(long, value_name = "DURATION")]
+    pub wait_timeout: Option<String>,
+    /// Do not start the named services' dependencies.
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Keep running: supervise the stack after it is up.
+    #[arg(long)]
+    pub watch: bool,
+    /// Keep running and serve the health endpoint (implies --watch).
+    #[arg(long)]
+    pub serve: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DownArgs {
+    /// Also remove named volumes declared by the project.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct CheckArgs {
+    /// Agent name: read its ready signal from Redis.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// Service name: ask a running muster's health endpoint.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Check a Redis server (PING, not loading).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// Check a NATS server (connect + flush).
+    #[arg(long, value_name = "URL")]
+    pub nats: Option<String>,
+    /// Check this muster's own health endpoint (/healthz).
+    #[arg(long = "self")]
+    pub self_: bool,
+    /// Give up after this long (Go duration).
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[derive(Args, Debug)]
+pub struct SignalArgs {
+    /// ready | not-ready | starting | stopping | heartbeat
+    pub action: String,
+    #[arg(long, value_name = "NAME")]
+    pub agent: String,
+    /// Metadata `k=v` (repeatable).
+    #[arg(long = "meta", value_name = "K=V")]
+    pub meta: Vec<String>,
+    /// Reason (not-ready) or progress text (starting).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Progress text for `starting`.
+    #[arg(long)]
+    pub progress: Option<String>,
+    /// For `starting`: push the start deadline this far out (Go duration).
+    #[arg(long, value_name = "DURATION")]
+    pub extend: Option<String>,
+    /// Key TTL (Go duration).
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub ttl: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct TuneArgs {
+    pub services: Vec<String>,
+    /// Write the values as a compose override file.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct RolloutArgs {
+    /// Services to roll out (in dependency order), or `status SERVICE`.
+    pub services: Vec<String>,
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    #[arg(long)]
+    pub parallelism: Option<u32>,
+    /// start-first | stop-first
+    #[arg(long)]
+    pub order: Option<String>,
+    #[arg(long, value_name = "DURATION")]
+    pub monitor: Option<String>,
+    #[arg(long)]
+    pub max_unavailable: Option<u32>,
+    /// rollback | pause | continue
+    #[arg(long)]
+    pub failure_action: Option<String>,
+    #[arg(long)]
+    pub max_failure_ratio: Option<f64>,
+    #[arg(long, value_name = "DURATION")]
+    pub progress_deadline: Option<String>,
+    #[arg(long)]
+    pub auto_revert: bool,
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long)]
+    pub history_limit: Option<u32>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct RollbackArgs {
+    pub service: String,
+    /// Revision number to return to (default: the previous one).
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct HistoryArgs {
+    pub service: String,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ConfigArgs {
+    /// Print only the service names.
+    #[arg(long)]
+    pub services: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct GraphArgs {
+    /// Print Graphviz dot instead of levels.
+    #[arg(long)]
+    pub dot: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct DemoAgentArgs {
+    /// Agent name (default: $MUSTER_AGENT or the hostname).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Simulated start-up time (Go duration).
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub startup: String,
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    pub ttl: String,
+}
+
+pub fn init_tracing(global: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&global.log).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if global.log_json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Says plainly that a subcommand is not built yet, and exits 2: it never pretends.
+fn not_built(name: &str, issue: u32) -> CliResult {
+    eprintln!("muster {name}: not built yet (tracked in issue {issue})");
+    Ok(ExitCode::from(2))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    let global = cli.global;
+    let result = match cli.command {
+        Command::Up(_) => not_built("up", 3),
+        Command::Down(_) => not_built("down", 3),
+        Command::Ps => not_built("ps", 3),
+        Command::Status => not_built("status", 4),
+        Command::Check(_) => not_built("check", 5),
+        Command::Signal(_) => not_built("signal", 5),
+        Command::Serve => not_built("serve", 6),
+        Command::Tune(_) => not_built("tune", 7),
+        Command::Rollout(_) => not_built("rollout", 8),
+        Command::Rollback(_) => not_built("rollback", 8),
+        Command::History(_) => not_built("history", 8),
+        Command::Config(_) => not_built("config", 2),
+        Command::Graph(_) => not_built("graph", 2),
+        Command::DemoAgent(_) => not_built("demo-agent", 9),
+    };
+    let _ = &global;
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("muster: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

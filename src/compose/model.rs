@@ -1,0 +1,310 @@
+//! The normalised compose model: what every other module reads.
+//!
+//! Long and short syntaxes are folded into one shape here, durations are
+//! parsed, and defaults that Docker applies are made explicit.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::probe::spec::MusterService;
+
+/// A loaded, merged, interpolated compose project.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Project {
+    /// Project name (`name:`, `-p`, `COMPOSE_PROJECT_NAME`, or the directory name).
+    pub name: String,
+    /// Directory that relative paths resolve against.
+    pub working_dir: PathBuf,
+    /// The files that were merged, in order.
+    pub config_files: Vec<PathBuf>,
+    /// Services that are active under the selected profiles.
+    pub services: BTreeMap<String, Service>,
+    /// Services left out because their profiles were not selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disabled_services: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, Network>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, Volume>,
+    /// Top-level `x-*` extensions, kept as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Service {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `build:` is kept (normalised to a context + dockerfile) but muster never builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// `command:` as an argv; a string form is split with shell-word rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY` -> value; `None` means "KEY" listed without a value and not set in the environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<EnvFile>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeMount>,
+    /// Networks the service joins; an empty map means the project's `default` network.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, ServiceNetwork>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, Dependency>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<Deploy>,
+    /// Replica count: `deploy.replicas`, else `scale`, else 1.
+    pub replicas: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub stop_grace_period: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// muster's own settings from `x-muster:` (probes, grace).
+    #[serde(default, rename = "x-muster", skip_serializing_if = "Option::is_none")]
+    pub muster: Option<MusterService>,
+    /// Other `x-*` keys of the service, kept as they were.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extensions: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Build {
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Option<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnvFile {
+    pub path: PathBuf,
+    pub required: bool,
+}
+
+/// A published port (short `"127.0.0.1:8080:80/tcp"` or long syntax).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Port {
+    /// Container port.
+    pub target: u16,
+    /// Host port or range (`"8080"`, `"8080-8081"`); `None` = ephemeral.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumeType {
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+/// A volume mount (short `"data:/var/lib/redis:ro"` or long syntax).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeMount {
+    #[serde(rename = "type")]
+    pub kind: VolumeType,
+    /// Host path (bind, made absolute) or volume name; `None` for tmpfs/anonymous.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServiceNetwork {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    #[default]
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+/// One `depends_on` edge in long form.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Dependency {
+    pub condition: Condition,
+    /// `required: false` lets the service start when the dependency is absent.
+    pub required: bool,
+    /// `restart: true` restarts this service after its dependency is restarted.
+    pub restart: bool,
+    /// True when the edge comes from `links`, `volumes_from` or `network_mode: service:x`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub implicit: bool,
+}
+
+/// How the healthcheck runs its test.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", content = "args", rename_all = "SCREAMING-KEBAB-CASE")]
+pub enum HealthTest {
+    /// `NONE`: disable the image's healthcheck.
+    None,
+    /// `["CMD", args…]`: exec form.
+    Cmd(Vec<String>),
+    /// `["CMD-SHELL", "cmd"]` or a plain string: run by `/bin/sh -c`.
+    CmdShell(String),
+}
+
+/// A healthcheck with Docker's defaults filled in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Healthcheck {
+    /// `None` when the file sets timings but no test (the image's test is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<HealthTest>,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub interval: Duration,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub timeout: Duration,
+    pub retries: u32,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub start_period: Duration,
+    #[serde(with = "crate::duration::serde_dur")]
+    pub start_interval: Duration,
+    pub disable: bool,
+}
+
+impl Default for Healthcheck {
+    /// Docker's defaults: interval 30s, timeout 30s, retries 3, start_period 0s, start_interval 5s.
+    fn default() -> Self {
+        Healthcheck {
+            test: None,
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(30),
+            retries: 3,
+            start_period: Duration::ZERO,
+            start_interval: Duration::from_secs(5),
+            disable: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Deploy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_config: Option<UpdateConfig>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservations: Option<ResourceSpec>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ResourceSpec {
+    /// CPUs as a fraction (`"0.5"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory in bytes (parsed from `"512M"`, `"1g"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+}
+
+/// `deploy.update_config`, as Swarm names it; read by `muster rollout`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UpdateConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_action: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub monitor: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failure_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Network {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub external: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Volume {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    #[serde(default)]
+    pub external: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}

@@ -1,0 +1,1 @@
+//! The sidecar's own settings (config/muster.yaml, env, flags).

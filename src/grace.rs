@@ -1,0 +1,1 @@
+//! Grace-period tuning from image size and learned start-up history.

@@ -1,0 +1,1 @@
+//! Dependency graph of a compose project: start levels, reverse deps, cycles.

@@ -1,0 +1,17 @@
+//! muster: a health supervisor for docker-compose stacks.
+//!
+//! Data flows one way: compose files -> [`compose`] model -> [`graph`] ->
+//! [`supervisor`] -> [`engine`] / [`probe`] -> state -> [`health`] endpoint / CLI.
+//! The supervisor owns the state; everything else reads a snapshot.
+
+pub mod compose;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod graph;
+pub mod grace;
+pub mod health;
+pub mod probe;
+pub mod rollout;
+pub mod signal;
+pub mod supervisor;
