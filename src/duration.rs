@@ -102,7 +102,9 @@ pub fn parse(input: &str) -> Result<Duration, DurationError> {
                 .map_err(|_| err("number out of range"))?;
             nanos += frac * scale / 10u128.pow(digits);
         }
-        total = total.checked_add(nanos).ok_or_else(|| err("out of range"))?;
+        total = total
+            .checked_add(nanos)
+            .ok_or_else(|| err("out of range"))?;
     }
     if negative && total != 0 {
         return Err(err("must not be negative"));
@@ -140,7 +142,10 @@ pub fn format(d: Duration) -> String {
         out.push_str(&format!("{minutes}m"));
     }
     let sub_minute_nanos = nanos - (hours as u128 * 3600 + minutes as u128 * 60) * 1_000_000_000;
-    out.push_str(&format!("{}s", trim_fraction(sub_minute_nanos, 1_000_000_000)));
+    out.push_str(&format!(
+        "{}s",
+        trim_fraction(sub_minute_nanos, 1_000_000_000)
+    ));
     out
 }
 
@@ -205,15 +210,33 @@ mod tests {
         assert_eq!(parse("+5s").unwrap(), Duration::from_secs(5));
         assert_eq!(parse("2d").unwrap(), Duration::from_secs(172_800));
         assert_eq!(parse("1w").unwrap(), Duration::from_secs(604_800));
-        assert_eq!(parse("1h2m3s4ms").unwrap(), Duration::from_millis(3_723_004));
+        assert_eq!(
+            parse("1h2m3s4ms").unwrap(),
+            Duration::from_millis(3_723_004)
+        );
     }
 
     #[test]
     fn refuses_what_compose_refuses() {
-        for bad in ["30 seconds", "1m 30s", "5 s", "1sec", "1M", "", "s", "10", "-5s", "1.s.", "."] {
+        for bad in [
+            "30 seconds",
+            "1m 30s",
+            "5 s",
+            "1sec",
+            "1M",
+            "",
+            "s",
+            "10",
+            "-5s",
+            "1.s.",
+            ".",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} should be refused");
         }
-        assert!(parse("30 seconds").unwrap_err().to_string().contains("30 seconds"));
+        assert!(parse("30 seconds")
+            .unwrap_err()
+            .to_string()
+            .contains("30 seconds"));
     }
 
     #[test]

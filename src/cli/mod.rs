@@ -297,3 +297,16 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     }
 }
+
+impl Global {
+    /// Settings from flags/env over the config file over defaults.
+    pub fn settings(&self) -> Result<muster::config::Settings, muster::config::ConfigError> {
+        muster::config::Settings::resolve(&muster::config::Overrides {
+            config: self.config.clone(),
+            redis_url: self.redis_url.clone(),
+            nats_url: self.nats_url.clone(),
+            namespace: self.namespace.clone(),
+            listen: self.listen.clone(),
+        })
+    }
+}

@@ -53,7 +53,9 @@ impl<'de> Deserialize<'de> for GraceSetting {
             "off" => Ok(GraceSetting::Off),
             other => crate::duration::parse(other)
                 .map(GraceSetting::Fixed)
-                .map_err(|e| serde::de::Error::custom(format!("grace must be auto, off or a duration: {e}"))),
+                .map_err(|e| {
+                    serde::de::Error::custom(format!("grace must be auto, off or a duration: {e}"))
+                }),
         }
     }
 }

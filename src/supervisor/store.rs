@@ -1,0 +1,217 @@
+//! The one place service state lives. The supervisor writes through
+//! [`StateStore`]; the health endpoint, metrics and CLI read snapshots and
+//! follow the event channels. Readers never block the writer.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{broadcast, watch};
+
+use super::state::{ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition};
+use crate::probe::{unix_ms, ProbeOutcome};
+
+/// One probe run, as seen by metrics.
+#[derive(Debug, Clone)]
+pub struct ProbeObservation {
+    pub service: String,
+    pub kind: String,
+    pub outcome: ProbeOutcome,
+}
+
+/// Kept per service: how many transitions a snapshot carries.
+const TRANSITION_HISTORY: usize = 32;
+
+#[derive(Clone)]
+pub struct StateStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Serialises writers so that read-modify-write of the snapshot is atomic.
+    write: Mutex<()>,
+    snapshot: watch::Sender<Arc<StackSnapshot>>,
+    events: broadcast::Sender<StateEvent>,
+    probes: broadcast::Sender<ProbeObservation>,
+    /// Bumped by the supervisor's loops; /healthz checks that it moves.
+    heartbeat: watch::Sender<u64>,
+}
+
+impl StateStore {
+    pub fn new(project: impl Into<String>) -> StateStore {
+        let snapshot = StackSnapshot {
+            project: project.into(),
+            at_ms: unix_ms(std::time::SystemTime::now()),
+            services: Default::default(),
+        };
+        let (snapshot, _) = watch::channel(Arc::new(snapshot));
+        let (events, _) = broadcast::channel(1024);
+        let (probes, _) = broadcast::channel(4096);
+        let (heartbeat, _) = watch::channel(0);
+        StateStore {
+            inner: Arc::new(Inner {
+                write: Mutex::new(()),
+                snapshot,
+                events,
+                probes,
+                heartbeat,
+            }),
+        }
+    }
+
+    /// The current state of the whole stack (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<StackSnapshot> {
+        self.inner.snapshot.borrow().clone()
+    }
+
+    /// Follows snapshots as they change.
+    pub fn watch(&self) -> watch::Receiver<Arc<StackSnapshot>> {
+        self.inner.snapshot.subscribe()
+    }
+
+    /// Follows state changes (what `muster up --json` and `GET /events` emit).
+    pub fn events(&self) -> broadcast::Receiver<StateEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// Follows every probe run (for metrics).
+    pub fn probe_runs(&self) -> broadcast::Receiver<ProbeObservation> {
+        self.inner.probes.subscribe()
+    }
+
+    /// Adds or replaces a service's whole status (used when the stack is loaded).
+    pub fn insert(&self, status: ServiceStatus) {
+        self.modify(|snap| {
+            snap.services.insert(status.name.clone(), status);
+        });
+    }
+
+    /// Applies `f` to one service; returns false when the service is unknown.
+    pub fn update(&self, service: &str, f: impl FnOnce(&mut ServiceStatus)) -> bool {
+        let mut found = false;
+        self.modify(|snap| {
+            if let Some(status) = snap.services.get_mut(service) {
+                f(status);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Moves a service to `to`, recording the transition and emitting an event.
+    /// A move to the state it is already in only updates the reason.
+    pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
+        let reason = reason.into();
+        let mut event = None;
+        self.modify(|snap| {
+            let Some(status) = snap.services.get_mut(service) else {
+                return;
+            };
+            if status.state == to {
+                status.reason = reason.clone();
+                return;
+            }
+            let transition = Transition {
+                from: status.state,
+                to,
+                at_ms: unix_ms(std::time::SystemTime::now()),
+                reason: reason.clone(),
+            };
+            status.state = to;
+            status.since_ms = transition.at_ms;
+            status.reason = reason.clone();
+            status.transitions.push(transition.clone());
+            if status.transitions.len() > TRANSITION_HISTORY {
+                let excess = status.transitions.len() - TRANSITION_HISTORY;
+                status.transitions.drain(..excess);
+            }
+            event = Some(StateEvent {
+                service: service.to_string(),
+                transition,
+            });
+        });
+        if let Some(event) = event {
+            tracing::info!(service = %event.service, from = %event.transition.from, to = %event.transition.to, reason = %event.transition.reason, "state change");
+            // No receiver is fine: nobody is following right now.
+            let _ = self.inner.events.send(event);
+        }
+    }
+
+    /// Publishes one probe run to metrics followers.
+    pub fn observe_probe(&self, observation: ProbeObservation) {
+        let _ = self.inner.probes.send(observation);
+    }
+
+    /// Marks the supervisor's loops as alive.
+    pub fn beat(&self) {
+        self.inner.heartbeat.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Follows the liveness counter.
+    pub fn heartbeats(&self) -> watch::Receiver<u64> {
+        self.inner.heartbeat.subscribe()
+    }
+
+    fn modify(&self, f: impl FnOnce(&mut StackSnapshot)) {
+        // A poisoned lock only means another writer panicked mid-update; the
+        // snapshot itself is replaced atomically, so carrying on is safe.
+        let _guard = self
+            .inner
+            .write
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut next = StackSnapshot::clone(&self.inner.snapshot.borrow());
+        f(&mut next);
+        next.at_ms = unix_ms(std::time::SystemTime::now());
+        self.inner.snapshot.send_replace(Arc::new(next));
+    }
+}
+
+impl ServiceStatus {
+    /// A fresh `pending` status for a service.
+    pub fn pending(name: impl Into<String>) -> ServiceStatus {
+        ServiceStatus {
+            name: name.into(),
+            state: ServiceState::Pending,
+            since_ms: unix_ms(std::time::SystemTime::now()),
+            reason: String::new(),
+            required: true,
+            degraded: false,
+            image: None,
+            container_ids: Vec::new(),
+            grace_ms: 0,
+            restarts: 0,
+            progress: None,
+            probes: Vec::new(),
+            level: 0,
+            depends_on: Vec::new(),
+            transitions: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn transitions_are_recorded_and_streamed() {
+        let store = StateStore::new("p");
+        store.insert(ServiceStatus::pending("redis"));
+        let mut events = store.events();
+        store.transition("redis", ServiceState::Starting, "container started");
+        store.transition("redis", ServiceState::Ready, "PONG");
+        store.transition("redis", ServiceState::Ready, "PONG again");
+        let first = events.recv().await.unwrap();
+        assert_eq!(first.transition.to, ServiceState::Starting);
+        let second = events.recv().await.unwrap();
+        assert_eq!(second.transition.from, ServiceState::Starting);
+        assert_eq!(second.transition.to, ServiceState::Ready);
+        assert!(events.try_recv().is_err(), "same-state move emits nothing");
+        let snap = store.snapshot();
+        let redis = &snap.services["redis"];
+        assert_eq!(redis.state, ServiceState::Ready);
+        assert_eq!(redis.reason, "PONG again");
+        assert_eq!(redis.transitions.len(), 2);
+        assert!(snap.all_required_ready());
+        assert!(!store.update("nope", |_| {}));
+    }
+}
