@@ -272,6 +272,15 @@ fn not_built(name: &str, issue: u32) -> CliResult {
 
 pub fn run(cli: Cli) -> ExitCode {
     let global = cli.global;
+    // A bad config file is reported before any subcommand does anything.
+    let settings = match global.settings() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("muster: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::debug!(redis = %muster::config::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
         Command::Up(_) => not_built("up", 3),
         Command::Down(_) => not_built("down", 3),
@@ -288,7 +297,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Graph(_) => not_built("graph", 2),
         Command::DemoAgent(_) => not_built("demo-agent", 9),
     };
-    let _ = &global;
     match result {
         Ok(code) => code,
         Err(e) => {
