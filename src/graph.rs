@@ -50,6 +50,15 @@ impl Graph {
     /// Builds the graph of the project's enabled services. An edge with
     /// `required: false` to an absent service is skipped with a warning.
     pub fn new(project: &Project) -> Result<Graph, GraphError> {
+        Graph::build(project, true)
+    }
+
+    /// As [`Graph::new`], without the warning (the loader has reported it already).
+    pub(crate) fn new_quiet(project: &Project) -> Result<Graph, GraphError> {
+        Graph::build(project, false)
+    }
+
+    fn build(project: &Project, warn: bool) -> Result<Graph, GraphError> {
         let mut needs: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut needed_by: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut edges = Vec::new();
@@ -66,7 +75,9 @@ impl Graph {
                             dependency: dep.clone(),
                         });
                     }
-                    tracing::warn!(service = %name, dependency = %dep, "optional dependency is not part of the project; edge skipped");
+                    if warn {
+                        tracing::warn!(service = %name, dependency = %dep, "optional dependency is not part of the project; edge skipped");
+                    }
                     continue;
                 }
                 needs.entry(name.clone()).or_default().insert(dep.clone());

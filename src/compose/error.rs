@@ -66,8 +66,13 @@ pub enum ComposeError {
     },
     #[error("{pos}: services.{service}: service {service:?} has neither an image nor a build context specified")]
     NoImageOrBuild { pos: Pos, service: String },
-    #[error("dependency cycle: {0}")]
-    Cycle(String),
+    /// The cycle as `a -> b -> c -> a`; `pos` is where `a` names `b`.
+    #[error("{pos}: services.{service}.depends_on: dependency cycle: {cycle}")]
+    Cycle {
+        pos: Pos,
+        service: String,
+        cycle: String,
+    },
     #[error("{pos}: {path}: {message}")]
     Extends {
         pos: Pos,

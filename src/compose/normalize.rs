@@ -951,28 +951,29 @@ fn healthcheck(node: &Node, path: &str) -> R<Option<Healthcheck>> {
     let f = |k: &str| format!("{path}.{k}");
     let mut hc = Healthcheck::default();
     if let Some(t) = node.get("test") {
-        hc.test =
-            match &t.value {
-                Value::Null => None,
-                Value::Scalar { text, .. } => Some(HealthTest::CmdShell(text.clone())),
-                Value::Seq(_) => {
-                    let items = strict_list(t, &f("test"))?;
-                    match items.first().map(String::as_str) {
-                        Some("NONE") => Some(HealthTest::None),
-                        Some("CMD") => Some(HealthTest::Cmd(items[1..].to_vec())),
-                        Some("CMD-SHELL") => Some(HealthTest::CmdShell(items[1..].join(" "))),
-                        Some(other) => return Err(err(
+        hc.test = match &t.value {
+            Value::Null => None,
+            Value::Scalar { text, .. } => Some(HealthTest::CmdShell(text.clone())),
+            Value::Seq(_) => {
+                let items = strict_list(t, &f("test"))?;
+                match items.first().map(String::as_str) {
+                    Some("NONE") => Some(HealthTest::None),
+                    Some("CMD") => Some(HealthTest::Cmd(items[1..].to_vec())),
+                    Some("CMD-SHELL") => Some(HealthTest::CmdShell(items[1..].join(" "))),
+                    Some(other) => {
+                        return Err(err(
                             t,
                             &f("test"),
                             format!(
                                 "a list test starts with NONE, CMD or CMD-SHELL, found {other:?}"
                             ),
-                        )),
-                        None => return Err(err(t, &f("test"), "empty test")),
+                        ))
                     }
+                    None => return Err(err(t, &f("test"), "empty test")),
                 }
-                Value::Map(_) => return Err(err(t, &f("test"), "expected a string or a list")),
-            };
+            }
+            Value::Map(_) => return Err(err(t, &f("test"), "expected a string or a list")),
+        };
     }
     if let Some(d) = opt_duration(node.get("interval"), &f("interval"))? {
         hc.interval = d;
@@ -1155,7 +1156,11 @@ fn muster(node: &Node, path: &str) -> R<MusterService> {
     let Some(entries) = node.entries() else {
         return Err(merr(node, path.to_string(), "expected a mapping".into()));
     };
-    let mut out = MusterService::default();
+    // MusterService::default() has required = false; the serde default (and ours) is true.
+    let mut out = MusterService {
+        required: true,
+        ..MusterService::default()
+    };
     for (k, v) in entries {
         let p = format!("{path}.{}", k.name);
         match k.name.as_str() {

@@ -314,8 +314,15 @@ pub fn check(
             });
         }
     }
-    if let Err(crate::graph::GraphError::Cycle(c)) = crate::graph::Graph::new(project) {
-        return Err(ComposeError::Cycle(c));
+    if let Err(crate::graph::GraphError::Cycle(cycle)) = crate::graph::Graph::new_quiet(project) {
+        let mut names = cycle.split(" -> ");
+        let service = names.next().unwrap_or_default().to_string();
+        let next = names.next().unwrap_or_default();
+        return Err(ComposeError::Cycle {
+            pos: dependency_pos(tree, &service, next),
+            service,
+            cycle,
+        });
     }
     Ok(())
 }
