@@ -364,10 +364,8 @@ pub fn apply_include(
                         return Err(ComposeError::Include {
                             pos: ek.pos.clone(),
                             message: format!(
-                                "{section}.{} is also defined by included file {} ({}); Compose refuses conflicting definitions",
-                                k.name,
-                                v.pos.file,
-                                v.pos
+                                "{section}.{} is also defined by an included file at {}; Compose refuses conflicting definitions",
+                                k.name, v.pos
                             ),
                         });
                     }
