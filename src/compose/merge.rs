@@ -12,7 +12,14 @@ use super::yaml::{Key, Node, Tag, Value};
 /// Merges `over` into `base` for the whole file.
 pub fn merge_top(base: Node, over: Node) -> Node {
     merge_map_with(base, over, &|key, b, o| match key {
-        "services" => merge_map_with(b, o, &|_, bs, os| merge_service(bs, os)),
+        // `svc:` left empty in an override changes nothing, as in Compose.
+        "services" => merge_map_with(b, o, &|_, bs, os| {
+            if os.is_null() {
+                bs
+            } else {
+                merge_service(bs, os)
+            }
+        }),
         _ => merge_generic(b, o),
     })
 }
