@@ -198,7 +198,7 @@ fn main() {
     );
     for i in 1..9 {
         let p = format!("*a{}", i - 1);
-        let _ = writeln!(bomb, "a{i}: &a{i} [{}]", vec![p.as_str(); 9].join(","));
+        let _ = writeln!(bomb, "a{i}: &a{i} [{}]", [p.as_str(); 9].join(","));
     }
     bomb.push_str("services:\n  lol:\n    image: x\n    command: *a8\n");
     let bomb_file = dir.join("bomb.yaml");

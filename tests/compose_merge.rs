@@ -255,3 +255,11 @@ fn extends_cycle_is_an_error() {
         "extends-cycle.yaml:3:5: services.a.extends: circular extends: a -> b -> a"
     );
 }
+
+#[test]
+fn an_empty_service_in_an_override_changes_nothing() {
+    let p = load_ok(&["merge-base.yaml", "merge-empty-override.yaml"], &[]);
+    let db = &p.services["db"];
+    assert_eq!(db.image.as_deref(), Some("db:1"));
+    assert_eq!(db.ports.len(), 1);
+}

@@ -164,12 +164,10 @@ pub fn rebase_service(service: &mut Node, dir: &Path) {
     if let Some(Value::Seq(items)) = service.get_mut("volumes").map(|v| &mut v.value) {
         for item in items {
             match &mut item.value {
-                Value::Scalar { text, .. } => {
-                    if text.starts_with('.') {
-                        if let Some((src, rest)) = text.split_once(':') {
-                            let abs = clean(&dir.join(src)).to_string_lossy().into_owned();
-                            *text = format!("{abs}:{rest}");
-                        }
+                Value::Scalar { text, .. } if text.starts_with('.') => {
+                    if let Some((src, rest)) = text.split_once(':') {
+                        let abs = clean(&dir.join(src)).to_string_lossy().into_owned();
+                        *text = format!("{abs}:{rest}");
                     }
                 }
                 Value::Map(_) => {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::yaml::{Node, Value};
+use super::yaml::{Node, Pos, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterpolateError {
@@ -185,18 +185,30 @@ fn braced(body: &str, env: &mut Env<'_>) -> Result<String, InterpolateError> {
     })
 }
 
+/// `services`, `api`, `command`, `[0]` -> `services.api.command[0]`.
+fn join_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for seg in path {
+        if !out.is_empty() && !seg.starts_with('[') {
+            out.push('.');
+        }
+        out.push_str(seg);
+    }
+    out
+}
+
 /// Interpolates every scalar value in a tree; `path` names the node for errors.
 pub fn interpolate_tree(
     node: &mut Node,
     path: &mut Vec<String>,
     env: &mut Env<'_>,
-) -> Result<(), (Node, String, InterpolateError)> {
+) -> Result<(), (Pos, String, InterpolateError)> {
     match &mut node.value {
         Value::Scalar { text, .. } => {
             if text.contains('$') {
                 match interpolate(text, env) {
                     Ok(v) => *text = v,
-                    Err(e) => return Err((node.clone(), path.join("."), e)),
+                    Err(e) => return Err((node.pos.clone(), join_path(path), e)),
                 }
             }
         }

@@ -125,20 +125,18 @@ impl Loader {
                 ));
             }
         }
-        result.map_err(|(node, path, e)| match e {
+        result.map_err(|(pos, path, e)| match e {
             interpolate::InterpolateError::Required { variable, message } => {
                 ComposeError::MissingVariable {
-                    pos: node.pos,
+                    pos,
                     path,
                     variable,
                     message,
                 }
             }
-            interpolate::InterpolateError::Invalid { reason } => ComposeError::Interpolation {
-                pos: node.pos,
-                path,
-                reason,
-            },
+            interpolate::InterpolateError::Invalid { reason } => {
+                ComposeError::Interpolation { pos, path, reason }
+            }
         })?;
         Ok(tree)
     }
