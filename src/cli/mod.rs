@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod compose;
+
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
 pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
@@ -293,8 +295,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollout(_) => not_built("rollout", 8),
         Command::Rollback(_) => not_built("rollback", 8),
         Command::History(_) => not_built("history", 8),
-        Command::Config(_) => not_built("config", 2),
-        Command::Graph(_) => not_built("graph", 2),
+        Command::Config(args) => compose::config(&global, &args),
+        Command::Graph(args) => compose::graph(&global, &args),
         Command::DemoAgent(_) => not_built("demo-agent", 9),
     };
     match result {

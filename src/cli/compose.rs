@@ -1,0 +1,82 @@
+//! `muster config` and `muster graph`: the loaded compose model and its
+//! dependency levels, for people (YAML, lines, Graphviz) and machines (`--json`).
+
+use std::process::ExitCode;
+
+use muster::compose::{self, LoadOptions, Project};
+use muster::graph::Graph;
+
+use super::{CliResult, ConfigArgs, Global, GraphArgs};
+
+/// `-f`, `-p`, `--profile`, `--env-file`, `--project-directory` as load options.
+pub fn load_options(global: &Global) -> LoadOptions {
+    LoadOptions {
+        files: global.files.clone(),
+        project_name: global.project_name.clone(),
+        profiles: global.profiles.clone(),
+        env_files: global.env_files.clone(),
+        project_directory: global.project_directory.clone(),
+        environment: None,
+        working_dir: None,
+    }
+}
+
+/// Loads the project named by the global flags.
+pub fn load_project(global: &Global) -> Result<Project, compose::ComposeError> {
+    compose::load(&load_options(global))
+}
+
+pub fn config(global: &Global, args: &ConfigArgs) -> CliResult {
+    let project = load_project(global)?;
+    // Everything is rendered before anything is printed: an error leaves no half output.
+    let text = if args.services {
+        let names: Vec<&String> = project.services.keys().collect();
+        if global.json {
+            serde_json::to_string_pretty(&names)? + "\n"
+        } else {
+            names.iter().map(|n| format!("{n}\n")).collect()
+        }
+    } else if global.json {
+        serde_json::to_string_pretty(&project)? + "\n"
+    } else {
+        // Plain scalars, never folded: paths and commands stay on one line.
+        let mut options = serde_saphyr::SerializerOptions::default();
+        options.prefer_block_scalars = false;
+        serde_saphyr::to_string_with_options(&project, options)?
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn graph(global: &Global, args: &GraphArgs) -> CliResult {
+    let project = load_project(global)?;
+    let graph = Graph::new(&project)?;
+    let text = if args.dot {
+        graph.to_dot(&project.name)
+    } else if global.json {
+        serde_json::to_string_pretty(&serde_json::json!({
+            "project": project.name,
+            "levels": graph.levels(),
+            "edges": graph.edges(),
+        }))? + "\n"
+    } else {
+        let mut out = String::new();
+        for (i, level) in graph.levels().iter().enumerate() {
+            let entries: Vec<String> = level
+                .iter()
+                .map(|s| {
+                    let deps = graph.dependencies(s);
+                    if deps.is_empty() {
+                        s.clone()
+                    } else {
+                        format!("{s} (needs {})", deps.join(", "))
+                    }
+                })
+                .collect();
+            out.push_str(&format!("level {i}: {}\n", entries.join(", ")));
+        }
+        out
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,325 @@
+//! Merging a later compose file over an earlier one with Compose's rules:
+//! mappings merge key by key; `command`, `entrypoint`, `healthcheck.test`,
+//! `profiles` and scalars are replaced; `ports` merge by container port and
+//! protocol, `volumes` by target; `environment`, `labels`, `build.args`,
+//! `extra_hosts`, `sysctls`, `annotations` merge by key (list or map form);
+//! `depends_on` and `networks` merge by name; `env_file` appends without
+//! duplicates; other lists append without duplicates. A value tagged `!reset`
+//! removes what came before; `!override` replaces it without merging.
+
+use super::yaml::{Key, Node, Tag, Value};
+
+/// Merges `over` into `base` for the whole file.
+pub fn merge_top(base: Node, over: Node) -> Node {
+    merge_map_with(base, over, &|key, b, o| match key {
+        // `svc:` left empty in an override changes nothing, as in Compose.
+        "services" => merge_map_with(b, o, &|_, bs, os| {
+            if os.is_null() {
+                bs
+            } else {
+                merge_service(bs, os)
+            }
+        }),
+        _ => merge_generic(b, o),
+    })
+}
+
+/// Merges two service definitions (also used by `extends`).
+pub fn merge_service(base: Node, over: Node) -> Node {
+    merge_map_with(base, over, &|key, b, o| match key {
+        "command" | "entrypoint" | "profiles" | "dns" | "dns_opt" | "dns_search" | "tmpfs" => o,
+        "environment" | "labels" | "extra_hosts" | "sysctls" | "annotations" => {
+            merge_map_generic(to_keyed_map(b, '='), to_keyed_map(o, '='))
+        }
+        "depends_on" => merge_map_generic(depends_on_map(b), depends_on_map(o)),
+        "networks" => merge_map_generic(list_to_null_map(b), list_to_null_map(o)),
+        "ports" => merge_list_by(b, o, port_key),
+        "volumes" => merge_list_by(b, o, volume_key),
+        "env_file" => merge_list_by(b, o, env_file_key),
+        "healthcheck" => merge_map_with(b, o, &|k, hb, ho| {
+            if k == "test" {
+                ho
+            } else {
+                merge_generic(hb, ho)
+            }
+        }),
+        "build" => merge_map_with(build_map(b), build_map(o), &|k, bb, bo| {
+            if k == "args" {
+                merge_map_generic(to_keyed_map(bb, '='), to_keyed_map(bo, '='))
+            } else {
+                merge_generic(bb, bo)
+            }
+        }),
+        _ => merge_generic(b, o),
+    })
+}
+
+type Rule<'a> = &'a dyn Fn(&str, Node, Node) -> Node;
+
+/// Merges two mappings; `rule` merges values present in both. Tags on `over`'s
+/// values are honoured here; anything that is not a pair of mappings is replaced.
+fn merge_map_with(base: Node, over: Node, rule: Rule<'_>) -> Node {
+    if over.tag != Tag::None {
+        return over;
+    }
+    let (Value::Map(mut entries), Value::Map(over_entries)) = (base.value, over.value.clone())
+    else {
+        return over;
+    };
+    for (k, v) in over_entries {
+        let existing = entries.iter().position(|(e, _)| e.name == k.name);
+        match (existing, v.tag) {
+            (Some(i), Tag::Reset) => {
+                entries.remove(i);
+            }
+            (None, Tag::Reset) => {}
+            (Some(i), Tag::Override) => entries[i] = (k, untag(v)),
+            (None, _) => entries.push((k, v)),
+            (Some(i), Tag::None) => {
+                let (old_key, old) = entries.remove(i);
+                let merged = rule(&k.name, old, v);
+                entries.insert(i, (old_key, merged));
+            }
+        }
+    }
+    Node {
+        value: Value::Map(entries),
+        pos: base.pos,
+        tag: Tag::None,
+    }
+}
+
+fn untag(mut n: Node) -> Node {
+    n.tag = Tag::None;
+    n
+}
+
+fn merge_map_generic(base: Node, over: Node) -> Node {
+    merge_map_with(base, over, &|_, b, o| merge_generic(b, o))
+}
+
+/// Default rule: mappings merge, lists append what is new, anything else is replaced.
+pub fn merge_generic(base: Node, over: Node) -> Node {
+    if over.tag != Tag::None {
+        return over;
+    }
+    match (&base.value, &over.value) {
+        (Value::Map(_), Value::Map(_)) => merge_map_generic(base, over),
+        (Value::Seq(_), Value::Seq(_)) => {
+            merge_list_by(base, over, |n| Some(n.to_json().to_string()))
+        }
+        _ => over,
+    }
+}
+
+/// Appends `over`'s items to `base`'s; an item whose key matches one in `base` replaces it.
+fn merge_list_by(base: Node, over: Node, key: fn(&Node) -> Option<String>) -> Node {
+    if over.tag != Tag::None {
+        return over;
+    }
+    let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value.clone()) else {
+        return over;
+    };
+    for item in over_items {
+        let k = key(&item);
+        match k.and_then(|k| {
+            items
+                .iter()
+                .position(|i| key(i).as_deref() == Some(k.as_str()))
+        }) {
+            Some(i) => items[i] = item,
+            None => items.push(item),
+        }
+    }
+    Node {
+        value: Value::Seq(items),
+        pos: base.pos,
+        tag: Tag::None,
+    }
+}
+
+/// `["A=1", "B"]` -> `{A: "1", B: null}`; a mapping is returned as it is.
+pub fn to_keyed_map(node: Node, sep: char) -> Node {
+    let Value::Seq(items) = &node.value else {
+        return node;
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.as_scalar() else {
+            return node.clone();
+        };
+        let (k, v) = match text.split_once(sep) {
+            Some((k, v)) => (k.to_string(), Node::str(v, item.pos.clone())),
+            None => (text.to_string(), Node::new(Value::Null, item.pos.clone())),
+        };
+        entries.retain(|(e, _): &(Key, Node)| e.name != k);
+        entries.push((
+            Key {
+                name: k,
+                pos: item.pos.clone(),
+            },
+            v,
+        ));
+    }
+    Node {
+        value: Value::Map(entries),
+        pos: node.pos,
+        tag: node.tag,
+    }
+}
+
+/// `[a, b]` -> `{a: null, b: null}`.
+pub fn list_to_null_map(node: Node) -> Node {
+    let Value::Seq(items) = &node.value else {
+        return node;
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.as_scalar() else {
+            return node.clone();
+        };
+        entries.push((
+            Key {
+                name: text.to_string(),
+                pos: item.pos.clone(),
+            },
+            Node::new(Value::Null, item.pos.clone()),
+        ));
+    }
+    Node {
+        value: Value::Map(entries),
+        pos: node.pos,
+        tag: node.tag,
+    }
+}
+
+/// Short `depends_on: [db]` -> `{db: {condition: service_started, required: true}}`.
+fn depends_on_map(node: Node) -> Node {
+    let Value::Seq(items) = &node.value else {
+        return node;
+    };
+    let mut entries = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(text) = item.as_scalar() else {
+            return node.clone();
+        };
+        let p = item.pos.clone();
+        let long = Node::new(
+            Value::Map(vec![
+                (
+                    Key {
+                        name: "condition".into(),
+                        pos: p.clone(),
+                    },
+                    Node::str("service_started", p.clone()),
+                ),
+                (
+                    Key {
+                        name: "required".into(),
+                        pos: p.clone(),
+                    },
+                    Node::new(
+                        Value::Scalar {
+                            text: "true".into(),
+                            plain: true,
+                        },
+                        p.clone(),
+                    ),
+                ),
+            ]),
+            p.clone(),
+        );
+        entries.push((
+            Key {
+                name: text.to_string(),
+                pos: p,
+            },
+            long,
+        ));
+    }
+    Node {
+        value: Value::Map(entries),
+        pos: node.pos,
+        tag: node.tag,
+    }
+}
+
+fn build_map(node: Node) -> Node {
+    match &node.value {
+        Value::Scalar { .. } => Node {
+            value: Value::Map(vec![(
+                Key {
+                    name: "context".into(),
+                    pos: node.pos.clone(),
+                },
+                untag(node.clone()),
+            )]),
+            pos: node.pos.clone(),
+            tag: node.tag,
+        },
+        _ => node,
+    }
+}
+
+/// Container port + protocol of a short or long port entry.
+pub fn port_key(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => {
+            let (spec, proto) = text.rsplit_once('/').unwrap_or((text, "tcp"));
+            let target = spec.rsplit(':').next()?;
+            Some(format!("{target}/{proto}"))
+        }
+        Value::Map(_) => {
+            let target = node.get("target")?.as_scalar()?;
+            let proto = node
+                .get("protocol")
+                .and_then(Node::as_scalar)
+                .unwrap_or("tcp");
+            Some(format!("{target}/{proto}"))
+        }
+        _ => None,
+    }
+}
+
+/// Target path of a short or long volume entry.
+pub fn volume_key(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => {
+            let parts: Vec<&str> = text.split(':').collect();
+            match parts.len() {
+                1 => Some(parts[0].to_string()),
+                _ => Some(parts[1].to_string()),
+            }
+        }
+        Value::Map(_) => node.get("target")?.as_scalar().map(str::to_string),
+        _ => None,
+    }
+}
+
+fn env_file_key(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
+        Value::Map(_) => node.get("path")?.as_scalar().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// After the last merge: drops keys still tagged `!reset` and clears `!override` tags.
+pub fn strip_tags(node: &mut Node) {
+    node.tag = Tag::None;
+    match &mut node.value {
+        Value::Map(entries) => {
+            entries.retain(|(_, v)| v.tag != Tag::Reset);
+            for (_, v) in entries.iter_mut() {
+                strip_tags(v);
+            }
+        }
+        Value::Seq(items) => {
+            items.retain(|v| v.tag != Tag::Reset);
+            for v in items.iter_mut() {
+                strip_tags(v);
+            }
+        }
+        _ => {}
+    }
+}
