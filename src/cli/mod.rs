@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod signal;
+
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
 pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
@@ -286,8 +288,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(_) => not_built("down", 3),
         Command::Ps => not_built("ps", 3),
         Command::Status => not_built("status", 4),
-        Command::Check(_) => not_built("check", 5),
-        Command::Signal(_) => not_built("signal", 5),
+        Command::Check(args) => signal::check(args, &settings, global.json),
+        Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Serve => not_built("serve", 6),
         Command::Tune(_) => not_built("tune", 7),
         Command::Rollout(_) => not_built("rollout", 8),
@@ -295,7 +297,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(_) => not_built("history", 8),
         Command::Config(_) => not_built("config", 2),
         Command::Graph(_) => not_built("graph", 2),
-        Command::DemoAgent(_) => not_built("demo-agent", 9),
+        Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
     };
     match result {
         Ok(code) => code,
