@@ -23,7 +23,9 @@ fn muster_cmd(url: &str, ns: &str) -> (Command, TempDir) {
 
 fn check(url: &str, ns: &str, agent: &str) -> Output {
     let (mut cmd, _dir) = muster_cmd(url, ns);
-    cmd.args(["check", "--agent", agent]).output().expect("run muster check")
+    cmd.args(["check", "--agent", agent])
+        .output()
+        .expect("run muster check")
 }
 
 struct Agent(Child);
@@ -38,7 +40,15 @@ impl Drop for Agent {
 fn demo_agent(url: &str, ns: &str, agent: &str, startup: &str, ttl: &str) -> Agent {
     let (mut cmd, dir) = muster_cmd(url, ns);
     let child = cmd
-        .args(["demo-agent", "--agent", agent, "--startup", startup, "--ttl", ttl])
+        .args([
+            "demo-agent",
+            "--agent",
+            agent,
+            "--startup",
+            startup,
+            "--ttl",
+            ttl,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -84,7 +94,12 @@ fn demo_agent_reports_progress_then_ready() {
     }
     assert!(seen, "{err}");
     let o = wait_check(&url, "d", "slow-agent", 0, Duration::from_secs(10));
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -103,7 +118,12 @@ fn sigkill_goes_unready_within_the_ttl_seen_by_expiry() {
     });
     let mut agent = demo_agent(&url, "k", "victim", "0s", "2s");
     let o = wait_check(&url, "k", "victim", 0, Duration::from_secs(10));
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let killed = Instant::now();
     send_signal(&agent.0, "-KILL");
     let _ = agent.0.wait();
@@ -125,7 +145,12 @@ fn sigterm_marks_not_ready_at_once() {
     let url = redis.url();
     let mut agent = demo_agent(&url, "g", "graceful", "0s", "30s");
     let o = wait_check(&url, "g", "graceful", 0, Duration::from_secs(10));
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     send_signal(&agent.0, "-TERM");
     // The 30 s TTL is far away: only the agent's own not-ready can make this pass.
     let o = wait_check(&url, "g", "graceful", 1, Duration::from_secs(2));
@@ -148,12 +173,16 @@ async fn agent_reasserts_readiness_after_redis_restart() {
     };
     let client = Client::connect_with(&url, opts).await.unwrap();
     client.mark_ready("survivor", &[("v", "1")]).await.unwrap();
-    client.mark_not_ready("sidekick", "waiting for survivor").await.unwrap();
+    client
+        .mark_not_ready("sidekick", "waiting for survivor")
+        .await
+        .unwrap();
     assert!(client.read("survivor").await.unwrap().is_ready());
 
     // No persistence: the restarted Redis is empty.
     tokio::task::block_in_place(|| redis.restart());
-    let fresh = muster::signal::read_signal_blocking(&url, "r", "survivor", Duration::from_secs(1)).unwrap();
+    let fresh = muster::signal::read_signal_blocking(&url, "r", "survivor", Duration::from_secs(1))
+        .unwrap();
     assert!(!fresh.is_ready(), "{fresh:?}");
 
     let deadline = Instant::now() + Duration::from_secs(6);
@@ -166,7 +195,10 @@ async fn agent_reasserts_readiness_after_redis_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(back, "the client did not re-assert readiness after the restart");
+    assert!(
+        back,
+        "the client did not re-assert readiness after the restart"
+    );
     let r = client.read("sidekick").await.unwrap();
     assert_eq!(r.reason(), "waiting for survivor");
     match client.read("survivor").await.unwrap() {
@@ -199,10 +231,18 @@ async fn heartbeat_stops_when_the_client_drops() {
 async fn client_refuses_bad_names_and_big_meta() {
     let redis = RedisServer::start();
     let client = Client::connect(&redis.url()).await.unwrap();
-    let e = client.mark_ready("no spaces", &[]).await.unwrap_err().to_string();
+    let e = client
+        .mark_ready("no spaces", &[])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("invalid agent name"), "{e}");
     let big = "x".repeat(5000);
-    let e = client.mark_ready("ok", &[("blob", &big)]).await.unwrap_err().to_string();
+    let e = client
+        .mark_ready("ok", &[("blob", &big)])
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("4096"), "{e}");
     assert!(!client.read("ok").await.unwrap().is_ready());
     // Unreachable Redis: connect fails after its bounded retries instead of hanging.

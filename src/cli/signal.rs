@@ -39,7 +39,9 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
     .filter(|b| **b)
     .count();
     if chosen != 1 {
-        return usage("give exactly one of --agent NAME, --service NAME, --self, --redis URL, --nats URL");
+        return usage(
+            "give exactly one of --agent NAME, --service NAME, --self, --redis URL, --nats URL",
+        );
     }
     let timeout = match muster::duration::parse(&args.timeout) {
         Ok(d) if !d.is_zero() => d,
@@ -54,22 +56,18 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
         if let Err(e) = validate_name(agent) {
             return usage(&e.to_string());
         }
-        let (ready, status, reason) = match read_signal_blocking(
-            &settings.redis_url,
-            &settings.namespace,
-            agent,
-            timeout,
-        ) {
-            Ok(r) => (r.is_ready(), r.status().to_string(), r.reason()),
-            Err(e) => (
-                false,
-                "unknown".to_string(),
-                format!(
-                    "cannot read the signal from {}: {e}",
-                    redact_url(&settings.redis_url)
+        let (ready, status, reason) =
+            match read_signal_blocking(&settings.redis_url, &settings.namespace, agent, timeout) {
+                Ok(r) => (r.is_ready(), r.status().to_string(), r.reason()),
+                Err(e) => (
+                    false,
+                    "unknown".to_string(),
+                    format!(
+                        "cannot read the signal from {}: {e}",
+                        redact_url(&settings.redis_url)
+                    ),
                 ),
-            ),
-        };
+            };
         return Ok(report(json, "agent", agent, ready, &status, &reason));
     }
     let (kind, name, path) = match &args.service {
@@ -286,14 +284,25 @@ async fn signal_async(
     let mut conn = client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
-        .map_err(|e| format!("cannot reach Redis at {}: {e}", redact_url(&settings.redis_url)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach Redis at {}: {e}",
+                redact_url(&settings.redis_url)
+            )
+        })?;
 
     if args.action == "heartbeat" {
         if refresh(&mut conn, ns, agent, ttl).await? {
             if json {
-                println!("{}", serde_json::json!({"agent": agent, "refreshed": true, "ttl_ms": ttl.as_millis() as u64}));
+                println!(
+                    "{}",
+                    serde_json::json!({"agent": agent, "refreshed": true, "ttl_ms": ttl.as_millis() as u64})
+                );
             } else {
-                println!("agent {agent}: signal refreshed (ttl {})", muster::duration::format(ttl));
+                println!(
+                    "agent {agent}: signal refreshed (ttl {})",
+                    muster::duration::format(ttl)
+                );
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -333,7 +342,14 @@ async fn signal_async(
             host,
             pid,
         };
-        set_not_ready(&mut conn, ns, agent, &value, muster::signal::DEFAULT_NOTREADY_TTL).await?;
+        set_not_ready(
+            &mut conn,
+            ns,
+            agent,
+            &value,
+            muster::signal::DEFAULT_NOTREADY_TTL,
+        )
+        .await?;
         Event::from_not_ready(agent, &value)
     } else {
         let status = match args.action.as_str() {
@@ -360,7 +376,11 @@ async fn signal_async(
             status,
             since,
             progress,
-            deadline: if status == Status::Starting { deadline } else { None },
+            deadline: if status == Status::Starting {
+                deadline
+            } else {
+                None
+            },
             host,
             pid,
             meta,
@@ -381,8 +401,12 @@ async fn signal_async(
         };
         match tokio::time::timeout(Duration::from_secs(2), nats).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, nats = %redact_url(url), "NATS publish failed (the Redis signal was written)"),
-            Err(_) => tracing::warn!(nats = %redact_url(url), "NATS publish timed out (the Redis signal was written)"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, nats = %redact_url(url), "NATS publish failed (the Redis signal was written)")
+            }
+            Err(_) => {
+                tracing::warn!(nats = %redact_url(url), "NATS publish timed out (the Redis signal was written)")
+            }
         }
     }
 
@@ -391,7 +415,10 @@ async fn signal_async(
     } else {
         let r = Readiness::from_event(&event);
         match r.is_ready() {
-            true => println!("agent {agent}: ready (ttl {})", muster::duration::format(ttl)),
+            true => println!(
+                "agent {agent}: ready (ttl {})",
+                muster::duration::format(ttl)
+            ),
             false => println!("agent {agent}: {}", r.reason()),
         }
     }
@@ -427,7 +454,12 @@ pub fn demo_agent(args: DemoAgentArgs, settings: &Settings, json: bool) -> CliRe
         };
         let client = Client::connect_with(&settings.redis_url, opts)
             .await
-            .map_err(|e| format!("cannot reach Redis at {}: {e}", redact_url(&settings.redis_url)))?;
+            .map_err(|e| {
+                format!(
+                    "cannot reach Redis at {}: {e}",
+                    redact_url(&settings.redis_url)
+                )
+            })?;
         let mut guard = client.shutdown_guard()?;
         let say = |what: &str| {
             if json {
@@ -455,7 +487,10 @@ pub fn demo_agent(args: DemoAgentArgs, settings: &Settings, json: bool) -> CliRe
             }
         }
         client
-            .mark_ready(&agent, &[("demo", "true"), ("pid", &std::process::id().to_string())])
+            .mark_ready(
+                &agent,
+                &[("demo", "true"), ("pid", &std::process::id().to_string())],
+            )
             .await?;
         say("ready");
         let sig = guard.signalled().await;

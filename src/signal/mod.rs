@@ -6,4 +6,6 @@ pub use muster_signal::*;
 
 pub mod watcher;
 
-pub use watcher::{AgentChange, AgentView, AgentWatcher, ExpiryNotifications, Source, WatcherConfig};
+pub use watcher::{
+    AgentChange, AgentView, AgentWatcher, ExpiryNotifications, Source, WatcherConfig,
+};

@@ -512,7 +512,8 @@ async fn redis_loop(
         // 2. Follow events until the subscription drops.
         let mut stream = pubsub.into_on_message();
         let resync_every = if matches!(expiry, ExpiryNotifications::Unavailable(_)) {
-            cfg.resync_period.min(cfg.poll_period.max(Duration::from_secs(1)) * 5)
+            cfg.resync_period
+                .min(cfg.poll_period.max(Duration::from_secs(1)) * 5)
         } else {
             cfg.resync_period
         };

@@ -331,9 +331,7 @@ impl Client {
         validate_meta(agent, &meta)?;
         let mut agents = self.shared.agents.lock().await;
         let (since, deadline) = match agents.get(agent) {
-            Some(Last::Up(old)) if old.status == status => {
-                (old.since, deadline.or(old.deadline))
-            }
+            Some(Last::Up(old)) if old.status == status => (old.since, deadline.or(old.deadline)),
             _ => (now_ms(), deadline),
         };
         let value = SignalValue {
@@ -388,7 +386,10 @@ async fn heartbeat_loop(shared: Arc<Shared>) {
         match heartbeat_once(&shared).await {
             Ok(n) => {
                 if failing {
-                    tracing::info!(reasserted = n, "Redis reachable again; ready signals re-asserted");
+                    tracing::info!(
+                        reasserted = n,
+                        "Redis reachable again; ready signals re-asserted"
+                    );
                 }
                 failing = false;
             }

@@ -36,10 +36,16 @@ pub use read::{read_signal, read_signal_blocking, Readiness};
 #[derive(Debug)]
 pub enum SignalError {
     /// The agent name breaks `[A-Za-z0-9._-]{1,128}`.
-    InvalidName { name: String, reason: String },
+    InvalidName {
+        name: String,
+        reason: String,
+    },
     InvalidNamespace(String),
     /// `meta` serializes to more than 4 KiB.
-    MetaTooLarge { agent: String, bytes: usize },
+    MetaTooLarge {
+        agent: String,
+        bytes: usize,
+    },
     /// A Redis URL that does not parse (the URL is not repeated: it may hold a password).
     InvalidUrl(String),
     Redis(redis::RedisError),

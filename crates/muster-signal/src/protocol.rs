@@ -70,7 +70,9 @@ pub fn validate_name(name: &str) -> Result<(), SignalError> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return bad(format!("character {c:?} not allowed (use A-Z a-z 0-9 . _ -)"));
+        return bad(format!(
+            "character {c:?} not allowed (use A-Z a-z 0-9 . _ -)"
+        ));
     }
     Ok(())
 }

@@ -169,7 +169,11 @@ fn corrupt_detail(raw: &[u8], e: &serde_json::Error) -> String {
 }
 
 /// Reads one agent's readiness with one `MGET ready-key notready-key`.
-pub async fn read_signal<C>(conn: &mut C, namespace: &str, agent: &str) -> Result<Readiness, SignalError>
+pub async fn read_signal<C>(
+    conn: &mut C,
+    namespace: &str,
+    agent: &str,
+) -> Result<Readiness, SignalError>
 where
     C: redis::aio::ConnectionLike + Send,
 {
@@ -210,7 +214,10 @@ mod tests {
 
     #[test]
     fn decodes() {
-        let r = Readiness::decode(Some(br#"{"status":"ready","since":5,"meta":{"m":"x"}}"#), None);
+        let r = Readiness::decode(
+            Some(br#"{"status":"ready","since":5,"meta":{"m":"x"}}"#),
+            None,
+        );
         assert!(r.is_ready());
         let r = Readiness::decode(
             Some(br#"{"status":"starting","since":5,"progress":"40%","deadline":99,"extra":1}"#),
