@@ -125,7 +125,7 @@ fn main() {
             }
             v
         });
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        let child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--watcher-child",
                 &url,
