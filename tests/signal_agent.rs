@@ -28,7 +28,7 @@ fn check(url: &str, ns: &str, agent: &str) -> Output {
         .expect("run muster check")
 }
 
-struct Agent(Child);
+struct Agent(Child, #[allow(dead_code)] TempDir);
 
 impl Drop for Agent {
     fn drop(&mut self) {
@@ -53,8 +53,7 @@ fn demo_agent(url: &str, ns: &str, agent: &str, startup: &str, ttl: &str) -> Age
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn demo-agent");
-    std::mem::forget(dir);
-    Agent(child)
+    Agent(child, dir)
 }
 
 /// Polls `muster check` until it returns `want` (exit code) or `within` passes.
