@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod compose;
+mod signal;
 
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
@@ -288,8 +289,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(_) => not_built("down", 3),
         Command::Ps => not_built("ps", 3),
         Command::Status => not_built("status", 4),
-        Command::Check(_) => not_built("check", 5),
-        Command::Signal(_) => not_built("signal", 5),
+        Command::Check(args) => signal::check(args, &settings, global.json),
+        Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Serve => not_built("serve", 6),
         Command::Tune(_) => not_built("tune", 7),
         Command::Rollout(_) => not_built("rollout", 8),
@@ -297,7 +298,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(_) => not_built("history", 8),
         Command::Config(args) => compose::config(&global, &args),
         Command::Graph(args) => compose::graph(&global, &args),
-        Command::DemoAgent(_) => not_built("demo-agent", 9),
+        Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
     };
     match result {
         Ok(code) => code,

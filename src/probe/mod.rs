@@ -1,5 +1,6 @@
 //! Readiness probes. Every kind implements [`Probe`] and reports one [`ProbeOutcome`].
 
+pub mod agent;
 pub mod spec;
 
 use std::future::Future;

@@ -1,0 +1,319 @@
+//! The ready-signal protocol: key names, the JSON values, the event message,
+//! name and size limits, and the two Lua scripts every write goes through.
+//!
+//! Any language can speak it; docs/readme/signal.md lists the exact Redis
+//! commands per operation.
+
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SignalError;
+
+/// Key prefix used when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "muster";
+/// Lifetime of the ready key; a live agent refreshes it every TTL/2.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
+/// How long the not-ready reason key is kept.
+pub const DEFAULT_NOTREADY_TTL: Duration = Duration::from_secs(3600);
+/// Longest agent name (and namespace).
+pub const MAX_NAME_LEN: usize = 128;
+/// Largest `meta` object, as serialized JSON.
+pub const MAX_META_BYTES: usize = 4096;
+
+/// Arbitrary agent metadata (`model`, `version`, …) carried in the ready value.
+pub type Meta = serde_json::Map<String, serde_json::Value>;
+
+/// `{ns}:ready:{agent}`: the JSON [`SignalValue`], with a TTL.
+pub fn ready_key(namespace: &str, agent: &str) -> String {
+    format!("{namespace}:ready:{agent}")
+}
+
+/// `{ns}:notready:{agent}`: the JSON [`NotReadyValue`] (why the agent is not ready).
+pub fn notready_key(namespace: &str, agent: &str) -> String {
+    format!("{namespace}:notready:{agent}")
+}
+
+/// `{ns}:events`: every change is published here as an [`Event`].
+pub fn events_channel(namespace: &str) -> String {
+    format!("{namespace}:events")
+}
+
+/// `{ns}.ready.{agent}`: the NATS subject the CLI also publishes events on.
+pub fn nats_subject(namespace: &str, agent: &str) -> String {
+    format!("{namespace}.ready.{agent}")
+}
+
+/// The agent name inside a ready key, if the key belongs to this namespace.
+pub fn agent_of_ready_key<'a>(namespace: &str, key: &'a str) -> Option<&'a str> {
+    key.strip_prefix(namespace)?.strip_prefix(":ready:")
+}
+
+/// Agent names: `[A-Za-z0-9._-]{1,128}`.
+pub fn validate_name(name: &str) -> Result<(), SignalError> {
+    let bad = |reason: String| {
+        Err(SignalError::InvalidName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad(format!(
+            "{} characters, at most {MAX_NAME_LEN} allowed",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!(
+            "character {c:?} not allowed (use A-Z a-z 0-9 . _ -)"
+        ));
+    }
+    Ok(())
+}
+
+/// Namespaces follow the name rule and may also contain `:`.
+pub fn validate_namespace(namespace: &str) -> Result<(), SignalError> {
+    let ok = !namespace.is_empty()
+        && namespace.len() <= MAX_NAME_LEN
+        && namespace
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SignalError::InvalidNamespace(namespace.to_string()))
+    }
+}
+
+/// Meta must serialize to at most [`MAX_META_BYTES`].
+pub fn validate_meta(agent: &str, meta: &Meta) -> Result<(), SignalError> {
+    let bytes = serde_json::to_string(meta).map(|s| s.len()).unwrap_or(0);
+    if bytes > MAX_META_BYTES {
+        return Err(SignalError::MetaTooLarge {
+            agent: agent.to_string(),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
+/// What the ready key says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Starting,
+    Ready,
+    Stopping,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Starting => "starting",
+            Status::Ready => "ready",
+            Status::Stopping => "stopping",
+        }
+    }
+}
+
+/// The JSON value of `{ns}:ready:{agent}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalValue {
+    pub status: Status,
+    /// Unix ms when this status began (kept across heartbeats).
+    pub since: u64,
+    /// Progress text while starting ("loading model 40%").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    /// Unix ms: while `starting`, the supervisor must not give up before this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Meta::is_empty")]
+    pub meta: Meta,
+}
+
+/// The JSON value of `{ns}:notready:{agent}`. A plain-text value is read as the reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotReadyValue {
+    pub reason: String,
+    pub since: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// The status field of an [`Event`]: the three key states plus `not_ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    Starting,
+    Ready,
+    Stopping,
+    NotReady,
+}
+
+/// One message on `{ns}:events` (and NATS `{ns}.ready.{agent}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub agent: String,
+    pub status: EventStatus,
+    pub since: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<u64>,
+    /// Why (not_ready only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Meta::is_empty")]
+    pub meta: Meta,
+    /// The key's TTL in ms (not for not_ready).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+}
+
+impl Event {
+    pub fn from_value(agent: &str, value: &SignalValue, ttl: Duration) -> Event {
+        Event {
+            agent: agent.to_string(),
+            status: match value.status {
+                Status::Starting => EventStatus::Starting,
+                Status::Ready => EventStatus::Ready,
+                Status::Stopping => EventStatus::Stopping,
+            },
+            since: value.since,
+            progress: value.progress.clone(),
+            deadline: value.deadline,
+            reason: None,
+            host: value.host.clone(),
+            pid: value.pid,
+            meta: value.meta.clone(),
+            ttl_ms: Some(ttl.as_millis() as u64),
+        }
+    }
+
+    pub fn from_not_ready(agent: &str, value: &NotReadyValue) -> Event {
+        Event {
+            agent: agent.to_string(),
+            status: EventStatus::NotReady,
+            since: value.since,
+            progress: None,
+            deadline: None,
+            reason: Some(value.reason.clone()),
+            host: value.host.clone(),
+            pid: value.pid,
+            meta: Meta::new(),
+            ttl_ms: None,
+        }
+    }
+}
+
+/// Sets the ready key unless it already holds exactly this value (then only
+/// refreshes its TTL). A change also deletes the not-ready key and publishes
+/// the event, all in one atomic step. Returns 1 when something changed.
+///
+/// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] value JSON, ARGV[2] TTL ms,
+/// ARGV[3] events channel, ARGV[4] event JSON.
+pub const ASSERT_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"#;
+
+/// Deletes the ready key and stores the reason. Publishes the event when the
+/// ready key existed or the reason changed. Returns 1 when it published.
+///
+/// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] reason JSON, ARGV[2]
+/// reason TTL ms, ARGV[3] events channel, ARGV[4] event JSON.
+pub const NOT_READY_SCRIPT: &str = r#"
+local existed = redis.call('DEL', KEYS[1])
+local old = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+if existed == 1 or old ~= ARGV[1] then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"#;
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// This machine's (container's) host name, for the `host` field.
+pub fn hostname() -> String {
+    if let Ok(h) = std::env::var("HOSTNAME") {
+        if !h.trim().is_empty() {
+            return h.trim().to_string();
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(validate_name("memory-agent_1.v2").is_ok());
+        assert!(validate_name(&"a".repeat(128)).is_ok());
+        assert!(validate_name(&"a".repeat(129)).is_err());
+        assert!(validate_name("").is_err());
+        for bad in ["a b", "a:b", "a/b", "é", "a*", "a\n"] {
+            let err = validate_name(bad).unwrap_err().to_string();
+            assert!(err.contains("agent name"), "{err}");
+        }
+        assert!(validate_namespace("stack:prod").is_ok());
+        assert!(validate_namespace("a b").is_err());
+    }
+
+    #[test]
+    fn meta_limit() {
+        let mut meta = Meta::new();
+        meta.insert("k".into(), "x".repeat(4000).into());
+        assert!(validate_meta("a", &meta).is_ok());
+        meta.insert("k".into(), "x".repeat(4100).into());
+        let err = validate_meta("a", &meta).unwrap_err().to_string();
+        assert!(err.contains("4096"), "{err}");
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(ready_key("muster", "a"), "muster:ready:a");
+        assert_eq!(notready_key("ns", "a"), "ns:notready:a");
+        assert_eq!(events_channel("ns"), "ns:events");
+        assert_eq!(nats_subject("muster", "a.b"), "muster.ready.a.b");
+        assert_eq!(agent_of_ready_key("ns:x", "ns:x:ready:a.b"), Some("a.b"));
+        assert_eq!(agent_of_ready_key("ns", "ns:notready:a"), None);
+    }
+}

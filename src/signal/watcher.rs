@@ -1,0 +1,587 @@
+//! The supervisor side of ready signals: [`AgentWatcher`] keeps the current
+//! signal of every agent, driven by events (`{ns}:events`, keyspace expiry
+//! notifications, optionally NATS) rather than by polling. When the
+//! subscription drops it reads the keys on a period until it can subscribe again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use redis::aio::MultiplexedConnection;
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+
+use muster_signal::client::open_client;
+use muster_signal::protocol::{agent_of_ready_key, now_ms};
+use muster_signal::read::EXPIRED;
+use muster_signal::{
+    events_channel, notready_key, ready_key, validate_name, validate_namespace, Event, Readiness,
+    SignalError,
+};
+
+/// How the watcher is set up.
+#[derive(Debug, Clone)]
+pub struct WatcherConfig {
+    pub redis_url: String,
+    pub namespace: String,
+    /// Also listen on NATS `{ns}.ready.>` when set.
+    pub nats_url: Option<String>,
+    /// While the subscription is down: read every known key this often.
+    pub poll_period: Duration,
+    /// While subscribed: re-read every key this often anyway (safety net; also finds agents
+    /// that wrote keys without publishing).
+    pub resync_period: Duration,
+    /// Turn on keyspace expiry notifications (`CONFIG SET notify-keyspace-events Ex`) when off.
+    pub enable_expiry_events: bool,
+    /// Per connection attempt and command.
+    pub timeout: Duration,
+}
+
+impl WatcherConfig {
+    pub fn new(redis_url: impl Into<String>, namespace: impl Into<String>) -> Self {
+        WatcherConfig {
+            redis_url: redis_url.into(),
+            namespace: namespace.into(),
+            nats_url: None,
+            poll_period: Duration::from_secs(1),
+            resync_period: Duration::from_secs(30),
+            enable_expiry_events: true,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// From muster's settings (redis url, nats url, namespace).
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        let mut c = Self::new(settings.redis_url.clone(), settings.namespace.clone());
+        c.nats_url = settings.nats_url.clone();
+        c
+    }
+}
+
+/// Where the watcher learned an agent's current signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Event,
+    Expiry,
+    Poll,
+    Nats,
+}
+
+/// The watcher's current view of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AgentView {
+    pub readiness: Readiness,
+    /// Unix ms the watcher last changed this view.
+    pub updated_ms: u64,
+    pub source: Source,
+}
+
+/// Sent to [`AgentWatcher::changes`] receivers on every change of an agent's view.
+#[derive(Debug, Clone)]
+pub struct AgentChange {
+    pub agent: String,
+    pub view: AgentView,
+}
+
+/// Whether Redis tells the watcher about expired keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "detail", rename_all = "snake_case")]
+pub enum ExpiryNotifications {
+    /// Not connected yet.
+    Unknown,
+    /// `notify-keyspace-events` already had `Ex`.
+    Enabled,
+    /// muster turned them on with `CONFIG SET`.
+    EnabledByMuster,
+    /// Off, and muster may not turn them on: expiry is seen only by the periodic resync.
+    Unavailable(String),
+}
+
+struct Inner {
+    config: WatcherConfig,
+    view: RwLock<BTreeMap<String, AgentView>>,
+    tracked: Mutex<BTreeSet<String>>,
+    changes: broadcast::Sender<AgentChange>,
+    version: watch::Sender<u64>,
+    subscribed: watch::Sender<bool>,
+    nats_subscribed: AtomicBool,
+    expiry: RwLock<ExpiryNotifications>,
+    commands: mpsc::UnboundedSender<String>,
+}
+
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// Keeps every agent's current ready signal. Cheap to clone; its background
+/// tasks stop when the last clone drops.
+#[derive(Clone)]
+pub struct AgentWatcher {
+    inner: Arc<Inner>,
+    _tasks: Arc<Tasks>,
+}
+
+impl std::fmt::Debug for AgentWatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentWatcher")
+            .field("namespace", &self.inner.config.namespace)
+            .field("subscribed", &self.is_subscribed())
+            .finish()
+    }
+}
+
+impl AgentWatcher {
+    /// Starts watching (inside a tokio runtime). Returns at once; Redis may
+    /// still be down: the watcher keeps trying. Fails only on a bad URL or namespace.
+    pub fn start(config: WatcherConfig) -> Result<AgentWatcher, SignalError> {
+        validate_namespace(&config.namespace)?;
+        let client = open_client(&config.redis_url)?;
+        let (changes, _) = broadcast::channel(4096);
+        let (version, _) = watch::channel(0);
+        let (subscribed, _) = watch::channel(false);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            config,
+            view: RwLock::new(BTreeMap::new()),
+            tracked: Mutex::new(BTreeSet::new()),
+            changes,
+            version,
+            subscribed,
+            nats_subscribed: AtomicBool::new(false),
+            expiry: RwLock::new(ExpiryNotifications::Unknown),
+            commands: tx,
+        });
+        let mut tasks = vec![tokio::spawn(redis_loop(inner.clone(), client, rx))];
+        if let Some(url) = inner.config.nats_url.clone() {
+            tasks.push(tokio::spawn(nats_loop(inner.clone(), url)));
+        }
+        Ok(AgentWatcher {
+            inner,
+            _tasks: Arc::new(Tasks(tasks)),
+        })
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.inner.config.namespace
+    }
+
+    /// Makes sure `agent` is read now and on every resync, even before it sent anything.
+    pub fn track(&self, agent: &str) -> Result<(), SignalError> {
+        validate_name(agent)?;
+        let new = lock(&self.inner.tracked).insert(agent.to_string());
+        if new {
+            let _ = self.inner.commands.send(agent.to_string());
+        }
+        Ok(())
+    }
+
+    /// The current view of one agent (None: never seen).
+    pub fn get(&self, agent: &str) -> Option<AgentView> {
+        read(&self.inner.view).get(agent).cloned()
+    }
+
+    /// The agent's readiness; not ready ("no ready signal seen yet") when never seen.
+    pub fn readiness(&self, agent: &str) -> Readiness {
+        self.get(agent)
+            .map(|v| v.readiness)
+            .unwrap_or_else(|| Readiness::NotReady {
+                reason: "no ready signal seen yet".to_string(),
+                since_ms: None,
+            })
+    }
+
+    /// Every agent seen so far.
+    pub fn snapshot(&self) -> BTreeMap<String, AgentView> {
+        read(&self.inner.view).clone()
+    }
+
+    /// The start deadline (unix ms) of an agent that is `starting` with a deadline in the future.
+    pub fn start_deadline_ms(&self, agent: &str) -> Option<u64> {
+        self.get(agent)
+            .and_then(|v| v.readiness.start_deadline_ms())
+            .filter(|d| *d > now_ms())
+    }
+
+    /// Every change of every agent's view.
+    pub fn changes(&self) -> broadcast::Receiver<AgentChange> {
+        self.inner.changes.subscribe()
+    }
+
+    /// A counter bumped on every change (for `watch`-style waiting).
+    pub fn version(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
+    /// True while subscribed to `{ns}:events` (and the expiry channel).
+    pub fn is_subscribed(&self) -> bool {
+        *self.inner.subscribed.borrow()
+    }
+
+    /// True while subscribed on NATS.
+    pub fn is_nats_subscribed(&self) -> bool {
+        self.inner.nats_subscribed.load(Ordering::SeqCst)
+    }
+
+    pub fn expiry_notifications(&self) -> ExpiryNotifications {
+        read(&self.inner.expiry).clone()
+    }
+
+    /// Waits until the Redis subscription is up (and the first resync done).
+    pub async fn wait_subscribed(&self, within: Duration) -> bool {
+        let mut rx = self.inner.subscribed.subscribe();
+        tokio::time::timeout(within, rx.wait_for(|s| *s))
+            .await
+            .map(|r| r.is_ok())
+            .unwrap_or(false)
+    }
+
+    /// Waits until `pred` holds for the agent's view; returns it, or None after `within`.
+    pub async fn wait_for(
+        &self,
+        agent: &str,
+        within: Duration,
+        pred: impl Fn(&Readiness) -> bool,
+    ) -> Option<AgentView> {
+        let mut version = self.version();
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            version.borrow_and_update();
+            if let Some(v) = self.get(agent) {
+                if pred(&v.readiness) {
+                    return Some(v);
+                }
+            }
+            match tokio::time::timeout_at(deadline, version.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn apply(&self, agent: &str, readiness: Readiness, source: Source) {
+        {
+            let mut view = write(&self.view);
+            if let Some(old) = view.get(agent) {
+                if old.readiness == readiness {
+                    return;
+                }
+            }
+            let v = AgentView {
+                readiness,
+                updated_ms: now_ms(),
+                source,
+            };
+            tracing::debug!(agent, status = v.readiness.status(), reason = %v.readiness.reason(), ?source, "agent signal");
+            view.insert(agent.to_string(), v.clone());
+            let _ = self.changes.send(AgentChange {
+                agent: agent.to_string(),
+                view: v,
+            });
+        }
+        self.version.send_modify(|n| *n += 1);
+    }
+
+    fn apply_event_payload(&self, payload: &[u8], source: Source) {
+        match serde_json::from_slice::<Event>(payload) {
+            Ok(event) if validate_name(&event.agent).is_ok() => {
+                self.apply(&event.agent, Readiness::from_event(&event), source)
+            }
+            Ok(event) => {
+                tracing::warn!(agent = %event.agent, "ignored an event with an invalid agent name")
+            }
+            Err(e) => tracing::warn!(error = %e, ?source, "ignored a malformed ready event"),
+        }
+    }
+}
+
+async fn command_connection(
+    client: &redis::Client,
+    timeout: Duration,
+) -> redis::RedisResult<MultiplexedConnection> {
+    let cfg = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await
+}
+
+/// Checks (and, when allowed, turns on) keyspace expiry notifications.
+async fn ensure_expiry_events(
+    conn: &mut MultiplexedConnection,
+    enable: bool,
+) -> ExpiryNotifications {
+    let current: Result<Vec<String>, _> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("notify-keyspace-events")
+        .query_async(conn)
+        .await;
+    let flags = match current {
+        Ok(v) => v.get(1).cloned().unwrap_or_default(),
+        Err(e) => {
+            return ExpiryNotifications::Unavailable(format!(
+                "CONFIG GET notify-keyspace-events refused: {e}"
+            ))
+        }
+    };
+    if flags.contains('E') && (flags.contains('x') || flags.contains('A')) {
+        return ExpiryNotifications::Enabled;
+    }
+    if !enable {
+        return ExpiryNotifications::Unavailable(format!(
+            "notify-keyspace-events is {flags:?} (needs E and x) and enabling it is turned off"
+        ));
+    }
+    let mut wanted = flags.clone();
+    for c in ['E', 'x'] {
+        if !wanted.contains(c) {
+            wanted.push(c);
+        }
+    }
+    let set: Result<(), _> = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("notify-keyspace-events")
+        .arg(&wanted)
+        .query_async(conn)
+        .await;
+    match set {
+        Ok(()) => ExpiryNotifications::EnabledByMuster,
+        Err(e) => ExpiryNotifications::Unavailable(format!(
+            "notify-keyspace-events is {flags:?} and CONFIG SET was refused: {e}"
+        )),
+    }
+}
+
+/// Reads every known agent (tracked, seen, and `{ns}:ready:*` found by SCAN).
+async fn resync(inner: &Inner, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+    let ns = &inner.config.namespace;
+    let mut agents: BTreeSet<String> = lock(&inner.tracked).clone();
+    agents.extend(read(&inner.view).keys().cloned());
+    let pattern = format!("{ns}:ready:*");
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        for k in keys {
+            if let Some(a) = agent_of_ready_key(ns, &k) {
+                if validate_name(a).is_ok() {
+                    agents.insert(a.to_string());
+                }
+            }
+        }
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let agents: Vec<String> = agents.into_iter().collect();
+    for chunk in agents.chunks(500) {
+        read_agents(inner, conn, chunk).await?;
+    }
+    Ok(())
+}
+
+async fn read_agents(
+    inner: &Inner,
+    conn: &mut MultiplexedConnection,
+    agents: &[String],
+) -> redis::RedisResult<()> {
+    if agents.is_empty() {
+        return Ok(());
+    }
+    let ns = &inner.config.namespace;
+    let mut cmd = redis::cmd("MGET");
+    for a in agents {
+        cmd.arg(ready_key(ns, a));
+    }
+    for a in agents {
+        cmd.arg(notready_key(ns, a));
+    }
+    let values: Vec<Option<Vec<u8>>> = cmd.query_async(conn).await?;
+    let n = agents.len();
+    for (i, a) in agents.iter().enumerate() {
+        let ready = values.get(i).cloned().flatten();
+        let notready = values.get(n + i).cloned().flatten();
+        inner.apply(
+            a,
+            Readiness::decode(ready.as_deref(), notready.as_deref()),
+            Source::Poll,
+        );
+    }
+    Ok(())
+}
+
+async fn redis_loop(
+    inner: Arc<Inner>,
+    client: redis::Client,
+    mut track_rx: mpsc::UnboundedReceiver<String>,
+) {
+    let cfg = inner.config.clone();
+    let events = events_channel(&cfg.namespace);
+    let db = client.get_connection_info().redis_settings().db();
+    let expired_channel = format!("__keyevent@{db}__:expired");
+    let mut warned_down = false;
+    loop {
+        // 1. Connect: a command connection and a subscription.
+        let attempt = async {
+            let mut conn = command_connection(&client, cfg.timeout).await?;
+            let mut pubsub = tokio::time::timeout(cfg.timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::Io, "pubsub connect timed out"))
+                })??;
+            pubsub.subscribe(&events).await?;
+            pubsub.subscribe(&expired_channel).await?;
+            let expiry = ensure_expiry_events(&mut conn, cfg.enable_expiry_events).await;
+            Ok::<_, redis::RedisError>((conn, pubsub, expiry))
+        };
+        let (mut conn, pubsub, expiry) = match attempt.await {
+            Ok(x) => x,
+            Err(e) => {
+                if !warned_down {
+                    tracing::warn!(error = %e, redis = %crate::config::redact_url(&cfg.redis_url),
+                        "agent watcher cannot subscribe; reading keys every {:?} until it can",
+                        cfg.poll_period);
+                    warned_down = true;
+                }
+                // Fallback: read the keys if a plain connection works.
+                if let Ok(mut conn) = command_connection(&client, cfg.timeout).await {
+                    let _ = resync(&inner, &mut conn).await;
+                }
+                drain_tracked(&mut track_rx);
+                tokio::time::sleep(cfg.poll_period).await;
+                continue;
+            }
+        };
+        let previous = std::mem::replace(&mut *write(&inner.expiry), expiry.clone());
+        if previous != expiry {
+            match &expiry {
+                ExpiryNotifications::Enabled => {
+                    tracing::info!("keyspace expiry notifications are on")
+                }
+                ExpiryNotifications::EnabledByMuster => tracing::info!(
+                    "turned on keyspace expiry notifications (CONFIG SET notify-keyspace-events Ex)"
+                ),
+                ExpiryNotifications::Unavailable(why) => tracing::warn!(
+                    "keyspace expiry notifications are OFF and muster may not turn them on ({why}); \
+                     an agent that dies without a word is noticed only by the resync every {:?} \
+                     (set `notify-keyspace-events Ex` in redis.conf)",
+                    cfg.resync_period
+                ),
+                ExpiryNotifications::Unknown => {}
+            }
+        }
+        if let Err(e) = resync(&inner, &mut conn).await {
+            tracing::warn!(error = %e, "agent watcher resync failed");
+            continue;
+        }
+        if warned_down {
+            tracing::info!("agent watcher subscribed again");
+        }
+        inner.subscribed.send_replace(true);
+        tracing::debug!(channel = %events, expiry = %expired_channel, "agent watcher subscribed");
+
+        // 2. Follow events until the subscription drops.
+        let mut stream = pubsub.into_on_message();
+        let resync_every = if matches!(expiry, ExpiryNotifications::Unavailable(_)) {
+            cfg.resync_period
+                .min(cfg.poll_period.max(Duration::from_secs(1)) * 5)
+        } else {
+            cfg.resync_period
+        };
+        let mut next_resync = Instant::now() + resync_every;
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let channel = msg.get_channel_name();
+                    if channel == events {
+                        inner.apply_event_payload(msg.get_payload_bytes(), Source::Event);
+                    } else if channel == expired_channel {
+                        let key = String::from_utf8_lossy(msg.get_payload_bytes());
+                        if let Some(agent) = agent_of_ready_key(&cfg.namespace, &key) {
+                            inner.apply(agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
+                        }
+                    }
+                }
+                Some(agent) = track_rx.recv() => {
+                    if let Err(e) = read_agents(&inner, &mut conn, std::slice::from_ref(&agent)).await {
+                        tracing::debug!(error = %e, agent, "read of a newly tracked agent failed");
+                    }
+                }
+                _ = tokio::time::sleep_until(next_resync.into()) => {
+                    next_resync = Instant::now() + resync_every;
+                    if let Err(e) = resync(&inner, &mut conn).await {
+                        tracing::warn!(error = %e, "agent watcher resync failed");
+                    }
+                }
+            }
+        }
+        inner.subscribed.send_replace(false);
+        tracing::warn!(
+            "agent watcher lost its Redis subscription; reading keys every {:?} and re-subscribing",
+            cfg.poll_period
+        );
+        warned_down = true;
+    }
+}
+
+fn drain_tracked(rx: &mut mpsc::UnboundedReceiver<String>) {
+    while rx.try_recv().is_ok() {}
+}
+
+async fn nats_loop(inner: Arc<Inner>, url: String) {
+    let subject = format!("{}.ready.>", inner.config.namespace);
+    let mut warned = false;
+    loop {
+        match async_nats::connect(url.as_str()).await {
+            Ok(client) => match client.subscribe(subject.clone()).await {
+                Ok(mut sub) => {
+                    inner.nats_subscribed.store(true, Ordering::SeqCst);
+                    tracing::debug!(subject, "agent watcher listening on NATS");
+                    warned = false;
+                    while let Some(msg) = sub.next().await {
+                        inner.apply_event_payload(&msg.payload, Source::Nats);
+                    }
+                    inner.nats_subscribed.store(false, Ordering::SeqCst);
+                }
+                Err(e) => tracing::warn!(error = %e, "NATS subscribe failed"),
+            },
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(error = %e, nats = %crate::config::redact_url(&url), "agent watcher cannot reach NATS; retrying");
+                    warned = true;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
