@@ -227,3 +227,18 @@ pub struct AgentProbeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
+
+impl ProbeKind {
+    /// The kind's key in YAML: `redis`, `nats`, `http`, `tcp`, `exec`, `docker`, `agent`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProbeKind::Redis(_) => "redis",
+            ProbeKind::Nats(_) => "nats",
+            ProbeKind::Http(_) => "http",
+            ProbeKind::Tcp(_) => "tcp",
+            ProbeKind::Exec(_) => "exec",
+            ProbeKind::Docker(_) => "docker",
+            ProbeKind::Agent(_) => "agent",
+        }
+    }
+}
