@@ -86,7 +86,6 @@ pub mod exec;
 pub mod http;
 pub mod nats;
 pub mod redis;
-pub mod runner;
 pub mod tcp;
 
 pub use address::{AddressMode, PublishedPorts};
