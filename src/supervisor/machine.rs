@@ -94,7 +94,10 @@ impl ProbeTrack {
     }
 
     fn last_reason(&self) -> String {
-        self.last.as_ref().map(|o| o.reason.clone()).unwrap_or_default()
+        self.last
+            .as_ref()
+            .map(|o| o.reason.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -180,7 +183,11 @@ impl ServiceMachine {
         let mut step = self.move_to(ServiceState::Starting, now, "container started");
         if self.startup_passed && !self.probes.iter().any(|p| p.role == ProbeRole::Readiness) {
             // Nothing decides readiness: running is ready.
-            let reason = if self.probes.is_empty() { "running (no probes)" } else { "running (no readiness probes)" };
+            let reason = if self.probes.is_empty() {
+                "running (no probes)"
+            } else {
+                "running (no readiness probes)"
+            };
             step = self.move_to(ServiceState::Ready, now, reason);
         }
         step
@@ -212,7 +219,11 @@ impl ServiceMachine {
         if code == 0 && one_shot {
             self.move_to(ServiceState::Completed, now, "exited 0")
         } else {
-            self.move_to(ServiceState::Failed, now, &format!("container exited with code {code}"))
+            self.move_to(
+                ServiceState::Failed,
+                now,
+                &format!("container exited with code {code}"),
+            )
         }
     }
 
@@ -246,7 +257,10 @@ impl ServiceMachine {
         }
         if !matches!(
             self.state,
-            ServiceState::Starting | ServiceState::Ready | ServiceState::Unready | ServiceState::Failed
+            ServiceState::Starting
+                | ServiceState::Ready
+                | ServiceState::Unready
+                | ServiceState::Failed
         ) {
             // Not running (pending, stopped, completed, blocked): results are kept, not acted on.
             return Step::none();
@@ -257,7 +271,12 @@ impl ServiceMachine {
                 if self.startup_passed {
                     return Step::none();
                 }
-                if self.probes.iter().filter(|p| p.role == ProbeRole::Startup).all(|p| p.passing) {
+                if self
+                    .probes
+                    .iter()
+                    .filter(|p| p.role == ProbeRole::Startup)
+                    .all(|p| p.passing)
+                {
                     self.startup_passed = true;
                     return self.evaluate(now);
                 }
@@ -305,9 +324,16 @@ impl ServiceMachine {
 
     /// Readiness after the startup gate is open.
     fn evaluate(&mut self, now: Instant) -> Step {
-        let readiness: Vec<&ProbeTrack> = self.probes.iter().filter(|p| p.role == ProbeRole::Readiness).collect();
+        let readiness: Vec<&ProbeTrack> = self
+            .probes
+            .iter()
+            .filter(|p| p.role == ProbeRole::Readiness)
+            .collect();
         let all_passing = readiness.iter().all(|p| p.passing);
-        let failed_out = readiness.iter().find(|p| p.failed_out()).map(|p| p.last_reason());
+        let failed_out = readiness
+            .iter()
+            .find(|p| p.failed_out())
+            .map(|p| p.last_reason());
         let ok_reason = || {
             let details: Vec<String> = readiness
                 .iter()
@@ -327,7 +353,11 @@ impl ServiceMachine {
                     self.window_end = None;
                     self.move_to(ServiceState::Ready, now, &reason)
                 } else if let Some(reason) = failed_out {
-                    self.move_to(ServiceState::Failed, now, &format!("not ready after the start period: {reason}"))
+                    self.move_to(
+                        ServiceState::Failed,
+                        now,
+                        &format!("not ready after the start period: {reason}"),
+                    )
                 } else {
                     Step::none()
                 }
@@ -413,7 +443,10 @@ mod tests {
         assert_eq!(m.state(), ServiceState::Starting);
         let step = m.probe_result(0, ok(), secs(t0, 6));
         let t = step.transition.expect("becomes ready");
-        assert_eq!((t.from, t.to), (ServiceState::Starting, ServiceState::Ready));
+        assert_eq!(
+            (t.from, t.to),
+            (ServiceState::Starting, ServiceState::Ready)
+        );
         assert_eq!(t.at, secs(t0, 6));
         assert_eq!(t.reason, "PONG");
         assert_eq!(m.since(), secs(t0, 6));
@@ -445,7 +478,12 @@ mod tests {
         let states: Vec<_> = m.transitions().iter().map(|t| t.to).collect();
         assert_eq!(
             states,
-            vec![ServiceState::Starting, ServiceState::Ready, ServiceState::Unready, ServiceState::Ready]
+            vec![
+                ServiceState::Starting,
+                ServiceState::Ready,
+                ServiceState::Unready,
+                ServiceState::Ready
+            ]
         );
     }
 
@@ -457,7 +495,10 @@ mod tests {
         m.started(t0);
         for s in 1..30 {
             let step = m.probe_result(0, fail("loading"), secs(t0, s));
-            assert!(step.transition.is_none(), "no transition at {s}s inside the window");
+            assert!(
+                step.transition.is_none(),
+                "no transition at {s}s inside the window"
+            );
         }
         assert_eq!(m.state(), ServiceState::Starting);
         assert_eq!(m.probes()[0].consecutive_failures, 0);
@@ -468,13 +509,21 @@ mod tests {
         let step = m.probe_result(0, fail("loading"), secs(t0, 32));
         let t = step.transition.unwrap();
         assert_eq!(t.to, ServiceState::Failed);
-        assert!(t.reason.contains("start period") && t.reason.contains("loading"), "{}", t.reason);
+        assert!(
+            t.reason.contains("start period") && t.reason.contains("loading"),
+            "{}",
+            t.reason
+        );
     }
 
     #[test]
     fn becoming_ready_ends_the_start_window() {
         let t0 = Instant::now();
-        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 1)], Duration::from_secs(10), t0);
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Readiness, 1, 1)],
+            Duration::from_secs(10),
+            t0,
+        );
         m.started(t0);
         m.probe_result(0, ok(), secs(t0, 1));
         assert_eq!(m.state(), ServiceState::Ready);
@@ -486,7 +535,11 @@ mod tests {
     #[test]
     fn extend_deadline_keeps_the_window_open() {
         let t0 = Instant::now();
-        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 1)], Duration::from_secs(5), t0);
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Readiness, 1, 1)],
+            Duration::from_secs(5),
+            t0,
+        );
         m.started(t0);
         m.extend_deadline(secs(t0, 60));
         m.extend_deadline(secs(t0, 20)); // never shortens
@@ -526,16 +579,26 @@ mod tests {
         let step = m.restarted(secs(t0, 4));
         assert_eq!(step.transition.unwrap().to, ServiceState::Starting);
         assert_eq!(m.restarts(), 1);
-        assert!(m.probe_result(1, ok(), secs(t0, 5)).transition.is_none(), "gated again");
+        assert!(
+            m.probe_result(1, ok(), secs(t0, 5)).transition.is_none(),
+            "gated again"
+        );
     }
 
     #[test]
     fn startup_probe_gives_up_after_the_window() {
         let t0 = Instant::now();
-        let mut m = ServiceMachine::new(&[timing(ProbeRole::Startup, 1, 2)], Duration::from_secs(10), t0);
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Startup, 1, 2)],
+            Duration::from_secs(10),
+            t0,
+        );
         m.started(t0);
         for s in 1..10 {
-            assert!(m.probe_result(0, fail("refused"), secs(t0, s)).decision.is_none());
+            assert!(m
+                .probe_result(0, fail("refused"), secs(t0, s))
+                .decision
+                .is_none());
         }
         m.probe_result(0, fail("refused"), secs(t0, 10));
         let step = m.probe_result(0, fail("refused"), secs(t0, 11));

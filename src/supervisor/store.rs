@@ -98,7 +98,10 @@ impl StateStore {
 
     /// Applies `f` to every service at once: one snapshot swap for a batch of
     /// updates (the probe runner flushes many probe reports this way).
-    pub fn update_many(&self, f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>)) {
+    pub fn update_many(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
+    ) {
         self.modify(|snap| f(&mut snap.services));
     }
 
