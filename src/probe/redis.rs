@@ -107,6 +107,15 @@ impl RedisProbe {
     }
 
     async fn run(&mut self) -> Result<String, Failure> {
+        let reused = self.conn.is_some();
+        match self.run_on_connection().await {
+            // A kept connection the server closed meanwhile (restart): one fresh try.
+            Err(f) if reused && f.retryable => self.run_on_connection().await,
+            other => other,
+        }
+    }
+
+    async fn run_on_connection(&mut self) -> Result<String, Failure> {
         let conn = match self.conn.clone() {
             Some(conn) => conn,
             None => {
@@ -158,7 +167,12 @@ impl RedisProbe {
                     "loading: Redis is loading the dataset in memory{detail}"
                 )));
             }
-            Err(e) => return Err(Failure::from_redis(&e, &self.host, self.timeout, "query")),
+            Err(e) => {
+                let mut f = Failure::from_redis(&e, &self.host, self.timeout, "query");
+                f.retryable =
+                    e.is_connection_dropped() || e.is_io_error() || e.is_unrecoverable_error();
+                return Err(f);
+            }
         };
         let mut values = values.into_iter();
         let mut detail = Vec::new();
@@ -262,6 +276,8 @@ impl Probe for RedisProbe {
 pub(crate) struct Failure {
     pub timeout: bool,
     pub reason: String,
+    /// The connection broke under the request; a fresh one may succeed.
+    pub retryable: bool,
 }
 
 impl Failure {
@@ -269,6 +285,7 @@ impl Failure {
         Failure {
             timeout: false,
             reason: reason.into(),
+            retryable: false,
         }
     }
 
@@ -276,6 +293,7 @@ impl Failure {
         Failure {
             timeout: true,
             reason: reason.into(),
+            retryable: false,
         }
     }
 
