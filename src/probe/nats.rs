@@ -18,7 +18,10 @@ use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 const KIND: &str = "nats";
 
 pub struct NatsProbe {
+    /// Server URL without credentials.
     url: Option<String>,
+    /// `user:pass@` or `token@` from the URL.
+    userinfo: Option<String>,
     host: String,
     monitor: Option<HttpTarget>,
     monitor_conn: HttpConn,
@@ -45,6 +48,7 @@ impl NatsProbe {
             ));
         }
         let mut host = String::new();
+        let mut userinfo = None;
         let url = match &spec.url {
             None => None,
             Some(url) => {
@@ -58,10 +62,14 @@ impl NatsProbe {
                 }
                 let mapped = map_url(ctx.address_mode, &ctx.published, url, 4222)
                     .map_err(|e| ProbeError::field(KIND, "url", e))?;
-                host = split_url(&mapped)
-                    .map(|p| p.host.to_string())
-                    .unwrap_or_default();
-                Some(mapped)
+                let m = split_url(&mapped).map_err(|e| ProbeError::field(KIND, "url", e))?;
+                host = m.host.to_string();
+                userinfo = m.userinfo.map(str::to_string);
+                let bare = match m.port {
+                    Some(port) => format!("{}://{}:{port}", m.scheme, bracket(m.host)),
+                    None => format!("{}://{}", m.scheme, bracket(m.host)),
+                };
+                Some(bare)
             }
         };
         if spec.creds.is_some() && spec.nkey.is_some() {
@@ -91,14 +99,16 @@ impl NatsProbe {
                 )
             }
         };
-        let target = match (&url, &monitor) {
-            (Some(u), Some(m)) => format!("{} + {}", crate::config::redact_url(u), m.url),
-            (Some(u), None) => crate::config::redact_url(u),
+        let shown = spec.url.as_deref().map(crate::config::redact_url);
+        let target = match (&shown, &monitor) {
+            (Some(u), Some(m)) => format!("{u} + {}", m.url),
+            (Some(u), None) => u.clone(),
             (None, Some(m)) => m.url.clone(),
             (None, None) => String::new(),
         };
         Ok(NatsProbe {
             url,
+            userinfo,
             host,
             monitor,
             monitor_conn: HttpConn::new(),
@@ -119,6 +129,15 @@ impl NatsProbe {
             .request_timeout(Some(self.timeout))
             .ignore_discovered_servers()
             .max_reconnects(Some(1));
+        match self.userinfo.as_deref() {
+            Some(info) => match info.split_once(':') {
+                Some((user, pass)) => {
+                    options = options.user_and_password(user.to_string(), pass.to_string())
+                }
+                None => options = options.token(info.to_string()),
+            },
+            None => {}
+        }
         if let Some(seed) = &self.nkey {
             options = options.nkey(seed.clone());
         }
@@ -174,32 +193,60 @@ impl NatsProbe {
             .map_err(|e| Failure::fail(format!("flush round trip failed: {e}")))?;
         let mut detail = vec!["flush ok".to_string()];
         if self.jetstream {
-            let mut js = async_nats::jetstream::new(client.clone());
-            js.set_timeout(self.timeout);
-            let account = js.query_account().await.map_err(|e| {
-                use async_nats::jetstream::context::AccountErrorKind;
-                Failure::fail(match e.kind() {
-                    AccountErrorKind::JetStreamUnavailable => {
-                        "JetStream is not enabled on the server (required by the probe)".to_string()
-                    }
-                    AccountErrorKind::TimedOut => "JetStream account info timed out".to_string(),
-                    _ => format!("JetStream account info failed: {e}"),
-                })
-            })?;
-            detail.push(format!("JetStream ok ({} streams)", account.streams));
+            // The JetStream API directly (JSON), so any server version answers.
+            let info = self.js_request(&client, "$JS.API.INFO").await?;
+            if let Some(err) = js_error(&info) {
+                return Err(Failure::fail(format!(
+                    "JetStream account info failed: {err}"
+                )));
+            }
+            let streams = info.get("streams").and_then(|v| v.as_u64()).unwrap_or(0);
+            detail.push(format!("JetStream ok ({streams} streams)"));
             if let Some(name) = &self.stream {
-                js.get_stream(name).await.map_err(|e| {
-                    let text = e.to_string();
-                    if text.contains("not found") || text.contains("10059") {
-                        Failure::fail(format!("stream {name:?} does not exist"))
-                    } else {
-                        Failure::fail(format!("stream {name:?}: {text}"))
-                    }
-                })?;
+                let info = self
+                    .js_request(&client, &format!("$JS.API.STREAM.INFO.{name}"))
+                    .await?;
+                if let Some(err) = js_error(&info) {
+                    let code = info.pointer("/error/err_code").and_then(|v| v.as_u64());
+                    return Err(Failure::fail(
+                        if code == Some(10059) || err.contains("not found") {
+                            format!("stream {name:?} does not exist")
+                        } else {
+                            format!("stream {name:?}: {err}")
+                        },
+                    ));
+                }
                 detail.push(format!("stream {name} exists"));
             }
         }
         Ok(detail.join(", "))
+    }
+
+    async fn js_request(
+        &self,
+        client: &async_nats::Client,
+        subject: &str,
+    ) -> Result<serde_json::Value, Failure> {
+        let request = client.request(subject.to_string(), "".into());
+        let reply = match tokio::time::timeout(self.timeout, request).await {
+            Err(_) => return Err(Failure::timed_out("JetStream API did not answer in time")),
+            Ok(Err(e)) => {
+                use async_nats::RequestErrorKind;
+                return Err(Failure::fail(match e.kind() {
+                    RequestErrorKind::NoResponders => {
+                        "JetStream is not enabled on the server (required by the probe): no responders".to_string()
+                    }
+                    RequestErrorKind::TimedOut => "JetStream API request timed out".to_string(),
+                    _ => format!("JetStream API request failed: {e}"),
+                }));
+            }
+            Ok(Ok(reply)) => reply,
+        };
+        serde_json::from_slice(&reply.payload).map_err(|e| {
+            Failure::fail(format!(
+                "JetStream API answered something that is not JSON: {e}"
+            ))
+        })
     }
 
     async fn run(&mut self) -> Result<String, Failure> {
@@ -231,6 +278,29 @@ impl NatsProbe {
         }
         Ok(detail.join(", "))
     }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The `error.description` of a JetStream API answer, if it is an error.
+fn js_error(v: &serde_json::Value) -> Option<String> {
+    let err = v.get("error")?;
+    let code = err.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
+    let text = err
+        .get("description")
+        .and_then(|d| d.as_str())
+        .unwrap_or("error")
+        .to_string();
+    if code == 503 {
+        return Some(format!("JetStream is not enabled for the account ({text})"));
+    }
+    Some(text)
 }
 
 impl Probe for NatsProbe {
