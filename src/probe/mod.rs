@@ -280,3 +280,40 @@ pub(crate) fn tail(text: &str, max: usize) -> String {
     }
     format!("…{}", &text[cut..])
 }
+
+/// Published ports of a compose project's running containers, from Docker:
+/// service -> (container port -> host port), for the `host` address mode.
+pub async fn published_ports_from_docker(
+    docker: &bollard::Docker,
+    project: &str,
+) -> Result<PublishedPorts, bollard::errors::Error> {
+    let mut filters = std::collections::HashMap::new();
+    filters.insert(
+        "label".to_string(),
+        vec![format!("com.docker.compose.project={project}")],
+    );
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(false)
+        .filters(&filters)
+        .build();
+    let mut out = PublishedPorts::new();
+    for c in docker.list_containers(Some(options)).await? {
+        let Some(service) = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("com.docker.compose.service"))
+        else {
+            continue;
+        };
+        let ports = out.entry(service.clone()).or_default();
+        for p in c.ports.unwrap_or_default() {
+            let loopback_reachable =
+                p.ip.as_deref()
+                    .is_none_or(|ip| matches!(ip, "0.0.0.0" | "127.0.0.1" | "" | "::"));
+            if let (Some(public), true) = (p.public_port, loopback_reachable) {
+                ports.entry(p.private_port).or_insert(public);
+            }
+        }
+    }
+    Ok(out)
+}

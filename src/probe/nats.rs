@@ -153,7 +153,7 @@ impl NatsProbe {
         options.connect(url).await.map_err(|e| {
             let host = &self.host;
             Failure::fail(match e.kind() {
-                ConnectErrorKind::Dns => format!("DNS: cannot resolve host {host:?}: {e}"),
+                ConnectErrorKind::Dns => format!("DNS: cannot resolve host {host:?}"),
                 ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
                     format!("auth failed: {e}")
                 }

@@ -407,6 +407,95 @@ impl Loop {
     }
 }
 
+/// Runs every probe of every service once, at the same time, and returns
+/// the stack as a snapshot (what `muster status` prints when no muster is
+/// running). A service is `ready` when all its probes pass, `unready` when one
+/// fails, `pending` when it has no probe that can run here. A probe that cannot
+/// be built is an error naming the service and the probe's position.
+pub async fn check_once(
+    project: &str,
+    services: &std::collections::BTreeMap<String, crate::probe::spec::MusterService>,
+    base: &crate::probe::ProbeContext,
+) -> Result<super::state::StackSnapshot, String> {
+    use super::state::{ServiceState, StackSnapshot};
+    use crate::probe::spec::ProbeKind;
+    use crate::probe::unix_ms;
+
+    let mut jobs = Vec::new();
+    for (name, svc) in services {
+        let ctx = crate::probe::ProbeContext {
+            service: name.clone(),
+            ..base.clone()
+        };
+        let mut built = Vec::new();
+        let mut skipped = Vec::new();
+        for (i, spec) in svc.probes.iter().enumerate() {
+            if matches!(spec.kind, ProbeKind::Agent(_)) {
+                skipped.push("agent probe (ready signal) is read by a running muster".to_string());
+                continue;
+            }
+            let probe = crate::probe::build(spec, &ctx)
+                .map_err(|e| format!("services.{name}.probes[{i}]: {e}"))?;
+            built.push((spec.timing.clone(), probe));
+        }
+        jobs.push((name.clone(), svc.required, built, skipped));
+    }
+    let now_ms = unix_ms(std::time::SystemTime::now());
+    let runs = jobs
+        .into_iter()
+        .map(|(name, required, built, skipped)| async move {
+            let mut reports = Vec::new();
+            let checks = built.into_iter().map(|(timing, mut probe)| async move {
+                let outcome = run_once(probe.as_mut(), timing.timeout).await;
+                ProbeReport {
+                    kind: probe.kind().to_string(),
+                    target: probe.target(),
+                    role: timing.role,
+                    consecutive_failures: u32::from(!outcome.is_ok()),
+                    consecutive_successes: u32::from(outcome.is_ok()),
+                    last: Some(outcome),
+                }
+            });
+            reports.extend(futures_util::future::join_all(checks).await);
+            let mut status = ServiceStatus::pending(name.clone());
+            status.required = required;
+            status.since_ms = now_ms;
+            let failed = reports
+                .iter()
+                .find(|r| r.last.as_ref().is_some_and(|o| !o.is_ok()));
+            if let Some(f) = failed {
+                status.state = ServiceState::Unready;
+                status.reason = f
+                    .last
+                    .as_ref()
+                    .map(|o| o.reason.clone())
+                    .unwrap_or_default();
+            } else if !reports.is_empty() {
+                status.state = ServiceState::Ready;
+                status.reason = reports
+                    .iter()
+                    .filter_map(|r| r.last.as_ref().map(|o| o.reason.clone()))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            } else if let Some(why) = skipped.first() {
+                status.reason = why.clone();
+            } else {
+                status.reason = "no probes configured".to_string();
+            }
+            status.probes = reports;
+            (name, status)
+        });
+    let services = futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .collect();
+    Ok(StackSnapshot {
+        project: project.to_string(),
+        at_ms: unix_ms(std::time::SystemTime::now()),
+        services,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
