@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use muster::probe::spec::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::probe::{build, ProbeContext, ProbeStatus};
-use muster::supervisor::runner::{run_once, ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
+use muster::supervisor::runner::{
+    run_once, ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes,
+};
 use muster::supervisor::StateStore;
 
 struct Kill(Child);
@@ -26,7 +28,11 @@ impl Drop for Kill {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_port(port: u16) {
@@ -76,16 +82,23 @@ fn arg(name: &str, default: u64) -> u64 {
 fn serve_http(port: u16) {
     use http_body_util::Full;
     use hyper::body::Bytes;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                        b"{\"status\":\"ok\"}",
-                    ))))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"{\"status\":\"ok\"}"),
+                    )))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -120,7 +133,14 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let _redis = Kill(
         Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--maxclients", "20000"])
             .arg("--dir")
             .arg(&dir)
@@ -138,7 +158,10 @@ fn main() {
     wait_port(redis_port);
     wait_port(http_port);
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         // Per-probe overhead: one Redis probe, checked back to back on loopback.
         let redis_url = format!("redis://127.0.0.1:{redis_port}");

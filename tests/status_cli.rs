@@ -44,46 +44,84 @@ fn status_probes_directly_when_no_muster_runs() {
     )
     .unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
-    let args = ["--config", config.to_str().unwrap(), "--listen", &listen, "status"];
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "status",
+    ];
     let out = muster(&dir, &args);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "{all}");
     assert!(all.contains("SERVICE") && all.contains("LATENCY"), "{all}");
-    let cache = all.lines().find(|l| l.starts_with("cache")).expect("cache row");
+    let cache = all
+        .lines()
+        .find(|l| l.starts_with("cache"))
+        .expect("cache row");
     assert!(cache.contains("ready") && cache.contains("PONG"), "{cache}");
-    let extra = all.lines().find(|l| l.starts_with("extra")).expect("extra row");
-    assert!(extra.contains("unready") && extra.contains("refused"), "optional and down: {extra}");
+    let extra = all
+        .lines()
+        .find(|l| l.starts_with("extra"))
+        .expect("extra row");
+    assert!(
+        extra.contains("unready") && extra.contains("refused"),
+        "optional and down: {extra}"
+    );
     assert!(all.contains("1/1 required services ready"), "{all}");
 
     let mut json_args = args.to_vec();
     json_args.push("--json");
     let out = muster(&dir, &json_args);
-    let snap: StackSnapshot = serde_json::from_slice(&out.stdout).expect("--json is a StackSnapshot");
+    let snap: StackSnapshot =
+        serde_json::from_slice(&out.stdout).expect("--json is a StackSnapshot");
     assert_eq!(snap.services["cache"].state, ServiceState::Ready);
-    assert!(snap.services["cache"].probes[0].last.as_ref().unwrap().is_ok());
+    assert!(snap.services["cache"].probes[0]
+        .last
+        .as_ref()
+        .unwrap()
+        .is_ok());
 
     redis.kill();
     let out = muster(&dir, &args);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "{all}");
-    let cache = all.lines().find(|l| l.starts_with("cache")).expect("cache row");
-    assert!(cache.contains("unready") && cache.contains("refused"), "{cache}");
+    let cache = all
+        .lines()
+        .find(|l| l.starts_with("cache"))
+        .expect("cache row");
+    assert!(
+        cache.contains("unready") && cache.contains("refused"),
+        "{cache}"
+    );
 }
 
 #[test]
 fn status_reports_bad_probe_config_with_file_and_key() {
     let dir = TempDir::new("muster-status-bad");
     let config = dir.path().join("muster.yaml");
-    std::fs::write(&config, "services:\n  cache:\n    probes:\n      - rediss: { url: \"redis://x\" }\n").unwrap();
+    std::fs::write(
+        &config,
+        "services:\n  cache:\n    probes:\n      - rediss: { url: \"redis://x\" }\n",
+    )
+    .unwrap();
     let out = muster(&dir, &["--config", config.to_str().unwrap(), "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("muster.yaml") && err.contains("rediss") && err.contains("line 4"), "{err}");
+    assert!(
+        err.contains("muster.yaml") && err.contains("rediss") && err.contains("line 4"),
+        "{err}"
+    );
     std::fs::write(&config, "services:\n  cache:\n    probes:\n      - redis: { url: \"redis://x\", require: [pong] }\n").unwrap();
     let out = muster(&dir, &["--config", config.to_str().unwrap(), "status"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("muster.yaml") && err.contains("services.cache.probes[0]") && err.contains("require"), "{err}");
+    assert!(
+        err.contains("muster.yaml")
+            && err.contains("services.cache.probes[0]")
+            && err.contains("require"),
+        "{err}"
+    );
 }
 
 /// Serves one fixed body on GET /status to every connection, until dropped.
@@ -92,7 +130,9 @@ fn serve_status(body: String) -> (String, std::thread::JoinHandle<()>) {
     let addr = listener.local_addr().unwrap().to_string();
     let handle = std::thread::spawn(move || {
         for _ in 0..2 {
-            let Ok((mut stream, _)) = listener.accept() else { return };
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
             let mut buf = [0u8; 4096];
             let n = stream.read(&mut buf).unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]);
@@ -133,7 +173,10 @@ fn status_prints_a_running_musters_snapshot() {
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "an agent still starting: {all}");
     assert!(all.contains(&format!("from the muster at {addr}")), "{all}");
-    let row = all.lines().find(|l| l.starts_with("redis")).expect("redis row");
+    let row = all
+        .lines()
+        .find(|l| l.starts_with("redis"))
+        .expect("redis row");
     assert!(row.contains("ready") && row.contains("1m0s ago"), "{row}");
     assert!(all.contains("loading model 40%"), "{all}");
     let out = muster(&dir, &["--listen", &addr, "status", "--json"]);

@@ -371,6 +371,26 @@ pub fn parse_status(text: &str) -> Result<Vec<(u16, u16)>, String> {
     Ok(out)
 }
 
+/// One plain-HTTP GET (used by `muster status` to ask a running muster):
+/// returns the status code and body, or a reason.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+    let target = HttpTarget::parse(url, &ProbeContext::default())?;
+    let mut conn = HttpConn::new();
+    match tokio::time::timeout(
+        timeout,
+        conn.request(&target, &Method::GET, &[], timeout, true),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "no answer from {url} within {}",
+            crate::duration::format(timeout)
+        )),
+        Ok(Err(f)) => Err(f.reason),
+        Ok(Ok(resp)) => Ok((resp.status.as_u16(), resp.body)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,25 +418,5 @@ mod tests {
         let t = HttpTarget::parse("http://api", &ctx).unwrap();
         assert_eq!((t.port, t.path.as_str()), (80, "/"));
         assert!(HttpTarget::parse("ftp://x", &ctx).is_err());
-    }
-}
-
-/// One plain-HTTP GET (used by `muster status` to ask a running muster):
-/// returns the status code and body, or a reason.
-pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
-    let target = HttpTarget::parse(url, &ProbeContext::default())?;
-    let mut conn = HttpConn::new();
-    match tokio::time::timeout(
-        timeout,
-        conn.request(&target, &Method::GET, &[], timeout, true),
-    )
-    .await
-    {
-        Err(_) => Err(format!(
-            "no answer from {url} within {}",
-            crate::duration::format(timeout)
-        )),
-        Ok(Err(f)) => Err(f.reason),
-        Ok(Ok(resp)) => Ok((resp.status.as_u16(), resp.body)),
     }
 }

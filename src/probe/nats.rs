@@ -129,14 +129,11 @@ impl NatsProbe {
             .request_timeout(Some(self.timeout))
             .ignore_discovered_servers()
             .max_reconnects(Some(1));
-        match self.userinfo.as_deref() {
-            Some(info) => match info.split_once(':') {
-                Some((user, pass)) => {
-                    options = options.user_and_password(user.to_string(), pass.to_string())
-                }
-                None => options = options.token(info.to_string()),
-            },
-            None => {}
+        if let Some(info) = self.userinfo.as_deref() {
+            options = match info.split_once(':') {
+                Some((user, pass)) => options.user_and_password(user.to_string(), pass.to_string()),
+                None => options.token(info.to_string()),
+            };
         }
         if let Some(seed) = &self.nkey {
             options = options.nkey(seed.clone());
