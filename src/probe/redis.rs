@@ -30,7 +30,24 @@ pub struct RedisProbe {
     role: Option<RedisRole>,
     replication_link_up: bool,
     key_exists: Option<String>,
-    conn: Option<MultiplexedConnection>,
+    /// The connection in use and its generation in [`POOL`].
+    conn: Option<(u64, MultiplexedConnection)>,
+    /// Pool key: the full URL (with credentials and db) and the timeout.
+    key: String,
+}
+
+/// Probes of the same Redis URL share one multiplexed connection (requests are
+/// pipelined on it), so a thousand probes of one server cost one socket. An
+/// entry is replaced when a probe sees its connection break or time out.
+static POOL: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, (u64, MultiplexedConnection)>>,
+> = std::sync::LazyLock::new(Default::default);
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn pool(
+) -> std::sync::MutexGuard<'static, std::collections::HashMap<String, (u64, MultiplexedConnection)>>
+{
+    POOL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl RedisProbe {
@@ -103,6 +120,7 @@ impl RedisProbe {
             replication_link_up: spec.replication_link_up,
             key_exists: spec.key_exists.clone(),
             conn: None,
+            key: format!("{url}#{}", timeout.as_millis()),
         })
     }
 
@@ -116,8 +134,11 @@ impl RedisProbe {
     }
 
     async fn run_on_connection(&mut self) -> Result<String, Failure> {
-        let conn = match self.conn.clone() {
-            Some(conn) => conn,
+        if self.conn.is_none() {
+            self.conn = pool().get(&self.key).cloned();
+        }
+        let (generation, conn) = match self.conn.clone() {
+            Some(entry) => entry,
             None => {
                 let config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(self.timeout))
@@ -127,14 +148,22 @@ impl RedisProbe {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await
                     .map_err(|e| Failure::from_redis(&e, &self.host, self.timeout, "connect"))?;
-                self.conn = Some(conn.clone());
-                conn
+                let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                pool().insert(self.key.clone(), (generation, conn.clone()));
+                self.conn = Some((generation, conn.clone()));
+                (generation, conn)
             }
         };
         let result = self.checks(conn).await;
-        if result.is_err() {
+        if let Err(f) = &result {
             // Re-made on the next run: a dead or confused connection never lingers.
             self.conn = None;
+            if f.retryable || f.timeout {
+                let mut pool = pool();
+                if pool.get(&self.key).is_some_and(|(g, _)| *g == generation) {
+                    pool.remove(&self.key);
+                }
+            }
         }
         result
     }
