@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::probe::spec::MusterService;
+use crate::probe::AddressMode;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
@@ -22,6 +23,8 @@ pub struct ConfigFile {
     pub nats_url: Option<String>,
     pub namespace: Option<String>,
     pub listen: Option<String>,
+    /// How probe hostnames are reached: `auto` (default), `network` or `host`.
+    pub probe_address: Option<AddressMode>,
     /// Per-service `x-muster` settings that apply when the compose file has none.
     #[serde(default)]
     pub services: BTreeMap<String, MusterService>,
@@ -34,6 +37,8 @@ pub struct Settings {
     pub nats_url: Option<String>,
     pub namespace: String,
     pub listen: String,
+    /// How probe hostnames are reached (see [`AddressMode`]).
+    pub probe_address: AddressMode,
     pub services: BTreeMap<String, MusterService>,
     /// The config file that was read, if any.
     pub config_path: Option<PathBuf>,
@@ -47,6 +52,7 @@ pub struct Overrides {
     pub nats_url: Option<String>,
     pub namespace: Option<String>,
     pub listen: Option<String>,
+    pub probe_address: Option<AddressMode>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +102,10 @@ impl Settings {
                 .clone()
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            probe_address: overrides
+                .probe_address
+                .or(file.probe_address)
+                .unwrap_or_default(),
             services: file.services,
             config_path,
         })

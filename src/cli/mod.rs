@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod compose;
 mod signal;
+mod status;
 
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
@@ -82,7 +83,7 @@ pub enum Command {
     /// List the project's containers with state, health and uptime.
     Ps,
     /// Each service's readiness as muster sees it; exit 0 only when all required services are ready.
-    Status,
+    Status(StatusArgs),
     /// Exit 0 when an agent / service / Redis / NATS is ready, 1 (reason on stderr) when not.
     Check(CheckArgs),
     /// Send a ready signal for an agent (ready, not-ready, starting, stopping, heartbeat).
@@ -128,6 +129,17 @@ pub struct DownArgs {
     /// Also remove named volumes declared by the project.
     #[arg(short = 'v', long)]
     pub volumes: bool,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct StatusArgs {
+    /// How probe hostnames are reached: auto, network (muster on the compose
+    /// network: as written) or host (service:port -> 127.0.0.1:published port).
+    #[arg(long, env = "MUSTER_PROBE_ADDRESS", value_name = "MODE")]
+    pub probe_address: Option<muster::probe::AddressMode>,
+    /// Only probe directly; do not ask a running muster.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -288,9 +300,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Up(_) => not_built("up", 3),
         Command::Down(_) => not_built("down", 3),
         Command::Ps => not_built("ps", 3),
-        Command::Status => not_built("status", 4),
         Command::Check(args) => signal::check(args, &settings, global.json),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
+        Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => not_built("serve", 6),
         Command::Tune(_) => not_built("tune", 7),
         Command::Rollout(_) => not_built("rollout", 8),
@@ -318,6 +330,7 @@ impl Global {
             nats_url: self.nats_url.clone(),
             namespace: self.namespace.clone(),
             listen: self.listen.clone(),
+            probe_address: None,
         })
     }
 }

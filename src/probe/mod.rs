@@ -80,3 +80,241 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+pub mod address;
+pub mod docker;
+pub mod exec;
+pub mod http;
+pub mod nats;
+pub mod redis;
+pub mod tcp;
+
+pub use address::{AddressMode, PublishedPorts};
+
+use std::sync::Arc;
+
+/// Why a probe could not be built from its spec (bad fields, missing Docker).
+/// Messages name the probe kind and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{kind} probe: field `{field}`: {message}")]
+    Field {
+        kind: &'static str,
+        field: &'static str,
+        message: String,
+    },
+    #[error("{kind} probe: {message}")]
+    Unavailable { kind: &'static str, message: String },
+    #[error(
+        "agent probes are wired by the supervisor (the ready signal in Redis), not by probe::build"
+    )]
+    AgentProbe,
+}
+
+impl ProbeError {
+    pub(crate) fn field(
+        kind: &'static str,
+        field: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        ProbeError::Field {
+            kind,
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Finds the container a service runs in (for `exec` and `docker` probes).
+/// Asked on every check, so a restarted container is followed.
+pub trait ContainerResolver: Send + Sync {
+    fn container_id<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+}
+
+/// A fixed service -> container id map (tests, or a supervisor that tracks ids itself).
+#[derive(Debug, Clone, Default)]
+pub struct StaticResolver(pub std::collections::BTreeMap<String, String>);
+
+impl ContainerResolver for StaticResolver {
+    fn container_id<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async move { self.0.get(service).cloned() })
+    }
+}
+
+/// Finds a running container of a compose service by the labels Compose sets
+/// (`com.docker.compose.project`, `com.docker.compose.service`).
+#[derive(Clone)]
+pub struct LabelResolver {
+    pub docker: bollard::Docker,
+    pub project: String,
+}
+
+impl ContainerResolver for LabelResolver {
+    fn container_id<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut filters = std::collections::HashMap::new();
+            filters.insert(
+                "label".to_string(),
+                vec![
+                    format!("com.docker.compose.project={}", self.project),
+                    format!("com.docker.compose.service={service}"),
+                ],
+            );
+            filters.insert("status".to_string(), vec!["running".to_string()]);
+            let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+                .all(false)
+                .filters(&filters)
+                .build();
+            let list = self.docker.list_containers(Some(options)).await.ok()?;
+            list.into_iter().find_map(|c| c.id)
+        })
+    }
+}
+
+/// What a probe needs besides its spec: where it runs and how to reach Docker.
+#[derive(Clone, Default)]
+pub struct ProbeContext {
+    /// The service the probe belongs to (exec / docker probes look up its container).
+    pub service: String,
+    /// Docker Engine handle; required by `exec` and `docker` probes.
+    pub docker: Option<bollard::Docker>,
+    /// Container lookup for `exec` and `docker` probes.
+    pub resolver: Option<Arc<dyn ContainerResolver>>,
+    /// How hostnames in probe URLs are reached (see [`AddressMode`]).
+    pub address_mode: AddressMode,
+    /// service -> (container port -> published host port), used in `host` mode.
+    pub published: PublishedPorts,
+}
+
+impl ProbeContext {
+    /// A context for a service with everything else at its default (`network` mode, no Docker).
+    pub fn for_service(service: impl Into<String>) -> ProbeContext {
+        ProbeContext {
+            service: service.into(),
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn docker_and_resolver(
+        &self,
+        kind: &'static str,
+    ) -> Result<(bollard::Docker, Arc<dyn ContainerResolver>), ProbeError> {
+        let docker = self.docker.clone().ok_or_else(|| ProbeError::Unavailable {
+            kind,
+            message: "needs the Docker engine, and none is connected".into(),
+        })?;
+        let resolver = self
+            .resolver
+            .clone()
+            .ok_or_else(|| ProbeError::Unavailable {
+                kind,
+                message: format!(
+                    "cannot find the container of service {:?}: no container resolver",
+                    self.service
+                ),
+            })?;
+        Ok((docker, resolver))
+    }
+}
+
+/// Builds the probe a spec describes. `agent` probes are built by the supervisor
+/// (they read the ready signal through its Redis connection) and refused here.
+pub fn build(spec: &spec::ProbeSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, ProbeError> {
+    let timeout = spec.timing.timeout;
+    if timeout.is_zero() {
+        return Err(ProbeError::field(
+            spec.kind.name(),
+            "timeout",
+            "must be more than 0s",
+        ));
+    }
+    if spec.timing.period.is_zero() {
+        return Err(ProbeError::field(
+            spec.kind.name(),
+            "period",
+            "must be more than 0s",
+        ));
+    }
+    if spec.timing.success_threshold == 0 {
+        return Err(ProbeError::field(
+            spec.kind.name(),
+            "success_threshold",
+            "must be at least 1",
+        ));
+    }
+    if spec.timing.failure_threshold == 0 {
+        return Err(ProbeError::field(
+            spec.kind.name(),
+            "failure_threshold",
+            "must be at least 1",
+        ));
+    }
+    Ok(match &spec.kind {
+        spec::ProbeKind::Redis(s) => Box::new(redis::RedisProbe::new(s, ctx, timeout)?),
+        spec::ProbeKind::Nats(s) => Box::new(nats::NatsProbe::new(s, ctx, timeout)?),
+        spec::ProbeKind::Http(s) => Box::new(http::HttpProbe::new(s, ctx, timeout)?),
+        spec::ProbeKind::Tcp(s) => Box::new(tcp::TcpProbe::new(s, ctx, timeout)?),
+        spec::ProbeKind::Exec(s) => Box::new(exec::ExecProbe::new(s, ctx, timeout)?),
+        spec::ProbeKind::Docker(s) => Box::new(docker::DockerProbe::new(s, ctx)?),
+        spec::ProbeKind::Agent(_) => return Err(ProbeError::AgentProbe),
+    })
+}
+
+/// The last `max` characters of `text` (on a char boundary), trimmed.
+pub(crate) fn tail(text: &str, max: usize) -> String {
+    let text = text.trim();
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut cut = text.len() - max;
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("…{}", &text[cut..])
+}
+
+/// Published ports of a compose project's running containers, from Docker:
+/// service -> (container port -> host port), for the `host` address mode.
+pub async fn published_ports_from_docker(
+    docker: &bollard::Docker,
+    project: &str,
+) -> Result<PublishedPorts, bollard::errors::Error> {
+    let mut filters = std::collections::HashMap::new();
+    filters.insert(
+        "label".to_string(),
+        vec![format!("com.docker.compose.project={project}")],
+    );
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(false)
+        .filters(&filters)
+        .build();
+    let mut out = PublishedPorts::new();
+    for c in docker.list_containers(Some(options)).await? {
+        let Some(service) = c
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("com.docker.compose.service"))
+        else {
+            continue;
+        };
+        let ports = out.entry(service.clone()).or_default();
+        for p in c.ports.unwrap_or_default() {
+            let loopback_reachable =
+                p.ip.as_deref()
+                    .is_none_or(|ip| matches!(ip, "0.0.0.0" | "127.0.0.1" | "" | "::"));
+            if let (Some(public), true) = (p.public_port, loopback_reachable) {
+                ports.entry(p.private_port).or_insert(public);
+            }
+        }
+    }
+    Ok(out)
+}

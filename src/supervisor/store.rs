@@ -96,6 +96,15 @@ impl StateStore {
         found
     }
 
+    /// Applies `f` to every service at once: one snapshot swap for a batch of
+    /// updates (the probe runner flushes many probe reports this way).
+    pub fn update_many(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
+    ) {
+        self.modify(|snap| f(&mut snap.services));
+    }
+
     /// Moves a service to `to`, recording the transition and emitting an event.
     /// A move to the state it is already in only updates the reason.
     pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {

@@ -1,0 +1,312 @@
+//! Probe load benchmark: N targets (half Redis, half HTTP, on loopback) probed
+//! every second through the real probe runner, state machines and state
+//! store, for ~20 s. Reports CPU % of one core and RSS of this process (the
+//! targets run in other processes: one redis-server, one HTTP server child),
+//! and the per-probe overhead of a Redis probe on loopback.
+//!
+//!   cargo bench --bench probe_load                      # 1000 targets, 20 s
+//!   cargo bench --bench probe_load -- --targets 200 --seconds 10
+//!
+//! Targets: < 5 % of one core, < 30 MB RSS, < 200 µs per Redis probe.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use muster::probe::spec::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
+use muster::probe::{build, ProbeContext, ProbeStatus};
+use muster::supervisor::runner::{
+    run_once, ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes,
+};
+use muster::supervisor::StateStore;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_port(port: u16) {
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// utime + stime of this process, from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    let hz = 100; // sysconf(_SC_CLK_TCK) on Linux
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// (VmRSS, VmHWM) in kB.
+fn rss_kb() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The HTTP target: a keep-alive hyper server answering `{"status":"ok"}`.
+fn serve_http(port: u16) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                        Bytes::from_static(b"{\"status\":\"ok\"}"),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+}
+
+fn spec(kind: ProbeKind) -> ProbeSpec {
+    ProbeSpec {
+        kind,
+        timing: ProbeTiming {
+            period: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+            ..ProbeTiming::default()
+        },
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-http") {
+        serve_http(args[i + 1].parse().unwrap());
+        return;
+    }
+    let targets = arg("--targets", 1000) as usize;
+    let seconds = arg("--seconds", 20);
+
+    let redis_port = free_port();
+    let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _redis = Kill(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--maxclients", "20000"])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server"),
+    );
+    let http_port = free_port();
+    let _http = Kill(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--serve-http", &http_port.to_string()])
+            .spawn()
+            .expect("http child"),
+    );
+    wait_port(redis_port);
+    wait_port(http_port);
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // Per-probe overhead: one Redis probe, checked back to back on loopback.
+        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        let redis_spec = || {
+            spec(ProbeKind::Redis(RedisProbeSpec {
+                url: redis_url.clone(),
+                require: vec![],
+                role: None,
+                replication_link_up: false,
+                key_exists: None,
+            }))
+        };
+        let mut one = build(&redis_spec(), &ProbeContext::default()).unwrap();
+        for _ in 0..200 {
+            run_once(one.as_mut(), Duration::from_secs(1)).await;
+        }
+        let n = 5000;
+        let mut lat = Vec::with_capacity(n);
+        let cpu0 = cpu_time();
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let o = run_once(one.as_mut(), Duration::from_secs(1)).await;
+            assert_eq!(o.status, ProbeStatus::Ok, "{o:?}");
+            lat.push(o.latency);
+        }
+        let wall = t0.elapsed();
+        let cpu = cpu_time() - cpu0;
+        lat.sort();
+        let mean = lat.iter().sum::<Duration>() / n as u32;
+        println!(
+            "redis probe on loopback (PING + INFO persistence, one pipelined round trip), {n} checks back to back:"
+        );
+        println!(
+            "  latency mean {:?}, p50 {:?}, p99 {:?}; wall per check {:?}; muster CPU per check {:?}",
+            mean,
+            lat[n / 2],
+            lat[n * 99 / 100],
+            wall / n as u32,
+            cpu / n as u32
+        );
+        drop(one);
+
+        // The load: `targets` services, one probe each, every second.
+        let http_url = format!("http://127.0.0.1:{http_port}/health");
+        let store = StateStore::new("bench");
+        let mut services = Vec::with_capacity(targets);
+        for i in 0..targets {
+            let s = if i % 2 == 0 {
+                redis_spec()
+            } else {
+                spec(ProbeKind::Http(HttpProbeSpec {
+                    url: http_url.clone(),
+                    method: None,
+                    status: None,
+                    body_contains: None,
+                    json: Some(muster::probe::spec::JsonMatch {
+                        pointer: "/status".into(),
+                        equals: serde_json::json!("ok"),
+                    }),
+                    headers: Default::default(),
+                }))
+            };
+            let probe = build(&s, &ProbeContext::default()).unwrap();
+            services.push(ServiceProbes {
+                service: format!("svc{i:04}"),
+                required: true,
+                grace: Duration::from_secs(5),
+                probes: vec![RunnerProbe {
+                    timing: s.timing.clone(),
+                    probe,
+                }],
+            });
+        }
+        // A metrics follower, as the health server will have.
+        let mut runs = store.probe_runs();
+        let counter = tokio::spawn(async move {
+            let mut counts = [0u64; 3];
+            let mut lat_sum = [Duration::ZERO; 2];
+            while let Ok(obs) = runs.recv().await {
+                let k = usize::from(obs.kind == "http");
+                if obs.outcome.is_ok() {
+                    counts[k] += 1;
+                    lat_sum[k] += obs.outcome.latency;
+                } else {
+                    counts[2] += 1;
+                }
+            }
+            (counts, lat_sum)
+        });
+        let (rss_before, _) = rss_kb();
+        let runner = ProbeRunner::spawn(
+            store.clone(),
+            services,
+            RunnerOptions {
+                start_all: true,
+                ..RunnerOptions::default()
+            },
+        );
+        // Warm up: every probe connects once.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let ready_after_warmup = store.snapshot().count_in(muster::supervisor::ServiceState::Ready);
+        let cpu0 = cpu_time();
+        let t0 = Instant::now();
+        let mut max_rss = 0;
+        for _ in 0..seconds {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            max_rss = max_rss.max(rss_kb().0);
+        }
+        let wall = t0.elapsed();
+        let cpu = cpu_time() - cpu0;
+        let snap = store.snapshot();
+        let ready = snap.count_in(muster::supervisor::ServiceState::Ready);
+        runner.stop();
+        drop(store);
+        let (counts, lat_sum) = tokio::time::timeout(Duration::from_secs(2), counter)
+            .await
+            .map(|r| r.unwrap())
+            .unwrap_or(([0; 3], [Duration::ZERO; 2]));
+        let (rss_end, hwm) = rss_kb();
+        let total_runs = counts[0] + counts[1] + counts[2];
+        println!(
+            "{targets} targets ({} redis, {} http) every 1s through the runner, measured {:.1}s after a 3s warm-up:",
+            targets.div_ceil(2),
+            targets / 2
+        , wall.as_secs_f64());
+        println!(
+            "  CPU {:.2}% of one core ({:?} CPU in {:.1}s); RSS max {:.1} MB (before probes {:.1} MB, end {:.1} MB, peak {:.1} MB)",
+            cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
+            cpu,
+            wall.as_secs_f64(),
+            max_rss as f64 / 1024.0,
+            rss_before as f64 / 1024.0,
+            rss_end as f64 / 1024.0,
+            hwm as f64 / 1024.0
+        );
+        println!(
+            "  probe runs {total_runs} (ok redis {}, ok http {}, failed {}); CPU per probe run {:?}; mean latency redis {:?}, http {:?}",
+            counts[0],
+            counts[1],
+            counts[2],
+            if total_runs > 0 { cpu / total_runs as u32 } else { Duration::ZERO },
+            if counts[0] > 0 { lat_sum[0] / counts[0] as u32 } else { Duration::ZERO },
+            if counts[1] > 0 { lat_sum[1] / counts[1] as u32 } else { Duration::ZERO },
+        );
+        println!("  services ready: {ready}/{targets} (after warm-up {ready_after_warmup})");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,236 @@
+//! `muster status`: each service's readiness. Asks a running muster first
+//! (`GET http://<listen>/status`); when none answers, runs every configured
+//! probe once and shows that. Exit 0 only when all required services are ready.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use muster::config::Settings;
+use muster::probe::spec::MusterService;
+use muster::probe::{AddressMode, LabelResolver, ProbeContext, ProbeStatus};
+use muster::supervisor::{ServiceStatus, StackSnapshot};
+
+use super::{CliResult, Global, StatusArgs};
+
+/// Where the snapshot came from, for the footer.
+enum Source {
+    Live(String),
+    Probed(AddressMode),
+}
+
+pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult {
+    // Compose `x-muster` probes are merged in by the caller once the compose
+    // loader exists; until then config/muster.yaml's services are the source.
+    let services = settings.services.clone();
+    let mode = args.probe_address.unwrap_or(settings.probe_address);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (snapshot, source) = runtime.block_on(async {
+        if !args.direct {
+            match fetch_live(&settings.listen).await {
+                Ok(snap) => return Ok((snap, Source::Live(settings.listen.clone()))),
+                Err(e) => tracing::debug!(listen = %settings.listen, error = %e, "no running muster; probing directly"),
+            }
+        }
+        let project = project_name(global);
+        probe_directly(&project, &services, mode)
+            .await
+            .map(|snap| (snap, Source::Probed(mode.effective())))
+            .map_err(|e| match &settings.config_path {
+                Some(path) => format!("{}: {e}", path.display()).into(),
+                None => e,
+            })
+    })?;
+    if global.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    } else {
+        print!("{}", render(&snapshot, &source));
+    }
+    if snapshot.services.is_empty() {
+        if !global.json {
+            eprintln!("muster status: no services to check (no x-muster probes configured)");
+        }
+        return Ok(ExitCode::from(1));
+    }
+    Ok(if snapshot.all_required_ready() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `GET /status` of a running muster.
+async fn fetch_live(listen: &str) -> Result<StackSnapshot, String> {
+    let url = if listen.contains("://") {
+        format!("{}/status", listen.trim_end_matches('/'))
+    } else {
+        format!("http://{listen}/status")
+    };
+    let (code, body) = muster::probe::http::get(&url, Duration::from_millis(1500)).await?;
+    if code != 200 {
+        return Err(format!("{url} answered HTTP {code}"));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("{url} did not answer a muster status: {e}"))
+}
+
+/// Runs every probe once, with Docker for exec/docker probes and published ports for `host` mode.
+pub async fn probe_directly(
+    project: &str,
+    services: &BTreeMap<String, MusterService>,
+    mode: AddressMode,
+) -> Result<StackSnapshot, Box<dyn std::error::Error + Send + Sync>> {
+    let needs_docker = mode.effective() == AddressMode::Host
+        || services.values().flat_map(|s| &s.probes).any(|p| {
+            matches!(
+                p.kind,
+                muster::probe::spec::ProbeKind::Exec(_) | muster::probe::spec::ProbeKind::Docker(_)
+            )
+        });
+    let mut ctx = ProbeContext {
+        address_mode: mode,
+        ..Default::default()
+    };
+    if needs_docker && !services.is_empty() {
+        match connect_docker().await {
+            Ok(docker) => {
+                if mode.effective() == AddressMode::Host {
+                    match muster::probe::published_ports_from_docker(&docker, project).await {
+                        Ok(ports) => ctx.published = ports,
+                        Err(e) => tracing::warn!(error = %e, "cannot list published ports"),
+                    }
+                }
+                ctx.resolver = Some(Arc::new(LabelResolver {
+                    docker: docker.clone(),
+                    project: project.to_string(),
+                }));
+                ctx.docker = Some(docker);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Docker is not reachable: exec/docker probes cannot run, service names are used as written")
+            }
+        }
+    }
+    Ok(muster::supervisor::runner::check_once(project, services, &ctx).await?)
+}
+
+async fn connect_docker() -> Result<bollard::Docker, bollard::errors::Error> {
+    let docker = bollard::Docker::connect_with_local_defaults()?;
+    tokio::time::timeout(Duration::from_secs(3), docker.negotiate_version())
+        .await
+        .map_err(|_| bollard::errors::Error::RequestTimeoutError)?
+}
+
+/// `-p`, `COMPOSE_PROJECT_NAME`, else the current directory's name, as Compose names projects.
+fn project_name(global: &Global) -> String {
+    let raw = global
+        .project_name
+        .clone()
+        .or_else(|| std::env::var("COMPOSE_PROJECT_NAME").ok())
+        .or_else(|| {
+            std::env::current_dir()
+                .ok()
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        })
+        .unwrap_or_default();
+    raw.to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+fn render(snapshot: &StackSnapshot, source: &Source) -> String {
+    let now = snapshot.at_ms;
+    let mut rows: Vec<[String; 6]> = vec![[
+        "SERVICE".into(),
+        "STATE".into(),
+        "SINCE".into(),
+        "PROBE".into(),
+        "LATENCY".into(),
+        "REASON".into(),
+    ]];
+    for status in snapshot.services.values() {
+        rows.push(row(status, now, matches!(source, Source::Live(_))));
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        for (i, width) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<width$}  ", r[i], width = width));
+        }
+        out.push_str(&r[5]);
+        out.push('\n');
+    }
+    let required = snapshot.services.values().filter(|s| s.required).count();
+    let ready = snapshot
+        .services
+        .values()
+        .filter(|s| s.required && s.state.is_ready())
+        .count();
+    let from = match source {
+        Source::Live(listen) => format!("from the muster at {listen}"),
+        Source::Probed(mode) => format!("probed once now, address mode {}", mode.as_str()),
+    };
+    out.push_str(&format!(
+        "{ready}/{required} required services ready ({from})\n"
+    ));
+    out
+}
+
+fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
+    // The probe worth showing: the first failing one, else the first.
+    let probe = status
+        .probes
+        .iter()
+        .find(|p| p.last.as_ref().is_some_and(|o| o.status != ProbeStatus::Ok))
+        .or_else(|| status.probes.first());
+    let (kind, latency) = match probe {
+        Some(p) => (
+            format!("{} {}", p.kind, p.target),
+            p.last
+                .as_ref()
+                .map(|o| fmt_latency(o.latency))
+                .unwrap_or_else(|| "-".into()),
+        ),
+        None => ("-".into(), "-".into()),
+    };
+    let since = if live {
+        fmt_age(now_ms.saturating_sub(status.since_ms))
+    } else {
+        "-".into()
+    };
+    let name = if status.required {
+        status.name.clone()
+    } else {
+        format!("{} (optional)", status.name)
+    };
+    let reason = probe
+        .filter(|p| p.last.as_ref().is_some_and(|o| o.status != ProbeStatus::Ok))
+        .and_then(|p| p.last.as_ref().map(|o| o.reason.clone()))
+        .unwrap_or_else(|| status.reason.clone());
+    [name, status.state.to_string(), since, kind, latency, reason]
+}
+
+fn fmt_latency(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{}µs", d.as_micros())
+    } else if d < Duration::from_secs(1) {
+        format!("{:.1}ms", d.as_secs_f64() * 1000.0)
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+fn fmt_age(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m{}s ago", s / 60, s % 60),
+        _ => format!("{}h{}m ago", s / 3600, (s % 3600) / 60),
+    }
+}

@@ -1,0 +1,223 @@
+//! How probe addresses are reached.
+//!
+//! Probe URLs are written the way the stack sees itself: `redis://redis:6379`
+//! names the compose service `redis` and its container port. Two modes:
+//!
+//! - `network`: muster runs as a container on the compose network, so Docker's
+//!   DNS resolves `redis` and the container port is reachable. Addresses are
+//!   used as written.
+//! - `host`: muster runs on the host. A host that names a compose service is
+//!   rewritten to `127.0.0.1:<published port>`, using the service's published
+//!   port for that container port. A service port that is not published is an
+//!   error at build time (it cannot be reached from the host). Hosts that are
+//!   not service names (`localhost`, `db.example.com`, IPs) are used as written.
+//! - `auto` (default): `network` when muster runs inside a container
+//!   (`/.dockerenv` exists), else `host`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// service -> (container port -> published host port on 127.0.0.1).
+pub type PublishedPorts = BTreeMap<String, BTreeMap<u16, u16>>;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressMode {
+    /// `network` inside a container, `host` otherwise.
+    #[default]
+    Auto,
+    /// As a container on the compose network sees them: used as written.
+    Network,
+    /// From the host: `service:port` becomes `127.0.0.1:<published port>`.
+    Host,
+}
+
+impl AddressMode {
+    /// Resolves `auto` for this process.
+    pub fn effective(self) -> AddressMode {
+        match self {
+            AddressMode::Auto => {
+                if std::path::Path::new("/.dockerenv").exists() {
+                    AddressMode::Network
+                } else {
+                    AddressMode::Host
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressMode::Auto => "auto",
+            AddressMode::Network => "network",
+            AddressMode::Host => "host",
+        }
+    }
+}
+
+impl std::str::FromStr for AddressMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(AddressMode::Auto),
+            "network" => Ok(AddressMode::Network),
+            "host" => Ok(AddressMode::Host),
+            other => Err(format!(
+                "unknown probe address mode {other:?} (expected auto, network or host)"
+            )),
+        }
+    }
+}
+
+/// Maps `host:port` for the given mode. Returns the host and port to dial.
+pub fn map_host_port(
+    mode: AddressMode,
+    published: &PublishedPorts,
+    host: &str,
+    port: u16,
+) -> Result<(String, u16), String> {
+    if mode.effective() != AddressMode::Host {
+        return Ok((host.to_string(), port));
+    }
+    match published.get(host) {
+        None => Ok((host.to_string(), port)),
+        Some(ports) => match ports.get(&port) {
+            Some(host_port) => Ok(("127.0.0.1".to_string(), *host_port)),
+            None => Err(format!(
+                "service {host:?} does not publish container port {port}; muster runs on the host \
+                 (probe address mode `host`) and reaches services through published ports only: \
+                 publish the port (`ports: [\"{port}\"]`) or run muster on the compose network"
+            )),
+        },
+    }
+}
+
+/// Splits a URL into (scheme, userinfo, host, port, rest) — enough for the
+/// `scheme://[userinfo@]host[:port][/rest]` URLs probes take.
+pub(crate) struct UrlParts<'a> {
+    pub scheme: &'a str,
+    pub userinfo: Option<&'a str>,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub rest: &'a str,
+}
+
+pub(crate) fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
+    let (scheme, after) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (expected scheme://host:port)"))?;
+    let auth_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(auth_end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = split_host_port(hostport)?;
+    if host.is_empty() {
+        return Err("the URL has no host".to_string());
+    }
+    Ok(UrlParts {
+        scheme,
+        userinfo,
+        host,
+        port,
+        rest,
+    })
+}
+
+/// `host`, `host:port`, `[v6]:port`.
+pub(crate) fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("bad IPv6 address in {hostport:?}"))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host, Some(parse_port(p)?))),
+            None => Ok((host, None)),
+        };
+    }
+    match hostport.rsplit_once(':') {
+        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        None => Ok((hostport, None)),
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("bad port {p:?} (expected a number 1-65535)"))
+}
+
+/// Rewrites the host and port of a URL for the address mode; the default port
+/// is used when the URL gives none.
+pub(crate) fn map_url(
+    mode: AddressMode,
+    published: &PublishedPorts,
+    url: &str,
+    default_port: u16,
+) -> Result<String, String> {
+    let parts = split_url(url)?;
+    let port = parts.port.unwrap_or(default_port);
+    let (host, port) = map_host_port(mode, published, parts.host, port)?;
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    let userinfo = parts.userinfo.map(|u| format!("{u}@")).unwrap_or_default();
+    Ok(format!(
+        "{}://{userinfo}{host}:{port}{}",
+        parts.scheme, parts.rest
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published() -> PublishedPorts {
+        let mut p = PublishedPorts::new();
+        p.insert("redis".into(), [(6379, 16379)].into_iter().collect());
+        p
+    }
+
+    #[test]
+    fn network_mode_keeps_addresses() {
+        let url = map_url(
+            AddressMode::Network,
+            &published(),
+            "redis://u:p@redis:6379/2",
+            6379,
+        )
+        .unwrap();
+        assert_eq!(url, "redis://u:p@redis:6379/2");
+    }
+
+    #[test]
+    fn host_mode_rewrites_services_to_published_ports() {
+        let url = map_url(AddressMode::Host, &published(), "redis://u:p@redis/2", 6379).unwrap();
+        assert_eq!(url, "redis://u:p@127.0.0.1:16379/2");
+        let other = map_url(
+            AddressMode::Host,
+            &published(),
+            "http://example.test:8080/x?y",
+            80,
+        )
+        .unwrap();
+        assert_eq!(other, "http://example.test:8080/x?y");
+        let err = map_host_port(AddressMode::Host, &published(), "redis", 6380).unwrap_err();
+        assert!(err.contains("6380") && err.contains("redis"), "{err}");
+    }
+
+    #[test]
+    fn splits_urls() {
+        let p = split_url("nats://tok@[::1]:4222").unwrap();
+        assert_eq!(
+            (p.host, p.port, p.userinfo),
+            ("::1", Some(4222), Some("tok"))
+        );
+        assert!(split_url("redis:6379").is_err());
+        assert!(split_url("redis://h:99999").is_err());
+    }
+}

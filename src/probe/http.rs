@@ -1,0 +1,422 @@
+//! HTTP readiness: GET or HEAD a URL over a kept-alive HTTP/1.1 connection;
+//! the status must be in the accepted range, and optionally the body must
+//! contain a string or a JSON pointer must equal a value.
+
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+
+use super::address::{map_url, split_url};
+use super::redis::Failure;
+use super::spec::{HttpProbeSpec, JsonMatch};
+use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+
+const KIND: &str = "http";
+/// Bodies beyond this are not read (a readiness body is small).
+const BODY_LIMIT: usize = 1 << 20;
+
+/// Where an HTTP request goes, after the address mode was applied.
+#[derive(Debug, Clone)]
+pub(crate) struct HttpTarget {
+    pub host: String,
+    pub port: u16,
+    /// `Host:` header value.
+    pub authority: String,
+    pub path: String,
+    /// The URL for humans.
+    pub url: String,
+}
+
+impl HttpTarget {
+    pub(crate) fn parse(url: &str, ctx: &ProbeContext) -> Result<HttpTarget, String> {
+        let parts = split_url(url)?;
+        match parts.scheme {
+            "http" => {}
+            "https" => return Err("https is not supported by the http probe yet; probe the plain-HTTP port or use a tcp probe".into()),
+            other => return Err(format!("scheme {other:?} is not http://")),
+        }
+        let mapped = map_url(ctx.address_mode, &ctx.published, url, 80)?;
+        let m = split_url(&mapped)?;
+        let port = m.port.unwrap_or(80);
+        let path = if m.rest.is_empty() || m.rest.starts_with('?') {
+            format!("/{}", m.rest)
+        } else {
+            m.rest.split('#').next().unwrap_or("/").to_string()
+        };
+        let host = m.host.to_string();
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(HttpTarget {
+            url: crate::config::redact_url(&mapped),
+            host,
+            port,
+            authority,
+            path,
+        })
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection, re-made when the server closed it.
+pub(crate) struct HttpConn {
+    sender: Option<SendRequest<Empty<Bytes>>>,
+}
+
+pub(crate) struct HttpResponse {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl HttpConn {
+    pub(crate) fn new() -> HttpConn {
+        HttpConn { sender: None }
+    }
+
+    async fn connect(
+        target: &HttpTarget,
+        timeout: Duration,
+    ) -> Result<SendRequest<Empty<Bytes>>, Failure> {
+        let stream = super::tcp::connect(&target.host, target.port, timeout).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| {
+                Failure::fail(format!(
+                    "HTTP handshake with {} failed: {e}",
+                    target.authority
+                ))
+            })?;
+        tokio::spawn(async move {
+            // Ends when the server closes or the sender is dropped.
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// Sends one request; a kept-alive connection the server closed meanwhile is
+    /// retried once on a fresh connection.
+    pub(crate) async fn request(
+        &mut self,
+        target: &HttpTarget,
+        method: &Method,
+        headers: &[(HeaderName, HeaderValue)],
+        timeout: Duration,
+        read_body: bool,
+    ) -> Result<HttpResponse, Failure> {
+        for attempt in 0..2 {
+            let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+            if !reused {
+                self.sender = Some(Self::connect(target, timeout).await?);
+            }
+            let Some(sender) = self.sender.as_mut() else {
+                continue;
+            };
+            if sender.ready().await.is_err() {
+                self.sender = None;
+                continue;
+            }
+            let mut req = Request::builder()
+                .method(method.clone())
+                .uri(target.path.as_str());
+            req = req.header(HOST, target.authority.as_str());
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let req = req
+                .body(Empty::new())
+                .map_err(|e| Failure::fail(format!("bad request: {e}")))?;
+            match sender.send_request(req).await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = if read_body {
+                        match Limited::new(resp.into_body(), BODY_LIMIT).collect().await {
+                            Ok(b) => b.to_bytes(),
+                            Err(e) => {
+                                self.sender = None;
+                                return Err(Failure::fail(format!(
+                                    "reading the body of {} failed: {e}",
+                                    target.url
+                                )));
+                            }
+                        }
+                    } else {
+                        drop(resp);
+                        Bytes::new()
+                    };
+                    return Ok(HttpResponse { status, body });
+                }
+                Err(e) => {
+                    self.sender = None;
+                    if reused && attempt == 0 {
+                        continue;
+                    }
+                    return Err(Failure::fail(format!(
+                        "HTTP request to {} failed: {e}",
+                        target.url
+                    )));
+                }
+            }
+        }
+        Err(Failure::fail(format!(
+            "HTTP request to {} failed: connection closed",
+            target.url
+        )))
+    }
+}
+
+pub struct HttpProbe {
+    target: HttpTarget,
+    method: Method,
+    status: Vec<(u16, u16)>,
+    status_text: String,
+    body_contains: Option<String>,
+    json: Option<JsonMatch>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    timeout: Duration,
+    conn: HttpConn,
+}
+
+impl HttpProbe {
+    pub fn new(
+        spec: &HttpProbeSpec,
+        ctx: &ProbeContext,
+        timeout: Duration,
+    ) -> Result<Self, ProbeError> {
+        let target =
+            HttpTarget::parse(&spec.url, ctx).map_err(|e| ProbeError::field(KIND, "url", e))?;
+        let method = match spec
+            .method
+            .as_deref()
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
+            None | Some("GET") => Method::GET,
+            Some("HEAD") => Method::HEAD,
+            Some(other) => {
+                return Err(ProbeError::field(
+                    KIND,
+                    "method",
+                    format!("{other:?} is not GET or HEAD"),
+                ))
+            }
+        };
+        let status_text = spec.status.clone().unwrap_or_else(|| "200-399".to_string());
+        let status =
+            parse_status(&status_text).map_err(|e| ProbeError::field(KIND, "status", e))?;
+        let mut headers = Vec::new();
+        for (k, v) in &spec.headers {
+            let name = HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| ProbeError::field(KIND, "headers", format!("{k:?}: {e}")))?;
+            let value = HeaderValue::from_str(v)
+                .map_err(|e| ProbeError::field(KIND, "headers", format!("{k}: {e}")))?;
+            headers.push((name, value));
+        }
+        if let Some(j) = &spec.json {
+            if !(j.pointer.is_empty() || j.pointer.starts_with('/')) {
+                return Err(ProbeError::field(
+                    KIND,
+                    "json.pointer",
+                    format!(
+                        "{:?} is not a JSON pointer (starts with /, e.g. /status)",
+                        j.pointer
+                    ),
+                ));
+            }
+        }
+        if method == Method::HEAD && (spec.body_contains.is_some() || spec.json.is_some()) {
+            return Err(ProbeError::field(
+                KIND,
+                "method",
+                "HEAD has no body to match body_contains / json",
+            ));
+        }
+        Ok(HttpProbe {
+            target,
+            method,
+            status,
+            status_text,
+            body_contains: spec.body_contains.clone(),
+            json: spec.json.clone(),
+            headers,
+            timeout,
+            conn: HttpConn::new(),
+        })
+    }
+
+    async fn run(&mut self) -> Result<String, Failure> {
+        let read_body = self.body_contains.is_some() || self.json.is_some();
+        let resp = self
+            .conn
+            .request(
+                &self.target,
+                &self.method,
+                &self.headers,
+                self.timeout,
+                read_body,
+            )
+            .await?;
+        let code = resp.status.as_u16();
+        if !self
+            .status
+            .iter()
+            .any(|(lo, hi)| (*lo..=*hi).contains(&code))
+        {
+            let body = String::from_utf8_lossy(&resp.body);
+            let body = if body.trim().is_empty() {
+                String::new()
+            } else {
+                format!(": {}", super::tail(&body, 200))
+            };
+            return Err(Failure::fail(format!(
+                "HTTP {code}, want {}{body}",
+                self.status_text
+            )));
+        }
+        if let Some(needle) = &self.body_contains {
+            let body = String::from_utf8_lossy(&resp.body);
+            if !body.contains(needle.as_str()) {
+                return Err(Failure::fail(format!(
+                    "HTTP {code}: body does not contain {needle:?} (body: {})",
+                    super::tail(&body, 120)
+                )));
+            }
+        }
+        if let Some(j) = &self.json {
+            let value: serde_json::Value = serde_json::from_slice(&resp.body)
+                .map_err(|e| Failure::fail(format!("HTTP {code}: body is not JSON: {e}")))?;
+            match value.pointer(&j.pointer) {
+                None => {
+                    return Err(Failure::fail(format!(
+                        "HTTP {code}: JSON has nothing at {}",
+                        j.pointer
+                    )))
+                }
+                Some(v) if v != &j.equals => {
+                    return Err(Failure::fail(format!(
+                        "HTTP {code}: JSON {} is {v}, want {}",
+                        j.pointer, j.equals
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(format!("HTTP {code}"))
+    }
+}
+
+impl Probe for HttpProbe {
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    fn target(&self) -> String {
+        self.target.url.clone()
+    }
+
+    fn check(&mut self) -> ProbeFuture<'_> {
+        Box::pin(async move {
+            let start = Instant::now();
+            let timeout = self.timeout;
+            let url = self.target.url.clone();
+            let result = match tokio::time::timeout(timeout, self.run()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    self.conn = HttpConn::new();
+                    Err(Failure::timed_out(format!(
+                        "no HTTP answer from {url} within {}",
+                        crate::duration::format(timeout)
+                    )))
+                }
+            };
+            match result {
+                Ok(detail) => ProbeOutcome::ok(start.elapsed(), detail),
+                Err(f) => f.outcome(start.elapsed()),
+            }
+        })
+    }
+}
+
+/// `"200-399"`, `"200"`, `"200,204,300-399"`.
+pub fn parse_status(text: &str) -> Result<Vec<(u16, u16)>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim) {
+        let code = |s: &str| -> Result<u16, String> {
+            let n: u16 = s
+                .trim()
+                .parse()
+                .map_err(|_| format!("{s:?} is not a status code"))?;
+            if !(100..=599).contains(&n) {
+                return Err(format!("{n} is not a status code (100-599)"));
+            }
+            Ok(n)
+        };
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (code(a)?, code(b)?),
+            None => {
+                let c = code(part)?;
+                (c, c)
+            }
+        };
+        if lo > hi {
+            return Err(format!("range {part:?} is empty"));
+        }
+        out.push((lo, hi));
+    }
+    Ok(out)
+}
+
+/// One plain-HTTP GET (used by `muster status` to ask a running muster):
+/// returns the status code and body, or a reason.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
+    let target = HttpTarget::parse(url, &ProbeContext::default())?;
+    let mut conn = HttpConn::new();
+    match tokio::time::timeout(
+        timeout,
+        conn.request(&target, &Method::GET, &[], timeout, true),
+    )
+    .await
+    {
+        Err(_) => Err(format!(
+            "no answer from {url} within {}",
+            crate::duration::format(timeout)
+        )),
+        Ok(Err(f)) => Err(f.reason),
+        Ok(Ok(resp)) => Ok((resp.status.as_u16(), resp.body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_status("200-399").unwrap(), vec![(200, 399)]);
+        assert_eq!(
+            parse_status("200, 204").unwrap(),
+            vec![(200, 200), (204, 204)]
+        );
+        assert!(parse_status("2xx").is_err());
+        assert!(parse_status("399-200").is_err());
+        assert!(parse_status("700").is_err());
+    }
+
+    #[test]
+    fn targets() {
+        let ctx = ProbeContext::default();
+        let t = HttpTarget::parse("http://api:8080/ready?x=1", &ctx).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("api", 8080, "/ready?x=1")
+        );
+        let t = HttpTarget::parse("http://api", &ctx).unwrap();
+        assert_eq!((t.port, t.path.as_str()), (80, "/"));
+        assert!(HttpTarget::parse("ftp://x", &ctx).is_err());
+    }
+}

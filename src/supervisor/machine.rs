@@ -1,0 +1,628 @@
+//! The pure per-service state machine. No I/O, no clock of its own: every
+//! event carries the `Instant` it happened at, so tests drive time by hand.
+//!
+//! ```text
+//! pending -> starting -> (grace) -> ready <-> unready -> failed
+//!                    \-> failed          (+ stopped, completed)
+//! ```
+//!
+//! Probe roles follow Kubernetes:
+//! - `startup` probes gate everything else: until every startup probe has
+//!   passed (`success_threshold` successes in a row), readiness and liveness
+//!   results are recorded but not acted on.
+//! - `readiness` probes decide ready / unready.
+//! - `liveness` probes that fail `failure_threshold` times in a row ask the
+//!   supervisor to restart the container ([`Decision::Restart`]); the machine
+//!   never restarts anything itself.
+//!
+//! The start window (`starting` lasts through the effective grace period,
+//! extendable by agents that report progress): failures inside it do not count
+//! toward any `failure_threshold`, so they never mark a service failed or
+//! unready. After it, `failure_threshold` failures in a row count as usual: a
+//! service still `starting` then becomes `failed`.
+
+use std::time::{Duration, Instant};
+
+use crate::probe::spec::{ProbeRole, ProbeTiming};
+use crate::probe::ProbeOutcome;
+use crate::supervisor::state::ServiceState;
+
+/// What the machine asks the supervisor to do; acted on outside the machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Restart the service's container (a liveness or startup probe gave up).
+    Restart { reason: String },
+}
+
+/// One state change, stamped with the `Instant` of the event that caused it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineTransition {
+    pub from: ServiceState,
+    pub to: ServiceState,
+    pub at: Instant,
+    pub reason: String,
+}
+
+/// What one event changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    pub transition: Option<MachineTransition>,
+    pub decision: Option<Decision>,
+}
+
+impl Step {
+    fn none() -> Step {
+        Step::default()
+    }
+}
+
+/// Counters and last result of one probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeTrack {
+    pub role: ProbeRole,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    pub consecutive_successes: u32,
+    /// Failures in a row that count (outside the start window).
+    pub consecutive_failures: u32,
+    /// Whether the probe is passing after thresholds (starts false, as in Kubernetes).
+    pub passing: bool,
+    pub last: Option<ProbeOutcome>,
+}
+
+impl ProbeTrack {
+    fn new(timing: &ProbeTiming) -> ProbeTrack {
+        ProbeTrack {
+            role: timing.role,
+            success_threshold: timing.success_threshold.max(1),
+            failure_threshold: timing.failure_threshold.max(1),
+            consecutive_successes: 0,
+            consecutive_failures: 0,
+            passing: false,
+            last: None,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.consecutive_successes = 0;
+        self.consecutive_failures = 0;
+        self.passing = false;
+    }
+
+    fn failed_out(&self) -> bool {
+        self.consecutive_failures >= self.failure_threshold
+    }
+
+    fn last_reason(&self) -> String {
+        self.last
+            .as_ref()
+            .map(|o| o.reason.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The state of one service.
+#[derive(Debug, Clone)]
+pub struct ServiceMachine {
+    state: ServiceState,
+    since: Instant,
+    grace: Duration,
+    window_end: Option<Instant>,
+    startup_passed: bool,
+    probes: Vec<ProbeTrack>,
+    transitions: Vec<MachineTransition>,
+    restarts: u32,
+}
+
+/// Transitions kept per machine.
+const HISTORY: usize = 64;
+
+impl ServiceMachine {
+    /// A `pending` service with these probes and this grace (start) period.
+    pub fn new(probes: &[ProbeTiming], grace: Duration, now: Instant) -> ServiceMachine {
+        ServiceMachine {
+            state: ServiceState::Pending,
+            since: now,
+            grace,
+            window_end: None,
+            startup_passed: false,
+            probes: probes.iter().map(ProbeTrack::new).collect(),
+            transitions: Vec::new(),
+            restarts: 0,
+        }
+    }
+
+    pub fn state(&self) -> ServiceState {
+        self.state
+    }
+
+    /// When the current state was entered.
+    pub fn since(&self) -> Instant {
+        self.since
+    }
+
+    pub fn probes(&self) -> &[ProbeTrack] {
+        &self.probes
+    }
+
+    /// Every transition so far (the last 64), oldest first.
+    pub fn transitions(&self) -> &[MachineTransition] {
+        &self.transitions
+    }
+
+    pub fn restarts(&self) -> u32 {
+        self.restarts
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// End of the start window, when one is running.
+    pub fn window_end(&self) -> Option<Instant> {
+        self.window_end
+    }
+
+    /// Probe failures at `now` do not count.
+    pub fn in_start_window(&self, now: Instant) -> bool {
+        self.window_end.is_some_and(|end| now < end)
+    }
+
+    /// Changes the grace period for the next start (e.g. tuned from history).
+    pub fn set_grace(&mut self, grace: Duration) {
+        self.grace = grace;
+    }
+
+    /// The container started: `starting`, with a fresh start window.
+    pub fn started(&mut self, now: Instant) -> Step {
+        self.window_end = Some(now + self.grace);
+        for p in &mut self.probes {
+            p.reset();
+        }
+        self.startup_passed = !self.probes.iter().any(|p| p.role == ProbeRole::Startup);
+        let mut step = self.move_to(ServiceState::Starting, now, "container started");
+        if self.startup_passed && !self.probes.iter().any(|p| p.role == ProbeRole::Readiness) {
+            // Nothing decides readiness: running is ready.
+            let reason = if self.probes.is_empty() {
+                "running (no probes)"
+            } else {
+                "running (no readiness probes)"
+            };
+            step = self.move_to(ServiceState::Ready, now, reason);
+        }
+        step
+    }
+
+    /// The supervisor restarted the container (after a [`Decision::Restart`] or on its own).
+    pub fn restarted(&mut self, now: Instant) -> Step {
+        self.restarts += 1;
+        self.started(now)
+    }
+
+    /// An agent reported progress: keep the start window open at least until `until`.
+    pub fn extend_deadline(&mut self, until: Instant) {
+        match self.window_end {
+            Some(end) if end >= until => {}
+            _ => self.window_end = Some(until),
+        }
+    }
+
+    /// The container was stopped on purpose.
+    pub fn stopped(&mut self, now: Instant, reason: &str) -> Step {
+        self.window_end = None;
+        self.move_to(ServiceState::Stopped, now, reason)
+    }
+
+    /// The container exited by itself. A one-shot service that exits 0 is `completed`.
+    pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool) -> Step {
+        self.window_end = None;
+        if code == 0 && one_shot {
+            self.move_to(ServiceState::Completed, now, "exited 0")
+        } else {
+            self.move_to(
+                ServiceState::Failed,
+                now,
+                &format!("container exited with code {code}"),
+            )
+        }
+    }
+
+    /// A dependency failed: the service is held back.
+    pub fn blocked(&mut self, now: Instant, reason: &str) -> Step {
+        self.move_to(ServiceState::Blocked, now, reason)
+    }
+
+    /// One probe run finished. `index` is the probe's position in the list given to `new`.
+    pub fn probe_result(&mut self, index: usize, outcome: ProbeOutcome, now: Instant) -> Step {
+        let in_window = self.in_start_window(now);
+        let Some(track) = self.probes.get_mut(index) else {
+            return Step::none();
+        };
+        let ok = outcome.is_ok();
+        track.last = Some(outcome);
+        if ok {
+            track.consecutive_successes = track.consecutive_successes.saturating_add(1);
+            track.consecutive_failures = 0;
+            if track.consecutive_successes >= track.success_threshold {
+                track.passing = true;
+            }
+        } else {
+            track.consecutive_successes = 0;
+            if !in_window {
+                track.consecutive_failures = track.consecutive_failures.saturating_add(1);
+                if track.consecutive_failures >= track.failure_threshold {
+                    track.passing = false;
+                }
+            }
+        }
+        if !matches!(
+            self.state,
+            ServiceState::Starting
+                | ServiceState::Ready
+                | ServiceState::Unready
+                | ServiceState::Failed
+        ) {
+            // Not running (pending, stopped, completed, blocked): results are kept, not acted on.
+            return Step::none();
+        }
+        let role = self.probes[index].role;
+        match role {
+            ProbeRole::Startup => {
+                if self.startup_passed {
+                    return Step::none();
+                }
+                if self
+                    .probes
+                    .iter()
+                    .filter(|p| p.role == ProbeRole::Startup)
+                    .all(|p| p.passing)
+                {
+                    self.startup_passed = true;
+                    return self.evaluate(now);
+                }
+                let track = &mut self.probes[index];
+                if track.failed_out() {
+                    let reason = format!(
+                        "startup probe failed {} times after the start period: {}",
+                        track.consecutive_failures,
+                        track.last_reason()
+                    );
+                    track.consecutive_failures = 0;
+                    let mut step = self.move_to(ServiceState::Failed, now, &reason);
+                    step.decision = Some(Decision::Restart { reason });
+                    return step;
+                }
+                Step::none()
+            }
+            ProbeRole::Liveness => {
+                if !self.startup_passed {
+                    return Step::none();
+                }
+                let track = &mut self.probes[index];
+                if track.failed_out() {
+                    let reason = format!(
+                        "liveness probe failed {} times: {}",
+                        track.consecutive_failures,
+                        track.last_reason()
+                    );
+                    // Asked once per threshold; the restart resets everything.
+                    track.consecutive_failures = 0;
+                    let mut step = self.move_to(ServiceState::Failed, now, &reason);
+                    step.decision = Some(Decision::Restart { reason });
+                    return step;
+                }
+                Step::none()
+            }
+            ProbeRole::Readiness => {
+                if !self.startup_passed {
+                    return Step::none();
+                }
+                self.evaluate(now)
+            }
+        }
+    }
+
+    /// Readiness after the startup gate is open.
+    fn evaluate(&mut self, now: Instant) -> Step {
+        let readiness: Vec<&ProbeTrack> = self
+            .probes
+            .iter()
+            .filter(|p| p.role == ProbeRole::Readiness)
+            .collect();
+        let all_passing = readiness.iter().all(|p| p.passing);
+        let failed_out = readiness
+            .iter()
+            .find(|p| p.failed_out())
+            .map(|p| p.last_reason());
+        let ok_reason = || {
+            let details: Vec<String> = readiness
+                .iter()
+                .filter_map(|p| p.last.as_ref().map(|o| o.reason.clone()))
+                .filter(|r| !r.is_empty())
+                .collect();
+            if details.is_empty() {
+                "probes passed".to_string()
+            } else {
+                details.join("; ")
+            }
+        };
+        match self.state {
+            ServiceState::Starting => {
+                if all_passing {
+                    let reason = ok_reason();
+                    self.window_end = None;
+                    self.move_to(ServiceState::Ready, now, &reason)
+                } else if let Some(reason) = failed_out {
+                    self.move_to(
+                        ServiceState::Failed,
+                        now,
+                        &format!("not ready after the start period: {reason}"),
+                    )
+                } else {
+                    Step::none()
+                }
+            }
+            ServiceState::Ready => match failed_out {
+                Some(reason) => self.move_to(ServiceState::Unready, now, &reason),
+                None => Step::none(),
+            },
+            ServiceState::Unready | ServiceState::Failed => {
+                if all_passing {
+                    let reason = ok_reason();
+                    self.move_to(ServiceState::Ready, now, &reason)
+                } else {
+                    Step::none()
+                }
+            }
+            _ => Step::none(),
+        }
+    }
+
+    fn move_to(&mut self, to: ServiceState, now: Instant, reason: &str) -> Step {
+        if self.state == to {
+            return Step::none();
+        }
+        let t = MachineTransition {
+            from: self.state,
+            to,
+            at: now,
+            reason: reason.to_string(),
+        };
+        self.state = to;
+        self.since = now;
+        self.transitions.push(t.clone());
+        if self.transitions.len() > HISTORY {
+            self.transitions.remove(0);
+        }
+        Step {
+            transition: Some(t),
+            decision: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(role: ProbeRole, success: u32, failure: u32) -> ProbeTiming {
+        ProbeTiming {
+            role,
+            success_threshold: success,
+            failure_threshold: failure,
+            ..ProbeTiming::default()
+        }
+    }
+
+    fn ok() -> ProbeOutcome {
+        ProbeOutcome::ok(Duration::from_micros(100), "PONG")
+    }
+
+    fn fail(reason: &str) -> ProbeOutcome {
+        ProbeOutcome::fail(Duration::from_micros(100), reason)
+    }
+
+    fn secs(t0: Instant, s: u64) -> Instant {
+        t0 + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn success_threshold_is_honoured() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 3, 3)], Duration::ZERO, t0);
+        assert_eq!(m.state(), ServiceState::Pending);
+        m.started(t0);
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.probe_result(0, ok(), secs(t0, 1));
+        m.probe_result(0, ok(), secs(t0, 2));
+        assert_eq!(m.state(), ServiceState::Starting, "2 of 3 successes");
+        // A failure resets the success streak.
+        m.probe_result(0, fail("x"), secs(t0, 3));
+        m.probe_result(0, ok(), secs(t0, 4));
+        m.probe_result(0, ok(), secs(t0, 5));
+        assert_eq!(m.state(), ServiceState::Starting);
+        let step = m.probe_result(0, ok(), secs(t0, 6));
+        let t = step.transition.expect("becomes ready");
+        assert_eq!(
+            (t.from, t.to),
+            (ServiceState::Starting, ServiceState::Ready)
+        );
+        assert_eq!(t.at, secs(t0, 6));
+        assert_eq!(t.reason, "PONG");
+        assert_eq!(m.since(), secs(t0, 6));
+    }
+
+    #[test]
+    fn failure_threshold_is_honoured() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 3)], Duration::ZERO, t0);
+        m.started(t0);
+        m.probe_result(0, ok(), secs(t0, 1));
+        assert_eq!(m.state(), ServiceState::Ready);
+        m.probe_result(0, fail("refused"), secs(t0, 2));
+        m.probe_result(0, fail("refused"), secs(t0, 3));
+        assert_eq!(m.state(), ServiceState::Ready, "2 of 3 failures");
+        // A success resets the failure streak.
+        m.probe_result(0, ok(), secs(t0, 4));
+        m.probe_result(0, fail("refused"), secs(t0, 5));
+        m.probe_result(0, fail("refused"), secs(t0, 6));
+        assert_eq!(m.state(), ServiceState::Ready);
+        let step = m.probe_result(0, fail("connection refused"), secs(t0, 7));
+        let t = step.transition.expect("becomes unready");
+        assert_eq!((t.from, t.to), (ServiceState::Ready, ServiceState::Unready));
+        assert_eq!(t.reason, "connection refused");
+        assert!(step.decision.is_none(), "readiness never restarts");
+        // Recovery needs success_threshold successes.
+        let step = m.probe_result(0, ok(), secs(t0, 8));
+        assert_eq!(step.transition.unwrap().to, ServiceState::Ready);
+        let states: Vec<_> = m.transitions().iter().map(|t| t.to).collect();
+        assert_eq!(
+            states,
+            vec![
+                ServiceState::Starting,
+                ServiceState::Ready,
+                ServiceState::Unready,
+                ServiceState::Ready
+            ]
+        );
+    }
+
+    #[test]
+    fn failures_inside_the_start_window_do_not_count() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(30);
+        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 3)], grace, t0);
+        m.started(t0);
+        for s in 1..30 {
+            let step = m.probe_result(0, fail("loading"), secs(t0, s));
+            assert!(
+                step.transition.is_none(),
+                "no transition at {s}s inside the window"
+            );
+        }
+        assert_eq!(m.state(), ServiceState::Starting);
+        assert_eq!(m.probes()[0].consecutive_failures, 0);
+        // After the window, failures count: the third one fails the start.
+        m.probe_result(0, fail("loading"), secs(t0, 30));
+        m.probe_result(0, fail("loading"), secs(t0, 31));
+        assert_eq!(m.state(), ServiceState::Starting);
+        let step = m.probe_result(0, fail("loading"), secs(t0, 32));
+        let t = step.transition.unwrap();
+        assert_eq!(t.to, ServiceState::Failed);
+        assert!(
+            t.reason.contains("start period") && t.reason.contains("loading"),
+            "{}",
+            t.reason
+        );
+    }
+
+    #[test]
+    fn becoming_ready_ends_the_start_window() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Readiness, 1, 1)],
+            Duration::from_secs(10),
+            t0,
+        );
+        m.started(t0);
+        m.probe_result(0, ok(), secs(t0, 1));
+        assert_eq!(m.state(), ServiceState::Ready);
+        // Ready ends the window early: from now on failures count.
+        m.probe_result(0, fail("x"), secs(t0, 2));
+        assert_eq!(m.state(), ServiceState::Unready);
+    }
+
+    #[test]
+    fn extend_deadline_keeps_the_window_open() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Readiness, 1, 1)],
+            Duration::from_secs(5),
+            t0,
+        );
+        m.started(t0);
+        m.extend_deadline(secs(t0, 60));
+        m.extend_deadline(secs(t0, 20)); // never shortens
+        assert!(m.in_start_window(secs(t0, 59)));
+        m.probe_result(0, fail("loading model 40%"), secs(t0, 30));
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.probe_result(0, fail("loading model 40%"), secs(t0, 61));
+        assert_eq!(m.state(), ServiceState::Failed);
+    }
+
+    #[test]
+    fn startup_probe_gates_readiness_and_liveness() {
+        let t0 = Instant::now();
+        let probes = [
+            timing(ProbeRole::Startup, 1, 2),
+            timing(ProbeRole::Readiness, 1, 1),
+            timing(ProbeRole::Liveness, 1, 1),
+        ];
+        let mut m = ServiceMachine::new(&probes, Duration::ZERO, t0);
+        m.started(t0);
+        // Readiness ok and liveness failing before the startup probe passed: nothing happens.
+        assert!(m.probe_result(1, ok(), secs(t0, 1)).transition.is_none());
+        let step = m.probe_result(2, fail("dead"), secs(t0, 1));
+        assert!(step.transition.is_none() && step.decision.is_none());
+        assert_eq!(m.state(), ServiceState::Starting);
+        // Startup passes; readiness already passing -> ready.
+        let step = m.probe_result(0, ok(), secs(t0, 2));
+        assert_eq!(step.transition.unwrap().to, ServiceState::Ready);
+        // Now liveness counts: one failure (threshold 1) asks for a restart.
+        let step = m.probe_result(2, fail("deadlock"), secs(t0, 3));
+        assert_eq!(step.transition.unwrap().to, ServiceState::Failed);
+        match step.decision {
+            Some(Decision::Restart { reason }) => assert!(reason.contains("deadlock"), "{reason}"),
+            None => panic!("liveness failure must ask for a restart"),
+        }
+        // The supervisor restarts: back to starting with a fresh gate.
+        let step = m.restarted(secs(t0, 4));
+        assert_eq!(step.transition.unwrap().to, ServiceState::Starting);
+        assert_eq!(m.restarts(), 1);
+        assert!(
+            m.probe_result(1, ok(), secs(t0, 5)).transition.is_none(),
+            "gated again"
+        );
+    }
+
+    #[test]
+    fn startup_probe_gives_up_after_the_window() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(
+            &[timing(ProbeRole::Startup, 1, 2)],
+            Duration::from_secs(10),
+            t0,
+        );
+        m.started(t0);
+        for s in 1..10 {
+            assert!(m
+                .probe_result(0, fail("refused"), secs(t0, s))
+                .decision
+                .is_none());
+        }
+        m.probe_result(0, fail("refused"), secs(t0, 10));
+        let step = m.probe_result(0, fail("refused"), secs(t0, 11));
+        assert_eq!(step.transition.unwrap().to, ServiceState::Failed);
+        assert!(matches!(step.decision, Some(Decision::Restart { .. })));
+    }
+
+    #[test]
+    fn no_probes_means_ready_when_running_and_exits_end_states() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(&[], Duration::from_secs(10), t0);
+        m.started(t0);
+        assert_eq!(m.state(), ServiceState::Ready);
+        m.exited(secs(t0, 1), 0, true);
+        assert_eq!(m.state(), ServiceState::Completed);
+        m.started(secs(t0, 2));
+        m.exited(secs(t0, 3), 1, false);
+        assert_eq!(m.state(), ServiceState::Failed);
+        m.stopped(secs(t0, 4), "muster down");
+        assert_eq!(m.state(), ServiceState::Stopped);
+        // Results while stopped are kept but change nothing.
+        let mut p = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 1)], Duration::ZERO, t0);
+        assert!(p.probe_result(0, ok(), t0).transition.is_none());
+        assert_eq!(p.state(), ServiceState::Pending);
+        assert!(p.probes()[0].last.is_some());
+    }
+}
