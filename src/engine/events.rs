@@ -25,11 +25,13 @@ pub struct EngineEvent {
 }
 
 impl Engine {
-    /// Follows container events of `project` from now on. The stream ends when
-    /// the connection does; errors are yielded, not hidden.
+    /// Follows container events of `project` from now on (or replayed from
+    /// `since`, unix seconds). The stream ends when the connection does;
+    /// errors are yielded, not hidden.
     pub fn project_events(
         &self,
         project: &str,
+        since: Option<i64>,
     ) -> impl Stream<Item = Result<EngineEvent, EngineError>> + Send + 'static {
         let filters = HashMap::from([
             ("type".to_string(), vec!["container".to_string()]),
@@ -39,12 +41,22 @@ impl Engine {
         self.docker()
             .events(Some(EventsOptions {
                 filters: Some(filters),
-                ..Default::default()
+                since: since.map(|s| s.to_string()),
+                until: None,
             }))
             .map(move |item| {
                 let msg = item.map_err(|e| {
                     EngineError::api(format!("follow events of project {project}"), e)
                 })?;
+                Ok(from_message(msg))
+            })
+    }
+}
+
+/// Turns the engine's event message into an [`EngineEvent`].
+pub fn from_message(msg: bollard::models::EventMessage) -> EngineEvent {
+    {
+        {
                 let action = msg.action.unwrap_or_default();
                 let actor = msg.actor.unwrap_or_default();
                 let attrs = actor.attributes.unwrap_or_default();
@@ -53,14 +65,14 @@ impl Engine {
                     Some((a, h)) if a == "health_status" => (a.to_string(), Some(h.to_string())),
                     _ => (action, None),
                 };
-                Ok(EngineEvent {
+                EngineEvent {
                     container_id: actor.id.unwrap_or_default(),
                     service: attrs.get(labels::SERVICE).cloned().unwrap_or_default(),
                     exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
                     action,
                     health,
                     time_nano: msg.time_nano.unwrap_or(0),
-                })
-            })
+                }
+        }
     }
 }

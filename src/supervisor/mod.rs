@@ -1,6 +1,8 @@
 //! The supervisor owns the per-service state machines; every other module
 //! reads a [`StackSnapshot`] or follows [`StateEvent`]s through [`StateStore`].
 
+pub mod stack;
+pub mod start;
 pub mod state;
 pub mod store;
 
