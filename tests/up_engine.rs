@@ -69,8 +69,16 @@ async fn diamond_starts_in_dependency_order_with_b_and_c_in_parallel() {
         &guard.name,
         vec![
             healthy_after("a", 1000, 200),
-            dep(healthy_after("b", 1500, 200), "a", Condition::ServiceHealthy),
-            dep(healthy_after("c", 1500, 200), "a", Condition::ServiceHealthy),
+            dep(
+                healthy_after("b", 1500, 200),
+                "a",
+                Condition::ServiceHealthy,
+            ),
+            dep(
+                healthy_after("c", 1500, 200),
+                "a",
+                Condition::ServiceHealthy,
+            ),
             dep(
                 dep(sh("d", "exec sleep 100000"), "b", Condition::ServiceHealthy),
                 "c",
@@ -91,8 +99,16 @@ async fn diamond_starts_in_dependency_order_with_b_and_c_in_parallel() {
     let d = started_ns(&engine, &guard.name, "d").await;
     assert!(b > a + 900 * MS, "b started {} ms after a", (b - a) / MS);
     assert!(c > a + 900 * MS, "c started {} ms after a", (c - a) / MS);
-    assert!((b - c).abs() < 1000 * MS, "b and c {} ms apart", (b - c).abs() / MS);
-    assert!(d > b.max(c) + 1400 * MS, "d started {} ms after the later of b, c", (d - b.max(c)) / MS);
+    assert!(
+        (b - c).abs() < 1000 * MS,
+        "b and c {} ms apart",
+        (b - c).abs() / MS
+    );
+    assert!(
+        d > b.max(c) + 1400 * MS,
+        "d started {} ms after the later of b, c",
+        (d - b.max(c)) / MS
+    );
     assert_eq!(report.services.first().map(String::as_str), Some("a"));
     assert_eq!(report.services.last().map(String::as_str), Some("d"));
 }
@@ -105,7 +121,11 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
         &guard.name,
         vec![
             healthy_after("db", 2000, 500),
-            dep(sh("app", "exec sleep 100000"), "db", Condition::ServiceHealthy),
+            dep(
+                sh("app", "exec sleep 100000"),
+                "db",
+                Condition::ServiceHealthy,
+            ),
         ],
     );
     let store = StateStore::new(&guard.name);
@@ -124,7 +144,11 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
     assert_eq!(report.outcome, UpOutcome::Ready);
     let db = started_ns(&engine, &guard.name, "db").await;
     let app = started_ns(&engine, &guard.name, "app").await;
-    assert!(app >= db + 2000 * MS, "app started only {} ms after db", (app - db) / MS);
+    assert!(
+        app >= db + 2000 * MS,
+        "app started only {} ms after db",
+        (app - db) / MS
+    );
     // The event stream saw db go ready before app started.
     let mut order = Vec::new();
     while let Ok(e) = events.try_recv() {
@@ -191,9 +215,17 @@ async fn a_failing_dependency_blocks_its_dependents_with_the_reason() {
                 "migrate",
                 Condition::ServiceCompletedSuccessfully,
             ),
-            dep(sh("web", "exec sleep 100000"), "app", Condition::ServiceStarted),
+            dep(
+                sh("web", "exec sleep 100000"),
+                "app",
+                Condition::ServiceStarted,
+            ),
             ghost,
-            dep(sh("uses-ghost", "exec sleep 100000"), "ghost", Condition::ServiceStarted),
+            dep(
+                sh("uses-ghost", "exec sleep 100000"),
+                "ghost",
+                Condition::ServiceStarted,
+            ),
             sh("fine", "exec sleep 100000"),
         ],
     );
@@ -205,7 +237,10 @@ async fn a_failing_dependency_blocks_its_dependents_with_the_reason() {
     assert_eq!(reason, "exited with code 3");
     let (st, reason) = state(&store, "app");
     assert_eq!(st, ServiceState::Blocked);
-    assert!(reason.contains("migrate") && reason.contains("code 3"), "{reason}");
+    assert!(
+        reason.contains("migrate") && reason.contains("code 3"),
+        "{reason}"
+    );
     let (st, reason) = state(&store, "web");
     assert_eq!(st, ServiceState::Blocked);
     assert!(reason.contains("app failed"), "{reason}");
@@ -284,7 +319,11 @@ async fn second_up_is_a_no_op_and_a_change_recreates_only_that_service() {
 async fn containers_networks_and_volumes_carry_compose_labels() {
     let engine = engine().await;
     let guard = DockerProject::new("labels");
-    let mut web = dep(sh("web", "exec sleep 100000"), "db", Condition::ServiceStarted);
+    let mut web = dep(
+        sh("web", "exec sleep 100000"),
+        "db",
+        Condition::ServiceStarted,
+    );
     web.replicas = 2;
     let mut db = sh("db", "exec sleep 100000");
     db.volumes.push(named_volume("data", "/data"));
@@ -292,7 +331,10 @@ async fn containers_networks_and_volumes_carry_compose_labels() {
     let (report, _) = run_up(&engine, &p).await;
     assert_eq!(report.outcome, UpOutcome::Ready);
 
-    let containers = engine.list_project_containers(&guard.name, None).await.unwrap();
+    let containers = engine
+        .list_project_containers(&guard.name, None)
+        .await
+        .unwrap();
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     let expect = |s: &str| format!("{}-{s}", guard.name);
     assert_eq!(names, [expect("db-1"), expect("web-1"), expect("web-2")]);
@@ -303,21 +345,33 @@ async fn containers_networks_and_volumes_carry_compose_labels() {
     assert_eq!(l[labels::CONTAINER_NUMBER], "1");
     assert_eq!(l[labels::ONEOFF], "False");
     assert_eq!(l[labels::DEPENDS_ON], "db:service_started:false");
-    assert_eq!(l[labels::CONFIG_HASH], labels::config_hash(&p.services["web"]));
+    assert_eq!(
+        l[labels::CONFIG_HASH],
+        labels::config_hash(&p.services["web"])
+    );
     assert!(l[labels::CONFIG_FILES].ends_with("compose.yaml"));
     assert!(!l[labels::WORKING_DIR].is_empty());
     assert!(!l[labels::VERSION].is_empty());
 
     // DNS alias = service name on the project network: db resolves "web".
     let out = std::process::Command::new("docker")
-        .args(["exec", &expect("db-1"), "sh", "-c", "ping -c1 -W2 web >/dev/null && echo ok || nslookup web"])
+        .args([
+            "exec",
+            &expect("db-1"),
+            "sh",
+            "-c",
+            "ping -c1 -W2 web >/dev/null && echo ok || nslookup web",
+        ])
         .output()
         .unwrap();
     let networks = engine.list_project_networks(&guard.name).await.unwrap();
     assert_eq!(networks, vec![format!("{}_default", guard.name)]);
     let net = engine
         .docker()
-        .inspect_network(&networks[0], None::<bollard::query_parameters::InspectNetworkOptions>)
+        .inspect_network(
+            &networks[0],
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
         .await
         .unwrap();
     let nl = net.labels.unwrap();
@@ -325,7 +379,10 @@ async fn containers_networks_and_volumes_carry_compose_labels() {
     assert_eq!(nl[labels::NETWORK], "default");
     let aliases = engine
         .docker()
-        .inspect_container(&expect("web-2"), None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            &expect("web-2"),
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await
         .unwrap()
         .network_settings
@@ -335,7 +392,10 @@ async fn containers_networks_and_volumes_carry_compose_labels() {
         .aliases
         .clone()
         .unwrap_or_default();
-    assert!(aliases.contains(&"web".to_string()), "{aliases:?} / {out:?}");
+    assert!(
+        aliases.contains(&"web".to_string()),
+        "{aliases:?} / {out:?}"
+    );
 
     let volumes = engine.list_project_volumes(&guard.name).await.unwrap();
     assert_eq!(volumes, vec![format!("{}_data", guard.name)]);
@@ -377,15 +437,25 @@ async fn down_removes_everything_dependents_first() {
         &guard.name,
         vec![
             db,
-            dep(sh("api", "exec sleep 100000"), "db", Condition::ServiceStarted),
-            dep(sh("web", "exec sleep 100000"), "api", Condition::ServiceStarted),
+            dep(
+                sh("api", "exec sleep 100000"),
+                "db",
+                Condition::ServiceStarted,
+            ),
+            dep(
+                sh("web", "exec sleep 100000"),
+                "api",
+                Condition::ServiceStarted,
+            ),
         ],
     );
     let (report, _) = run_up(&engine, &p).await;
     assert_eq!(report.outcome, UpOutcome::Ready);
     let rows = ps(&engine, &guard.name).await.unwrap();
     assert_eq!(rows.len(), 3);
-    assert!(rows.iter().all(|r| r.state == "running" && r.uptime_s.is_some()));
+    assert!(rows
+        .iter()
+        .all(|r| r.state == "running" && r.uptime_s.is_some()));
 
     let removed = down(&engine, &guard.name, true).await.unwrap();
     let pos = |s: &str| {
@@ -395,12 +465,28 @@ async fn down_removes_everything_dependents_first() {
             .position(|c| c == &format!("{}-{s}-1", guard.name))
             .unwrap()
     };
-    assert!(pos("web") < pos("api") && pos("api") < pos("db"), "{:?}", removed.containers);
+    assert!(
+        pos("web") < pos("api") && pos("api") < pos("db"),
+        "{:?}",
+        removed.containers
+    );
     assert_eq!(removed.networks.len(), 1);
     assert_eq!(removed.volumes.len(), 1);
-    assert!(engine.list_project_containers(&guard.name, None).await.unwrap().is_empty());
-    assert!(engine.list_project_networks(&guard.name).await.unwrap().is_empty());
-    assert!(engine.list_project_volumes(&guard.name).await.unwrap().is_empty());
+    assert!(engine
+        .list_project_containers(&guard.name, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(engine
+        .list_project_networks(&guard.name)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(engine
+        .list_project_volumes(&guard.name)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +519,11 @@ async fn real_redis_and_nats_come_up_and_answer_on_published_ports() {
         ..Default::default()
     };
     let app = dep(
-        dep(sh("app", "exec sleep 100000"), "redis", Condition::ServiceHealthy),
+        dep(
+            sh("app", "exec sleep 100000"),
+            "redis",
+            Condition::ServiceHealthy,
+        ),
         "nats",
         Condition::ServiceStarted,
     );
@@ -482,7 +572,11 @@ async fn wait_timeout_stops_waiting_and_leaves_containers_running() {
         &guard.name,
         vec![
             healthy_after("slow", 60_000, 500),
-            dep(sh("after", "exec sleep 100000"), "slow", Condition::ServiceHealthy),
+            dep(
+                sh("after", "exec sleep 100000"),
+                "slow",
+                Condition::ServiceHealthy,
+            ),
         ],
     );
     let store = StateStore::new(&guard.name);
@@ -510,7 +604,10 @@ async fn unreachable_engine_is_a_clear_error() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("cannot reach the Docker engine") && err.contains("/nonexistent/docker.sock"), "{err}");
+    assert!(
+        err.contains("cannot reach the Docker engine") && err.contains("/nonexistent/docker.sock"),
+        "{err}"
+    );
     let port = common::free_port();
     let err = Engine::connect_to(&format!("tcp://127.0.0.1:{port}"))
         .await

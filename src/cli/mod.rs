@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod stack;
+
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
 pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
@@ -282,9 +284,9 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     tracing::debug!(redis = %muster::config::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
-        Command::Up(_) => not_built("up", 3),
-        Command::Down(_) => not_built("down", 3),
-        Command::Ps => not_built("ps", 3),
+        Command::Up(args) => stack::up(&global, &args),
+        Command::Down(args) => stack::down(&global, &args),
+        Command::Ps => stack::ps(&global),
         Command::Status => not_built("status", 4),
         Command::Check(_) => not_built("check", 5),
         Command::Signal(_) => not_built("signal", 5),

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, ContainerSummary, EndpointSettings};
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, InspectContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    StopContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -76,10 +76,7 @@ impl ContainerInfo {
                 host_ip: p.ip,
                 host_port: p.public_port,
                 container_port: p.private_port,
-                protocol: p
-                    .typ
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|| "tcp".into()),
+                protocol: p.typ.map(|t| t.to_string()).unwrap_or_else(|| "tcp".into()),
             })
             .collect();
         ports.sort_by(|a, b| (a.container_port, &a.host_ip).cmp(&(b.container_port, &b.host_ip)));
@@ -166,7 +163,8 @@ impl Engine {
             }))
             .await
             .map_err(|e| EngineError::api(format!("list containers of project {project}"), e))?;
-        let mut out: Vec<ContainerInfo> = list.into_iter().map(ContainerInfo::from_summary).collect();
+        let mut out: Vec<ContainerInfo> =
+            list.into_iter().map(ContainerInfo::from_summary).collect();
         out.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
         Ok(out)
     }
@@ -288,7 +286,11 @@ impl Engine {
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
         Ok(ContainerDetails {
             id: c.id.unwrap_or_default(),
-            name: c.name.unwrap_or_default().trim_start_matches('/').to_string(),
+            name: c
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_string(),
             running: state.running.unwrap_or(false),
             exit_code: if status == "exited" || status == "dead" {
                 state.exit_code

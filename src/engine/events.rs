@@ -57,22 +57,22 @@ impl Engine {
 pub fn from_message(msg: bollard::models::EventMessage) -> EngineEvent {
     {
         {
-                let action = msg.action.unwrap_or_default();
-                let actor = msg.actor.unwrap_or_default();
-                let attrs = actor.attributes.unwrap_or_default();
-                // Older engines send "health_status: healthy" as the action.
-                let (action, health) = match action.split_once(": ") {
-                    Some((a, h)) if a == "health_status" => (a.to_string(), Some(h.to_string())),
-                    _ => (action, None),
-                };
-                EngineEvent {
-                    container_id: actor.id.unwrap_or_default(),
-                    service: attrs.get(labels::SERVICE).cloned().unwrap_or_default(),
-                    exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
-                    action,
-                    health,
-                    time_nano: msg.time_nano.unwrap_or(0),
-                }
+            let action = msg.action.unwrap_or_default();
+            let actor = msg.actor.unwrap_or_default();
+            let attrs = actor.attributes.unwrap_or_default();
+            // Older engines send "health_status: healthy" as the action.
+            let (action, health) = match action.split_once(": ") {
+                Some((a, h)) if a == "health_status" => (a.to_string(), Some(h.to_string())),
+                _ => (action, None),
+            };
+            EngineEvent {
+                container_id: actor.id.unwrap_or_default(),
+                service: attrs.get(labels::SERVICE).cloned().unwrap_or_default(),
+                exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+                action,
+                health,
+                time_nano: msg.time_nano.unwrap_or(0),
+            }
         }
     }
 }

@@ -73,7 +73,10 @@ mod tests {
 
     #[test]
     fn parses_docker_timestamps() {
-        assert_eq!(parse_rfc3339_ns("1970-01-01T00:00:01Z"), Some(1_000_000_000));
+        assert_eq!(
+            parse_rfc3339_ns("1970-01-01T00:00:01Z"),
+            Some(1_000_000_000)
+        );
         assert_eq!(
             parse_rfc3339_ns("1970-01-01T00:00:01.5Z"),
             Some(1_500_000_000)
@@ -82,7 +85,10 @@ mod tests {
             parse_rfc3339_ns("2026-11-23T09:13:14.000000001+01:00"),
             parse_rfc3339_ns("2026-11-23T08:13:14.000000001Z")
         );
-        assert_eq!(parse_rfc3339_ns("2000-03-01T00:00:00Z"), Some(951_868_800_000_000_000));
+        assert_eq!(
+            parse_rfc3339_ns("2000-03-01T00:00:00Z"),
+            Some(951_868_800_000_000_000)
+        );
         assert_eq!(parse_rfc3339_ns("0001-01-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_ns("nonsense"), None);
         let a = parse_rfc3339_ns("2026-11-23T09:13:14.9Z").unwrap();

@@ -28,7 +28,10 @@ impl Engine {
         let name = network_name(project, key);
         match self
             .docker()
-            .inspect_network(&name, None::<bollard::query_parameters::InspectNetworkOptions>)
+            .inspect_network(
+                &name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
             .await
         {
             Ok(_) => return Ok(name),
@@ -40,7 +43,8 @@ impl Engine {
                 what: format!("external network {name} (declared as networks.{key})"),
             });
         }
-        self.create_network(&project.name, key, &name, &spec).await?;
+        self.create_network(&project.name, key, &name, &spec)
+            .await?;
         Ok(name)
     }
 
@@ -71,10 +75,7 @@ impl Engine {
 
     /// Names of the networks labelled with the project.
     pub async fn list_project_networks(&self, project: &str) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![labels::project_filter(project)],
-        )]);
+        let filters = HashMap::from([("label".to_string(), vec![labels::project_filter(project)])]);
         let list = self
             .docker()
             .list_networks(Some(ListNetworksOptions {

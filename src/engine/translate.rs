@@ -73,9 +73,12 @@ pub fn container_spec(
     service: &Service,
     number: u32,
 ) -> Result<ContainerSpec, TranslateError> {
-    let image = service.image.clone().ok_or_else(|| TranslateError::NoImage {
-        service: service.name.clone(),
-    })?;
+    let image = service
+        .image
+        .clone()
+        .ok_or_else(|| TranslateError::NoImage {
+            service: service.name.clone(),
+        })?;
     let name = container_name(project, service, number);
 
     // Environment: env_file entries first, `environment:` wins.
@@ -192,10 +195,12 @@ pub fn container_spec(
 
     let restart_policy = match service.restart.as_deref() {
         None => None,
-        Some(value) => Some(restart_policy(value).ok_or_else(|| TranslateError::Restart {
-            service: service.name.clone(),
-            value: value.to_string(),
-        })?),
+        Some(value) => Some(
+            restart_policy(value).ok_or_else(|| TranslateError::Restart {
+                service: service.name.clone(),
+                value: value.to_string(),
+            })?,
+        ),
     };
 
     let limits = service
@@ -217,7 +222,11 @@ pub fn container_spec(
         } else {
             Some(bindings)
         },
-        mounts: if mounts.is_empty() { None } else { Some(mounts) },
+        mounts: if mounts.is_empty() {
+            None
+        } else {
+            Some(mounts)
+        },
         network_mode,
         restart_policy,
         nano_cpus: limits.cpus.map(|c| (c * 1e9) as i64),
@@ -356,9 +365,12 @@ mod tests {
             name: "web".into(),
             image: Some("img:1".into()),
             replicas: 2,
-            environment: [("A".to_string(), Some("1".to_string())), ("B".to_string(), None)]
-                .into_iter()
-                .collect(),
+            environment: [
+                ("A".to_string(), Some("1".to_string())),
+                ("B".to_string(), None),
+            ]
+            .into_iter()
+            .collect(),
             ports: vec![Port {
                 target: 80,
                 published: Some("8080".into()),
@@ -409,7 +421,10 @@ mod tests {
         assert_eq!(labels[labels::CONTAINER_NUMBER], "2");
         assert_eq!(labels[labels::ONEOFF], "False");
         let eps = body.networking_config.unwrap().endpoints_config.unwrap();
-        assert_eq!(eps["p_default"].aliases.as_ref().unwrap(), &vec!["web".to_string()]);
+        assert_eq!(
+            eps["p_default"].aliases.as_ref().unwrap(),
+            &vec!["web".to_string()]
+        );
     }
 
     #[test]

@@ -52,10 +52,7 @@ impl Engine {
 
     /// Names of the volumes labelled with the project.
     pub async fn list_project_volumes(&self, project: &str) -> Result<Vec<String>, EngineError> {
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![labels::project_filter(project)],
-        )]);
+        let filters = HashMap::from([("label".to_string(), vec![labels::project_filter(project)])]);
         let list = self
             .docker()
             .list_volumes(Some(ListVolumesOptions {

@@ -21,7 +21,11 @@ pub struct DownReport {
 /// (dependents before what they depend on; one wave at a time, each wave in
 /// parallel), then its networks, and its volumes when `volumes` is set.
 /// The order comes from the containers' `com.docker.compose.depends_on` labels.
-pub async fn down(engine: &Engine, project: &str, volumes: bool) -> Result<DownReport, EngineError> {
+pub async fn down(
+    engine: &Engine,
+    project: &str,
+    volumes: bool,
+) -> Result<DownReport, EngineError> {
     let containers = engine.list_project_containers(project, None).await?;
     let mut by_service: BTreeMap<String, Vec<crate::engine::ContainerInfo>> = BTreeMap::new();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -383,7 +383,14 @@ fn start_order(project: &Project, selected: &BTreeSet<String>) -> Result<Vec<Str
     let mut marks = HashMap::new();
     let mut out = Vec::new();
     for name in selected {
-        visit(name, project, selected, &mut marks, &mut Vec::new(), &mut out)?;
+        visit(
+            name,
+            project,
+            selected,
+            &mut marks,
+            &mut Vec::new(),
+            &mut out,
+        )?;
     }
     Ok(out)
 }
@@ -725,7 +732,8 @@ fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -
     let started = all.clone().all(|o| o.ever_running);
     let has_hc = obs.values().any(|o| o.has_healthcheck);
     let healthy = if has_hc {
-        obs.values().all(|o| o.health.as_deref() == Some("healthy") && o.running)
+        obs.values()
+            .all(|o| o.health.as_deref() == Some("healthy") && o.running)
     } else {
         obs.values().all(|o| o.running)
     };
@@ -752,7 +760,11 @@ fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -
         });
         return true;
     }
-    if has_hc && obs.values().any(|o| o.health.as_deref() == Some("unhealthy")) {
+    if has_hc
+        && obs
+            .values()
+            .any(|o| o.health.as_deref() == Some("unhealthy"))
+    {
         let reason = "healthcheck reports unhealthy".to_string();
         ctx.store.transition(name, ServiceState::Failed, &reason);
         me.send_modify(|p| {
@@ -824,7 +836,10 @@ mod tests {
             svc("e", &[]),
         ]);
         let (sel, _) = select(&p, &["d".into()], false).unwrap();
-        assert_eq!(sel.iter().cloned().collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+        assert_eq!(
+            sel.iter().cloned().collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
         let order = start_order(&p, &sel).unwrap();
         assert_eq!(order.first().map(String::as_str), Some("a"));
         assert_eq!(order.last().map(String::as_str), Some("d"));

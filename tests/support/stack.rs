@@ -6,8 +6,7 @@
 use std::time::Duration;
 
 use muster::compose::{
-    Condition, Dependency, HealthTest, Healthcheck, Port, Project, Service, VolumeMount,
-    VolumeType,
+    Condition, Dependency, HealthTest, Healthcheck, Port, Project, Service, VolumeMount, VolumeType,
 };
 
 pub const BUSYBOX: &str = "muster-test/busybox:1";
