@@ -160,6 +160,23 @@ fn main() {
             report.elapsed.as_secs_f64() * 1000.0
         );
         muster_runs.push(report.elapsed);
+        if std::env::var("VERBOSE").is_ok() {
+            let snap = store.snapshot();
+            let t0 = snap
+                .services
+                .values()
+                .flat_map(|s| s.transitions.iter().map(|t| t.at_ms))
+                .min()
+                .unwrap_or(0);
+            for s in snap.services.values() {
+                let line: Vec<String> = s
+                    .transitions
+                    .iter()
+                    .map(|t| format!("{}@{}", t.to, t.at_ms - t0))
+                    .collect();
+                println!("  {} {} | {}", s.name, line.join(" "), s.reason);
+            }
+        }
         rt.block_on(muster::supervisor::stack::down(&engine, &guard.name, true))
             .expect("down");
     }
@@ -192,15 +209,24 @@ fn main() {
                 let list = rt
                     .block_on(engine.list_project_containers(&guard.name, None))
                     .expect("list");
-                let healthy = list.iter().filter(|c| c.health() == Some("healthy")).count();
+                let healthy = list
+                    .iter()
+                    .filter(|c| c.health() == Some("healthy"))
+                    .count();
                 if healthy == LEVELS * PER_LEVEL {
                     break;
                 }
-                assert!(began.elapsed() < Duration::from_secs(180), "compose stack never healthy");
+                assert!(
+                    began.elapsed() < Duration::from_secs(180),
+                    "compose stack never healthy"
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
             let took = began.elapsed();
-            println!("docker-compose up -d + wait run {run}: {:.0} ms", took.as_secs_f64() * 1000.0);
+            println!(
+                "docker-compose up -d + wait run {run}: {:.0} ms",
+                took.as_secs_f64() * 1000.0
+            );
             compose_runs.push(took);
             rt.block_on(muster::supervisor::stack::down(&engine, &guard.name, true))
                 .expect("down");

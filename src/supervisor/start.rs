@@ -475,7 +475,18 @@ async fn run_service(
     // Subscribe before anything of ours can start, so no event is missed.
     let events = ctx.events.subscribe();
 
-    // 1. Dependencies, all at once; the reason lists what is still awaited.
+    // 1. Create (not start) the containers while the dependencies get ready,
+    //    so creation is off the critical path. A missing image fails here, at once.
+    let mut prepared = match prepare(&ctx, service, false).await {
+        Ok(p) => p,
+        Err(reason) => {
+            ctx.store.transition(&name, ServiceState::Failed, &reason);
+            me.send_modify(|p| p.failed = Some(reason));
+            return;
+        }
+    };
+
+    // 2. Dependencies, all at once; the reason lists what is still awaited.
     let deps = deps_in(service, &ctx.selected);
     let mut waits = futures_util::stream::FuturesUnordered::new();
     for (dep, condition) in &deps {
@@ -502,6 +513,10 @@ async fn run_service(
             }
             Err(reason) => {
                 let reason = format!("blocked: {reason}");
+                // Blocked services are not started: drop what was created for them.
+                for id in &prepared.created {
+                    let _ = ctx.engine.remove_container(id, true).await;
+                }
                 ctx.store.transition(&name, ServiceState::Blocked, &reason);
                 me.send_modify(|p| p.failed = Some(reason));
                 return;
@@ -509,9 +524,19 @@ async fn run_service(
         }
     }
 
-    // 2. Create / start / keep the containers.
+    // 3. Start (recreating first when a `restart: true` dependency was recreated).
     let began = Instant::now();
-    let ids = match reconcile(&ctx, service, force_recreate).await {
+    if force_recreate && !prepared.changed {
+        match prepare(&ctx, service, true).await {
+            Ok(p) => prepared = p,
+            Err(reason) => {
+                ctx.store.transition(&name, ServiceState::Failed, &reason);
+                me.send_modify(|p| p.failed = Some(reason));
+                return;
+            }
+        }
+    }
+    let ids = match launch(&ctx, service, prepared).await {
         Ok(ids) => ids,
         Err(reason) => {
             ctx.store.transition(&name, ServiceState::Failed, &reason);
@@ -520,14 +545,25 @@ async fn run_service(
         }
     };
 
-    // 3. Follow them until ready / completed / failed (and on, for dependents
+    // 4. Follow them until ready / completed / failed (and on, for dependents
     //    that wait for completion, until the whole `up` settles).
     follow(&ctx, &name, ids, events, began).await;
 }
 
-/// Brings the service's containers to the wanted config; returns their ids and
-/// whether they were (re)created.
-async fn reconcile(ctx: &Ctx, service: &Service, force: bool) -> Result<Vec<String>, String> {
+/// The service's containers, brought to the wanted config but not started yet.
+struct Prepared {
+    ids: Vec<String>,
+    /// Containers to start (new ones, and existing ones that are not running).
+    to_start: Vec<String>,
+    /// Containers created by this `up` (removed again if the service is blocked).
+    created: Vec<String>,
+    changed: bool,
+    kept: usize,
+}
+
+/// Brings the service's containers to the wanted config (keep, or remove and
+/// create when the config hash differs or `force`), without starting them.
+async fn prepare(ctx: &Ctx, service: &Service, force: bool) -> Result<Prepared, String> {
     let engine = &ctx.engine;
     let name = &service.name;
     let image = service
@@ -563,17 +599,8 @@ async fn reconcile(ctx: &Ctx, service: &Service, force: bool) -> Result<Vec<Stri
         }
     }
 
-    if wanted == 0 {
-        ctx.store
-            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
-        ctx.progress[name].send_modify(|p| {
-            p.started = true;
-            p.healthy = true;
-        });
-        return Ok(Vec::new());
-    }
-
     let mut to_start = Vec::new();
+    let mut created = Vec::new();
     let mut ids = Vec::new();
     let mut changed = false;
     let mut kept = 0;
@@ -606,11 +633,42 @@ async fn reconcile(ctx: &Ctx, service: &Service, force: bool) -> Result<Vec<Stri
                     .await
                     .map_err(|e| e.to_string())?;
                 changed = true;
+                created.push(id.clone());
                 to_start.push(id.clone());
                 ids.push(id);
             }
         }
     }
+    Ok(Prepared {
+        ids,
+        to_start,
+        created,
+        changed,
+        kept,
+    })
+}
+
+/// Starts the prepared containers; returns the ids of all of them.
+async fn launch(ctx: &Ctx, service: &Service, prepared: Prepared) -> Result<Vec<String>, String> {
+    let engine = &ctx.engine;
+    let name = &service.name;
+    let wanted = service.replicas;
+    if wanted == 0 {
+        ctx.store
+            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
+        ctx.progress[name].send_modify(|p| {
+            p.started = true;
+            p.healthy = true;
+        });
+        return Ok(Vec::new());
+    }
+    let Prepared {
+        ids,
+        to_start,
+        changed,
+        kept,
+        ..
+    } = prepared;
     ctx.store.update(name, |s| s.container_ids = ids.clone());
     if changed {
         ctx.progress[name].send_modify(|p| p.recreated = true);
