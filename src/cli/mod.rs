@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 pub mod compose;
 mod signal;
 mod status;
+mod stack;
 
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
@@ -297,9 +298,9 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     tracing::debug!(redis = %muster::config::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
-        Command::Up(_) => not_built("up", 3),
-        Command::Down(_) => not_built("down", 3),
-        Command::Ps => not_built("ps", 3),
+        Command::Up(args) => stack::up(&global, &args),
+        Command::Down(args) => stack::down(&global, &args),
+        Command::Ps => stack::ps(&global),
         Command::Check(args) => signal::check(args, &settings, global.json),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),

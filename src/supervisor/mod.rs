@@ -3,6 +3,8 @@
 
 pub mod machine;
 pub mod runner;
+pub mod stack;
+pub mod start;
 pub mod state;
 pub mod store;
 

@@ -32,11 +32,8 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("{prefix}-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
     }
@@ -242,8 +239,14 @@ impl DockerProject {
         let filter = self.label_filter();
         for (list, remove) in [
             (vec!["ps", "-aq", "--filter"], vec!["rm", "-f", "-v"]),
-            (vec!["network", "ls", "-q", "--filter"], vec!["network", "rm"]),
-            (vec!["volume", "ls", "-q", "--filter"], vec!["volume", "rm", "-f"]),
+            (
+                vec!["network", "ls", "-q", "--filter"],
+                vec!["network", "rm"],
+            ),
+            (
+                vec!["volume", "ls", "-q", "--filter"],
+                vec!["volume", "rm", "-f"],
+            ),
         ] {
             let out = Command::new("docker")
                 .args(&list)

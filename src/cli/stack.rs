@@ -1,0 +1,221 @@
+//! `muster up`, `muster down`, `muster ps`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use muster::compose::{LoadOptions, Project};
+use muster::engine::Engine;
+use muster::supervisor::start::{UpOptions, UpOutcome};
+use muster::supervisor::{ServiceState, StateStore};
+
+use super::{CliResult, DownArgs, Global, UpArgs};
+
+fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn load_options(global: &Global) -> LoadOptions {
+    LoadOptions {
+        files: global.files.clone(),
+        project_name: global.project_name.clone(),
+        profiles: global.profiles.clone(),
+        env_files: global.env_files.clone(),
+        project_directory: global.project_directory.clone(),
+        ..Default::default()
+    }
+}
+
+fn load_project(global: &Global) -> Result<Project, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(muster::compose::load(&load_options(global))?)
+}
+
+/// The project name: `-p`, else the loaded compose project's.
+fn project_name(global: &Global) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    match &global.project_name {
+        Some(name) => Ok(name.clone()),
+        None => Ok(load_project(global)?.name),
+    }
+}
+
+pub fn up(global: &Global, args: &UpArgs) -> CliResult {
+    let wait_timeout = match &args.wait_timeout {
+        Some(text) => Some(
+            muster::duration::parse(text).map_err(|e| format!("--wait-timeout {text:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    let project = load_project(global)?;
+    runtime()?.block_on(async move {
+        let engine = Engine::connect().await?;
+        let store = StateStore::new(&project.name);
+        let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = cancel_tx.send(true);
+            }
+        });
+        let printer = if global.json {
+            tokio::spawn(print_json_events(store.clone()))
+        } else {
+            tokio::spawn(print_live_lines(store.clone()))
+        };
+        let options = UpOptions {
+            services: args.services.clone(),
+            no_deps: args.no_deps,
+            wait_timeout,
+            cancel: Some(cancel_rx),
+        };
+        let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
+        // Let the printer catch up with the last changes.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        printer.abort();
+        let report = result?;
+        let snap = store.snapshot();
+        if global.json {
+            let line = serde_json::json!({ "result": report, "services": snap.services.values().map(|s| serde_json::json!({
+                "service": s.name, "state": s.state, "reason": s.reason, "containers": s.container_ids,
+            })).collect::<Vec<_>>() });
+            println!("{line}");
+        } else {
+            for skipped in &report.skipped {
+                println!("warning: optional dependency {skipped} is not defined; skipped");
+            }
+            println!();
+            println!("{:<24} {:<10} {:<5} DETAIL", "SERVICE", "STATE", "LEVEL");
+            for name in &report.services {
+                if let Some(s) = snap.services.get(name) {
+                    println!("{:<24} {:<10} {:<5} {}", s.name, s.state, s.level, s.reason);
+                }
+            }
+            let secs = report.elapsed.as_secs_f64();
+            match report.outcome {
+                UpOutcome::Ready => println!("\n{}: ready in {secs:.1} s", report.project),
+                UpOutcome::Failed => println!(
+                    "\n{}: {} failed, {} blocked ({secs:.1} s)",
+                    report.project,
+                    snap.count_in(ServiceState::Failed),
+                    snap.count_in(ServiceState::Blocked)
+                ),
+                UpOutcome::TimedOut => println!(
+                    "\n{}: not ready after {secs:.1} s (--wait-timeout); started containers keep running",
+                    report.project
+                ),
+                UpOutcome::Cancelled => println!(
+                    "\n{}: interrupted after {secs:.1} s; started containers keep running",
+                    report.project
+                ),
+            }
+        }
+        Ok(if report.outcome == UpOutcome::Ready {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
+/// One line per service each time its state or reason changes.
+async fn print_live_lines(store: StateStore) {
+    let mut rx = store.watch();
+    let mut seen: HashMap<String, (ServiceState, String)> = HashMap::new();
+    loop {
+        {
+            let snap = rx.borrow_and_update();
+            let width = snap.services.keys().map(String::len).max().unwrap_or(8);
+            for s in snap.services.values() {
+                let now = (s.state, s.reason.clone());
+                if seen.get(&s.name) == Some(&now) {
+                    continue;
+                }
+                let line = match s.state {
+                    ServiceState::Failed => format!("failed: {}", s.reason),
+                    _ if s.reason.is_empty() => s.state.to_string(),
+                    _ => s.reason.clone(),
+                };
+                println!("{:<width$}  {line}", s.name);
+                seen.insert(s.name.clone(), now);
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One JSON state event per line.
+async fn print_json_events(store: StateStore) {
+    let mut events = store.events();
+    while let Ok(event) = events.recv().await {
+        if let Ok(line) = serde_json::to_string(&event) {
+            println!("{line}");
+        }
+    }
+}
+
+pub fn down(global: &Global, args: &DownArgs) -> CliResult {
+    let project = project_name(global)?;
+    runtime()?.block_on(async move {
+        let engine = Engine::connect().await?;
+        let report = muster::supervisor::stack::down(&engine, &project, args.volumes).await?;
+        if global.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            for c in &report.containers {
+                println!("removed container {c}");
+            }
+            for n in &report.networks {
+                println!("removed network {n}");
+            }
+            for v in &report.volumes {
+                println!("removed volume {v}");
+            }
+            if report.containers.is_empty() && report.networks.is_empty() {
+                println!("{project}: nothing to remove");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn ps(global: &Global) -> CliResult {
+    let project = project_name(global)?;
+    runtime()?.block_on(async move {
+        let engine = Engine::connect().await?;
+        let rows = muster::supervisor::stack::ps(&engine, &project).await?;
+        if global.json {
+            println!("{}", serde_json::to_string(&rows)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+        println!(
+            "{:<width$}  {:<16} {:<10} {:<10} {:<8} PORTS",
+            "NAME", "SERVICE", "STATE", "HEALTH", "UPTIME"
+        );
+        for r in &rows {
+            let state = match r.exit_code {
+                Some(code) => format!("{} ({code})", r.state),
+                None => r.state.clone(),
+            };
+            let ports = r
+                .ports
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
+            println!(
+                "{:<width$}  {:<16} {:<10} {:<10} {:<8} {ports}",
+                r.name,
+                r.service,
+                state,
+                r.health.as_deref().unwrap_or("-"),
+                r.uptime_s
+                    .map(muster::supervisor::stack::format_uptime)
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,178 @@
+//! Docker Compose's labels, so `docker compose ps/logs/down` see a
+//! muster-started stack as a normal compose project, and the config hash
+//! that decides whether a container must be recreated.
+
+use std::collections::HashMap;
+
+use crate::compose::{Project, Service};
+
+pub const PROJECT: &str = "com.docker.compose.project";
+pub const SERVICE: &str = "com.docker.compose.service";
+pub const CONTAINER_NUMBER: &str = "com.docker.compose.container-number";
+pub const ONEOFF: &str = "com.docker.compose.oneoff";
+pub const CONFIG_HASH: &str = "com.docker.compose.config-hash";
+pub const DEPENDS_ON: &str = "com.docker.compose.depends_on";
+pub const CONFIG_FILES: &str = "com.docker.compose.project.config_files";
+pub const WORKING_DIR: &str = "com.docker.compose.project.working_dir";
+pub const VERSION: &str = "com.docker.compose.version";
+pub const IMAGE: &str = "com.docker.compose.image";
+pub const NETWORK: &str = "com.docker.compose.network";
+pub const VOLUME: &str = "com.docker.compose.volume";
+/// muster's own marker: which muster version created the object.
+pub const MUSTER: &str = "io.muster.version";
+
+/// The Compose version muster's labels imitate (what `docker compose ls` prints).
+pub const COMPOSE_VERSION: &str = "2.29.0";
+
+/// `label=com.docker.compose.project=NAME`, as an engine filter value.
+pub fn project_filter(project: &str) -> String {
+    format!("{PROJECT}={project}")
+}
+
+/// The `com.docker.compose.depends_on` value: `svc:condition:restart,…` as Compose writes it.
+pub fn depends_on_value(service: &Service) -> String {
+    service
+        .depends_on
+        .iter()
+        .map(|(name, dep)| {
+            let cond = match dep.condition {
+                crate::compose::Condition::ServiceStarted => "service_started",
+                crate::compose::Condition::ServiceHealthy => "service_healthy",
+                crate::compose::Condition::ServiceCompletedSuccessfully => {
+                    "service_completed_successfully"
+                }
+            };
+            format!("{name}:{cond}:{}", dep.restart)
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses a `com.docker.compose.depends_on` value back into service names.
+pub fn parse_depends_on(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .filter_map(|part| part.split(':').next())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Labels of container `number` of `service`.
+pub fn container_labels(
+    project: &Project,
+    service: &Service,
+    number: u32,
+) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = service
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(PROJECT.into(), project.name.clone());
+    labels.insert(SERVICE.into(), service.name.clone());
+    labels.insert(CONTAINER_NUMBER.into(), number.to_string());
+    labels.insert(ONEOFF.into(), "False".into());
+    labels.insert(CONFIG_HASH.into(), config_hash(service));
+    labels.insert(DEPENDS_ON.into(), depends_on_value(service));
+    labels.insert(
+        CONFIG_FILES.into(),
+        project
+            .config_files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    labels.insert(
+        WORKING_DIR.into(),
+        project.working_dir.display().to_string(),
+    );
+    labels.insert(VERSION.into(), COMPOSE_VERSION.into());
+    if let Some(image) = &service.image {
+        labels.insert(IMAGE.into(), image.clone());
+    }
+    labels.insert(MUSTER.into(), env!("CARGO_PKG_VERSION").into());
+    labels
+}
+
+/// Labels of a project network (`key` is the name in the compose file).
+pub fn network_labels(project: &str, key: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (PROJECT.to_string(), project.to_string()),
+        (NETWORK.to_string(), key.to_string()),
+        (VERSION.to_string(), COMPOSE_VERSION.to_string()),
+    ])
+}
+
+/// Labels of a project volume (`key` is the name in the compose file).
+pub fn volume_labels(project: &str, key: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (PROJECT.to_string(), project.to_string()),
+        (VOLUME.to_string(), key.to_string()),
+        (VERSION.to_string(), COMPOSE_VERSION.to_string()),
+    ])
+}
+
+/// A stable hash of everything in the service that shapes its containers.
+///
+/// Like Compose, it leaves out what does not change a container: the replica
+/// count, `depends_on`, profiles and muster's own `x-muster` settings. The
+/// value is 16 hex digits of FNV-1a over the service's canonical JSON (maps
+/// in the model are ordered, so the JSON is stable). It is not Compose's
+/// sha256, so `docker compose up` recreates muster's containers once.
+pub fn config_hash(service: &Service) -> String {
+    let mut s = service.clone();
+    s.replicas = 0;
+    s.depends_on.clear();
+    s.profiles.clear();
+    s.muster = None;
+    if let Some(deploy) = s.deploy.as_mut() {
+        deploy.replicas = None;
+        deploy.update_config = None;
+    }
+    let json = serde_json::to_string(&s).unwrap_or_default();
+    format!("{:016x}", fnv1a(json.as_bytes()))
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Condition, Dependency};
+
+    #[test]
+    fn hash_ignores_replicas_and_depends_on_but_not_the_image() {
+        let mut a = Service {
+            name: "a".into(),
+            image: Some("x:1".into()),
+            replicas: 1,
+            ..Default::default()
+        };
+        let h = config_hash(&a);
+        a.replicas = 3;
+        a.depends_on.insert(
+            "b".into(),
+            Dependency {
+                condition: Condition::ServiceHealthy,
+                required: true,
+                restart: true,
+                implicit: false,
+            },
+        );
+        assert_eq!(config_hash(&a), h);
+        assert_eq!(depends_on_value(&a), "b:service_healthy:true");
+        assert_eq!(parse_depends_on(&depends_on_value(&a)), vec!["b"]);
+        a.image = Some("x:2".into());
+        assert_ne!(config_hash(&a), h);
+    }
+}

@@ -1,0 +1,459 @@
+//! The compose model -> container create options.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    MountVolumeOptions, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+
+use super::labels;
+use super::networks::network_name;
+use super::volumes::volume_name;
+use crate::compose::{HealthTest, Project, Service, VolumeType};
+
+/// Everything needed to create one container of a service.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// `{project}-{service}-{n}` (or `container_name:` for a single replica).
+    pub name: String,
+    pub number: u32,
+    pub body: ContainerCreateBody,
+    /// Networks to connect after create (the first one goes in the create call).
+    pub extra_networks: Vec<(String, EndpointSettings)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranslateError {
+    #[error("service {service}: no image (muster never builds; build it and set `image:`)")]
+    NoImage { service: String },
+    #[error("service {service}: restart policy `{value}` is not one of no, always, unless-stopped, on-failure[:N]")]
+    Restart { service: String, value: String },
+    #[error("service {service}: env_file {path}: {detail}")]
+    EnvFile {
+        service: String,
+        path: String,
+        detail: String,
+    },
+}
+
+/// The container name Compose uses.
+pub fn container_name(project: &Project, service: &Service, number: u32) -> String {
+    match &service.container_name {
+        Some(name) if service.replicas <= 1 => name.clone(),
+        _ => format!("{}-{}-{number}", project.name, service.name),
+    }
+}
+
+/// The networks (compose keys) a service joins: its own, else `default`.
+pub fn service_network_keys(service: &Service) -> Vec<String> {
+    if service.network_mode.is_some() {
+        return Vec::new();
+    }
+    if service.networks.is_empty() {
+        vec!["default".to_string()]
+    } else {
+        service.networks.keys().cloned().collect()
+    }
+}
+
+/// The named volumes (compose keys) a service mounts.
+pub fn service_volume_keys(service: &Service) -> Vec<String> {
+    service
+        .volumes
+        .iter()
+        .filter(|v| v.kind == VolumeType::Volume)
+        .filter_map(|v| v.source.clone())
+        .collect()
+}
+
+/// Builds the create options of container `number` (1-based) of `service`.
+pub fn container_spec(
+    project: &Project,
+    service: &Service,
+    number: u32,
+) -> Result<ContainerSpec, TranslateError> {
+    let image = service
+        .image
+        .clone()
+        .ok_or_else(|| TranslateError::NoImage {
+            service: service.name.clone(),
+        })?;
+    let name = container_name(project, service, number);
+
+    // Environment: env_file entries first, `environment:` wins.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for file in &service.env_file {
+        let path = if file.path.is_absolute() {
+            file.path.clone()
+        } else {
+            project.working_dir.join(&file.path)
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => env.extend(parse_env_file(&text)),
+            Err(e) if !file.required && e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(TranslateError::EnvFile {
+                    service: service.name.clone(),
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })
+            }
+        }
+    }
+    for (k, v) in &service.environment {
+        env.retain(|(ek, _)| ek != k);
+        if let Some(v) = v {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+
+    // Ports.
+    let mut exposed = Vec::new();
+    let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    for port in &service.ports {
+        let key = format!("{}/{}", port.target, port.protocol);
+        if !exposed.contains(&key) {
+            exposed.push(key.clone());
+        }
+        bindings
+            .entry(key)
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: port.host_ip.clone(),
+                host_port: Some(port.published.clone().unwrap_or_default()),
+            });
+    }
+
+    // Mounts.
+    let mounts: Vec<Mount> = service
+        .volumes
+        .iter()
+        .map(|v| match v.kind {
+            VolumeType::Bind => Mount {
+                typ: Some(MountType::BIND),
+                source: v.source.clone(),
+                target: Some(v.target.clone()),
+                read_only: Some(v.read_only),
+                ..Default::default()
+            },
+            VolumeType::Volume => Mount {
+                typ: Some(MountType::VOLUME),
+                source: v.source.as_ref().map(|s| volume_name(project, s)),
+                target: Some(v.target.clone()),
+                read_only: Some(v.read_only),
+                volume_options: v.source.as_ref().map(|s| MountVolumeOptions {
+                    labels: Some(labels::volume_labels(&project.name, s)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            VolumeType::Tmpfs => Mount {
+                typ: Some(MountType::TMPFS),
+                target: Some(v.target.clone()),
+                ..Default::default()
+            },
+        })
+        .collect();
+
+    // Networks: aliases = service name (+ declared aliases).
+    let keys = service_network_keys(service);
+    let mut endpoints: Vec<(String, EndpointSettings)> = keys
+        .iter()
+        .map(|key| {
+            let declared = service.networks.get(key);
+            let mut aliases = vec![service.name.clone()];
+            if let Some(d) = declared {
+                aliases.extend(d.aliases.iter().cloned());
+            }
+            let endpoint = EndpointSettings {
+                aliases: Some(aliases),
+                ipam_config: declared.and_then(|d| d.ipv4_address.clone()).map(|ip| {
+                    bollard::models::EndpointIpamConfig {
+                        ipv4_address: Some(ip),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            };
+            (network_name(project, key), endpoint)
+        })
+        .collect();
+    let first = if endpoints.is_empty() {
+        None
+    } else {
+        Some(endpoints.remove(0))
+    };
+    let network_mode = match &service.network_mode {
+        Some(mode) => Some(match mode.strip_prefix("service:") {
+            Some(other) => format!("container:{}-{other}-1", project.name),
+            None => mode.clone(),
+        }),
+        None => first.as_ref().map(|(n, _)| n.clone()),
+    };
+
+    let restart_policy = match service.restart.as_deref() {
+        None => None,
+        Some(value) => Some(
+            restart_policy(value).ok_or_else(|| TranslateError::Restart {
+                service: service.name.clone(),
+                value: value.to_string(),
+            })?,
+        ),
+    };
+
+    let limits = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.clone())
+        .unwrap_or_default();
+    let reservations = service
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.clone())
+        .unwrap_or_default();
+
+    let host_config = HostConfig {
+        port_bindings: if bindings.is_empty() {
+            None
+        } else {
+            Some(bindings)
+        },
+        mounts: if mounts.is_empty() {
+            None
+        } else {
+            Some(mounts)
+        },
+        network_mode,
+        restart_policy,
+        nano_cpus: limits.cpus.map(|c| (c * 1e9) as i64),
+        memory: limits.memory.map(|m| m as i64),
+        pids_limit: limits.pids,
+        memory_reservation: reservations.memory.map(|m| m as i64),
+        ..Default::default()
+    };
+
+    let body = ContainerCreateBody {
+        image: Some(image),
+        cmd: service.command.clone(),
+        entrypoint: service.entrypoint.clone(),
+        env: Some(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        labels: Some(labels::container_labels(project, service, number)),
+        exposed_ports: if exposed.is_empty() {
+            None
+        } else {
+            Some(exposed)
+        },
+        user: service.user.clone(),
+        working_dir: service.working_dir.clone(),
+        hostname: service.hostname.clone(),
+        healthcheck: service.healthcheck.as_ref().map(health_config),
+        stop_timeout: service.stop_grace_period.map(|d| d.as_secs() as i64),
+        stop_signal: service.stop_signal.clone(),
+        host_config: Some(host_config),
+        networking_config: first.map(|(n, e)| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(n, e)])),
+        }),
+        ..Default::default()
+    };
+    Ok(ContainerSpec {
+        name,
+        number,
+        body,
+        extra_networks: endpoints,
+    })
+}
+
+fn restart_policy(value: &str) -> Option<RestartPolicy> {
+    let (name, count) = match value.split_once(':') {
+        Some((n, c)) => (n, Some(c.parse::<i64>().ok()?)),
+        None => (value, None),
+    };
+    let name = match name {
+        "no" | "" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        _ => return None,
+    };
+    Some(RestartPolicy {
+        name: Some(name),
+        maximum_retry_count: count,
+    })
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
+}
+
+/// The engine's healthcheck config (durations in nanoseconds).
+pub fn health_config(h: &crate::compose::Healthcheck) -> HealthConfig {
+    let test = if h.disable {
+        Some(vec!["NONE".to_string()])
+    } else {
+        h.test.as_ref().map(|t| match t {
+            HealthTest::None => vec!["NONE".to_string()],
+            HealthTest::Cmd(args) => {
+                let mut v = vec!["CMD".to_string()];
+                v.extend(args.iter().cloned());
+                v
+            }
+            HealthTest::CmdShell(cmd) => vec!["CMD-SHELL".to_string(), cmd.clone()],
+        })
+    };
+    let defaults = crate::compose::Healthcheck::default();
+    HealthConfig {
+        test,
+        interval: Some(nanos(h.interval)),
+        timeout: Some(nanos(h.timeout)),
+        retries: Some(h.retries as i64),
+        start_period: Some(nanos(h.start_period)),
+        // API 1.44+; older engines ignore it.
+        start_interval: if h.start_interval != defaults.start_interval {
+            Some(nanos(h.start_interval))
+        } else {
+            None
+        },
+    }
+}
+
+/// Whether the service's own definition disables or declares a healthcheck:
+/// `Some(true)` declares one, `Some(false)` disables it, `None` leaves the image's.
+pub fn declares_healthcheck(service: &Service) -> Option<bool> {
+    let h = service.healthcheck.as_ref()?;
+    if h.disable || matches!(h.test, Some(HealthTest::None)) {
+        return Some(false);
+    }
+    h.test.as_ref().map(|_| true)
+}
+
+/// `KEY=VALUE` lines; `#` comments and blank lines skipped, `export ` and quotes stripped.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            let (k, v) = l.split_once('=')?;
+            let v = v.trim();
+            let v = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                .unwrap_or(v);
+            Some((k.trim().to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::{Healthcheck, Port, VolumeMount};
+    use std::time::Duration;
+
+    #[test]
+    fn translates_ports_volumes_health_and_names() {
+        let project = Project {
+            name: "p".into(),
+            ..Default::default()
+        };
+        let service = Service {
+            name: "web".into(),
+            image: Some("img:1".into()),
+            replicas: 2,
+            environment: [
+                ("A".to_string(), Some("1".to_string())),
+                ("B".to_string(), None),
+            ]
+            .into_iter()
+            .collect(),
+            ports: vec![Port {
+                target: 80,
+                published: Some("8080".into()),
+                host_ip: Some("127.0.0.1".into()),
+                protocol: "tcp".into(),
+            }],
+            volumes: vec![
+                VolumeMount {
+                    kind: VolumeType::Volume,
+                    source: Some("data".into()),
+                    target: "/data".into(),
+                    read_only: false,
+                },
+                VolumeMount {
+                    kind: VolumeType::Tmpfs,
+                    source: None,
+                    target: "/tmp".into(),
+                    read_only: false,
+                },
+            ],
+            healthcheck: Some(Healthcheck {
+                test: Some(HealthTest::CmdShell("true".into())),
+                interval: Duration::from_millis(500),
+                ..Default::default()
+            }),
+            restart: Some("on-failure:3".into()),
+            stop_grace_period: Some(Duration::from_secs(20)),
+            ..Default::default()
+        };
+        let spec = container_spec(&project, &service, 2).unwrap();
+        assert_eq!(spec.name, "p-web-2");
+        let body = spec.body;
+        assert_eq!(body.env.unwrap(), vec!["A=1"]);
+        assert_eq!(body.exposed_ports.unwrap(), vec!["80/tcp"]);
+        let host = body.host_config.unwrap();
+        let b = &host.port_bindings.unwrap()["80/tcp"];
+        assert_eq!(b.as_ref().unwrap()[0].host_ip.as_deref(), Some("127.0.0.1"));
+        let mounts = host.mounts.unwrap();
+        assert_eq!(mounts[0].source.as_deref(), Some("p_data"));
+        assert_eq!(mounts[1].typ, Some(MountType::TMPFS));
+        assert_eq!(host.network_mode.as_deref(), Some("p_default"));
+        assert_eq!(host.restart_policy.unwrap().maximum_retry_count, Some(3));
+        let hc = body.healthcheck.unwrap();
+        assert_eq!(hc.test.unwrap(), vec!["CMD-SHELL", "true"]);
+        assert_eq!(hc.interval, Some(500_000_000));
+        assert_eq!(body.stop_timeout, Some(20));
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[labels::CONTAINER_NUMBER], "2");
+        assert_eq!(labels[labels::ONEOFF], "False");
+        let eps = body.networking_config.unwrap().endpoints_config.unwrap();
+        assert_eq!(
+            eps["p_default"].aliases.as_ref().unwrap(),
+            &vec!["web".to_string()]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_restart_and_missing_image() {
+        let project = Project::default();
+        let mut s = Service {
+            name: "x".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            container_spec(&project, &s, 1),
+            Err(TranslateError::NoImage { .. })
+        ));
+        s.image = Some("i".into());
+        s.restart = Some("sometimes".into());
+        let err = container_spec(&project, &s, 1).unwrap_err().to_string();
+        assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn env_file_lines() {
+        let v = parse_env_file("# c\nA=1\nexport B=\"two\"\n\nC='3'\n");
+        assert_eq!(
+            v,
+            vec![
+                ("A".into(), "1".into()),
+                ("B".into(), "two".into()),
+                ("C".into(), "3".into())
+            ]
+        );
+    }
+}

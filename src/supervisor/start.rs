@@ -1,0 +1,936 @@
+//! `muster up`: start a project's services through the engine, each as early
+//! as its `depends_on` conditions allow.
+//!
+//! Every selected service gets its own task. The task waits until each of its
+//! dependencies' conditions holds (service_started / service_healthy /
+//! service_completed_successfully), then reconciles its containers (keep,
+//! start, or recreate by config hash) and follows them through the engine's
+//! event stream until they are ready, completed or failed. Nothing waits for a
+//! whole "level": a service starts the moment its own dependencies are ready,
+//! so the stack is up after the critical path, not the sum of level maxima.
+//!
+//! States go through [`StateStore`]: pending -> starting -> ready / completed /
+//! failed / blocked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+
+use super::state::{ServiceState, ServiceStatus};
+use super::store::StateStore;
+use crate::compose::{Condition, Project, Service};
+use crate::engine::translate::{self, TranslateError};
+use crate::engine::{labels, Engine, EngineError, EngineEvent};
+
+/// What `muster up` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Services to start; empty = all. Their dependencies are added unless `no_deps`.
+    pub services: Vec<String>,
+    /// Start only the named services; do not start or wait for their dependencies.
+    pub no_deps: bool,
+    /// Stop waiting after this long (what started keeps running).
+    pub wait_timeout: Option<Duration>,
+    /// Set to `true` to stop waiting (Ctrl-C); what started keeps running.
+    pub cancel: Option<watch::Receiver<bool>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("no such service: {name} (project {project} has: {known})")]
+    UnknownService {
+        name: String,
+        project: String,
+        known: String,
+    },
+    #[error("service {service} depends on {dependency}, which is not defined (or not enabled by a profile)")]
+    MissingDependency { service: String, dependency: String },
+    #[error("dependency cycle: {}", .0.join(" -> "))]
+    Cycle(Vec<String>),
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+}
+
+/// How the wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpOutcome {
+    /// Every selected service is ready or completed.
+    Ready,
+    /// At least one service failed or is blocked.
+    Failed,
+    /// `--wait-timeout` passed first.
+    TimedOut,
+    /// Cancelled (Ctrl-C).
+    Cancelled,
+}
+
+/// The result of one `up`.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    pub project: String,
+    pub outcome: UpOutcome,
+    /// Wall time of the whole `up`.
+    #[serde(with = "crate::duration::serde_dur")]
+    pub elapsed: Duration,
+    /// Selected services in start order (dependencies first).
+    pub services: Vec<String>,
+    /// Services whose containers were created or recreated (not kept).
+    pub recreated: Vec<String>,
+    /// `required: false` dependencies that were absent and skipped.
+    pub skipped: Vec<String>,
+}
+
+/// What a service task tells its dependents.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Every container has been running.
+    started: bool,
+    /// Every container is healthy (or running, without a healthcheck).
+    healthy: bool,
+    /// Every container exited with this code (the worst one).
+    exit: Option<i64>,
+    /// Failed or blocked, with the reason.
+    failed: Option<String>,
+    /// Containers were created or recreated in this `up`.
+    recreated: bool,
+}
+
+struct Ctx {
+    engine: Engine,
+    project: Project,
+    store: StateStore,
+    selected: BTreeSet<String>,
+    progress: HashMap<String, watch::Sender<Progress>>,
+    events: broadcast::Sender<EngineEvent>,
+}
+
+/// Starts `options.services` (default all) of `project` and waits until they
+/// are ready, completed, failed or blocked, the timeout passes, or it is cancelled.
+///
+/// Errors are for what stops the whole `up` before anything starts (unknown
+/// service, cycle, unreachable engine, a network that cannot be created).
+/// Per-service failures are states in the store and make the outcome `Failed`.
+pub async fn up(
+    engine: &Engine,
+    project: &Project,
+    options: &UpOptions,
+    store: &StateStore,
+) -> Result<UpReport, UpError> {
+    let began = Instant::now();
+    let (selected, skipped) = select(project, &options.services, options.no_deps)?;
+    let order = start_order(project, &selected)?;
+
+    // Register every service as pending before anything happens.
+    let levels = levels(project, &order, &selected);
+    for name in &order {
+        let service = &project.services[name];
+        let deps = deps_in(service, &selected);
+        let mut status = ServiceStatus::pending(name.clone());
+        status.image = service.image.clone();
+        status.depends_on = deps.iter().map(|(d, _)| d.clone()).collect();
+        status.level = levels.get(name).copied().unwrap_or(0);
+        status.reason = waiting_reason(&deps);
+        store.insert(status);
+    }
+
+    // Networks and named volumes the selected services use.
+    let mut network_keys = BTreeSet::new();
+    let mut volume_keys = BTreeSet::new();
+    for name in &order {
+        let service = &project.services[name];
+        network_keys.extend(translate::service_network_keys(service));
+        volume_keys.extend(translate::service_volume_keys(service));
+    }
+    for key in &network_keys {
+        engine.ensure_network(project, key).await?;
+    }
+    for key in &volume_keys {
+        engine.ensure_volume(project, key).await?;
+    }
+
+    // One event stream for the whole project, fanned out to the service tasks.
+    // `since` replays what happened between subscribing and the stream being
+    // registered by the engine, so no start/health/die event is lost.
+    let (events_tx, _) = broadcast::channel(4096);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().saturating_sub(1))
+        .unwrap_or(0);
+    let pump = {
+        let tx = events_tx.clone();
+        let mut stream = Box::pin(engine.project_events(&project.name, Some(since as i64)));
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(event) => {
+                        let _ = tx.send(event);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "engine event stream ended");
+                        break;
+                    }
+                }
+            }
+        })
+    };
+
+    let mut progress = HashMap::new();
+    let mut receivers = HashMap::new();
+    for name in &order {
+        let (tx, rx) = watch::channel(Progress::default());
+        progress.insert(name.clone(), tx);
+        receivers.insert(name.clone(), rx);
+    }
+    let ctx = Arc::new(Ctx {
+        engine: engine.clone(),
+        project: project.clone(),
+        store: store.clone(),
+        selected: selected.clone(),
+        progress,
+        events: events_tx,
+    });
+
+    let mut tasks = JoinSet::new();
+    for name in &order {
+        let ctx = ctx.clone();
+        let name = name.clone();
+        let receivers = receivers.clone();
+        tasks.spawn(async move {
+            run_service(ctx, name, receivers).await;
+        });
+    }
+
+    // Wait until every selected service settles, or timeout / cancel.
+    let settled = wait_settled(store, &selected);
+    let timeout = async {
+        match options.wait_timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let cancel = async {
+        match options.cancel.clone() {
+            Some(mut rx) => {
+                if rx.wait_for(|c| *c).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = settled => outcome,
+        _ = timeout => UpOutcome::TimedOut,
+        _ = cancel => UpOutcome::Cancelled,
+    };
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    pump.abort();
+
+    let recreated = order
+        .iter()
+        .filter(|n| ctx.progress[*n].borrow().recreated)
+        .cloned()
+        .collect();
+    Ok(UpReport {
+        project: project.name.clone(),
+        outcome,
+        elapsed: began.elapsed(),
+        services: order,
+        recreated,
+        skipped,
+    })
+}
+
+async fn wait_settled(store: &StateStore, selected: &BTreeSet<String>) -> UpOutcome {
+    let mut rx = store.watch();
+    loop {
+        {
+            let snap = rx.borrow_and_update();
+            let states: Vec<ServiceState> = selected
+                .iter()
+                .filter_map(|s| snap.services.get(s).map(|st| st.state))
+                .collect();
+            let settled = states.iter().all(|s| {
+                matches!(
+                    s,
+                    ServiceState::Ready
+                        | ServiceState::Completed
+                        | ServiceState::Failed
+                        | ServiceState::Blocked
+                )
+            });
+            if settled {
+                return if states.iter().all(|s| s.is_ready()) {
+                    UpOutcome::Ready
+                } else {
+                    UpOutcome::Failed
+                };
+            }
+        }
+        if rx.changed().await.is_err() {
+            return UpOutcome::Failed;
+        }
+    }
+}
+
+/// The selected services (closure over depends_on unless `no_deps`) and the
+/// absent optional dependencies that were skipped.
+fn select(
+    project: &Project,
+    wanted: &[String],
+    no_deps: bool,
+) -> Result<(BTreeSet<String>, Vec<String>), UpError> {
+    for name in wanted {
+        if !project.services.contains_key(name) {
+            return Err(UpError::UnknownService {
+                name: name.clone(),
+                project: project.name.clone(),
+                known: project
+                    .services
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let mut selected = BTreeSet::new();
+    let mut skipped = Vec::new();
+    let mut todo: Vec<String> = if wanted.is_empty() {
+        project.services.keys().cloned().collect()
+    } else {
+        wanted.to_vec()
+    };
+    while let Some(name) = todo.pop() {
+        if !selected.insert(name.clone()) {
+            continue;
+        }
+        let service = &project.services[&name];
+        for (dep, edge) in &service.depends_on {
+            if !project.services.contains_key(dep) {
+                if edge.required {
+                    return Err(UpError::MissingDependency {
+                        service: name.clone(),
+                        dependency: dep.clone(),
+                    });
+                }
+                tracing::warn!(service = %name, dependency = %dep, "optional dependency is not defined; skipped");
+                skipped.push(format!("{name} -> {dep}"));
+                continue;
+            }
+            if !no_deps || wanted.is_empty() {
+                todo.push(dep.clone());
+            }
+        }
+    }
+    Ok((selected, skipped))
+}
+
+/// Dependencies of `service` that take part in this `up`, with their condition.
+fn deps_in(service: &Service, selected: &BTreeSet<String>) -> Vec<(String, Condition)> {
+    service
+        .depends_on
+        .iter()
+        .filter(|(d, _)| selected.contains(*d))
+        .map(|(d, e)| (d.clone(), e.condition))
+        .collect()
+}
+
+/// Dependencies first; a cycle is an error that names it.
+fn start_order(project: &Project, selected: &BTreeSet<String>) -> Result<Vec<String>, UpError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        Visiting,
+        Done,
+    }
+    fn visit(
+        name: &str,
+        project: &Project,
+        selected: &BTreeSet<String>,
+        marks: &mut HashMap<String, Mark>,
+        path: &mut Vec<String>,
+        out: &mut Vec<String>,
+    ) -> Result<(), UpError> {
+        match marks.get(name) {
+            Some(Mark::Done) => return Ok(()),
+            Some(Mark::Visiting) => {
+                let from = path.iter().position(|p| p == name).unwrap_or(0);
+                let mut cycle = path[from..].to_vec();
+                cycle.push(name.to_string());
+                return Err(UpError::Cycle(cycle));
+            }
+            None => {}
+        }
+        marks.insert(name.to_string(), Mark::Visiting);
+        path.push(name.to_string());
+        for (dep, _) in deps_in(&project.services[name], selected) {
+            visit(&dep, project, selected, marks, path, out)?;
+        }
+        path.pop();
+        marks.insert(name.to_string(), Mark::Done);
+        out.push(name.to_string());
+        Ok(())
+    }
+    let mut marks = HashMap::new();
+    let mut out = Vec::new();
+    for name in selected {
+        visit(
+            name,
+            project,
+            selected,
+            &mut marks,
+            &mut Vec::new(),
+            &mut out,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Longest path from a service without dependencies (0) — for display only.
+fn levels(
+    project: &Project,
+    order: &[String],
+    selected: &BTreeSet<String>,
+) -> HashMap<String, usize> {
+    let mut levels: HashMap<String, usize> = HashMap::new();
+    for name in order {
+        let level = deps_in(&project.services[name], selected)
+            .iter()
+            .map(|(d, _)| levels.get(d).copied().unwrap_or(0) + 1)
+            .max()
+            .unwrap_or(0);
+        levels.insert(name.clone(), level);
+    }
+    levels
+}
+
+fn condition_word(c: Condition) -> &'static str {
+    match c {
+        Condition::ServiceStarted => "started",
+        Condition::ServiceHealthy => "healthy",
+        Condition::ServiceCompletedSuccessfully => "completed",
+    }
+}
+
+fn waiting_reason(deps: &[(String, Condition)]) -> String {
+    if deps.is_empty() {
+        return "queued".to_string();
+    }
+    let list: Vec<String> = deps
+        .iter()
+        .map(|(d, c)| format!("{d} ({})", condition_word(*c)))
+        .collect();
+    format!("waiting for {}", list.join(", "))
+}
+
+/// Waits until `dep` satisfies `condition`. `Ok(recreated)` when it holds,
+/// `Err(reason)` when it never will.
+async fn wait_condition(
+    mut rx: watch::Receiver<Progress>,
+    dep: &str,
+    condition: Condition,
+) -> Result<bool, String> {
+    loop {
+        {
+            let p = rx.borrow_and_update();
+            if let Some(reason) = &p.failed {
+                return Err(format!("{dep} failed: {reason}"));
+            }
+            match condition {
+                Condition::ServiceStarted if p.started => return Ok(p.recreated),
+                Condition::ServiceHealthy if p.healthy => return Ok(p.recreated),
+                Condition::ServiceHealthy if p.exit.is_some() => {
+                    return Err(format!("{dep} exited before it became healthy"))
+                }
+                Condition::ServiceCompletedSuccessfully => match p.exit {
+                    Some(0) => return Ok(p.recreated),
+                    Some(code) => return Err(format!("{dep} exited with code {code}")),
+                    None => {}
+                },
+                _ => {}
+            }
+        }
+        if rx.changed().await.is_err() {
+            return Err(format!("{dep} stopped reporting"));
+        }
+    }
+}
+
+async fn run_service(
+    ctx: Arc<Ctx>,
+    name: String,
+    receivers: HashMap<String, watch::Receiver<Progress>>,
+) {
+    let service = &ctx.project.services[&name];
+    let me = &ctx.progress[&name];
+    // Subscribe before anything of ours can start, so no event is missed.
+    let events = ctx.events.subscribe();
+
+    // 1. Create (not start) the containers while the dependencies get ready,
+    //    so creation is off the critical path. A missing image fails here, at once.
+    let mut prepared = match prepare(&ctx, service, false).await {
+        Ok(p) => p,
+        Err(reason) => {
+            ctx.store.transition(&name, ServiceState::Failed, &reason);
+            me.send_modify(|p| p.failed = Some(reason));
+            return;
+        }
+    };
+
+    // 2. Dependencies, all at once; the reason lists what is still awaited.
+    let deps = deps_in(service, &ctx.selected);
+    let mut waits = futures_util::stream::FuturesUnordered::new();
+    for (dep, condition) in &deps {
+        let rx = receivers[dep].clone();
+        let dep = dep.clone();
+        let condition = *condition;
+        let restart = service.depends_on[&dep].restart;
+        waits.push(async move {
+            let r = wait_condition(rx, &dep, condition).await;
+            (dep, restart, r)
+        });
+    }
+    let mut remaining: Vec<(String, Condition)> = deps.clone();
+    let mut force_recreate = false;
+    while let Some((dep, restart, result)) = waits.next().await {
+        match result {
+            Ok(recreated) => {
+                force_recreate |= restart && recreated;
+                remaining.retain(|(d, _)| *d != dep);
+                if !remaining.is_empty() {
+                    ctx.store
+                        .transition(&name, ServiceState::Pending, waiting_reason(&remaining));
+                }
+            }
+            Err(reason) => {
+                let reason = format!("blocked: {reason}");
+                // Blocked services are not started: drop what was created for them.
+                for id in &prepared.created {
+                    let _ = ctx.engine.remove_container(id, true).await;
+                }
+                ctx.store.transition(&name, ServiceState::Blocked, &reason);
+                me.send_modify(|p| p.failed = Some(reason));
+                return;
+            }
+        }
+    }
+
+    // 3. Start (recreating first when a `restart: true` dependency was recreated).
+    let began = Instant::now();
+    if force_recreate && !prepared.changed {
+        match prepare(&ctx, service, true).await {
+            Ok(p) => prepared = p,
+            Err(reason) => {
+                ctx.store.transition(&name, ServiceState::Failed, &reason);
+                me.send_modify(|p| p.failed = Some(reason));
+                return;
+            }
+        }
+    }
+    let ids = match launch(&ctx, service, prepared).await {
+        Ok(ids) => ids,
+        Err(reason) => {
+            ctx.store.transition(&name, ServiceState::Failed, &reason);
+            me.send_modify(|p| p.failed = Some(reason));
+            return;
+        }
+    };
+
+    // 4. Follow them until ready / completed / failed (and on, for dependents
+    //    that wait for completion, until the whole `up` settles).
+    follow(&ctx, &name, ids, events, began).await;
+}
+
+/// The service's containers, brought to the wanted config but not started yet.
+struct Prepared {
+    ids: Vec<String>,
+    /// Containers to start (new ones, and existing ones that are not running).
+    to_start: Vec<String>,
+    /// Containers created by this `up` (removed again if the service is blocked).
+    created: Vec<String>,
+    changed: bool,
+    kept: usize,
+}
+
+/// Brings the service's containers to the wanted config (keep, or remove and
+/// create when the config hash differs or `force`), without starting them.
+async fn prepare(ctx: &Ctx, service: &Service, force: bool) -> Result<Prepared, String> {
+    let engine = &ctx.engine;
+    let name = &service.name;
+    let image = service
+        .image
+        .clone()
+        .ok_or_else(|| format!("no image (muster never builds; set `image:` for {name})"))?;
+    match engine.image_info(&image).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(format!(
+                "image {image} is not present on the engine (muster never pulls: build or load it first)"
+            ))
+        }
+        Err(e) => return Err(e.to_string()),
+    }
+    let existing = engine
+        .list_project_containers(&ctx.project.name, Some(name))
+        .await
+        .map_err(|e| e.to_string())?;
+    let hash = labels::config_hash(service);
+    let wanted = service.replicas;
+
+    // Scale down / drop duplicates first.
+    let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
+    for c in existing {
+        if c.number == 0 || c.number > wanted || by_number.contains_key(&c.number) {
+            engine
+                .remove_container(&c.id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            by_number.insert(c.number, c);
+        }
+    }
+
+    let mut to_start = Vec::new();
+    let mut created = Vec::new();
+    let mut ids = Vec::new();
+    let mut changed = false;
+    let mut kept = 0;
+    for number in 1..=wanted {
+        match by_number.remove(&number) {
+            Some(c) if !force && c.config_hash.as_deref() == Some(hash.as_str()) => {
+                if c.state != "running" {
+                    to_start.push(c.id.clone());
+                } else {
+                    kept += 1;
+                }
+                ids.push(c.id);
+            }
+            other => {
+                if let Some(old) = other {
+                    tracing::info!(service = %name, container = %old.name, "config changed; recreating");
+                    engine
+                        .stop_container(&old.id, service.stop_grace_period)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    engine
+                        .remove_container(&old.id, false)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let spec = translate::container_spec(&ctx.project, service, number)
+                    .map_err(|e| e.to_string())?;
+                let id = engine
+                    .create_container(&spec.name, spec.body, &spec.extra_networks)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                changed = true;
+                created.push(id.clone());
+                to_start.push(id.clone());
+                ids.push(id);
+            }
+        }
+    }
+    Ok(Prepared {
+        ids,
+        to_start,
+        created,
+        changed,
+        kept,
+    })
+}
+
+/// Starts the prepared containers; returns the ids of all of them.
+async fn launch(ctx: &Ctx, service: &Service, prepared: Prepared) -> Result<Vec<String>, String> {
+    let engine = &ctx.engine;
+    let name = &service.name;
+    let wanted = service.replicas;
+    if wanted == 0 {
+        ctx.store
+            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
+        ctx.progress[name].send_modify(|p| {
+            p.started = true;
+            p.healthy = true;
+        });
+        return Ok(Vec::new());
+    }
+    let Prepared {
+        ids,
+        to_start,
+        changed,
+        kept,
+        ..
+    } = prepared;
+    ctx.store.update(name, |s| s.container_ids = ids.clone());
+    if changed {
+        ctx.progress[name].send_modify(|p| p.recreated = true);
+    }
+    let verb = if changed {
+        "starting"
+    } else if kept == wanted as usize {
+        "running (unchanged)"
+    } else {
+        "starting (existing containers)"
+    };
+    ctx.store.transition(name, ServiceState::Starting, verb);
+    let starts = to_start.iter().map(|id| engine.start_container(id));
+    for r in futures_util::future::join_all(starts).await {
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(ids)
+}
+
+#[derive(Debug, Clone, Default)]
+struct Obs {
+    ever_running: bool,
+    running: bool,
+    health: Option<String>,
+    has_healthcheck: bool,
+    exit: Option<i64>,
+}
+
+async fn follow(
+    ctx: &Ctx,
+    name: &str,
+    ids: Vec<String>,
+    mut events: broadcast::Receiver<EngineEvent>,
+    began: Instant,
+) {
+    let me = &ctx.progress[name];
+    if ids.is_empty() {
+        return;
+    }
+    let mut obs: HashMap<String, Obs> = HashMap::new();
+    // One inspect after start: the state as of now (events carry the changes).
+    for id in &ids {
+        match ctx.engine.inspect_container(id).await {
+            Ok(d) => {
+                obs.insert(
+                    id.clone(),
+                    Obs {
+                        ever_running: d.running || d.exit_code.is_some(),
+                        running: d.running,
+                        health: d.health.clone(),
+                        has_healthcheck: d.has_healthcheck,
+                        exit: d.exit_code,
+                    },
+                );
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                ctx.store.transition(name, ServiceState::Failed, &reason);
+                me.send_modify(|p| p.failed = Some(reason));
+                return;
+            }
+        }
+    }
+    // A safety net in case the event stream breaks: re-inspect now and then.
+    let mut safety = tokio::time::interval(Duration::from_secs(5));
+    safety.tick().await;
+    loop {
+        if evaluate(ctx, name, &obs, began) {
+            return;
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(ev) => {
+                    let Some(o) = obs.get_mut(&ev.container_id) else { continue };
+                    match ev.action.as_str() {
+                        "start" => {
+                            o.running = true;
+                            o.ever_running = true;
+                            o.exit = None;
+                        }
+                        "die" => {
+                            o.running = false;
+                            o.ever_running = true;
+                            o.exit = Some(ev.exit_code.unwrap_or(-1));
+                        }
+                        "health_status" => o.health = ev.health.clone(),
+                        _ => {}
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    reinspect(ctx, &ids, &mut obs).await;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    safety.tick().await;
+                    reinspect(ctx, &ids, &mut obs).await;
+                }
+            },
+            _ = safety.tick() => reinspect(ctx, &ids, &mut obs).await,
+        }
+    }
+}
+
+async fn reinspect(ctx: &Ctx, ids: &[String], obs: &mut HashMap<String, Obs>) {
+    for id in ids {
+        if let (Ok(d), Some(o)) = (ctx.engine.inspect_container(id).await, obs.get_mut(id)) {
+            o.running = d.running;
+            o.ever_running |= d.running || d.exit_code.is_some();
+            o.health = d.health;
+            o.exit = d.exit_code;
+        }
+    }
+}
+
+/// Publishes the service's progress and state; true when nothing more can change
+/// for this `up` (failed, or completed).
+fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -> bool {
+    let me = &ctx.progress[name];
+    let all = obs.values();
+    let started = all.clone().all(|o| o.ever_running);
+    let has_hc = obs.values().any(|o| o.has_healthcheck);
+    let healthy = if has_hc {
+        obs.values()
+            .all(|o| o.health.as_deref() == Some("healthy") && o.running)
+    } else {
+        obs.values().all(|o| o.running)
+    };
+    let exits: Vec<i64> = obs.values().filter_map(|o| o.exit).collect();
+    let took = format!("{:.1} s", began.elapsed().as_secs_f64());
+
+    if let Some(code) = exits.iter().copied().find(|c| *c != 0) {
+        let reason = format!("exited with code {code}");
+        ctx.store.transition(name, ServiceState::Failed, &reason);
+        me.send_modify(|p| {
+            p.started = true;
+            p.exit = Some(code);
+            p.failed = Some(reason);
+        });
+        return true;
+    }
+    if exits.len() == obs.len() {
+        ctx.store
+            .transition(name, ServiceState::Completed, format!("exited 0 in {took}"));
+        me.send_modify(|p| {
+            p.started = true;
+            p.healthy = false;
+            p.exit = Some(0);
+        });
+        return true;
+    }
+    if has_hc
+        && obs
+            .values()
+            .any(|o| o.health.as_deref() == Some("unhealthy"))
+    {
+        let reason = "healthcheck reports unhealthy".to_string();
+        ctx.store.transition(name, ServiceState::Failed, &reason);
+        me.send_modify(|p| {
+            p.started = true;
+            p.failed = Some(reason);
+        });
+        return true;
+    }
+    if healthy {
+        let current = ctx.store.snapshot().services.get(name).map(|s| s.state);
+        if current != Some(ServiceState::Ready) {
+            let word = if has_hc { "healthy" } else { "running" };
+            ctx.store
+                .transition(name, ServiceState::Ready, format!("{word} in {took}"));
+        }
+    }
+    me.send_if_modified(|p| {
+        let changed = p.started != started || p.healthy != healthy;
+        p.started = started;
+        p.healthy = healthy;
+        changed
+    });
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::Dependency;
+
+    fn svc(name: &str, deps: &[&str]) -> Service {
+        Service {
+            name: name.into(),
+            image: Some("x".into()),
+            replicas: 1,
+            depends_on: deps
+                .iter()
+                .map(|d| {
+                    (
+                        d.to_string(),
+                        Dependency {
+                            condition: Condition::ServiceStarted,
+                            required: true,
+                            restart: false,
+                            implicit: false,
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn project(services: Vec<Service>) -> Project {
+        Project {
+            name: "p".into(),
+            services: services.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn selection_takes_the_dependency_closure_and_orders_it() {
+        let p = project(vec![
+            svc("a", &[]),
+            svc("b", &["a"]),
+            svc("c", &["a"]),
+            svc("d", &["b", "c"]),
+            svc("e", &[]),
+        ]);
+        let (sel, _) = select(&p, &["d".into()], false).unwrap();
+        assert_eq!(
+            sel.iter().cloned().collect::<Vec<_>>(),
+            ["a", "b", "c", "d"]
+        );
+        let order = start_order(&p, &sel).unwrap();
+        assert_eq!(order.first().map(String::as_str), Some("a"));
+        assert_eq!(order.last().map(String::as_str), Some("d"));
+        let (sel, _) = select(&p, &["d".into()], true).unwrap();
+        assert_eq!(sel.len(), 1);
+        let lv = levels(&p, &order, &select(&p, &[], false).unwrap().0);
+        assert_eq!(lv["d"], 2);
+        assert!(matches!(
+            select(&p, &["zz".into()], false),
+            Err(UpError::UnknownService { .. })
+        ));
+    }
+
+    #[test]
+    fn a_cycle_is_named() {
+        let p = project(vec![svc("a", &["c"]), svc("b", &["a"]), svc("c", &["b"])]);
+        let (sel, _) = select(&p, &[], false).unwrap();
+        let err = start_order(&p, &sel).unwrap_err().to_string();
+        assert!(err.contains("a -> c -> b -> a"), "{err}");
+    }
+
+    #[test]
+    fn optional_absent_dependencies_are_skipped() {
+        let mut a = svc("a", &["ghost"]);
+        a.depends_on.get_mut("ghost").unwrap().required = false;
+        let p = project(vec![a]);
+        let (sel, skipped) = select(&p, &[], false).unwrap();
+        assert_eq!(sel.len(), 1);
+        assert_eq!(skipped, vec!["a -> ghost"]);
+        let p = project(vec![svc("a", &["ghost"])]);
+        assert!(matches!(
+            select(&p, &[], false),
+            Err(UpError::MissingDependency { .. })
+        ));
+    }
+}
