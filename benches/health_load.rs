@@ -12,6 +12,8 @@
 //! cargo bench --bench health_load                       # all endpoints, 64 connections, 10 s each
 //! cargo bench --bench health_load -- --connections 32 --seconds 5 --path /readyz
 //! cargo bench --bench health_load -- --serve 127.0.0.1:8688   # only serve, for wrk/oha
+//! options: --server-threads N --client-threads N --services N
+//!          --updates spread|burst|none (how the 100 probe results per second are written)
 //! ```
 
 use std::net::SocketAddr;
@@ -34,6 +36,8 @@ struct Args {
     serve: Option<String>,
     server_threads: usize,
     client_threads: usize,
+    /// Probe updates: spread over the second (default), all at once, or none.
+    updates: String,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +49,7 @@ fn parse_args() -> Args {
         serve: None,
         server_threads: 2,
         client_threads: 2,
+        updates: "spread".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -57,6 +62,7 @@ fn parse_args() -> Args {
             "--serve" => args.serve = Some(val()),
             "--server-threads" => args.server_threads = val().parse().expect("a number"),
             "--client-threads" => args.client_threads = val().parse().expect("a number"),
+            "--updates" => args.updates = val(),
             _ => {} // `cargo bench` passes --bench
         }
     }
@@ -92,37 +98,64 @@ fn populated_store(n: usize) -> StateStore {
     store
 }
 
-/// Every second: a probe result for every service (snapshot write + metrics
-/// observation) and a supervisor heartbeat.
-async fn probe_every_second(store: StateStore, n: usize) {
+/// What the supervisor does: one probe task per service, each with a
+/// period of 1 s, started 10 ms apart (so 100 services spread over the
+/// second); every run writes the service's probe result into the snapshot
+/// and publishes a probe observation for metrics. The heartbeat beats too.
+async fn probe_every_second(store: StateStore, n: usize, burst: bool) {
     let names: Vec<String> = (0..n).map(|i| format!("agent-{i:03}")).collect();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut round: u64 = 0;
-    loop {
-        tick.tick().await;
-        round += 1;
-        for name in &names {
-            let outcome = ProbeOutcome::ok(Duration::from_micros(200 + round % 300), "ok");
-            store.update(name, |s| {
-                if let Some(p) = s.probes.first_mut() {
-                    p.last = Some(outcome.clone());
-                    p.consecutive_successes += 1;
-                }
-            });
-            store.observe_probe(ProbeObservation {
-                service: name.clone(),
-                kind: "agent".into(),
-                outcome,
-            });
+    let run = |store: &StateStore, name: &str, round: u64| {
+        let outcome = ProbeOutcome::ok(Duration::from_micros(200 + round % 300), "ok");
+        store.update(name, |s| {
+            if let Some(p) = s.probes.first_mut() {
+                p.last = Some(outcome.clone());
+                p.consecutive_successes += 1;
+            }
+        });
+        store.observe_probe(ProbeObservation {
+            service: name.to_string(),
+            kind: "agent".into(),
+            outcome,
+        });
+    };
+    if burst {
+        // All 100 updates back to back in one task, once a second (worst case).
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut round = 0;
+        loop {
+            tick.tick().await;
+            round += 1;
+            for name in &names {
+                run(&store, name, round);
+            }
+            store.beat();
         }
-        store.beat();
     }
+    let spread = Duration::from_millis(1000 / n.max(1) as u64);
+    for (i, name) in names.into_iter().enumerate() {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + spread * i as u32;
+            let mut tick = tokio::time::interval_at(start, Duration::from_secs(1));
+            let mut round = 0;
+            loop {
+                tick.tick().await;
+                round += 1;
+                run(&store, &name, round);
+                if i == 0 {
+                    store.beat();
+                }
+            }
+        });
+    }
+    std::future::pending::<()>().await;
 }
 
 fn start_server(args: &Args, addr: &str) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let threads = args.server_threads;
     let services = args.services;
+    let updates = args.updates.clone();
     let addr = addr.to_string();
     let handle = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -133,7 +166,11 @@ fn start_server(args: &Args, addr: &str) -> (SocketAddr, std::thread::JoinHandle
             .unwrap();
         rt.block_on(async move {
             let store = populated_store(services);
-            tokio::spawn(probe_every_second(store.clone(), services));
+            match updates.as_str() {
+                "none" => {}
+                "burst" => drop(tokio::spawn(probe_every_second(store.clone(), services, true))),
+                _ => drop(tokio::spawn(probe_every_second(store.clone(), services, false))),
+            }
             let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
             let options = ServerOptions {
@@ -285,8 +322,9 @@ fn main() {
     }
     let (addr, _server) = start_server(&args, "127.0.0.1:0");
     println!(
-        "health_load: {} services updated every second, {} keep-alive connections, {} s per endpoint, server {} threads + load generator {} threads on {} cores",
+        "health_load: {} services, probe updates every second: {}, {} keep-alive connections, {} s per endpoint, server {} threads + load generator {} threads on {} cores",
         args.services,
+        args.updates,
         args.connections,
         args.seconds,
         args.server_threads,

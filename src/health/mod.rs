@@ -151,6 +151,26 @@ pub fn parse_listen(input: &str) -> Result<SocketAddr, HealthError> {
         .ok_or_else(|| err(&format!("host {host:?} resolves to no address")))
 }
 
+/// Completes on SIGTERM or SIGINT (Ctrl-C): the shutdown future for
+/// [`serve`] in `muster serve` / `muster up --serve`.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server"),
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 /// Binds the listener, with an error that names the address.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HealthError> {
     tokio::net::TcpListener::bind(addr)
