@@ -67,7 +67,12 @@ fn parse_args() -> Args {
         }
     }
     if args.paths.is_empty() {
-        args.paths = vec!["/readyz".into(), "/status".into(), "/readyz?verbose".into(), "/metrics".into()];
+        args.paths = vec![
+            "/readyz".into(),
+            "/status".into(),
+            "/readyz?verbose".into(),
+            "/metrics".into(),
+        ];
     }
     args
 }
@@ -79,7 +84,11 @@ fn populated_store(n: usize) -> StateStore {
         let name = format!("agent-{i:03}");
         let mut s = ServiceStatus::pending(name.clone());
         s.level = i % 4;
-        s.depends_on = if i >= 4 { vec![format!("agent-{:03}", i - 4)] } else { vec![] };
+        s.depends_on = if i >= 4 {
+            vec![format!("agent-{:03}", i - 4)]
+        } else {
+            vec![]
+        };
         s.image = Some(format!("agents/agent-{i}:1.0"));
         s.container_ids = vec![format!("{:064x}", i)];
         s.grace_ms = 30_000;
@@ -168,8 +177,16 @@ fn start_server(args: &Args, addr: &str) -> (SocketAddr, std::thread::JoinHandle
             let store = populated_store(services);
             match updates.as_str() {
                 "none" => {}
-                "burst" => drop(tokio::spawn(probe_every_second(store.clone(), services, true))),
-                _ => drop(tokio::spawn(probe_every_second(store.clone(), services, false))),
+                "burst" => drop(tokio::spawn(probe_every_second(
+                    store.clone(),
+                    services,
+                    true,
+                ))),
+                _ => drop(tokio::spawn(probe_every_second(
+                    store.clone(),
+                    services,
+                    false,
+                ))),
             }
             let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
@@ -178,7 +195,9 @@ fn start_server(args: &Args, addr: &str) -> (SocketAddr, std::thread::JoinHandle
                 max_connections: 4096,
                 ..ServerOptions::default()
             };
-            health::serve(listener, store, options, std::future::pending()).await.unwrap();
+            health::serve(listener, store, options, std::future::pending())
+                .await
+                .unwrap();
         });
     });
     (rx.recv().unwrap(), handle)
@@ -204,7 +223,8 @@ async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<u16>
         .lines()
         .find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse().ok())?
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
         })
         .unwrap_or(0);
     while buf.len() < head_end + len {
@@ -226,7 +246,12 @@ struct Result_ {
     latencies_us: Vec<u32>,
 }
 
-async fn connection(addr: SocketAddr, path: String, stop: Arc<AtomicBool>, measure: Arc<AtomicBool>) -> (Vec<u32>, usize, usize) {
+async fn connection(
+    addr: SocketAddr,
+    path: String,
+    stop: Arc<AtomicBool>,
+    measure: Arc<AtomicBool>,
+) -> (Vec<u32>, usize, usize) {
     let mut lat = Vec::with_capacity(200_000);
     let mut errors = 0;
     let mut bytes = 0;
@@ -273,7 +298,14 @@ fn run_load(args: &Args, addr: SocketAddr, path: &str) -> Result_ {
         let stop = Arc::new(AtomicBool::new(false));
         let measure = Arc::new(AtomicBool::new(false));
         let tasks: Vec<_> = (0..args.connections)
-            .map(|_| tokio::spawn(connection(addr, path.to_string(), stop.clone(), measure.clone())))
+            .map(|_| {
+                tokio::spawn(connection(
+                    addr,
+                    path.to_string(),
+                    stop.clone(),
+                    measure.clone(),
+                ))
+            })
             .collect();
         // One second of warm-up (connections, caches), then measure.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -316,7 +348,10 @@ fn main() {
     let args = parse_args();
     if let Some(addr) = &args.serve {
         let (addr, handle) = start_server(&args, addr);
-        println!("serving {} services on http://{addr}/ (probe updates every second); Ctrl-C to stop", args.services);
+        println!(
+            "serving {} services on http://{addr}/ (probe updates every second); Ctrl-C to stop",
+            args.services
+        );
         handle.join().unwrap();
         return;
     }

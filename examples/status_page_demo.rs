@@ -11,9 +11,7 @@ use std::time::Duration;
 use muster::health::{self, ServerOptions};
 use muster::probe::spec::ProbeRole;
 use muster::probe::ProbeOutcome;
-use muster::supervisor::{
-    ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore,
-};
+use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore};
 
 struct Spec {
     name: &'static str,
@@ -26,13 +24,69 @@ struct Spec {
 }
 
 const STACK: &[Spec] = &[
-    Spec { name: "redis", image: "redis:7.4", level: 0, deps: &[], probe: ("redis", "redis://redis:6379"), required: true, grace_ms: 10_000 },
-    Spec { name: "nats", image: "nats:2.10", level: 0, deps: &[], probe: ("nats", "nats://nats:4222"), required: true, grace_ms: 10_000 },
-    Spec { name: "migrate", image: "agents/migrate:1.4", level: 1, deps: &["redis"], probe: ("docker", "exit code"), required: false, grace_ms: 0 },
-    Spec { name: "memory-agent", image: "agents/memory:2.1 (14.2 GB)", level: 1, deps: &["redis"], probe: ("agent", "muster:ready:memory-agent"), required: true, grace_ms: 420_000 },
-    Spec { name: "planner-agent", image: "agents/planner:2.1", level: 1, deps: &["redis", "nats"], probe: ("agent", "muster:ready:planner-agent"), required: true, grace_ms: 60_000 },
-    Spec { name: "retriever-agent", image: "agents/retriever:0.9", level: 1, deps: &["redis", "nats"], probe: ("agent", "muster:ready:retriever-agent"), required: true, grace_ms: 60_000 },
-    Spec { name: "api", image: "agents/api:3.0", level: 2, deps: &["memory-agent", "planner-agent", "retriever-agent"], probe: ("http", "http://api:8080/health"), required: true, grace_ms: 30_000 },
+    Spec {
+        name: "redis",
+        image: "redis:7.4",
+        level: 0,
+        deps: &[],
+        probe: ("redis", "redis://redis:6379"),
+        required: true,
+        grace_ms: 10_000,
+    },
+    Spec {
+        name: "nats",
+        image: "nats:2.10",
+        level: 0,
+        deps: &[],
+        probe: ("nats", "nats://nats:4222"),
+        required: true,
+        grace_ms: 10_000,
+    },
+    Spec {
+        name: "migrate",
+        image: "agents/migrate:1.4",
+        level: 1,
+        deps: &["redis"],
+        probe: ("docker", "exit code"),
+        required: false,
+        grace_ms: 0,
+    },
+    Spec {
+        name: "memory-agent",
+        image: "agents/memory:2.1 (14.2 GB)",
+        level: 1,
+        deps: &["redis"],
+        probe: ("agent", "muster:ready:memory-agent"),
+        required: true,
+        grace_ms: 420_000,
+    },
+    Spec {
+        name: "planner-agent",
+        image: "agents/planner:2.1",
+        level: 1,
+        deps: &["redis", "nats"],
+        probe: ("agent", "muster:ready:planner-agent"),
+        required: true,
+        grace_ms: 60_000,
+    },
+    Spec {
+        name: "retriever-agent",
+        image: "agents/retriever:0.9",
+        level: 1,
+        deps: &["redis", "nats"],
+        probe: ("agent", "muster:ready:retriever-agent"),
+        required: true,
+        grace_ms: 60_000,
+    },
+    Spec {
+        name: "api",
+        image: "agents/api:3.0",
+        level: 2,
+        deps: &["memory-agent", "planner-agent", "retriever-agent"],
+        probe: ("http", "http://api:8080/health"),
+        required: true,
+        grace_ms: 30_000,
+    },
 ];
 
 fn step(store: &StateStore, name: &str, to: ServiceState, reason: &str) {
@@ -41,7 +95,9 @@ fn step(store: &StateStore, name: &str, to: ServiceState, reason: &str) {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let listen = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8687".into());
+    let listen = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8687".into());
     let options = ServerOptions {
         listen: health::parse_listen(&listen)?,
         ..ServerOptions::default()
@@ -70,16 +126,56 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         step(&store, name, ServiceState::Starting, "container started");
         step(&store, name, ServiceState::Ready, reason);
     }
-    step(&store, "migrate", ServiceState::Starting, "container started");
+    step(
+        &store,
+        "migrate",
+        ServiceState::Starting,
+        "container started",
+    );
     step(&store, "migrate", ServiceState::Completed, "exited 0");
-    step(&store, "planner-agent", ServiceState::Starting, "container started");
-    step(&store, "planner-agent", ServiceState::Ready, "agent signalled ready");
-    step(&store, "retriever-agent", ServiceState::Starting, "container started");
-    step(&store, "retriever-agent", ServiceState::Ready, "agent signalled ready");
-    step(&store, "retriever-agent", ServiceState::Unready, "ready key expired (no refresh within 30s)");
+    step(
+        &store,
+        "planner-agent",
+        ServiceState::Starting,
+        "container started",
+    );
+    step(
+        &store,
+        "planner-agent",
+        ServiceState::Ready,
+        "agent signalled ready",
+    );
+    step(
+        &store,
+        "retriever-agent",
+        ServiceState::Starting,
+        "container started",
+    );
+    step(
+        &store,
+        "retriever-agent",
+        ServiceState::Ready,
+        "agent signalled ready",
+    );
+    step(
+        &store,
+        "retriever-agent",
+        ServiceState::Unready,
+        "ready key expired (no refresh within 30s)",
+    );
     store.update("retriever-agent", |s| s.restarts = 1);
-    step(&store, "memory-agent", ServiceState::Starting, "container started; grace 7m (image 14.2 GB)");
-    step(&store, "api", ServiceState::Blocked, "waiting for memory-agent, retriever-agent");
+    step(
+        &store,
+        "memory-agent",
+        ServiceState::Starting,
+        "container started; grace 7m (image 14.2 GB)",
+    );
+    step(
+        &store,
+        "api",
+        ServiceState::Blocked,
+        "waiting for memory-agent, retriever-agent",
+    );
 
     let sim = store.clone();
     tokio::spawn(async move {
@@ -90,28 +186,54 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             n += 1;
             sim.beat();
             let pct = 40 + (n % 60);
-            sim.update("memory-agent", |s| s.progress = Some(format!("loading model {pct}%")));
+            sim.update("memory-agent", |s| {
+                s.progress = Some(format!("loading model {pct}%"))
+            });
             let snap = sim.snapshot();
             for svc in snap.services.values() {
                 let outcome = match svc.state {
-                    ServiceState::Ready => ProbeOutcome::ok(Duration::from_micros(300 + n % 700), "ok"),
-                    ServiceState::Completed | ServiceState::Blocked | ServiceState::Pending => continue,
-                    ServiceState::Starting => ProbeOutcome::fail(Duration::from_millis(1), "agent status: starting"),
+                    ServiceState::Ready => {
+                        ProbeOutcome::ok(Duration::from_micros(300 + n % 700), "ok")
+                    }
+                    ServiceState::Completed | ServiceState::Blocked | ServiceState::Pending => {
+                        continue
+                    }
+                    ServiceState::Starting => {
+                        ProbeOutcome::fail(Duration::from_millis(1), "agent status: starting")
+                    }
                     _ => ProbeOutcome::fail(Duration::from_millis(2), svc.reason.clone()),
                 };
-                let kind = svc.probes.first().map(|p| p.kind.clone()).unwrap_or_default();
+                let kind = svc
+                    .probes
+                    .first()
+                    .map(|p| p.kind.clone())
+                    .unwrap_or_default();
                 sim.update(&svc.name, |s| {
                     if let Some(p) = s.probes.first_mut() {
                         p.last = Some(outcome.clone());
                     }
                 });
-                sim.observe_probe(ProbeObservation { service: svc.name.clone(), kind, outcome });
+                sim.observe_probe(ProbeObservation {
+                    service: svc.name.clone(),
+                    kind,
+                    outcome,
+                });
             }
             // Every 20 s the retriever flaps, so /events has something to say.
             if n % 20 == 10 {
-                step(&sim, "retriever-agent", ServiceState::Ready, "agent signalled ready");
-            } else if n % 20 == 0 {
-                step(&sim, "retriever-agent", ServiceState::Unready, "ready key expired (no refresh within 30s)");
+                step(
+                    &sim,
+                    "retriever-agent",
+                    ServiceState::Ready,
+                    "agent signalled ready",
+                );
+            } else if n.is_multiple_of(20) {
+                step(
+                    &sim,
+                    "retriever-agent",
+                    ServiceState::Unready,
+                    "ready key expired (no refresh within 30s)",
+                );
             }
         }
     });

@@ -35,17 +35,28 @@ async fn slowloris_connections_are_dropped_while_others_are_served() {
         },
     )
     .await;
-    server.store.transition("redis", ServiceState::Ready, "PONG");
-    server.store.transition("memory-agent", ServiceState::Ready, "ready");
+    server
+        .store
+        .transition("redis", ServiceState::Ready, "PONG");
+    server
+        .store
+        .transition("memory-agent", ServiceState::Ready, "ready");
     let started = Instant::now();
     // One connection sends nothing at all; another trickles header lines and
     // never ends the head.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let mut trickle = TcpStream::connect(server.addr).await.unwrap();
-    trickle.write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+    trickle
+        .write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
     let trickler = tokio::spawn(async move {
         for i in 0..100 {
-            if trickle.write_all(format!("X-Slow-{i}: 1\r\n").as_bytes()).await.is_err() {
+            if trickle
+                .write_all(format!("X-Slow-{i}: 1\r\n").as_bytes())
+                .await
+                .is_err()
+            {
                 return (trickle, i);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -74,7 +85,10 @@ async fn slowloris_connections_are_dropped_while_others_are_served() {
         .await
         .expect("the trickling client is cut off")
         .unwrap();
-    assert!(lines_sent < 100, "the server read 100 header lines over 10 s");
+    assert!(
+        lines_sent < 100,
+        "the server read 100 header lines over 10 s"
+    );
     let got = read_to_close(&mut trickle, Duration::from_secs(10)).await;
     assert!(!String::from_utf8_lossy(&got).contains("200 OK"));
 
@@ -100,7 +114,10 @@ async fn the_connection_limit_holds() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let third = tokio::spawn(async move { request(addr, "GET", "/status/redis", &[], b"").await });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!third.is_finished(), "a third connection was served past the limit of 2");
+    assert!(
+        !third.is_finished(),
+        "a third connection was served past the limit of 2"
+    );
     drop(idle_a);
     let r = tokio::time::timeout(Duration::from_secs(10), third)
         .await

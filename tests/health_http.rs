@@ -20,7 +20,11 @@ async fn readyz_flips_as_states_change() {
 
     let r = server.get("/readyz").await;
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.text().contains("[-]redis failed: pending"), "{}", r.text());
+    assert!(
+        r.text().contains("[-]redis failed: pending"),
+        "{}",
+        r.text()
+    );
     assert!(r.text().ends_with("readyz check failed\n"));
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
 
@@ -30,7 +34,8 @@ async fn readyz_flips_as_states_change() {
     let r = server.get("/readyz").await;
     assert_eq!(r.status, 503);
     assert!(
-        r.text().contains("[-]memory-agent failed: starting: container started"),
+        r.text()
+            .contains("[-]memory-agent failed: starting: container started"),
         "{}",
         r.text()
     );
@@ -43,10 +48,15 @@ async fn readyz_flips_as_states_change() {
     store.transition("memory-agent", ServiceState::Unready, "ready key expired");
     let r = server.get("/readyz").await;
     assert_eq!(r.status, 503);
-    assert!(r.text().contains("[-]memory-agent failed: unready: ready key expired"));
+    assert!(r
+        .text()
+        .contains("[-]memory-agent failed: unready: ready key expired"));
     let one = server.get("/readyz/memory-agent").await;
     assert_eq!(one.status, 503);
-    assert_eq!(one.text(), "[-]memory-agent failed: unready: ready key expired\n");
+    assert_eq!(
+        one.text(),
+        "[-]memory-agent failed: unready: ready key expired\n"
+    );
     assert_eq!(server.get("/readyz/redis").await.status, 200);
     assert_eq!(server.get("/readyz/nope").await.status, 404);
 
@@ -54,7 +64,9 @@ async fn readyz_flips_as_states_change() {
     store.update("memory-agent", |s| s.required = false);
     let r = server.get("/readyz?verbose").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("[+]memory-agent ok (not required; unready: ready key expired)"));
+    assert!(r
+        .text()
+        .contains("[+]memory-agent ok (not required; unready: ready key expired)"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +86,9 @@ async fn readyz_verbose_and_exclude() {
     let r = server.get("/readyz?exclude=memory-agent").await;
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 
-    let r = server.get("/readyz?verbose&exclude=memory-agent&exclude=ghost").await;
+    let r = server
+        .get("/readyz?verbose&exclude=memory-agent&exclude=ghost")
+        .await;
     assert_eq!(r.status, 200);
     assert_eq!(
         r.text(),
@@ -88,14 +102,18 @@ async fn readyz_verbose_and_exclude() {
 
     // Repeated exclude, percent-encoded.
     store.transition("redis", ServiceState::Unready, "LOADING");
-    let r = server.get("/readyz?exclude=redis&exclude=memory%2Dagent").await;
+    let r = server
+        .get("/readyz?exclude=redis&exclude=memory%2Dagent")
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     // An empty stack is not ready.
     let empty = Server::start(StateStore::new("empty"), options()).await;
     let r = empty.get("/readyz?verbose").await;
     assert_eq!(r.status, 503);
-    assert!(r.text().contains("[-]services failed: no services loaded yet"));
+    assert!(r
+        .text()
+        .contains("[-]services failed: no services loaded yet"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +126,11 @@ async fn status_json_matches_the_store() {
         s.progress = Some("loading model 40%".into());
         s.restarts = 2;
     });
-    store.transition("memory-agent", ServiceState::Starting, "waiting for ready signal");
+    store.transition(
+        "memory-agent",
+        ServiceState::Starting,
+        "waiting for ready signal",
+    );
 
     let r = server.get("/status").await;
     assert_eq!(r.status, 200);
@@ -165,7 +187,9 @@ fn parse_value(s: &str) -> Result<f64, String> {
         "+Inf" => Ok(f64::INFINITY),
         "-Inf" => Ok(f64::NEG_INFINITY),
         "NaN" => Ok(f64::NAN),
-        _ => s.parse::<f64>().map_err(|e| format!("bad value {s:?}: {e}")),
+        _ => s
+            .parse::<f64>()
+            .map_err(|e| format!("bad value {s:?}: {e}")),
     }
 }
 
@@ -196,7 +220,16 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
             let rest = parts.next().unwrap_or("");
             match kind {
                 "TYPE" => {
-                    let known = ["counter", "gauge", "histogram", "summary", "info", "stateset", "gaugehistogram", "unknown"];
+                    let known = [
+                        "counter",
+                        "gauge",
+                        "histogram",
+                        "summary",
+                        "info",
+                        "stateset",
+                        "gaugehistogram",
+                        "unknown",
+                    ];
                     if !known.contains(&rest) {
                         return Err(format!("line {n}: unknown type {rest:?}"));
                     }
@@ -274,19 +307,27 @@ fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
             }
             rest = &inner[idx..];
         }
-        let rest = rest.strip_prefix(' ').ok_or(format!("line {n}: no space before value"))?;
+        let rest = rest
+            .strip_prefix(' ')
+            .ok_or(format!("line {n}: no space before value"))?;
         let mut fields = rest.split(' ');
-        let value = parse_value(fields.next().unwrap_or(""))
-            .map_err(|e| format!("line {n}: {e}"))?;
+        let value =
+            parse_value(fields.next().unwrap_or("")).map_err(|e| format!("line {n}: {e}"))?;
         if let Some(ts) = fields.next() {
-            ts.parse::<f64>().map_err(|_| format!("line {n}: bad timestamp {ts:?}"))?;
+            ts.parse::<f64>()
+                .map_err(|_| format!("line {n}: bad timestamp {ts:?}"))?;
         }
         if fields.next().is_some() {
             return Err(format!("line {n}: trailing fields"));
         }
-        let family = ["_total", "_bucket", "_count", "_sum", "_created", "_info", ""]
-            .iter()
-            .find_map(|suffix| name.strip_suffix(suffix).filter(|f| families.contains_key(*f)));
+        let family = [
+            "_total", "_bucket", "_count", "_sum", "_created", "_info", "",
+        ]
+        .iter()
+        .find_map(|suffix| {
+            name.strip_suffix(suffix)
+                .filter(|f| families.contains_key(*f))
+        });
         if family.is_none() {
             return Err(format!("line {n}: sample {name} has no # TYPE"));
         }
@@ -318,13 +359,13 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 fn the_exposition_parser_rejects_bad_lines() {
     assert!(parse_exposition("# TYPE a gauge\na 1\n# EOF\n").is_ok());
     for bad in [
-        "# TYPE a gauge\na 1\n",                    // no EOF
-        "# TYPE a gauge\na{x=\"1} 1\n# EOF\n",     // unterminated
-        "# TYPE a gauge\na{x=1} 1\n# EOF\n",       // unquoted
-        "# TYPE a gauge\na one\n# EOF\n",          // bad value
-        "b 1\n# EOF\n",                            // no TYPE
-        "# TYPE a gauge\na{1x=\"1\"} 1\n# EOF\n",  // bad label name
-        "# TYPE a nonsense\n# EOF\n",              // bad type
+        "# TYPE a gauge\na 1\n",                  // no EOF
+        "# TYPE a gauge\na{x=\"1} 1\n# EOF\n",    // unterminated
+        "# TYPE a gauge\na{x=1} 1\n# EOF\n",      // unquoted
+        "# TYPE a gauge\na one\n# EOF\n",         // bad value
+        "b 1\n# EOF\n",                           // no TYPE
+        "# TYPE a gauge\na{1x=\"1\"} 1\n# EOF\n", // bad label name
+        "# TYPE a nonsense\n# EOF\n",             // bad type
     ] {
         assert!(parse_exposition(bad).is_err(), "accepted {bad:?}");
     }
@@ -338,7 +379,11 @@ async fn metrics_parse_as_prometheus_text() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     store.transition("redis", ServiceState::Ready, "PONG");
     store.update("redis", |s| s.restarts = 3);
-    store.transition("memory-agent", ServiceState::Failed, "label \"quoted\"\nnewline");
+    store.transition(
+        "memory-agent",
+        ServiceState::Failed,
+        "label \"quoted\"\nnewline",
+    );
     // Give the server's probe follower a subscription before sending.
     tokio::time::sleep(Duration::from_millis(50)).await;
     for outcome in [
@@ -371,19 +416,48 @@ async fn metrics_parse_as_prometheus_text() {
         let samples = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let done = find(&samples, "muster_probe_duration_seconds_count", &probe)
             .is_some_and(|s| s.value == 3.0)
-            && find(&samples, "muster_probe_failures_total", &[("service", "memory-agent")]).is_some();
+            && find(
+                &samples,
+                "muster_probe_failures_total",
+                &[("service", "memory-agent")],
+            )
+            .is_some();
         if done {
             break text;
         }
-        assert!(tokio::time::Instant::now() < deadline, "probe runs never showed up:\n{text}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "probe runs never showed up:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let samples = parse_exposition(&text).unwrap();
 
-    assert_eq!(value(&samples, "muster_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "muster_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
     assert_eq!(value(&samples, "muster_stack_ready", &[]), 0.0);
-    assert_eq!(value(&samples, "muster_service_state", &[("service", "redis"), ("state", "ready")]), 1.0);
-    assert_eq!(value(&samples, "muster_service_state", &[("service", "redis"), ("state", "pending")]), 0.0);
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_state",
+            &[("service", "redis"), ("state", "ready")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_state",
+            &[("service", "redis"), ("state", "pending")]
+        ),
+        0.0
+    );
     let redis_states: f64 = samples
         .iter()
         .filter(|s| s.name == "muster_service_state" && s.labels["service"] == "redis")
@@ -391,35 +465,97 @@ async fn metrics_parse_as_prometheus_text() {
         .sum();
     assert_eq!(redis_states, 1.0, "exactly one state is current");
     assert_eq!(
-        samples.iter().filter(|s| s.name == "muster_service_state" && s.labels["service"] == "redis").count(),
+        samples
+            .iter()
+            .filter(|s| s.name == "muster_service_state" && s.labels["service"] == "redis")
+            .count(),
         8
     );
-    assert_eq!(value(&samples, "muster_service_state", &[("service", "memory-agent"), ("state", "failed")]), 1.0);
-    assert_eq!(value(&samples, "muster_service_ready", &[("service", "redis")]), 1.0);
-    assert_eq!(value(&samples, "muster_service_ready", &[("service", "memory-agent")]), 0.0);
-    assert_eq!(value(&samples, "muster_service_restarts_total", &[("service", "redis")]), 3.0);
-    assert_eq!(value(&samples, "muster_service_grace_period_seconds", &[("service", "memory-agent")]), 30.0);
-    let ttr = value(&samples, "muster_service_time_to_ready_seconds", &[("service", "redis")]);
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_state",
+            &[("service", "memory-agent"), ("state", "failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "muster_service_ready", &[("service", "redis")]),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_ready",
+            &[("service", "memory-agent")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_restarts_total",
+            &[("service", "redis")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "muster_service_grace_period_seconds",
+            &[("service", "memory-agent")]
+        ),
+        30.0
+    );
+    let ttr = value(
+        &samples,
+        "muster_service_time_to_ready_seconds",
+        &[("service", "redis")],
+    );
     assert!((0.02..60.0).contains(&ttr), "time to ready {ttr}");
-    assert!(find(&samples, "muster_service_time_to_ready_seconds", &[("service", "memory-agent")]).is_none());
+    assert!(find(
+        &samples,
+        "muster_service_time_to_ready_seconds",
+        &[("service", "memory-agent")]
+    )
+    .is_none());
 
     // Histogram: 3 runs, sum 0.942 s, buckets cumulative, +Inf = count.
-    assert_eq!(value(&samples, "muster_probe_duration_seconds_count", &probe), 3.0);
+    assert_eq!(
+        value(&samples, "muster_probe_duration_seconds_count", &probe),
+        3.0
+    );
     let sum = value(&samples, "muster_probe_duration_seconds_sum", &probe);
     assert!((sum - 0.942).abs() < 1e-9, "{sum}");
     let buckets: Vec<(f64, f64)> = samples
         .iter()
-        .filter(|s| s.name == "muster_probe_duration_seconds_bucket" && s.labels["service"] == "redis")
-        .map(|s| (s.labels["le"].parse::<f64>().unwrap_or(f64::INFINITY), s.value))
+        .filter(|s| {
+            s.name == "muster_probe_duration_seconds_bucket" && s.labels["service"] == "redis"
+        })
+        .map(|s| {
+            (
+                s.labels["le"].parse::<f64>().unwrap_or(f64::INFINITY),
+                s.value,
+            )
+        })
         .collect();
     assert!(buckets.len() > 5);
-    assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{buckets:?}");
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+        "{buckets:?}"
+    );
     assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, 3.0));
     let le_4ms = buckets.iter().find(|(le, _)| *le >= 0.004).unwrap();
     assert_eq!(le_4ms.1, 1.0, "only the 2 ms run is under {}", le_4ms.0);
     assert_eq!(value(&samples, "muster_probe_failures_total", &probe), 1.0);
     assert_eq!(
-        value(&samples, "muster_probe_failures_total", &[("service", "memory-agent"), ("kind", "agent")]),
+        value(
+            &samples,
+            "muster_probe_failures_total",
+            &[("service", "memory-agent"), ("kind", "agent")]
+        ),
         1.0
     );
 
@@ -452,7 +588,11 @@ async fn open_events(server: &Server) -> (TcpStream, String) {
     let mut seen = String::new();
     read_until(&mut stream, &mut seen, "retry: 2000").await;
     assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
-    assert!(seen.to_ascii_lowercase().contains("content-type: text/event-stream"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
     (stream, seen)
 }
 
@@ -475,7 +615,9 @@ async fn events_deliver_state_changes() {
     )
     .await;
     let (mut stream, mut seen) = open_events(&server).await;
-    server.store.transition("memory-agent", ServiceState::Starting, "loading model");
+    server
+        .store
+        .transition("memory-agent", ServiceState::Starting, "loading model");
     read_until(&mut stream, &mut seen, "loading model").await;
     let event = first_state_event(&seen);
     assert_eq!(event.service, "memory-agent");
@@ -483,13 +625,18 @@ async fn events_deliver_state_changes() {
     assert_eq!(event.transition.to, ServiceState::Starting);
     assert_eq!(
         event.transition,
-        *server.store.snapshot().services["memory-agent"].transitions.last().unwrap()
+        *server.store.snapshot().services["memory-agent"]
+            .transitions
+            .last()
+            .unwrap()
     );
     // Keep-alive comments flow while nothing changes.
     read_until(&mut stream, &mut seen, ": keep-alive\n\n").await;
     // A second client sees later changes too.
     let (mut other, mut other_seen) = open_events(&server).await;
-    server.store.transition("redis", ServiceState::Ready, "PONG");
+    server
+        .store
+        .transition("redis", ServiceState::Ready, "PONG");
     read_until(&mut other, &mut other_seen, "event: state").await;
     assert_eq!(first_state_event(&other_seen).service, "redis");
 }
@@ -501,12 +648,18 @@ async fn a_lagging_events_client_is_told_to_resync() {
     let server = Server::start(two_service_store(), options()).await;
     let (mut stream, mut seen) = open_events(&server).await;
     for i in 0..1000 {
-        server.store.transition("redis", ServiceState::Ready, format!("up {i}"));
-        server.store.transition("redis", ServiceState::Unready, format!("down {i}"));
+        server
+            .store
+            .transition("redis", ServiceState::Ready, format!("up {i}"));
+        server
+            .store
+            .transition("redis", ServiceState::Unready, format!("down {i}"));
     }
     read_until(&mut stream, &mut seen, "event: resync\ndata: {\"missed\":").await;
     // The stream goes on with the events still held, and later ones.
-    server.store.transition("memory-agent", ServiceState::Failed, "after the burst");
+    server
+        .store
+        .transition("memory-agent", ServiceState::Failed, "after the burst");
     read_until(&mut stream, &mut seen, "after the burst").await;
 }
 
@@ -522,16 +675,33 @@ async fn methods_head_and_unknown_paths() {
         assert_eq!(r.json()["error"], "method not allowed");
     }
     let r = request(addr, "DELETE", "/status/redis", &[], b"").await;
-    assert_eq!((r.status, r.header("allow")), (405, Some("GET, HEAD, OPTIONS")));
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (405, Some("GET, HEAD, OPTIONS"))
+    );
     let r = request(addr, "OPTIONS", "/readyz", &[], b"").await;
-    assert_eq!((r.status, r.header("allow")), (204, Some("GET, HEAD, OPTIONS")));
+    assert_eq!(
+        (r.status, r.header("allow")),
+        (204, Some("GET, HEAD, OPTIONS"))
+    );
 
-    for path in ["/status", "/readyz", "/metrics", "/", "/livez", "/status/redis"] {
+    for path in [
+        "/status",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/livez",
+        "/status/redis",
+    ] {
         let get = request(addr, "GET", path, &[], b"").await;
         let head = request(addr, "HEAD", path, &[], b"").await;
         assert_eq!(head.status, get.status, "HEAD {path}");
         assert!(head.body.is_empty(), "HEAD {path} sent a body");
-        assert_eq!(head.header("content-type"), get.header("content-type"), "HEAD {path}");
+        assert_eq!(
+            head.header("content-type"),
+            get.header("content-type"),
+            "HEAD {path}"
+        );
         if path != "/metrics" {
             assert_eq!(
                 head.header("content-length").map(str::to_string),
@@ -541,7 +711,10 @@ async fn methods_head_and_unknown_paths() {
         }
     }
     let head = request(addr, "HEAD", "/events", &[], b"").await;
-    assert_eq!((head.status, head.header("content-type")), (200, Some("text/event-stream")));
+    assert_eq!(
+        (head.status, head.header("content-type")),
+        (200, Some("text/event-stream"))
+    );
 
     let r = server.get("/nope").await;
     assert_eq!(r.status, 404);
@@ -550,10 +723,16 @@ async fn methods_head_and_unknown_paths() {
     assert_eq!(server.get("/readyz/a/b").await.status, 404);
 
     let page = server.get("/").await;
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let html = page.text();
     assert!(html.contains("new EventSource(\"/events\")") && html.contains("fetch(\"/status\""));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no external assets");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -588,7 +767,14 @@ async fn request_bodies_are_ignored_and_bounded() {
     assert_eq!(second.status, 503);
 
     // Declared too large: 413 without reading it.
-    let r = request(server.addr, "GET", "/readyz", &[("Content-Length", "10000000")], b"").await;
+    let r = request(
+        server.addr,
+        "GET",
+        "/readyz",
+        &[("Content-Length", "10000000")],
+        b"",
+    )
+    .await;
     assert_eq!(r.status, 413);
     assert_eq!(r.header("connection"), Some("close"));
     // Chunked and too large.
@@ -598,7 +784,10 @@ async fn request_bodies_are_ignored_and_bounded() {
         .write_all(b"GET /readyz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         .await
         .unwrap();
-    stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+    stream
+        .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+        .await
+        .unwrap();
     stream.write_all(&chunk).await.unwrap();
     stream.write_all(b"\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
@@ -623,11 +812,18 @@ async fn liveness_follows_the_heartbeat() {
     // Inside the start-up allowance.
     let r = server.get("/healthz?verbose").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("[+]heartbeat ok (waiting for the first supervisor heartbeat)"));
+    assert!(r
+        .text()
+        .contains("[+]heartbeat ok (waiting for the first supervisor heartbeat)"));
     tokio::time::sleep(Duration::from_millis(700)).await;
     let r = server.get("/livez").await;
     assert_eq!(r.status, 503);
-    assert!(r.text().contains("[-]heartbeat failed: no supervisor heartbeat"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("[-]heartbeat failed: no supervisor heartbeat"),
+        "{}",
+        r.text()
+    );
     assert!(r.text().ends_with("livez check failed\n"));
 
     eventually("a beat makes /healthz ok", || {

@@ -165,7 +165,9 @@ pub async fn shutdown_signal() {
                 }
                 return;
             }
-            Err(e) => tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the server")
+            }
         }
     }
     let _ = tokio::signal::ctrl_c().await;

@@ -24,9 +24,14 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(health::serve(listener, store.clone(), options, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(health::serve(
+            listener,
+            store.clone(),
+            options,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Server {
             addr,
             store,
@@ -171,8 +176,9 @@ pub fn parse_response(raw: &[u8], head_request: bool) -> (Resp, usize) {
         let mut pos = 0;
         loop {
             let line_end = rest[pos..].windows(2).position(|w| w == b"\r\n").unwrap() + pos;
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[pos..line_end]).unwrap(), 16)
-                .unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[pos..line_end]).unwrap(), 16)
+                    .unwrap();
             pos = line_end + 2;
             if size == 0 {
                 pos += 2;
@@ -198,7 +204,10 @@ where
         if f().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
