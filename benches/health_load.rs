@@ -9,7 +9,7 @@
 //! machine's cores.
 //!
 //! ```sh
-//! cargo bench --bench health_load                       # all endpoints, 64 connections, 10 s each
+//! cargo bench --bench health_load                       # all endpoints, 16 connections, 10 s each
 //! cargo bench --bench health_load -- --connections 32 --seconds 5 --path /readyz
 //! cargo bench --bench health_load -- --serve 127.0.0.1:8688   # only serve, for wrk/oha
 //! options: --server-threads N --client-threads N --services N
@@ -42,7 +42,7 @@ struct Args {
 
 fn parse_args() -> Args {
     let mut args = Args {
-        connections: 64,
+        connections: 16,
         seconds: 10,
         services: 100,
         paths: Vec::new(),
