@@ -766,6 +766,11 @@ async fn request_bodies_are_ignored_and_bounded() {
     let (second, _) = health_support::parse_response(&raw[used..], false);
     assert_eq!(second.status, 503);
 
+    // A request head beyond the 16 KiB buffer is refused (431), not buffered.
+    let huge = "x".repeat(20 * 1024);
+    let r = request(server.addr, "GET", "/readyz", &[("X-Huge", &huge)], b"").await;
+    assert_eq!(r.status, 431);
+
     // Declared too large: 413 without reading it.
     let r = request(
         server.addr,
