@@ -149,3 +149,50 @@ async fn shutdown_is_graceful() {
         "the listener is closed after shutdown"
     );
 }
+
+/// The header read timeout is for request heads only: an `/events` stream
+/// that outlives it many times over stays open and keeps delivering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_outlive_the_header_timeout() {
+    let server = Server::start(
+        two_service_store(),
+        ServerOptions {
+            header_read_timeout: Duration::from_millis(200),
+            sse_keepalive: Duration::from_millis(100),
+            ..options()
+        },
+    )
+    .await;
+    let mut events = TcpStream::connect(server.addr).await.unwrap();
+    events
+        .write_all(b"GET /events HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut seen = String::new();
+    let mut buf = [0u8; 1024];
+    while started.elapsed() < Duration::from_millis(1500) {
+        let n = tokio::time::timeout(Duration::from_secs(5), events.read(&mut buf))
+            .await
+            .expect("keep-alives keep coming")
+            .unwrap();
+        assert!(
+            n > 0,
+            "stream closed after {:?}: {seen:?}",
+            started.elapsed()
+        );
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.matches(": keep-alive").count() >= 5, "{seen:?}");
+    server
+        .store
+        .transition("redis", ServiceState::Ready, "late change");
+    while !seen.contains("late change") {
+        let n = tokio::time::timeout(Duration::from_secs(5), events.read(&mut buf))
+            .await
+            .expect("the late change arrives")
+            .unwrap();
+        assert!(n > 0, "stream closed: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
