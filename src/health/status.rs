@@ -1,0 +1,99 @@
+//! `GET /status`: the stack snapshot as JSON, plus counts per state. The
+//! rendered JSON is cached per snapshot, so a burst of requests between two
+//! state changes serialises the stack once.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::supervisor::{ServiceState, StackSnapshot};
+
+const ALL_STATES: [ServiceState; 8] = [
+    ServiceState::Pending,
+    ServiceState::Starting,
+    ServiceState::Ready,
+    ServiceState::Unready,
+    ServiceState::Failed,
+    ServiceState::Stopped,
+    ServiceState::Completed,
+    ServiceState::Blocked,
+];
+
+/// The body of `GET /status`: every field of [`StackSnapshot`] (so it
+/// deserialises into one) plus the summary a dashboard wants first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusView {
+    /// Every required service is ready (what `/readyz` answers).
+    pub ready: bool,
+    /// Services whose state counts as up (`ready`, `completed`).
+    pub ready_count: usize,
+    pub unready_count: usize,
+    /// Services per state; every state is present, zero included.
+    pub counts: BTreeMap<String, usize>,
+    #[serde(flatten)]
+    pub snapshot: StackSnapshot,
+}
+
+impl StatusView {
+    pub fn of(snapshot: &StackSnapshot) -> StatusView {
+        let counts: BTreeMap<String, usize> = ALL_STATES
+            .iter()
+            .map(|s| (s.as_str().to_string(), snapshot.count_in(*s)))
+            .collect();
+        let ready_count = snapshot
+            .services
+            .values()
+            .filter(|s| s.state.is_ready())
+            .count();
+        StatusView {
+            ready: !snapshot.services.is_empty() && snapshot.all_required_ready(),
+            ready_count,
+            unready_count: snapshot.services.len() - ready_count,
+            counts,
+            snapshot: snapshot.clone(),
+        }
+    }
+}
+
+pub(crate) fn all_states() -> &'static [ServiceState] {
+    &ALL_STATES
+}
+
+/// Caches the JSON of the last snapshot rendered.
+#[derive(Default)]
+pub(crate) struct StatusCache {
+    last: Mutex<Option<(Arc<StackSnapshot>, Bytes)>>,
+}
+
+impl StatusCache {
+    pub(crate) fn json(&self, snapshot: Arc<StackSnapshot>) -> Bytes {
+        {
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((snap, body)) = last.as_ref() {
+                if Arc::ptr_eq(snap, &snapshot) {
+                    return body.clone();
+                }
+            }
+        }
+        let body = Bytes::from(render(&snapshot));
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        // Keep the newer of two concurrently rendered snapshots.
+        let newer = last
+            .as_ref()
+            .is_none_or(|(snap, _)| snap.at_ms <= snapshot.at_ms);
+        if newer {
+            *last = Some((snapshot, body.clone()));
+        }
+        body
+    }
+}
+
+fn render(snapshot: &StackSnapshot) -> Vec<u8> {
+    let view = StatusView::of(snapshot);
+    // Serialising plain data with string keys cannot fail.
+    let mut body = serde_json::to_vec(&view).unwrap_or_else(|_| b"{}".to_vec());
+    body.push(b'\n');
+    body
+}
