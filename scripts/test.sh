@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build-test-images.sh
-cargo test --workspace --all-targets "$@"
+cargo test --workspace "$@"

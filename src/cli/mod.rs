@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod compose;
 mod signal;
-mod status;
 mod stack;
+mod status;
 
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.

@@ -227,6 +227,7 @@ mod tests {
             listen: "0.0.0.0:8687".into(),
             services: Default::default(),
             config_path: None,
+            probe_address: Default::default(),
         };
         let options = ServerOptions::from_settings(&settings).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());
