@@ -271,9 +271,9 @@ fn bad_names_big_meta_and_usage_errors_are_refused() {
         )),
         2
     );
+    // --redis checks the server itself: this one is up.
     let o = muster(&url, "v", &["check", "--redis", &url]);
-    assert_eq!(code(&o), 2);
-    assert!(stderr(&o).contains("not built yet"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
 }
 
 #[test]

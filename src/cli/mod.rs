@@ -64,6 +64,10 @@ pub struct Global {
     /// Health endpoint address [default: 127.0.0.1:8686].
     #[arg(long, global = true, env = "MUSTER_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
+    /// How probe hostnames are reached: auto, network (muster on the compose
+    /// network: as written) or host (service:port -> 127.0.0.1:published port) [default: auto].
+    #[arg(long, global = true, env = "MUSTER_PROBE_ADDRESS", value_name = "MODE")]
+    pub probe_address: Option<muster::probe::AddressMode>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -134,10 +138,6 @@ pub struct DownArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct StatusArgs {
-    /// How probe hostnames are reached: auto, network (muster on the compose
-    /// network: as written) or host (service:port -> 127.0.0.1:published port).
-    #[arg(long, env = "MUSTER_PROBE_ADDRESS", value_name = "MODE")]
-    pub probe_address: Option<muster::probe::AddressMode>,
     /// Only probe directly; do not ask a running muster.
     #[arg(long)]
     pub direct: bool,
@@ -298,13 +298,13 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     tracing::debug!(redis = %muster::config::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
-        Command::Up(args) => stack::up(&global, &args),
+        Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),
         Command::Ps => stack::ps(&global),
         Command::Check(args) => signal::check(args, &settings, global.json),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),
-        Command::Serve => not_built("serve", 6),
+        Command::Serve => stack::serve(&global, &settings),
         Command::Tune(_) => not_built("tune", 7),
         Command::Rollout(_) => not_built("rollout", 8),
         Command::Rollback(_) => not_built("rollback", 8),
@@ -331,7 +331,7 @@ impl Global {
             nats_url: self.nats_url.clone(),
             namespace: self.namespace.clone(),
             listen: self.listen.clone(),
-            probe_address: None,
+            probe_address: self.probe_address,
         })
     }
 }

@@ -6,12 +6,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muster::config::{redact_url, Settings};
+use muster::probe::spec::{NatsProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
+use muster::probe::{AddressMode, ProbeContext};
 use muster::signal::client::{assert_value, open_client, refresh, set_not_ready};
 use muster::signal::protocol::{hostname, now_ms};
 use muster::signal::{
     nats_subject, notready_key, read_signal_blocking, ready_key, validate_meta, validate_name,
     Client, ClientOptions, Event, Meta, NotReadyValue, Readiness, SignalValue, Status,
 };
+use muster::supervisor::runner::run_once;
 
 use super::{CheckArgs, CliResult, DemoAgentArgs, SignalArgs};
 
@@ -48,9 +51,26 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
         Ok(_) => return usage("--timeout must be more than 0"),
         Err(e) => return usage(&format!("--timeout: {e}")),
     };
-    if args.redis.is_some() || args.nats.is_some() {
-        eprintln!("muster check --redis/--nats: not built yet");
-        return Ok(ExitCode::from(2));
+    if let Some(url) = &args.redis {
+        let kind = ProbeKind::Redis(RedisProbeSpec {
+            url: url.clone(),
+            require: vec![],
+            role: None,
+            replication_link_up: false,
+            key_exists: None,
+        });
+        return check_server("redis", url, kind, timeout, json);
+    }
+    if let Some(url) = &args.nats {
+        let kind = ProbeKind::Nats(NatsProbeSpec {
+            url: Some(url.clone()),
+            jetstream: false,
+            stream: None,
+            creds: None,
+            nkey: None,
+            monitor_url: None,
+        });
+        return check_server("nats", url, kind, timeout, json);
     }
     if let Some(agent) = &args.agent {
         if let Err(e) = validate_name(agent) {
@@ -104,6 +124,69 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
         Ok((code, body)) => service_state(code, &body),
     };
     Ok(report(json, kind, name, ready, &status, &reason))
+}
+
+/// `muster check --redis URL` / `--nats URL`: one run of the probe of that
+/// kind, bounded by `timeout`. A URL the probe cannot use is a usage error.
+fn check_server(
+    kind: &str,
+    url: &str,
+    probe_kind: ProbeKind,
+    timeout: Duration,
+    json: bool,
+) -> CliResult {
+    let spec = ProbeSpec {
+        kind: probe_kind,
+        timing: ProbeTiming {
+            timeout,
+            ..ProbeTiming::default()
+        },
+    };
+    // The URL is used as written: no compose service names to map.
+    let ctx = ProbeContext {
+        address_mode: AddressMode::Network,
+        ..ProbeContext::default()
+    };
+    let mut probe = match muster::probe::build(&spec, &ctx) {
+        Ok(p) => p,
+        Err(e) => return usage(&hide_secret(url, &e.to_string())),
+    };
+    let target = probe.target();
+    let mut outcome = runtime()?.block_on(run_once(probe.as_mut(), timeout));
+    outcome.reason = hide_secret(url, &outcome.reason);
+    let ready = outcome.is_ok();
+    if json {
+        let mut value = serde_json::to_value(&outcome)?;
+        if let Some(map) = value.as_object_mut() {
+            map.insert(kind.to_string(), serde_json::Value::String(target.clone()));
+            map.insert("ready".to_string(), serde_json::Value::Bool(ready));
+        }
+        println!("{value}");
+    }
+    if ready {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let reason = if outcome.reason.is_empty() {
+        format!("{:?}", outcome.status).to_lowercase()
+    } else {
+        outcome.reason.clone()
+    };
+    eprintln!("{kind} {target} not ready: {reason}");
+    Ok(ExitCode::from(1))
+}
+
+/// `text` with the password (or token) of `url` replaced by `***`: probe
+/// messages redact URLs, but a URL that does not parse may be echoed as given.
+fn hide_secret(url: &str, text: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let Some((userinfo, _)) = rest.rsplit_once('@') else {
+        return text.to_string();
+    };
+    let secret = userinfo.split_once(':').map_or(userinfo, |(_, pw)| pw);
+    if secret.is_empty() {
+        return text.to_string();
+    }
+    text.replace(url, &redact_url(url)).replace(secret, "***")
 }
 
 fn service_state(code: u16, body: &[u8]) -> (bool, String, String) {
@@ -526,6 +609,17 @@ mod tests {
         assert!(!ok);
         assert_eq!(reason, "starting: grace");
         assert!(!service_state(200, b"nope").0);
+    }
+
+    #[test]
+    fn secrets_hidden() {
+        let url = "redis://:s3cret@127.0.0.1:1";
+        assert_eq!(
+            hide_secret(url, &format!("bad {url:?} and s3cret")),
+            "bad \"redis://:***@127.0.0.1:1\" and ***"
+        );
+        assert_eq!(hide_secret("nats://tok@h:1", "tok@h"), "***@h");
+        assert_eq!(hide_secret("redis://h:1", "as is"), "as is");
     }
 
     #[test]

@@ -5,8 +5,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muster::compose::{LoadOptions, Project};
+use muster::config::Settings;
 use muster::engine::Engine;
-use muster::supervisor::start::{UpOptions, UpOutcome};
+use muster::health;
+use muster::supervisor::start::{ProbeGate, UpOptions, UpOutcome};
+use muster::supervisor::supervise::Supervision;
 use muster::supervisor::{ServiceState, StateStore};
 
 use super::{CliResult, DownArgs, Global, UpArgs};
@@ -40,7 +43,75 @@ fn project_name(global: &Global) -> Result<String, Box<dyn std::error::Error + S
     }
 }
 
-pub fn up(global: &Global, args: &UpArgs) -> CliResult {
+/// Binds the health endpoint and serves it until SIGTERM/SIGINT.
+async fn start_health_server(
+    settings: &Settings,
+    store: &StateStore,
+) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
+    let options = health::ServerOptions::from_settings(settings)?;
+    let listener = health::bind(options.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "health endpoint listening");
+    eprintln!(
+        "muster: health endpoint on http://{addr}/ (status page), /readyz, /status, /metrics"
+    );
+    let store = store.clone();
+    Ok(tokio::spawn(async move {
+        if let Err(e) = health::serve(listener, store, options, health::shutdown_signal()).await {
+            tracing::error!(error = %e, "health endpoint stopped");
+        }
+    }))
+}
+
+/// muster's probes for the project, started on `store`.
+fn start_supervision(
+    project: &Project,
+    settings: &Settings,
+    engine: &Engine,
+    store: &StateStore,
+    running_stack: bool,
+) -> Result<Supervision, Box<dyn std::error::Error + Send + Sync>> {
+    let published = muster::supervisor::plan::published_ports_from_model(project);
+    let plan = muster::supervisor::plan::plan(
+        project,
+        settings,
+        Some(engine.docker().clone()),
+        published,
+        running_stack,
+    )?;
+    Ok(Supervision::start(store, plan, running_stack))
+}
+
+/// `muster serve`: supervise a stack that is already running and serve the
+/// health endpoint. Services without muster probes are followed through the
+/// engine (running, or the Docker healthcheck).
+pub fn serve(global: &Global, settings: &Settings) -> CliResult {
+    let project = load_project(global)?;
+    runtime()?.block_on(async move {
+        let engine = Engine::connect().await?;
+        let store = StateStore::new(&project.name);
+        let graph = muster::graph::Graph::new(&project)?;
+        let _supervision = start_supervision(&project, settings, &engine, &store, true)?;
+        for name in project.services.keys() {
+            let depends_on: Vec<String> = graph
+                .dependencies(name)
+                .iter()
+                .map(|d| d.to_string())
+                .collect();
+            let level = graph.level_of(name).unwrap_or(0);
+            let image = project.services[name].image.clone();
+            store.update(name, |s| {
+                s.depends_on = depends_on;
+                s.level = level;
+                s.image = image;
+            });
+        }
+        start_health_server(settings, &store).await?.await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
     let wait_timeout = match &args.wait_timeout {
         Some(text) => Some(
             muster::duration::parse(text).map_err(|e| format!("--wait-timeout {text:?}: {e}"))?,
@@ -51,6 +122,20 @@ pub fn up(global: &Global, args: &UpArgs) -> CliResult {
     runtime()?.block_on(async move {
         let engine = Engine::connect().await?;
         let store = StateStore::new(&project.name);
+        let keep_running = args.watch || args.serve;
+        let supervision = start_supervision(&project, settings, &engine, &store, false)?;
+        let server = if args.serve {
+            Some(start_health_server(settings, &store).await?)
+        } else {
+            None
+        };
+        let probed: std::collections::BTreeSet<String> = store
+            .snapshot()
+            .services
+            .iter()
+            .filter(|(_, s)| !s.probes.is_empty())
+            .map(|(name, _)| name.clone())
+            .collect();
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -67,6 +152,10 @@ pub fn up(global: &Global, args: &UpArgs) -> CliResult {
             no_deps: args.no_deps,
             wait_timeout,
             cancel: Some(cancel_rx),
+            probe_gate: Some(ProbeGate {
+                services: probed,
+                control: supervision.controller(),
+            }),
         };
         let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
         // Let the printer catch up with the last changes.
@@ -109,11 +198,26 @@ pub fn up(global: &Global, args: &UpArgs) -> CliResult {
                 ),
             }
         }
-        Ok(if report.outcome == UpOutcome::Ready {
+        let code = if report.outcome == UpOutcome::Ready {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)
-        })
+        };
+        if keep_running && report.outcome != UpOutcome::Cancelled {
+            eprintln!("muster: supervising {} (Ctrl-C to stop; containers keep running)", report.project);
+            let printer = if global.json {
+                tokio::spawn(print_json_events(store.clone()))
+            } else {
+                tokio::spawn(print_live_lines(store.clone()))
+            };
+            match server {
+                Some(server) => server.await?,
+                None => health::shutdown_signal().await,
+            }
+            printer.abort();
+        }
+        drop(supervision);
+        Ok(code)
     })
 }
 

@@ -1,16 +1,19 @@
 //! `muster status`: each service's readiness. Asks a running muster first
 //! (`GET http://<listen>/status`); when none answers, runs every configured
-//! probe once and shows that. Exit 0 only when all required services are ready.
+//! probe once and shows that: the compose project's `x-muster` probes, else
+//! config/muster.yaml's. Exit 0 only when all required services are ready.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use muster::compose::ComposeError;
 use muster::config::Settings;
 use muster::probe::spec::MusterService;
 use muster::probe::{AddressMode, LabelResolver, ProbeContext, ProbeStatus};
-use muster::supervisor::{ServiceStatus, StackSnapshot};
+use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
 
 use super::{CliResult, Global, StatusArgs};
 
@@ -20,11 +23,115 @@ enum Source {
     Probed(AddressMode),
 }
 
+/// The services `muster status` probes, and where their settings came from.
+struct Plan {
+    project: String,
+    services: BTreeMap<String, MusterService>,
+    /// Compose services: image and dependencies, for the snapshot.
+    compose: BTreeMap<String, (Option<String>, Vec<String>)>,
+    /// Services whose probes come from the compose file's `x-muster`.
+    from_compose: BTreeSet<String>,
+    compose_files: Vec<PathBuf>,
+}
+
+/// The compose project's services with their `x-muster` probes (which win
+/// over config/muster.yaml's entry of the same service). With no compose file
+/// at all, config/muster.yaml's services alone, as before.
+fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
+    let project = match super::compose::load_project(global) {
+        Ok(project) => project,
+        Err(ComposeError::NoComposeFile { .. }) if !settings.services.is_empty() => {
+            return Ok(Plan {
+                project: project_name(global),
+                services: settings.services.clone(),
+                compose: BTreeMap::new(),
+                from_compose: BTreeSet::new(),
+                compose_files: Vec::new(),
+            })
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut services = BTreeMap::new();
+    let mut compose = BTreeMap::new();
+    let mut from_compose = BTreeSet::new();
+    for (name, service) in &project.services {
+        let own = service.muster.as_ref().filter(|m| !m.probes.is_empty());
+        let chosen = match own {
+            Some(m) => {
+                from_compose.insert(name.clone());
+                m.clone()
+            }
+            None => settings
+                .services
+                .get(name)
+                .or(service.muster.as_ref())
+                .cloned()
+                .unwrap_or_default(),
+        };
+        services.insert(name.clone(), chosen);
+        compose.insert(
+            name.clone(),
+            (
+                service.image.clone(),
+                service.depends_on.keys().cloned().collect(),
+            ),
+        );
+    }
+    Ok(Plan {
+        project: project.name.clone(),
+        services,
+        compose,
+        from_compose,
+        compose_files: project.config_files.clone(),
+    })
+}
+
+/// Names the file a probe error comes from: the compose file for `x-muster`
+/// probes, config/muster.yaml for the others.
+fn locate_error(plan: &Plan, settings: &Settings, error: String) -> String {
+    let service = error
+        .strip_prefix("services.")
+        .and_then(|rest| rest.split_once(".probes["))
+        .map(|(name, _)| name.to_string());
+    match service {
+        Some(name) if plan.from_compose.contains(&name) => {
+            let files: Vec<String> = plan
+                .compose_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            let error = error.replacen(".probes[", ".x-muster.probes[", 1);
+            if files.is_empty() {
+                error
+            } else {
+                format!("{}: {error}", files.join(", "))
+            }
+        }
+        _ => match &settings.config_path {
+            Some(path) => format!("{}: {error}", path.display()),
+            None => error,
+        },
+    }
+}
+
+/// Services without a probe: nothing here can decide them, so they are shown
+/// as `pending` and do not hold the exit code.
+fn mark_unprobed(plan: &Plan, snapshot: &mut StackSnapshot) {
+    for (name, status) in snapshot.services.iter_mut() {
+        if plan.services.get(name).is_some_and(|m| m.probes.is_empty()) {
+            status.state = ServiceState::Pending;
+            status.reason = "no muster probe".to_string();
+            status.required = false;
+        }
+        if let Some((image, depends_on)) = plan.compose.get(name) {
+            status.image = image.clone();
+            status.depends_on = depends_on.clone();
+        }
+    }
+}
+
 pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult {
-    // Compose `x-muster` probes are merged in by the caller once the compose
-    // loader exists; until then config/muster.yaml's services are the source.
-    let services = settings.services.clone();
-    let mode = args.probe_address.unwrap_or(settings.probe_address);
+    let mode = settings.probe_address;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -36,14 +143,17 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
                 Err(e) => tracing::debug!(listen = %settings.listen, error = %e, "no running muster; probing directly"),
             }
         }
-        let project = project_name(global);
-        probe_directly(&project, &services, mode)
+        // The compose file is read only when probing here: a running muster
+        // already knows its stack.
+        let plan = plan(global, settings)?;
+        let mut snap = probe_directly(&plan.project, &plan.services, mode)
             .await
-            .map(|snap| (snap, Source::Probed(mode.effective())))
-            .map_err(|e| match &settings.config_path {
-                Some(path) => format!("{}: {e}", path.display()).into(),
-                None => e,
-            })
+            .map_err(|e| locate_error(&plan, settings, e.to_string()))?;
+        mark_unprobed(&plan, &mut snap);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
+            snap,
+            Source::Probed(mode.effective()),
+        ))
     })?;
     if global.json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);

@@ -353,8 +353,12 @@ impl ServiceMachine {
                     self.window_end = None;
                     self.move_to(ServiceState::Ready, now, &reason)
                 } else if let Some(reason) = failed_out {
+                    // As Kubernetes' readiness probes: a failing readiness probe
+                    // makes the service unready (up keeps waiting until its
+                    // --wait-timeout), never failed; only startup and liveness
+                    // probes give up on a container.
                     self.move_to(
-                        ServiceState::Failed,
+                        ServiceState::Unready,
                         now,
                         &format!("not ready after the start period: {reason}"),
                     )
@@ -502,13 +506,13 @@ mod tests {
         }
         assert_eq!(m.state(), ServiceState::Starting);
         assert_eq!(m.probes()[0].consecutive_failures, 0);
-        // After the window, failures count: the third one fails the start.
+        // After the window, failures count: the third one makes it unready.
         m.probe_result(0, fail("loading"), secs(t0, 30));
         m.probe_result(0, fail("loading"), secs(t0, 31));
         assert_eq!(m.state(), ServiceState::Starting);
         let step = m.probe_result(0, fail("loading"), secs(t0, 32));
         let t = step.transition.unwrap();
-        assert_eq!(t.to, ServiceState::Failed);
+        assert_eq!(t.to, ServiceState::Unready);
         assert!(
             t.reason.contains("start period") && t.reason.contains("loading"),
             "{}",
@@ -547,7 +551,7 @@ mod tests {
         m.probe_result(0, fail("loading model 40%"), secs(t0, 30));
         assert_eq!(m.state(), ServiceState::Starting);
         m.probe_result(0, fail("loading model 40%"), secs(t0, 61));
-        assert_eq!(m.state(), ServiceState::Failed);
+        assert_eq!(m.state(), ServiceState::Unready);
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! reads a [`StackSnapshot`] or follows [`StateEvent`]s through [`StateStore`].
 
 pub mod machine;
+pub mod plan;
 pub mod runner;
 pub mod stack;
 pub mod start;
 pub mod state;
 pub mod store;
+pub mod supervise;
 
 pub use state::*;
 pub use store::{ProbeObservation, StateStore};

@@ -38,6 +38,17 @@ pub struct UpOptions {
     pub wait_timeout: Option<Duration>,
     /// Set to `true` to stop waiting (Ctrl-C); what started keeps running.
     pub cancel: Option<watch::Receiver<bool>>,
+    /// Services whose readiness muster's own probes decide (see [`ProbeGate`]).
+    pub probe_gate: Option<ProbeGate>,
+}
+
+/// Hands readiness of the probed services to the probe runner: `up` tells it
+/// when their containers run, and waits for the runner's `ready` (written to
+/// the same store) instead of the engine's health status.
+#[derive(Debug, Clone)]
+pub struct ProbeGate {
+    pub services: BTreeSet<String>,
+    pub control: tokio::sync::mpsc::UnboundedSender<super::runner::Control>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +121,7 @@ struct Ctx {
     selected: BTreeSet<String>,
     progress: HashMap<String, watch::Sender<Progress>>,
     events: broadcast::Sender<EngineEvent>,
+    gate: Option<ProbeGate>,
 }
 
 /// Starts `options.services` (default all) of `project` and waits until they
@@ -133,12 +145,24 @@ pub async fn up(
     for name in &order {
         let service = &project.services[name];
         let deps = deps_in(service, &selected);
-        let mut status = ServiceStatus::pending(name.clone());
-        status.image = service.image.clone();
-        status.depends_on = deps.iter().map(|(d, _)| d.clone()).collect();
-        status.level = levels.get(name).copied().unwrap_or(0);
-        status.reason = waiting_reason(&deps);
-        store.insert(status);
+        let depends_on: Vec<String> = deps.iter().map(|(d, _)| d.clone()).collect();
+        let level = levels.get(name).copied().unwrap_or(0);
+        let reason = waiting_reason(&deps);
+        // The probe runner may have registered the service already (with its probes).
+        let known = store.update(name, |s| {
+            s.image = service.image.clone();
+            s.depends_on = depends_on.clone();
+            s.level = level;
+            s.reason = reason.clone();
+        });
+        if !known {
+            let mut status = ServiceStatus::pending(name.clone());
+            status.image = service.image.clone();
+            status.depends_on = depends_on;
+            status.level = level;
+            status.reason = reason;
+            store.insert(status);
+        }
     }
 
     // Networks and named volumes the selected services use.
@@ -196,6 +220,7 @@ pub async fn up(
         selected: selected.clone(),
         progress,
         events: events_tx,
+        gate: options.probe_gate.clone(),
     });
 
     let mut tasks = JoinSet::new();
@@ -735,11 +760,28 @@ async fn follow(
     // A safety net in case the event stream breaks: re-inspect now and then.
     let mut safety = tokio::time::interval(Duration::from_secs(5));
     safety.tick().await;
+    let gate = ctx.gate.as_ref().filter(|g| g.services.contains(name));
+    let mut store_changes = ctx.store.watch();
+    let mut told_runner = false;
     loop {
-        if evaluate(ctx, name, &obs, began) {
+        if let Some(gate) = gate {
+            if !told_runner && obs.values().any(|o| o.running) {
+                let _ = gate.control.send(super::runner::Control::Started {
+                    service: name.to_string(),
+                });
+                told_runner = true;
+            }
+        }
+        if evaluate(ctx, name, &obs, began, gate.is_some()) {
             return;
         }
         tokio::select! {
+            // The probe runner writes readiness of gated services to the store.
+            changed = store_changes.changed(), if gate.is_some() => {
+                if changed.is_err() {
+                    safety.tick().await;
+                }
+            }
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     let Some(o) = obs.get_mut(&ev.container_id) else { continue };
@@ -784,12 +826,29 @@ async fn reinspect(ctx: &Ctx, ids: &[String], obs: &mut HashMap<String, Obs>) {
 
 /// Publishes the service's progress and state; true when nothing more can change
 /// for this `up` (failed, or completed).
-fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -> bool {
+fn evaluate(
+    ctx: &Ctx,
+    name: &str,
+    obs: &HashMap<String, Obs>,
+    began: Instant,
+    probed: bool,
+) -> bool {
     let me = &ctx.progress[name];
     let all = obs.values();
     let started = all.clone().all(|o| o.ever_running);
     let has_hc = obs.values().any(|o| o.has_healthcheck);
-    let healthy = if has_hc {
+    let probe_state = probed
+        .then(|| {
+            ctx.store
+                .snapshot()
+                .services
+                .get(name)
+                .map(|s| (s.state, s.reason.clone()))
+        })
+        .flatten();
+    let healthy = if probed {
+        matches!(probe_state, Some((ServiceState::Ready, _))) && obs.values().all(|o| o.running)
+    } else if has_hc {
         obs.values()
             .all(|o| o.health.as_deref() == Some("healthy") && o.running)
     } else {
@@ -818,7 +877,16 @@ fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -
         });
         return true;
     }
-    if has_hc
+    if let Some((ServiceState::Failed, reason)) = &probe_state {
+        // The runner's machine gave up (readiness failing past the start window).
+        me.send_modify(|p| {
+            p.started = true;
+            p.failed = Some(reason.clone());
+        });
+        return true;
+    }
+    if !probed
+        && has_hc
         && obs
             .values()
             .any(|o| o.health.as_deref() == Some("unhealthy"))
@@ -831,7 +899,7 @@ fn evaluate(ctx: &Ctx, name: &str, obs: &HashMap<String, Obs>, began: Instant) -
         });
         return true;
     }
-    if healthy {
+    if healthy && !probed {
         let current = ctx.store.snapshot().services.get(name).map(|s| s.state);
         if current != Some(ServiceState::Ready) {
             let word = if has_hc { "healthy" } else { "running" };

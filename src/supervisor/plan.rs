@@ -1,0 +1,178 @@
+//! Turns a compose project (and config/muster.yaml) into the probes the
+//! runner runs: which services muster's own probes decide, with what grace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::runner::{RunnerProbe, ServiceProbes};
+use crate::compose::{Project, Service};
+use crate::config::Settings;
+use crate::probe::address::PublishedPorts;
+use crate::probe::agent::AgentProbe;
+use crate::probe::spec::{GraceSetting, MusterService, ProbeKind};
+use crate::probe::{LabelResolver, ProbeContext};
+use crate::signal::{AgentWatcher, WatcherConfig};
+
+/// The probes of a stack, and the agent watcher they share (when any service has an agent probe).
+pub struct ProbePlan {
+    pub services: Vec<ServiceProbes>,
+    pub watcher: Option<AgentWatcher>,
+    /// service -> agent name, for services with an agent probe (progress and deadlines).
+    pub agents: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("services.{service}.x-muster.probes[{index}]: {message}")]
+    Probe {
+        service: String,
+        index: usize,
+        message: String,
+    },
+    #[error("agent probes need Redis at {url}: {message}")]
+    Watcher { url: String, message: String },
+}
+
+/// muster settings of a service: its compose `x-muster`, else config/muster.yaml's entry.
+pub fn muster_settings<'a>(
+    service: &'a Service,
+    settings: &'a Settings,
+) -> Option<&'a MusterService> {
+    service
+        .muster
+        .as_ref()
+        .filter(|m| !m.probes.is_empty())
+        .or_else(|| settings.services.get(&service.name))
+}
+
+/// Host ports the compose file publishes at fixed numbers: service -> (container port -> host port).
+/// Ephemeral ports are only known once containers run ([`crate::probe::published_ports_from_docker`]).
+pub fn published_ports_from_model(project: &Project) -> PublishedPorts {
+    let mut out = PublishedPorts::new();
+    for (name, service) in &project.services {
+        for port in &service.ports {
+            let fixed = port
+                .published
+                .as_deref()
+                .and_then(|p| p.parse::<u16>().ok());
+            if let Some(host) = fixed {
+                out.entry(name.clone())
+                    .or_default()
+                    .entry(port.target)
+                    .or_insert(host);
+            }
+        }
+    }
+    out
+}
+
+/// The declared grace of a service: `x-muster.grace`, else its healthcheck's start_period.
+/// (Tuning from image size and history is issue 7.)
+pub fn declared_grace(service: &Service, muster: Option<&MusterService>) -> Duration {
+    let start_period = service
+        .healthcheck
+        .as_ref()
+        .map(|h| h.start_period)
+        .unwrap_or_default();
+    match muster.map(|m| m.grace).unwrap_or_default() {
+        GraceSetting::Fixed(d) => d,
+        GraceSetting::Off => Duration::ZERO,
+        GraceSetting::Auto => start_period,
+    }
+}
+
+/// Builds every probe of every service that has some. Services without probes
+/// are left to the engine's view (running / Docker health) — or, with
+/// `fallback_docker` (a supervisor watching a running stack), get a `docker`
+/// probe that reads exactly that view.
+pub fn plan(
+    project: &Project,
+    settings: &Settings,
+    docker: Option<bollard::Docker>,
+    published: PublishedPorts,
+    fallback_docker: bool,
+) -> Result<ProbePlan, PlanError> {
+    let mut fallback = MusterService {
+        probes: vec![crate::probe::spec::ProbeSpec {
+            kind: ProbeKind::Docker(Default::default()),
+            timing: Default::default(),
+        }],
+        grace: GraceSetting::Auto,
+        required: true,
+    };
+    let resolver = docker.clone().map(|docker| {
+        Arc::new(LabelResolver {
+            docker,
+            project: project.name.clone(),
+        }) as Arc<dyn crate::probe::ContainerResolver>
+    });
+    let base = ProbeContext {
+        service: String::new(),
+        docker,
+        resolver,
+        address_mode: settings.probe_address,
+        published,
+    };
+    let mut watcher: Option<AgentWatcher> = None;
+    let mut services = Vec::new();
+    let mut agents = Vec::new();
+    for (name, service) in &project.services {
+        let muster = match muster_settings(service, settings) {
+            Some(m) if !m.probes.is_empty() => m,
+            Some(m) if fallback_docker && base.docker.is_some() => {
+                fallback.required = m.required;
+                &fallback
+            }
+            None if fallback_docker && base.docker.is_some() => &fallback,
+            _ => continue,
+        };
+        let ctx = ProbeContext {
+            service: name.clone(),
+            ..base.clone()
+        };
+        let mut probes = Vec::with_capacity(muster.probes.len());
+        for (index, spec) in muster.probes.iter().enumerate() {
+            let err = |message: String| PlanError::Probe {
+                service: name.clone(),
+                index,
+                message,
+            };
+            let probe: Box<dyn crate::probe::Probe> = match &spec.kind {
+                ProbeKind::Agent(agent) => {
+                    let watcher = match &watcher {
+                        Some(w) => w.clone(),
+                        None => {
+                            let w = AgentWatcher::start(WatcherConfig::from_settings(settings))
+                                .map_err(|e| PlanError::Watcher {
+                                    url: crate::config::redact_url(&settings.redis_url),
+                                    message: e.to_string(),
+                                })?;
+                            watcher = Some(w.clone());
+                            w
+                        }
+                    };
+                    let probe = AgentProbe::from_spec(agent, name, watcher)
+                        .map_err(|e| err(e.to_string()))?;
+                    agents.push((name.clone(), probe.agent().to_string()));
+                    Box::new(probe)
+                }
+                _ => crate::probe::build(spec, &ctx).map_err(|e| err(e.to_string()))?,
+            };
+            probes.push(RunnerProbe {
+                timing: spec.timing.clone(),
+                probe,
+            });
+        }
+        services.push(ServiceProbes {
+            service: name.clone(),
+            required: muster.required,
+            grace: declared_grace(service, Some(muster)),
+            probes,
+        });
+    }
+    Ok(ProbePlan {
+        services,
+        watcher,
+        agents,
+    })
+}

@@ -1,0 +1,155 @@
+//! End to end: `muster up --serve` on a real Docker engine with a real
+//! coordination Redis. A service gated by a redis probe becomes ready through
+//! muster's probe (not Docker health); an agent service becomes ready only when
+//! the agent signals it, and /readyz over HTTP follows the signal both ways.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE};
+
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    let mut last = None;
+    while Instant::now() < deadline {
+        last = http_get(port, path);
+        if let Some((status, body)) = &last {
+            if *status == want {
+                return body.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("GET {path} did not answer {want} within {within:?}; last: {last:?}");
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn muster(redis: &RedisServer, namespace: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+    cmd.env("MUSTER_REDIS_URL", redis.url())
+        .env("MUSTER_NAMESPACE", namespace)
+        // muster runs on the host here: reach services through published ports.
+        .env("MUSTER_PROBE_ADDRESS", "host")
+        .env_remove("MUSTER_CONFIG")
+        .env_remove("COMPOSE_FILE");
+    cmd
+}
+
+#[test]
+fn up_serve_gates_on_probes_and_readyz_follows_agent_signals() {
+    common::ensure_test_images();
+    let project = DockerProject::new("e2eserve");
+    let coordination = RedisServer::start();
+    let dir = TempDir::new("muster-e2e");
+    let cache_port = common::free_port();
+    let listen_port = common::free_port();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+services:
+  cache:
+    image: {REDIS_IMAGE}
+    ports: ["127.0.0.1:{cache_port}:6379"]
+    x-muster:
+      probes:
+        - redis: {{ url: "redis://cache:6379" }}
+          period: 200ms
+  worker:
+    image: {BUSYBOX_IMAGE}
+    command: ["sleep", "3600"]
+    depends_on:
+      cache: {{ condition: service_healthy }}
+    x-muster:
+      probes:
+        - agent: {{ name: worker }}
+          period: 200ms
+          failure_threshold: 1
+      grace: off
+"#
+        ),
+    )
+    .unwrap();
+    let namespace = format!("e2e{}", std::process::id());
+    let child = muster(&coordination, &namespace)
+        .args(["-f"])
+        .arg(&file)
+        .args(["-p", &project.name, "--listen"])
+        .arg(format!("127.0.0.1:{listen_port}"))
+        .args(["up", "--serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child);
+
+    // cache is ready through muster's redis probe; worker waits for its agent.
+    let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(60));
+    assert!(verbose.contains("[-]worker"), "{verbose}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = http_get(listen_port, "/status/cache").unwrap_or_default();
+        if body.contains("\"state\":\"ready\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cache never ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, cache) = http_get(listen_port, "/status/cache").unwrap();
+    assert!(cache.contains("\"kind\":\"redis\""), "{cache}");
+
+    // The agent says ready: /readyz flips to 200.
+    let status = muster(&coordination, &namespace)
+        .args(["signal", "ready", "--agent", "worker"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
+
+    // And back when it says not ready, with its reason.
+    let status = muster(&coordination, &namespace)
+        .args([
+            "signal",
+            "not-ready",
+            "--agent",
+            "worker",
+            "--reason",
+            "lost GPU",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(10));
+    assert!(
+        verbose.contains("[-]worker") && verbose.contains("lost GPU"),
+        "{verbose}"
+    );
+}
