@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The main job: bring the example agent stack (compose/demo.yaml) up under
+# muster on a fresh machine, with no registry. Installs what is missing,
+# builds the images locally, starts the stack in dependency order, serves the
+# health endpoint in the background and prints `muster status`.
+# Stop it with: target/debug/muster -f compose/demo.yaml -p muster-demo down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/build-test-images.sh
+echo "demo: building muster"
+cargo build --quiet --bin muster
+bash scripts/build-muster-image.sh target/debug/muster muster:dev
+
+muster=target/debug/muster
+export MUSTER_REDIS_URL=redis://127.0.0.1:${DEMO_REDIS_PORT:-16379}
+export MUSTER_PROBE_ADDRESS=host
+export MUSTER_LISTEN=${MUSTER_LISTEN:-127.0.0.1:8686}
+args=(-f compose/demo.yaml -p muster-demo)
+
+"$muster" "${args[@]}" up --wait-timeout 3m
+# Keep supervising and serving /healthz, /readyz, /status, /metrics and the page.
+pkill -f "muster ${args[*]} serve" 2>/dev/null || true
+nohup "$muster" "${args[@]}" serve >/tmp/muster-demo-serve.log 2>&1 &
+for _ in $(seq 1 50); do
+  "$muster" check --self >/dev/null 2>&1 && break
+  sleep 0.2
+done
+sleep 2
+"$muster" "${args[@]}" status
+echo
+echo "status page: http://${MUSTER_LISTEN}/   (supervisor log: /tmp/muster-demo-serve.log)"
+echo "stop:        $muster ${args[*]} down"
