@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use muster::compose::{LoadOptions, Project};
+use muster::compose::Project;
 use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
@@ -20,19 +20,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, std::io::Error> {
         .build()
 }
 
-fn load_options(global: &Global) -> LoadOptions {
-    LoadOptions {
-        files: global.files.clone(),
-        project_name: global.project_name.clone(),
-        profiles: global.profiles.clone(),
-        env_files: global.env_files.clone(),
-        project_directory: global.project_directory.clone(),
-        ..Default::default()
-    }
-}
-
 fn load_project(global: &Global) -> Result<Project, Box<dyn std::error::Error + Send + Sync>> {
-    Ok(muster::compose::load(&load_options(global))?)
+    Ok(super::compose::load_project(global)?)
 }
 
 /// The project name: `-p`, else the loaded compose project's.
