@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
 
-use super::exec::docker_error;
+use super::exec::{docker_error, running_container_id};
 use super::redis::Failure;
 use super::spec::DockerProbeSpec;
 use super::{ContainerResolver, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
@@ -31,16 +31,7 @@ impl DockerProbe {
     }
 
     async fn run(&self) -> Result<String, Failure> {
-        let id = self
-            .resolver
-            .container_id(&self.service)
-            .await
-            .ok_or_else(|| {
-                Failure::fail(format!(
-                    "no running container for service {:?}",
-                    self.service
-                ))
-            })?;
+        let id = running_container_id(self.resolver.as_ref(), &self.service).await?;
         let info = self
             .docker
             .inspect_container(&id, None)

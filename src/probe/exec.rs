@@ -48,16 +48,7 @@ impl ExecProbe {
     }
 
     async fn run(&self) -> Result<String, Failure> {
-        let id = self
-            .resolver
-            .container_id(&self.service)
-            .await
-            .ok_or_else(|| {
-                Failure::fail(format!(
-                    "no running container for service {:?}",
-                    self.service
-                ))
-            })?;
+        let id = running_container_id(self.resolver.as_ref(), &self.service).await?;
         let exec = self
             .docker
             .create_exec(
@@ -171,4 +162,16 @@ impl Probe for ExecProbe {
             }
         })
     }
+}
+
+/// The id of the service's running container, or the failure both container
+/// probes (exec and docker) report when there is none.
+pub(crate) async fn running_container_id(
+    resolver: &dyn ContainerResolver,
+    service: &str,
+) -> Result<String, Failure> {
+    resolver
+        .container_id(service)
+        .await
+        .ok_or_else(|| Failure::fail(format!("no running container for service {service:?}")))
 }

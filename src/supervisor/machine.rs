@@ -280,38 +280,18 @@ impl ServiceMachine {
                     self.startup_passed = true;
                     return self.evaluate(now);
                 }
-                let track = &mut self.probes[index];
-                if track.failed_out() {
-                    let reason = format!(
-                        "startup probe failed {} times after the start period: {}",
-                        track.consecutive_failures,
-                        track.last_reason()
-                    );
-                    track.consecutive_failures = 0;
-                    let mut step = self.move_to(ServiceState::Failed, now, &reason);
-                    step.decision = Some(Decision::Restart { reason });
-                    return step;
-                }
-                Step::none()
+                self.give_up_if_failed_out(
+                    index,
+                    now,
+                    "startup probe failed",
+                    " after the start period",
+                )
             }
             ProbeRole::Liveness => {
                 if !self.startup_passed {
                     return Step::none();
                 }
-                let track = &mut self.probes[index];
-                if track.failed_out() {
-                    let reason = format!(
-                        "liveness probe failed {} times: {}",
-                        track.consecutive_failures,
-                        track.last_reason()
-                    );
-                    // Asked once per threshold; the restart resets everything.
-                    track.consecutive_failures = 0;
-                    let mut step = self.move_to(ServiceState::Failed, now, &reason);
-                    step.decision = Some(Decision::Restart { reason });
-                    return step;
-                }
-                Step::none()
+                self.give_up_if_failed_out(index, now, "liveness probe failed", "")
             }
             ProbeRole::Readiness => {
                 if !self.startup_passed {
@@ -380,6 +360,31 @@ impl ServiceMachine {
             }
             _ => Step::none(),
         }
+    }
+
+    /// A startup or liveness probe past its failure threshold: the service is
+    /// failed and a restart is asked for, once per threshold (the counter
+    /// restarts, as the restart resets everything).
+    fn give_up_if_failed_out(
+        &mut self,
+        index: usize,
+        now: Instant,
+        what: &str,
+        when: &str,
+    ) -> Step {
+        let track = &mut self.probes[index];
+        if !track.failed_out() {
+            return Step::none();
+        }
+        let reason = format!(
+            "{what} {} times{when}: {}",
+            track.consecutive_failures,
+            track.last_reason()
+        );
+        track.consecutive_failures = 0;
+        let mut step = self.move_to(ServiceState::Failed, now, &reason);
+        step.decision = Some(Decision::Restart { reason });
+        step
     }
 
     fn move_to(&mut self, to: ServiceState, now: Instant, reason: &str) -> Step {
