@@ -1,1 +1,0 @@
-//! Grace-period tuning from image size and learned start-up history.

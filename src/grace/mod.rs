@@ -1,0 +1,209 @@
+//! Grace periods for huge images: the effective start period of each
+//! service, from what is declared, the image's size and learned start-up
+//! history (see [`model`] for the rule and [`recorder`] for the learning).
+//!
+//! - [`model`]: the pure decision ([`decide`]), shared by the supervisor,
+//!   `muster tune` and the simulation benchmark.
+//! - [`history`]: samples in the durable [`HistoryStore`] (Redis, or the
+//!   state file when Redis is unreachable).
+//! - [`recorder`]: records a sample each time a service goes starting -> ready.
+//! - [`tune`]: the healthcheck values `muster tune` prints and writes.
+
+pub mod history;
+pub mod model;
+pub mod recorder;
+pub mod tune;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+pub use history::{
+    last_image_key, load_samples, note_start, record_sample, record_start, samples_key, Samples,
+};
+pub use model::*;
+pub use recorder::{spawn_recorder, Recorder, RecorderOptions};
+
+use crate::compose::{HealthTest, Healthcheck, Project, Service};
+use crate::config::Settings;
+use crate::engine::Engine;
+use crate::history::HistoryStore;
+use crate::probe::spec::{GraceSetting, MusterService};
+use crate::supervisor::StateStore;
+
+/// `x-muster.grace` of a service: its compose `x-muster`, else
+/// config/muster.yaml's entry for it, else `auto`.
+pub fn grace_setting(service: &Service, settings: &Settings) -> GraceSetting {
+    match service.muster.as_ref().map(|m| m.grace) {
+        Some(g) if g != GraceSetting::Auto => g,
+        _ => crate::supervisor::plan::muster_settings(service, settings)
+            .map(|m| m.grace)
+            .unwrap_or_default(),
+    }
+}
+
+/// The compose healthcheck's start_period (zero without one, or when disabled).
+pub fn declared_start_period(service: &Service) -> Duration {
+    service
+        .healthcheck
+        .as_ref()
+        .filter(|h| !h.disable)
+        .map(|h| h.start_period)
+        .unwrap_or_default()
+}
+
+/// Whether the Docker healthcheck of a service has a test to run.
+pub fn healthcheck_runs(healthcheck: Option<&Healthcheck>, image_has_healthcheck: bool) -> bool {
+    match healthcheck {
+        Some(h) if h.disable => false,
+        Some(h) => match &h.test {
+            Some(HealthTest::None) => false,
+            Some(_) => true,
+            None => image_has_healthcheck,
+        },
+        None => image_has_healthcheck,
+    }
+}
+
+/// How long the fastest of the service's checks takes to give up once the
+/// start period is over: failure_threshold × period of each muster probe,
+/// retries × interval of a Docker healthcheck that runs. Zero without checks.
+pub fn failure_window(
+    muster: Option<&MusterService>,
+    healthcheck: Option<&Healthcheck>,
+    image_has_healthcheck: bool,
+) -> Duration {
+    let probes = muster.into_iter().flat_map(|m| &m.probes).map(|p| {
+        p.timing
+            .period
+            .saturating_mul(p.timing.failure_threshold.max(1))
+    });
+    let docker = healthcheck_runs(healthcheck, image_has_healthcheck).then(|| {
+        let h = healthcheck.cloned().unwrap_or_default();
+        h.interval.saturating_mul(h.retries.max(1))
+    });
+    probes.chain(docker).min().unwrap_or_default()
+}
+
+/// Inspects a service's image: its facts, or why there are none.
+pub async fn image_facts(engine: Option<&Engine>, service: &Service) -> Result<ImageFacts, String> {
+    let Some(reference) = service.image.as_deref() else {
+        return Err("the service has no `image:`".into());
+    };
+    let Some(engine) = engine else {
+        return Err(format!("{reference}: no Docker engine"));
+    };
+    match engine.image_info(reference).await {
+        Ok(Some(info)) => Ok(ImageFacts {
+            reference: reference.to_string(),
+            id: info.id,
+            size: info.size,
+            has_healthcheck: info.healthcheck.is_some(),
+        }),
+        Ok(None) => Err(format!("{reference} is not present on the engine")),
+        Err(e) => Err(format!("{reference}: {e}")),
+    }
+}
+
+/// The grace decision of every service in `names` (all when empty). An image
+/// that cannot be inspected, or history that cannot be read, is warned about
+/// and the decision falls back (to the declared values, to no samples).
+pub async fn decide_services(
+    project: &Project,
+    settings: &Settings,
+    engine: Option<&Engine>,
+    history: Option<&HistoryStore>,
+    names: &[String],
+) -> BTreeMap<String, GraceDecision> {
+    let cfg = &settings.grace;
+    let mut out = BTreeMap::new();
+    for (name, service) in &project.services {
+        if !names.is_empty() && !names.contains(name) {
+            continue;
+        }
+        let setting = grace_setting(service, settings);
+        let image = image_facts(engine, service).await;
+        if let (GraceSetting::Auto, Err(why)) = (setting, &image) {
+            tracing::warn!(service = %name, reason = %why, "grace: image cannot be inspected; using the declared start period");
+        }
+        let mut history_note = None;
+        let samples = match history {
+            Some(h) if setting == GraceSetting::Auto => {
+                match load_samples(h, name, cfg.samples_kept).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(service = %name, error = %e, "grace: start-up history cannot be read; tuning without it");
+                        history_note = Some(format!("history cannot be read ({e})"));
+                        Samples::default()
+                    }
+                }
+            }
+            _ => Samples::default(),
+        };
+        let muster = crate::supervisor::plan::muster_settings(service, settings);
+        let image_hc = image.as_ref().is_ok_and(|i| i.has_healthcheck);
+        let inputs = GraceInputs {
+            setting,
+            declared: declared_start_period(service),
+            image,
+            cold: &samples.cold,
+            warm: &samples.warm,
+            last_image: samples.last_image.as_deref(),
+            failure_window: failure_window(muster, service.healthcheck.as_ref(), image_hc),
+        };
+        let mut decision = decide(cfg, name, &inputs);
+        decision.reasons.extend(history_note);
+        out.insert(name.clone(), decision);
+    }
+    out
+}
+
+/// Grace for a supervising muster (`up`, `serve`): the decisions the probe
+/// plan uses, and the history the recorder writes to.
+pub struct GraceRun {
+    pub decisions: BTreeMap<String, GraceDecision>,
+    pub history: HistoryStore,
+    pub keep: usize,
+}
+
+impl GraceRun {
+    /// Opens the history (Redis, else the state file) and decides every service.
+    pub async fn prepare(project: &Project, settings: &Settings, engine: &Engine) -> GraceRun {
+        let history = HistoryStore::open(settings, &project.name).await;
+        let decisions = decide_services(project, settings, Some(engine), Some(&history), &[]).await;
+        GraceRun {
+            decisions,
+            history,
+            keep: settings.grace.samples_kept,
+        }
+    }
+
+    /// service -> image ID, for the services whose image was inspected.
+    pub fn image_ids(&self) -> HashMap<String, String> {
+        self.decisions
+            .iter()
+            .filter_map(|(name, d)| d.image.as_ref().map(|i| (name.clone(), i.id.clone())))
+            .collect()
+    }
+
+    /// Shows each decision's reasons in the services' status (`/status`).
+    pub fn publish(&self, store: &StateStore) {
+        for (name, d) in &self.decisions {
+            let reasons = d.reasons.clone();
+            store.update(name, |s| s.grace_reasons = reasons);
+        }
+    }
+
+    /// Starts recording start-ups of `project`'s services.
+    pub fn spawn_recorder(&self, store: &StateStore, engine: &Engine, project: &str) -> Recorder {
+        spawn_recorder(
+            store.clone(),
+            self.history.clone(),
+            self.image_ids(),
+            RecorderOptions {
+                keep: self.keep,
+                project: project.to_string(),
+                engine: Some(engine.clone()),
+            },
+        )
+    }
+}

@@ -1,0 +1,763 @@
+//! The pure part of grace tuning: no I/O, no clock. Given what is declared,
+//! the image's size and the recorded start-up samples, [`decide`] returns the
+//! effective start period of a service and why. The supervisor, `muster tune`
+//! and the simulation benchmark all call this one function.
+//!
+//! ```text
+//! cold start: max(declared, size model, learned cold)
+//! warm start: max(declared, learned warm)            once warm starts are learned,
+//!             as a cold start                        until then
+//! size model: size_base + size_per_gb × GB           for images of size_min_gb and more
+//! learned:    max(p95 × margin − failure window, p95)  once min_samples samples exist
+//! ```
+//!
+//! The failure window is how long the service's fastest check needs to give
+//! up after the start period (failure_threshold × period of a muster probe,
+//! retries × interval of a Docker healthcheck). Taking it off makes `margin`
+//! the whole allowance: a start that takes longer than p95 × margin is called
+//! failed, one that takes less never is.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_saphyr::Spanned;
+
+use crate::probe::spec::GraceSetting;
+
+/// Sizes are in decimal gigabytes, as `docker images` prints them.
+pub const BYTES_PER_GB: f64 = 1e9;
+
+/// The coefficients of grace tuning (`grace:` in config/muster.yaml).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraceConfig {
+    /// Learned p95 × margin is the time a start may take (at least 1).
+    pub margin: f64,
+    /// Samples of one kind (cold or warm) needed before they are used.
+    pub min_samples: usize,
+    /// Samples kept per service and kind (newest first).
+    pub samples_kept: usize,
+    /// Images smaller than this (GB) get no size-model period.
+    pub size_min_gb: f64,
+    /// Size model: this much for any image of size_min_gb or more …
+    #[serde(with = "crate::duration::serde_dur")]
+    pub size_base: Duration,
+    /// … plus this much per GB of image.
+    #[serde(with = "crate::duration::serde_dur")]
+    pub size_per_gb: Duration,
+}
+
+impl Default for GraceConfig {
+    fn default() -> Self {
+        GraceConfig {
+            margin: 1.5,
+            min_samples: 5,
+            samples_kept: 50,
+            size_min_gb: 1.0,
+            size_base: Duration::from_secs(10),
+            size_per_gb: Duration::from_secs(16),
+        }
+    }
+}
+
+/// `grace:` in config/muster.yaml as written; every field is optional. Each
+/// value is read as text with its position, so a bad one is reported with
+/// its field name and line ([`GraceConfig::from_file`]).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraceFile {
+    /// A number of at least 1.
+    pub margin: Option<Spanned<ScalarText>>,
+    /// A whole number of at least 1.
+    pub min_samples: Option<Spanned<ScalarText>>,
+    /// A whole number, at least min_samples.
+    pub samples_kept: Option<Spanned<ScalarText>>,
+    /// A number of GB, 0 or more.
+    pub size_min_gb: Option<Spanned<ScalarText>>,
+    /// A Go duration (`10s`).
+    pub size_base: Option<Spanned<ScalarText>>,
+    /// A Go duration (`16s`).
+    pub size_per_gb: Option<Spanned<ScalarText>>,
+}
+
+/// Any YAML scalar (string, number, bool), kept as its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScalarText(pub String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number, a duration or a word")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl GraceConfig {
+    /// The defaults with the file's values over them. The error names the
+    /// field and its line (`grace.margin (line 3): …`); the caller adds the file.
+    pub fn from_file(file: &GraceFile) -> Result<GraceConfig, String> {
+        let mut cfg = GraceConfig::default();
+        let err = |field: &str, v: &Spanned<ScalarText>, what: String| {
+            format!(
+                "grace.{field} (line {}): {what}, got {:?}",
+                v.referenced.line(),
+                v.value.0
+            )
+        };
+        let number = |field: &str, v: &Spanned<ScalarText>, min: f64, what: &str| match v
+            .value
+            .0
+            .trim()
+            .parse::<f64>()
+        {
+            Ok(n) if n.is_finite() && n >= min => Ok(n),
+            _ => Err(err(field, v, what.to_string())),
+        };
+        let whole = |field: &str, v: &Spanned<ScalarText>, min: usize| match v
+            .value
+            .0
+            .trim()
+            .parse::<usize>()
+        {
+            Ok(n) if n >= min => Ok(n),
+            _ => Err(err(
+                field,
+                v,
+                format!("must be a whole number of at least {min}"),
+            )),
+        };
+        let duration = |field: &str, v: &Spanned<ScalarText>| {
+            crate::duration::parse(v.value.0.trim()).map_err(|e| {
+                err(
+                    field,
+                    v,
+                    format!("must be a Go duration such as 16s ({})", e.reason),
+                )
+            })
+        };
+        if let Some(v) = &file.margin {
+            cfg.margin = number(
+                "margin",
+                v,
+                1.0,
+                "must be a number of at least 1 (below 1, a start that takes the usual time would be called failed)",
+            )?;
+        }
+        if let Some(v) = &file.min_samples {
+            cfg.min_samples = whole("min_samples", v, 1)?;
+        }
+        if let Some(v) = &file.samples_kept {
+            cfg.samples_kept = whole("samples_kept", v, cfg.min_samples)?;
+        } else if cfg.samples_kept < cfg.min_samples {
+            cfg.samples_kept = cfg.min_samples;
+        }
+        if let Some(v) = &file.size_min_gb {
+            cfg.size_min_gb = number("size_min_gb", v, 0.0, "must be a number of GB, 0 or more")?;
+        }
+        if let Some(v) = &file.size_base {
+            cfg.size_base = duration("size_base", v)?;
+        }
+        if let Some(v) = &file.size_per_gb {
+            cfg.size_per_gb = duration("size_per_gb", v)?;
+        }
+        Ok(cfg)
+    }
+}
+
+/// Cold: the first start of an image (after it was built, pulled or loaded);
+/// warm: a later start of the same image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartKind {
+    Cold,
+    Warm,
+}
+
+impl StartKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartKind::Cold => "cold",
+            StartKind::Warm => "warm",
+        }
+    }
+}
+
+impl std::fmt::Display for StartKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// One recorded start-up: container start to first ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Milliseconds from container start to first ready.
+    pub ms: u64,
+    /// The image ID the container ran.
+    pub image: String,
+    /// Unix milliseconds when the service became ready.
+    pub at_ms: u64,
+}
+
+impl Sample {
+    pub fn duration(&self) -> Duration {
+        Duration::from_millis(self.ms)
+    }
+}
+
+/// The image of the newest sample, over both kinds (the last start when no
+/// last-start record exists).
+pub fn last_image<'a>(cold: &'a [Sample], warm: &'a [Sample]) -> Option<&'a str> {
+    cold.iter()
+        .chain(warm)
+        .max_by_key(|s| s.at_ms)
+        .map(|s| s.image.as_str())
+}
+
+/// Cold when the last start ran another image (or none is known), warm otherwise.
+pub fn next_kind(last_image: Option<&str>, image_id: &str) -> StartKind {
+    match last_image {
+        Some(last) if last == image_id => StartKind::Warm,
+        _ => StartKind::Cold,
+    }
+}
+
+/// The 95th percentile by nearest rank (never below a sample that was seen
+/// in the top 5%); `None` for no samples.
+pub fn p95(samples: &[Duration]) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = (samples.len() * 95).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// Rounded up to whole seconds.
+pub fn ceil_secs(d: Duration) -> Duration {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    Duration::from_secs(secs)
+}
+
+/// The size model: `None` under `size_min_gb`, else base + per_gb × GB, rounded up.
+pub fn size_model(cfg: &GraceConfig, size_bytes: u64) -> Option<Duration> {
+    let gb = size_bytes as f64 / BYTES_PER_GB;
+    if gb < cfg.size_min_gb {
+        return None;
+    }
+    Some(ceil_secs(cfg.size_base + cfg.size_per_gb.mul_f64(gb)))
+}
+
+/// The learned period: p95 × margin (to the millisecond) less the failure
+/// window, never under the p95 itself.
+pub fn learned_period(cfg: &GraceConfig, p95: Duration, failure_window: Duration) -> Duration {
+    let allowed = Duration::from_millis((p95.as_millis() as f64 * cfg.margin).round() as u64);
+    allowed.saturating_sub(failure_window).max(p95)
+}
+
+/// What was learned from one kind of start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Learned {
+    pub kind: StartKind,
+    pub samples: usize,
+    #[serde(rename = "p95_ms", serialize_with = "as_ms")]
+    pub p95: Duration,
+    #[serde(rename = "period_ms", serialize_with = "as_ms")]
+    pub period: Duration,
+}
+
+/// Learned from `samples` once there are `min_samples` of them.
+pub fn learn(
+    cfg: &GraceConfig,
+    kind: StartKind,
+    samples: &[Sample],
+    failure_window: Duration,
+) -> Option<Learned> {
+    if samples.len() < cfg.min_samples {
+        return None;
+    }
+    let durations: Vec<Duration> = samples.iter().map(Sample::duration).collect();
+    let p95 = p95(&durations)?;
+    Some(Learned {
+        kind,
+        samples: samples.len(),
+        p95,
+        period: learned_period(cfg, p95, failure_window),
+    })
+}
+
+/// The image as the engine reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageFacts {
+    pub reference: String,
+    pub id: String,
+    /// Bytes.
+    pub size: u64,
+    /// The image declares a HEALTHCHECK.
+    pub has_healthcheck: bool,
+}
+
+/// Which term gave the effective period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraceSource {
+    /// The declared start_period (also when nothing else applies).
+    Declared,
+    /// The image-size model.
+    ImageSize,
+    /// Learned start-up history.
+    Learned,
+    /// `x-muster.grace: <duration>`.
+    Fixed,
+    /// `x-muster.grace: off`.
+    Off,
+}
+
+impl GraceSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraceSource::Declared => "declared",
+            GraceSource::ImageSize => "image size",
+            GraceSource::Learned => "learned",
+            GraceSource::Fixed => "fixed",
+            GraceSource::Off => "off",
+        }
+    }
+}
+
+/// Everything one decision depends on.
+#[derive(Debug, Clone)]
+pub struct GraceInputs<'a> {
+    pub setting: GraceSetting,
+    /// The compose healthcheck's start_period (zero when none).
+    pub declared: Duration,
+    /// The image, or why it could not be inspected.
+    pub image: Result<ImageFacts, String>,
+    /// Recorded samples, newest first.
+    pub cold: &'a [Sample],
+    pub warm: &'a [Sample],
+    /// The image ID of the last start (ready or not), if any was recorded.
+    pub last_image: Option<&'a str>,
+    /// See the module docs.
+    pub failure_window: Duration,
+}
+
+/// The effective start period of a service, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GraceDecision {
+    pub service: String,
+    #[serde(rename = "period_ms", serialize_with = "as_ms")]
+    pub period: Duration,
+    pub source: GraceSource,
+    /// `x-muster.grace`: `auto`, `off` or a duration.
+    pub setting: GraceSetting,
+    /// The kind of start the period is for (`None` when not tuned).
+    pub next_start: Option<StartKind>,
+    #[serde(rename = "declared_ms", serialize_with = "as_ms")]
+    pub declared: Duration,
+    #[serde(rename = "size_model_ms", serialize_with = "opt_ms")]
+    pub size_model: Option<Duration>,
+    /// The learned term that applied to the next start, if any.
+    pub learned: Option<Learned>,
+    #[serde(rename = "failure_window_ms", serialize_with = "as_ms")]
+    pub failure_window: Duration,
+    pub image: Option<ImageFacts>,
+    pub cold_samples: usize,
+    pub warm_samples: usize,
+    /// Human-readable reasons, most important first.
+    pub reasons: Vec<String>,
+}
+
+fn as_ms<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+fn opt_ms<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_u64(d.as_millis() as u64),
+        None => s.serialize_none(),
+    }
+}
+
+/// `212 s`, `1.5 s`.
+pub fn show(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+/// `14.2 GB`, `19.5 MB` (decimal units, as `docker images` prints them).
+pub fn show_size(bytes: u64) -> String {
+    let gb = bytes as f64 / BYTES_PER_GB;
+    if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// `sha256:0123456789abcdef…` -> `0123456789ab`.
+pub fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
+fn show_margin(m: f64) -> String {
+    let text = format!("{m:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+fn learned_reason(cfg: &GraceConfig, l: &Learned, window: Duration) -> String {
+    let less = if window.is_zero() {
+        String::new()
+    } else {
+        format!(" − {} failure window", show(window))
+    };
+    format!(
+        "{} {} samples, p95 {} × {}{less} → {}",
+        l.samples,
+        l.kind,
+        show(l.p95),
+        show_margin(cfg.margin),
+        show(l.period)
+    )
+}
+
+/// The effective start period of `service` (see the module docs).
+pub fn decide(cfg: &GraceConfig, service: &str, inputs: &GraceInputs<'_>) -> GraceDecision {
+    let mut d = GraceDecision {
+        service: service.to_string(),
+        period: inputs.declared,
+        source: GraceSource::Declared,
+        setting: inputs.setting,
+        next_start: None,
+        declared: inputs.declared,
+        size_model: None,
+        learned: None,
+        failure_window: inputs.failure_window,
+        image: inputs.image.as_ref().ok().cloned(),
+        cold_samples: inputs.cold.len(),
+        warm_samples: inputs.warm.len(),
+        reasons: Vec::new(),
+    };
+    match inputs.setting {
+        GraceSetting::Fixed(fixed) => {
+            d.period = fixed;
+            d.source = GraceSource::Fixed;
+            d.reasons.push(format!(
+                "x-muster.grace: {} (fixed: not tuned)",
+                crate::duration::format(fixed)
+            ));
+            return d;
+        }
+        GraceSetting::Off => {
+            d.period = Duration::ZERO;
+            d.source = GraceSource::Off;
+            d.reasons
+                .push("x-muster.grace: off (no start period: failures count at once)".into());
+            return d;
+        }
+        GraceSetting::Auto => {}
+    }
+    let declared_reason = if inputs.declared.is_zero() {
+        "no start_period declared".to_string()
+    } else {
+        format!("declared start_period {}", show(inputs.declared))
+    };
+    let image = match &inputs.image {
+        Ok(image) => image,
+        Err(why) => {
+            d.reasons.push(format!(
+                "image cannot be inspected ({why}): declared values used"
+            ));
+            d.reasons.push(declared_reason);
+            return d;
+        }
+    };
+
+    let kind = next_kind(inputs.last_image, &image.id);
+    d.next_start = Some(kind);
+    let mut reasons = Vec::new();
+    reasons.push(match (kind, inputs.last_image) {
+        (StartKind::Warm, _) => format!(
+            "next start is warm: image {} started before",
+            short_id(&image.id)
+        ),
+        (StartKind::Cold, None) => format!(
+            "next start is cold: no start recorded yet (image {})",
+            short_id(&image.id)
+        ),
+        (StartKind::Cold, Some(last)) => format!(
+            "next start is cold: image {} is new (the last start ran {})",
+            short_id(&image.id),
+            short_id(last)
+        ),
+    });
+
+    let size = size_model(cfg, image.size);
+    d.size_model = size;
+    let size_reason = match size {
+        Some(p) => format!(
+            "image {} {} → {} ({} + {} per GB)",
+            image.reference,
+            show_size(image.size),
+            show(p),
+            show(cfg.size_base),
+            show(cfg.size_per_gb)
+        ),
+        None => format!(
+            "image {} {}: under the {} GB size-model threshold",
+            image.reference,
+            show_size(image.size),
+            show_margin(cfg.size_min_gb)
+        ),
+    };
+    let window = inputs.failure_window;
+    let cold = learn(cfg, StartKind::Cold, inputs.cold, window);
+    let warm = learn(cfg, StartKind::Warm, inputs.warm, window);
+    let not_yet = |kind: StartKind, n: usize| {
+        format!(
+            "{n} {kind} samples ({} needed to learn {kind} starts)",
+            cfg.min_samples
+        )
+    };
+
+    // Candidates: (period, source, learned).
+    let mut candidates: Vec<(Duration, GraceSource, Option<Learned>)> =
+        vec![(inputs.declared, GraceSource::Declared, None)];
+    let cold_terms = |candidates: &mut Vec<(Duration, GraceSource, Option<Learned>)>,
+                      reasons: &mut Vec<String>| {
+        if let Some(p) = size {
+            candidates.push((p, GraceSource::ImageSize, None));
+        }
+        reasons.push(size_reason.clone());
+        match &cold {
+            Some(l) => {
+                candidates.push((l.period, GraceSource::Learned, Some(l.clone())));
+                reasons.push(learned_reason(cfg, l, window));
+            }
+            None => reasons.push(not_yet(StartKind::Cold, inputs.cold.len())),
+        }
+    };
+    match (kind, &warm) {
+        (StartKind::Warm, Some(l)) => {
+            candidates.push((l.period, GraceSource::Learned, Some(l.clone())));
+            reasons.push(learned_reason(cfg, l, window));
+            reasons.push(format!(
+                "warm starts are learned: the image size ({}) is not used",
+                show_size(image.size)
+            ));
+        }
+        (StartKind::Warm, None) => {
+            reasons.push(format!(
+                "{}: taken as a cold start until then",
+                not_yet(StartKind::Warm, inputs.warm.len())
+            ));
+            cold_terms(&mut candidates, &mut reasons);
+        }
+        (StartKind::Cold, _) => cold_terms(&mut candidates, &mut reasons),
+    }
+    reasons.push(declared_reason);
+    // The largest wins; on a tie the earlier (declared, then size) is named.
+    let mut best = candidates[0].clone();
+    for c in candidates.into_iter().skip(1) {
+        if c.0 > best.0 {
+            best = c;
+        }
+    }
+    d.period = best.0;
+    d.source = best.1;
+    d.learned = best.2.or(match kind {
+        StartKind::Warm => warm.clone().or(cold.clone()),
+        StartKind::Cold => cold.clone(),
+    });
+    // The term that won goes first.
+    let lead = match d.source {
+        GraceSource::ImageSize => reasons.iter().position(|r| r.starts_with("image ")),
+        GraceSource::Learned => reasons.iter().position(|r| r.contains(" samples, p95 ")),
+        GraceSource::Declared => reasons.iter().position(|r| r.contains("start_period")),
+        _ => None,
+    };
+    if let Some(i) = lead {
+        let r = reasons.remove(i);
+        reasons.insert(0, r);
+    }
+    d.reasons = reasons;
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(ms: u64, image: &str, at_ms: u64) -> Sample {
+        Sample {
+            ms,
+            image: image.into(),
+            at_ms,
+        }
+    }
+
+    fn image(size: u64) -> ImageFacts {
+        ImageFacts {
+            reference: "big:1".into(),
+            id: "sha256:aaaaaaaaaaaaaaaa".into(),
+            size,
+            has_healthcheck: false,
+        }
+    }
+
+    fn inputs<'a>(cold: &'a [Sample], warm: &'a [Sample], size: u64) -> GraceInputs<'a> {
+        GraceInputs {
+            last_image: last_image(cold, warm),
+            setting: GraceSetting::Auto,
+            declared: Duration::from_secs(10),
+            image: Ok(image(size)),
+            cold,
+            warm,
+            failure_window: Duration::from_secs(3),
+        }
+    }
+
+    #[test]
+    fn p95_is_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_secs).collect();
+        assert_eq!(p95(&d), Some(Duration::from_secs(95)));
+        let d: Vec<Duration> = (1..=9).map(Duration::from_secs).collect();
+        assert_eq!(p95(&d), Some(Duration::from_secs(9)));
+        assert_eq!(p95(&[]), None);
+        assert_eq!(p95(&[Duration::from_secs(4)]), Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn size_model_follows_the_coefficients() {
+        let cfg = GraceConfig::default();
+        assert_eq!(size_model(&cfg, 500_000_000), None);
+        // 14.2 GB: 10 s + 16 s × 14.2 = 237.2 s -> 238 s.
+        assert_eq!(
+            size_model(&cfg, 14_200_000_000),
+            Some(Duration::from_secs(238))
+        );
+        let d = decide(&cfg, "agent", &inputs(&[], &[], 14_200_000_000));
+        assert_eq!(d.period, Duration::from_secs(238));
+        assert_eq!(d.source, GraceSource::ImageSize);
+        assert_eq!(d.next_start, Some(StartKind::Cold));
+        assert!(d.reasons[0].contains("14.2 GB → 238 s"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn warm_starts_are_learned_apart_from_cold_ones() {
+        let cfg = GraceConfig::default();
+        let img = "sha256:aaaaaaaaaaaaaaaa";
+        let cold: Vec<Sample> = (0..5).map(|i| s(200_000 + i * 10_000, img, i)).collect();
+        // Four warm samples: not enough; the warm start is taken as a cold one.
+        let warm: Vec<Sample> = (0..4).map(|i| s(20_000, img, 100 + i)).collect();
+        let d = decide(&cfg, "a", &inputs(&cold, &warm, 14_200_000_000));
+        assert_eq!(d.next_start, Some(StartKind::Warm));
+        // cold p95 240 s × 1.5 − 3 s = 357 s.
+        assert_eq!(d.period, Duration::from_secs(357));
+        assert_eq!(d.source, GraceSource::Learned);
+        // A fifth warm sample: warm starts are learned, size no longer counts.
+        let warm: Vec<Sample> = (0..5).map(|i| s(20_000, img, 100 + i)).collect();
+        let d = decide(&cfg, "a", &inputs(&cold, &warm, 14_200_000_000));
+        // 20 s × 1.5 − 3 s = 27 s.
+        assert_eq!(d.period, Duration::from_secs(27));
+        assert_eq!(d.learned.as_ref().unwrap().kind, StartKind::Warm);
+        assert!(
+            d.reasons[0].contains("5 warm samples, p95 20 s × 1.5 − 3 s failure window → 27 s"),
+            "{:?}",
+            d.reasons
+        );
+        // A new image ID makes the next start cold again.
+        let mut other = inputs(&cold, &warm, 14_200_000_000);
+        other.image = Ok(ImageFacts {
+            id: "sha256:bbbbbbbbbbbbbbbb".into(),
+            ..image(14_200_000_000)
+        });
+        let d = decide(&cfg, "a", &other);
+        assert_eq!(d.next_start, Some(StartKind::Cold));
+        assert_eq!(d.period, Duration::from_secs(357));
+    }
+
+    #[test]
+    fn declared_is_a_floor_and_the_learned_term_never_undercuts_p95() {
+        let cfg = GraceConfig::default();
+        let img = "sha256:aaaaaaaaaaaaaaaa";
+        let warm: Vec<Sample> = (0..5).map(|i| s(4_000, img, i)).collect();
+        let d = decide(&cfg, "a", &inputs(&[], &warm, 1_000));
+        // 4 s × 1.5 − 3 s = 3 s < p95: the learned term is 4 s; declared 10 s wins.
+        assert_eq!(d.learned.as_ref().unwrap().period, Duration::from_secs(4));
+        assert_eq!(d.period, Duration::from_secs(10));
+        assert_eq!(d.source, GraceSource::Declared);
+    }
+
+    #[test]
+    fn fixed_off_and_uninspectable_images() {
+        let cfg = GraceConfig::default();
+        let mut i = inputs(&[], &[], 20_000_000_000);
+        i.setting = GraceSetting::Fixed(Duration::from_secs(45));
+        assert_eq!(decide(&cfg, "a", &i).period, Duration::from_secs(45));
+        i.setting = GraceSetting::Off;
+        assert_eq!(decide(&cfg, "a", &i).period, Duration::ZERO);
+        i.setting = GraceSetting::Auto;
+        i.image = Err("no such image".into());
+        let d = decide(&cfg, "a", &i);
+        assert_eq!(d.period, Duration::from_secs(10));
+        assert_eq!(d.next_start, None);
+        assert!(
+            d.reasons[0].contains("cannot be inspected"),
+            "{:?}",
+            d.reasons
+        );
+    }
+
+    #[test]
+    fn config_file_is_validated_with_field_names() {
+        let parse = |yaml: &str| {
+            let file: GraceFile = serde_saphyr::from_str(yaml).unwrap();
+            GraceConfig::from_file(&file)
+        };
+        for (yaml, field) in [
+            ("margin: 0.8\n", "grace.margin (line 1)"),
+            ("margin: abc\n", "grace.margin (line 1)"),
+            ("min_samples: 0\n", "grace.min_samples"),
+            (
+                "min_samples: 10\nsamples_kept: 5\n",
+                "grace.samples_kept (line 2)",
+            ),
+            ("size_base: ten seconds\n", "grace.size_base"),
+            ("size_per_gb: 5\n", "grace.size_per_gb"),
+            ("size_min_gb: -1\n", "grace.size_min_gb"),
+        ] {
+            let e = parse(yaml).unwrap_err();
+            assert!(e.starts_with(field), "{yaml}: {e}");
+        }
+        let cfg = parse("margin: 2\nsize_per_gb: 20s\nmin_samples: 3\n").unwrap();
+        assert_eq!(cfg.margin, 2.0);
+        assert_eq!(cfg.min_samples, 3);
+        assert_eq!(cfg.size_per_gb, Duration::from_secs(20));
+        assert_eq!(cfg.size_base, GraceConfig::default().size_base);
+    }
+}

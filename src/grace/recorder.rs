@@ -1,0 +1,298 @@
+//! Learns start-up times while muster supervises: follows the [`StateStore`]'s
+//! events and, each time a service goes `starting` -> `ready` (also through
+//! `unready` on the way: the first ready after a start counts), records the
+//! time in between as a sample in the [`HistoryStore`].
+//!
+//! `starting` is entered when the container is started (`up` marks it right
+//! before the engine's start call, a restart right after it), so the clock
+//! never includes pulling or loading the image. A `starting` that did not
+//! start a container (`up` finding it already running, `serve` adopting a
+//! running stack) is no start-up: with an engine at hand the recorder checks
+//! the containers' StartedAt and skips those.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot};
+use tokio::task::JoinHandle;
+
+use super::history::{note_start, record_sample};
+use super::model::StartKind;
+use crate::engine::Engine;
+use crate::history::HistoryStore;
+use crate::supervisor::{ServiceState, StateEvent, StateStore};
+
+/// A container that started more than this before `starting` was entered
+/// was already running: that `starting` is not a start-up.
+const STARTED_TOLERANCE_MS: u64 = 3_000;
+
+#[derive(Debug, Clone)]
+pub struct RecorderOptions {
+    /// Samples kept per service and kind.
+    pub keep: usize,
+    /// The project, to find a service's containers.
+    pub project: String,
+    /// When set, a sample is kept only when a container of the service
+    /// really started at (or just before) `starting`.
+    pub engine: Option<Engine>,
+}
+
+/// The running recorder. Dropping it stops it at once; [`Recorder::finish`]
+/// records what was already seen first.
+pub struct Recorder {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// Starts following `store`. `image_ids` maps each service to the image ID
+/// its containers run (a service without one is not recorded: its starts
+/// cannot be told cold or warm).
+pub fn spawn_recorder(
+    store: StateStore,
+    history: HistoryStore,
+    image_ids: HashMap<String, String>,
+    options: RecorderOptions,
+) -> Recorder {
+    // Subscribe now, so nothing that happens after this call is missed.
+    let events = store.events();
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let state = RecorderState {
+        history,
+        image_ids,
+        options,
+        starts: HashMap::new(),
+    };
+    let task = tokio::spawn(state.run(events, stop_rx));
+    Recorder {
+        stop: Some(stop_tx),
+        task: Some(task),
+    }
+}
+
+impl Recorder {
+    /// Records the events already seen, then stops (waiting at most `within`).
+    pub async fn finish(mut self, within: Duration) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(within, task).await.is_err() {
+                tracing::warn!("grace: start-up samples not all recorded within {within:?}");
+                abort.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+struct RecorderState {
+    history: HistoryStore,
+    image_ids: HashMap<String, String>,
+    options: RecorderOptions,
+    /// service -> unix ms it became `starting`, and the kind of that start
+    /// (`None` when it could not be told).
+    starts: HashMap<String, (u64, Option<StartKind>)>,
+}
+
+impl RecorderState {
+    async fn run(
+        mut self,
+        mut events: broadcast::Receiver<StateEvent>,
+        mut stop: oneshot::Receiver<()>,
+    ) {
+        loop {
+            tokio::select! {
+                biased;
+                event = events.recv() => match event {
+                    Ok(event) => self.handle(event).await,
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        // Starts may have been missed: forget the open ones
+                        // rather than record a wrong duration.
+                        tracing::warn!(missed = n, "grace: state events missed; open start-ups are not recorded");
+                        self.starts.clear();
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = &mut stop => {
+                    while let Ok(event) = events.try_recv() {
+                        self.handle(event).await;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, event: StateEvent) {
+        let service = event.service;
+        let at = event.transition.at_ms;
+        match event.transition.to {
+            ServiceState::Starting => {
+                let kind = self.note(&service, at).await;
+                self.starts.insert(service, (at, kind));
+            }
+            ServiceState::Ready => {
+                if let Some((start, Some(kind))) = self.starts.remove(&service) {
+                    self.record(&service, kind, start, at).await;
+                }
+            }
+            // Not ready yet: the start-up goes on.
+            ServiceState::Unready | ServiceState::Failed => {}
+            ServiceState::Pending
+            | ServiceState::Stopped
+            | ServiceState::Completed
+            | ServiceState::Blocked => {
+                self.starts.remove(&service);
+            }
+        }
+    }
+
+    /// A start begins: cold or warm, and remember its image as the last started.
+    async fn note(&self, service: &str, at_ms: u64) -> Option<StartKind> {
+        let image = self.image_ids.get(service)?;
+        match note_start(&self.history, service, image, at_ms).await {
+            Ok(kind) => Some(kind),
+            Err(e) => {
+                tracing::warn!(service, error = %e, "grace: cannot read or write the last started image; this start is not recorded");
+                None
+            }
+        }
+    }
+
+    async fn record(&self, service: &str, kind: StartKind, start_ms: u64, ready_ms: u64) {
+        let Some(image) = self.image_ids.get(service) else {
+            tracing::debug!(service, "grace: no image ID; start-up not recorded");
+            return;
+        };
+        if ready_ms < start_ms {
+            return;
+        }
+        if let Some(engine) = &self.options.engine {
+            match started_fresh(engine, &self.options.project, service, start_ms).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(
+                        service,
+                        "grace: the container was already running; not a start-up"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(service, error = %e, "grace: cannot tell when the container started; start-up not recorded");
+                    return;
+                }
+            }
+        }
+        let ms = ready_ms - start_ms;
+        match record_sample(
+            &self.history,
+            service,
+            kind,
+            image,
+            ms,
+            ready_ms,
+            self.options.keep,
+        )
+        .await
+        {
+            Ok(()) => {
+                tracing::info!(service, %kind, ms, "grace: start-up recorded")
+            }
+            Err(e) => {
+                tracing::warn!(service, error = %e, "grace: start-up sample not recorded")
+            }
+        }
+    }
+}
+
+/// True when some container of `service` started at `start_ms` or at most
+/// [`STARTED_TOLERANCE_MS`] before (or when the service has no containers to
+/// ask about).
+async fn started_fresh(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+    start_ms: u64,
+) -> Result<bool, crate::engine::EngineError> {
+    let containers = engine
+        .list_project_containers(project, Some(service))
+        .await?;
+    if containers.is_empty() {
+        return Ok(true);
+    }
+    let floor = i128::from(start_ms.saturating_sub(STARTED_TOLERANCE_MS)) * 1_000_000;
+    for c in containers {
+        let details = engine.inspect_container(&c.id).await?;
+        if details.started_at_ns().is_some_and(|ns| ns >= floor) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grace::history::load_samples;
+    use crate::supervisor::ServiceStatus;
+
+    #[tokio::test]
+    async fn records_first_ready_after_each_start_with_its_kind() {
+        let dir = std::env::temp_dir().join(format!("muster-recorder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
+        let store = StateStore::new("p");
+        for name in ["api", "db"] {
+            store.insert(ServiceStatus::pending(name));
+        }
+        let images = HashMap::from([("api".to_string(), "sha256:aaa".to_string())]);
+        let recorder = spawn_recorder(
+            store.clone(),
+            history.clone(),
+            images,
+            RecorderOptions {
+                keep: 10,
+                project: "p".into(),
+                engine: None,
+            },
+        );
+        // A first start that goes through unready: recorded, cold.
+        store.transition("api", ServiceState::Starting, "starting");
+        store.transition(
+            "api",
+            ServiceState::Unready,
+            "not ready after the start period",
+        );
+        store.transition("api", ServiceState::Ready, "ok");
+        // A later ready without a new start: not a start-up.
+        store.transition("api", ServiceState::Unready, "probe failed");
+        store.transition("api", ServiceState::Ready, "ok");
+        // A start that is stopped before ready: nothing.
+        store.transition("api", ServiceState::Starting, "restarted");
+        store.transition("api", ServiceState::Stopped, "stopped");
+        // A second start of the same image: warm.
+        store.transition("api", ServiceState::Starting, "restarted");
+        store.transition("api", ServiceState::Ready, "ok");
+        // db has no image ID: never recorded.
+        store.transition("db", ServiceState::Starting, "starting");
+        store.transition("db", ServiceState::Ready, "ok");
+        recorder.finish(Duration::from_secs(10)).await;
+
+        let api = load_samples(&history, "api", 10).await.unwrap();
+        assert_eq!(api.cold.len(), 1, "{api:?}");
+        assert_eq!(api.warm.len(), 1, "{api:?}");
+        assert_eq!(api.cold[0].image, "sha256:aaa");
+        assert_eq!(api.last_image.as_deref(), Some("sha256:aaa"));
+        let db = load_samples(&history, "db", 10).await.unwrap();
+        assert!(db.cold.is_empty() && db.warm.is_empty() && db.last_image.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

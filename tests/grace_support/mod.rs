@@ -1,0 +1,157 @@
+//! Helpers shared by the grace tests: the muster binary with its settings
+//! pointed at a test Redis / state file, `muster tune --json`, a small HTTP
+//! client for /status, and seeding start-up samples through the library.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The muster binary with Redis, namespace and state file set, probing
+/// containers through published ports, and no stray settings from the caller.
+pub fn muster(redis_url: &str, namespace: &str, state_file: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+    cmd.env("MUSTER_REDIS_URL", redis_url)
+        .env("MUSTER_NAMESPACE", namespace)
+        .env("MUSTER_STATE_FILE", state_file)
+        .env("MUSTER_PROBE_ADDRESS", "host")
+        .env("MUSTER_LOG", "warn")
+        .env_remove("MUSTER_CONFIG")
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_PROFILES");
+    cmd
+}
+
+/// Runs `cmd`, asserting exit 0 (stdout and stderr in the message).
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run muster");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `muster --json tune` → service name -> its entry.
+pub fn tune_json(mut cmd: Command) -> serde_json::Map<String, Value> {
+    let out = run_ok(cmd.args(["--json", "tune"]));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("tune --json is JSON");
+    v["services"]
+        .as_array()
+        .expect("services list")
+        .iter()
+        .map(|s| (s["service"].as_str().unwrap().to_string(), s.clone()))
+        .collect()
+}
+
+/// The image ID of a local image.
+pub fn image_id(image: &str) -> String {
+    let out = Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", image])
+        .output()
+        .expect("docker image inspect");
+    assert!(out.status.success(), "no image {image}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Records start-up samples through muster's own history code, in order
+/// (the first of an image is cold, the rest warm).
+pub fn seed_samples(
+    redis_url: &str,
+    namespace: &str,
+    project: &str,
+    service: &str,
+    image: &str,
+    samples_ms: &[u64],
+) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let history = muster::history::HistoryStore::redis(redis_url, namespace, project)
+            .await
+            .expect("test Redis answers");
+        for (i, ms) in samples_ms.iter().enumerate() {
+            let at_ms = 1_000_000 + 100_000 * i as u64;
+            muster::grace::record_start(&history, service, image, *ms, at_ms, 50)
+                .await
+                .expect("record a start-up");
+        }
+    });
+}
+
+/// Whole seconds, rounded up, in milliseconds.
+pub fn ceil_secs_ms(ms: f64) -> u64 {
+    ((ms / 1000.0).ceil() as u64) * 1000
+}
+
+/// muster's learned period from these samples, computed here from the rule
+/// in docs/readme/grace.md: nearest-rank p95 × margin (to the millisecond)
+/// less the failure window, at least the p95. Returns (p95, period) in ms.
+pub fn expected_learned_ms(samples_ms: &[u64], margin: f64, window_ms: u64) -> (u64, u64) {
+    let mut sorted = samples_ms.to_vec();
+    sorted.sort();
+    let rank = ((sorted.len() * 95) as f64 / 100.0).ceil() as usize;
+    let p95 = sorted[rank.max(1) - 1];
+    let allowed = (p95 as f64 * margin).round() as u64;
+    (p95, allowed.saturating_sub(window_ms).max(p95))
+}
+
+/// GET on 127.0.0.1:port; (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// Polls `/status/{service}` until `pred` holds; returns that status.
+pub fn wait_service(
+    port: u16,
+    service: &str,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    let mut last = Value::Null;
+    while Instant::now() < deadline {
+        if let Some((200, body)) = http_get(port, &format!("/status/{service}")) {
+            if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                if pred(&v) {
+                    return v;
+                }
+                last = v;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("/status/{service} never matched within {within:?}; last: {last}");
+}
+
+/// Kills (and reaps) a child process when dropped, also on panic.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
