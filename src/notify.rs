@@ -1,0 +1,474 @@
+//! Notifications about supervision: a restart, a service that turned
+//! `failed` (and that muster will not heal by itself), and a recovery.
+//!
+//! Every notification is logged by the supervisor. When a webhook is
+//! configured (`webhook_url` in config/muster.yaml, `--webhook-url`,
+//! `MUSTER_WEBHOOK_URL`), it is also POSTed there as one JSON object
+//! ([`Notification`]). Delivery runs on its own task behind a bounded queue:
+//! supervision never waits for it. Each POST has a timeout and is retried
+//! with a growing delay on connection errors, timeouts, 429 and 5xx answers;
+//! a full queue drops the notification with a warning. A password in the URL
+//! is sent as HTTP basic auth and never logged.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::config::redact_url;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyEvent {
+    /// A container of the service was restarted (by muster, the engine's
+    /// restart policy, or someone else).
+    Restart,
+    /// The service is `failed` and muster will not restart it (budget
+    /// exhausted, exited under restart policy `no`, restarts turned off).
+    Failed,
+    /// The service is ready again after a restart or a failure was notified.
+    Recovered,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Restart => "restart",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Recovered => "recovered",
+        }
+    }
+}
+
+/// Who restarted a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartBy {
+    /// muster, because the service stayed unready or a liveness/startup probe gave up.
+    Muster,
+    /// muster, because a `depends_on` dependency with `restart: true` was restarted.
+    Dependency,
+    /// The engine, by the container's restart policy.
+    Engine,
+    /// Someone else (`docker restart`, `docker start`).
+    External,
+}
+
+impl RestartBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartBy::Muster => "muster",
+            RestartBy::Dependency => "dependency",
+            RestartBy::Engine => "engine",
+            RestartBy::External => "external",
+        }
+    }
+}
+
+/// The restart budget at the time of a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetNote {
+    /// Restarts muster made within the window.
+    pub used: u32,
+    pub limit: u32,
+    pub window_s: u64,
+}
+
+/// The JSON body POSTed to the webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub event: NotifyEvent,
+    pub project: String,
+    pub service: String,
+    /// Why (the probe's reason, the exit code, the dependency).
+    pub reason: String,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    /// Container names.
+    pub containers: Vec<String>,
+    /// For `restart`: who restarted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<RestartBy>,
+    /// For a restart by muster: its number within the budget window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// For a restart by muster: the backoff it waited first, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+    /// Restarts of the service seen so far (all kinds).
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetNote>,
+    /// For a restart that the engine refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// One line for humans (chat webhooks display `text`).
+    pub text: String,
+    /// muster's version.
+    pub muster: String,
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone)]
+pub struct WebhookOptions {
+    /// Per attempt (connect + request + answer).
+    pub timeout: Duration,
+    /// Attempts per notification (1 = no retry).
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles after each.
+    pub retry_delay: Duration,
+    /// Notifications waiting for delivery; beyond it new ones are dropped.
+    pub queue: usize,
+}
+
+impl Default for WebhookOptions {
+    fn default() -> Self {
+        WebhookOptions {
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+            retry_delay: Duration::from_secs(1),
+            queue: 256,
+        }
+    }
+}
+
+/// A parsed webhook URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookTarget {
+    host: String,
+    port: u16,
+    /// `Host:` header.
+    authority: String,
+    path: String,
+    /// `Authorization: Basic …` from the URL's user info.
+    basic: Option<String>,
+    /// The URL with its password replaced, for logs.
+    shown: String,
+}
+
+impl WebhookTarget {
+    /// Accepts `http://[user[:password]@]host[:port][/path][?query]`.
+    pub fn parse(url: &str) -> Result<WebhookTarget, String> {
+        let shown = redact_url(url);
+        let parts = crate::probe::address::split_url(url)
+            .map_err(|e| format!("{shown} is not a usable webhook URL: {e}"))?;
+        match parts.scheme {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                "{shown}: https webhooks are not supported (muster links no TLS client for them); \
+                     point webhook_url at an http:// endpoint, e.g. a relay on the same host"
+            ))
+            }
+            other => return Err(format!("{shown}: scheme {other:?} is not http://")),
+        }
+        let port = parts.port.unwrap_or(80);
+        let host = parts.host.to_string();
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        let path = match parts.rest.split('#').next().unwrap_or("") {
+            "" => "/".to_string(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_string(),
+        };
+        let basic = parts.userinfo.filter(|u| !u.is_empty()).map(|u| {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            let pair = format!("{}:{}", percent_decode(user), percent_decode(pass));
+            format!("Basic {}", base64(pair.as_bytes()))
+        });
+        Ok(WebhookTarget {
+            host,
+            port,
+            authority,
+            path,
+            basic,
+            shown,
+        })
+    }
+
+    /// The URL for logs (password replaced).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Sends notifications: logs are the supervisor's; this delivers to the webhook.
+/// Cheap to clone.
+#[derive(Clone, Default)]
+pub struct Notifier {
+    tx: Option<mpsc::Sender<Notification>>,
+    shown: Option<String>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shown {
+            Some(url) => write!(f, "Notifier(webhook {url})"),
+            None => f.write_str("Notifier(log only)"),
+        }
+    }
+}
+
+impl Notifier {
+    /// Logs only.
+    pub fn disabled() -> Notifier {
+        Notifier::default()
+    }
+
+    /// Delivers to `url` from a task on the current Tokio runtime.
+    pub fn webhook(url: &str, options: WebhookOptions) -> Result<Notifier, String> {
+        let target = WebhookTarget::parse(url)?;
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let shown = target.shown.clone();
+        tokio::spawn(deliver_all(target, options, rx));
+        Ok(Notifier {
+            tx: Some(tx),
+            shown: Some(shown),
+        })
+    }
+
+    /// From the settings: a webhook when `webhook_url` is set, else log only.
+    pub fn from_settings(settings: &crate::config::Settings) -> Result<Notifier, String> {
+        match &settings.webhook_url {
+            Some(url) => Notifier::webhook(url, WebhookOptions::default()),
+            None => Ok(Notifier::disabled()),
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues `n` for delivery; never waits.
+    pub fn notify(&self, n: Notification) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(n) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(n)) => {
+                tracing::warn!(event = n.event.as_str(), service = %n.service, webhook = ?self.shown, "webhook queue is full; notification dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(n)) => {
+                tracing::warn!(event = n.event.as_str(), service = %n.service, "webhook sender stopped; notification dropped");
+            }
+        }
+    }
+}
+
+async fn deliver_all(
+    target: WebhookTarget,
+    options: WebhookOptions,
+    mut rx: mpsc::Receiver<Notification>,
+) {
+    while let Some(n) = rx.recv().await {
+        let body = match serde_json::to_vec(&n) {
+            Ok(b) => Bytes::from(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "notification not serialisable");
+                continue;
+            }
+        };
+        let mut delay = options.retry_delay;
+        for attempt in 1..=options.attempts.max(1) {
+            match tokio::time::timeout(options.timeout, post(&target, body.clone())).await {
+                Ok(Ok(status)) if (200..300).contains(&status) => {
+                    tracing::debug!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, status, "notification delivered");
+                    break;
+                }
+                result => {
+                    let (why, retry) = match result {
+                        Ok(Ok(status)) => (
+                            format!("answered HTTP {status}"),
+                            status == 429 || status >= 500,
+                        ),
+                        Ok(Err(e)) => (e, true),
+                        Err(_) => (
+                            format!(
+                                "no answer within {}",
+                                crate::duration::format(options.timeout)
+                            ),
+                            true,
+                        ),
+                    };
+                    if retry && attempt < options.attempts {
+                        tracing::warn!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, attempt, error = %why, retry_in = %crate::duration::format(delay), "webhook delivery failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = delay.saturating_mul(2);
+                    } else {
+                        tracing::warn!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, attempt, error = %why, "webhook delivery failed; notification dropped");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One POST on a fresh connection; returns the status code.
+async fn post(target: &WebhookTarget, body: Bytes) -> Result<u16, String> {
+    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
+        .await
+        .map_err(|e| format!("connect to {}: {e}", target.authority))?;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {}: {e}", target.authority))?;
+    let conn = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(target.path.as_str())
+        .header(hyper::header::HOST, target.authority.as_str())
+        .header(hyper::header::CONTENT_TYPE, "application/json")
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("muster/", env!("CARGO_PKG_VERSION")),
+        );
+    if let Some(basic) = &target.basic {
+        req = req.header(hyper::header::AUTHORIZATION, basic.as_str());
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| format!("bad request: {e}"))?;
+    let result = async {
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("POST to {}: {e}", target.authority))?;
+        let status = resp.status().as_u16();
+        // Read (and drop) the answer so the exchange completes.
+        let _ = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+            .collect()
+            .await;
+        Ok(status)
+    }
+    .await;
+    conn.abort();
+    result
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn base64(input: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(TABLE[(n >> 18) as usize & 63] as char);
+        out.push(TABLE[(n >> 12) as usize & 63] as char);
+        out.push(if chunk.len() > 1 {
+            TABLE[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            TABLE[n as usize & 63] as char
+        } else {
+            '='
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_webhook_urls() {
+        let t = WebhookTarget::parse("http://hooks.local:9000/muster?team=ops").unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("hooks.local", 9000, "/muster?team=ops")
+        );
+        assert_eq!(t.basic, None);
+        let t = WebhookTarget::parse("http://ops:s%40cret@127.0.0.1/").unwrap();
+        assert_eq!(t.port, 80);
+        assert_eq!(t.basic.as_deref(), Some("Basic b3BzOnNAY3JldA=="));
+        assert_eq!(t.shown(), "http://ops:***@127.0.0.1/");
+        let t = WebhookTarget::parse("http://h:1?x=1").unwrap();
+        assert_eq!(t.path, "/?x=1");
+        let e = WebhookTarget::parse("https://u:pw@hooks.slack.com/x").unwrap_err();
+        assert!(e.contains("https") && !e.contains("pw@"), "{e}");
+        assert!(WebhookTarget::parse("hooks.local/x").is_err());
+        assert!(WebhookTarget::parse("http://:80/").is_err());
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want);
+        }
+    }
+
+    #[test]
+    fn payload_shape() {
+        let n = Notification {
+            event: NotifyEvent::Restart,
+            project: "p".into(),
+            service: "api".into(),
+            reason: "x".into(),
+            at_ms: 1,
+            containers: vec!["p-api-1".into()],
+            by: Some(RestartBy::Muster),
+            attempt: Some(2),
+            backoff_ms: Some(2000),
+            restarts: 2,
+            budget: Some(BudgetNote {
+                used: 2,
+                limit: 5,
+                window_s: 600,
+            }),
+            error: None,
+            text: "t".into(),
+            muster: "0.1.0".into(),
+        };
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(v["event"], "restart");
+        assert_eq!(v["by"], "muster");
+        assert_eq!(v["budget"]["limit"], 5);
+        assert!(v.get("error").is_none());
+        let back: Notification = serde_json::from_value(v).unwrap();
+        assert_eq!(back, n);
+    }
+}
