@@ -3,7 +3,8 @@
 # muster on a fresh machine, with no registry. Installs what is missing,
 # builds the images locally, starts the stack in dependency order, serves the
 # health endpoint in the background and prints `muster status`.
-# Stop it with: target/debug/muster -f compose/demo.yaml -p muster-demo down
+# Redis runs with config/redis.conf: muster connects as its `muster` user.
+# Stop it with the two commands the script prints at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -13,15 +14,24 @@ cargo build --quiet --bin muster
 bash scripts/build-muster-image.sh target/debug/muster muster:dev
 
 muster=target/debug/muster
-export MUSTER_REDIS_URL=redis://127.0.0.1:${DEMO_REDIS_PORT:-16379}
+export MUSTER_REDIS_URL=redis://muster:${MUSTER_REDIS_PASSWORD:-change-me-muster}@127.0.0.1:${DEMO_REDIS_PORT:-16379}
 export MUSTER_PROBE_ADDRESS=host
 export MUSTER_LISTEN=${MUSTER_LISTEN:-127.0.0.1:8686}
 args=(-f compose/demo.yaml -p muster-demo)
 
 "$muster" "${args[@]}" up --wait-timeout 3m
 # Keep supervising and serving /healthz, /readyz, /status, /metrics and the page.
-pkill -f "muster ${args[*]} serve" 2>/dev/null || true
+# A supervisor left by an earlier run is stopped by its pid (and only if it is one).
+pidfile=/tmp/muster-demo-serve.pid
+if [ -f "$pidfile" ]; then
+  old=$(cat "$pidfile")
+  if { tr '\0' ' ' <"/proc/$old/cmdline"; } 2>/dev/null | grep -q -- "-p muster-demo serve"; then
+    kill "$old" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$old" 2>/dev/null || break; sleep 0.1; done
+  fi
+fi
 nohup "$muster" "${args[@]}" serve >/tmp/muster-demo-serve.log 2>&1 &
+echo $! >"$pidfile"
 for _ in $(seq 1 50); do
   "$muster" check --self >/dev/null 2>&1 && break
   sleep 0.2
@@ -30,4 +40,4 @@ sleep 2
 "$muster" "${args[@]}" status
 echo
 echo "status page: http://${MUSTER_LISTEN}/   (supervisor log: /tmp/muster-demo-serve.log)"
-echo "stop:        $muster ${args[*]} down"
+echo "stop:        kill \$(cat $pidfile); $muster ${args[*]} down"
