@@ -2,6 +2,9 @@
 //! the status must be in the accepted range, and optionally the body must
 //! contain a string or a JSON pointer must equal a value.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Empty, Limited};
@@ -64,9 +67,41 @@ impl HttpTarget {
     }
 }
 
+/// The client side of one HTTP/1.1 connection: it reads and writes the socket.
+type Conn = hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Empty<Bytes>>;
+
 /// One kept-alive HTTP/1.1 connection, re-made when the server closed it.
+///
+/// The connection is driven by the check that uses it (see [`driven`]), not
+/// by a task of its own: a probe run then wakes one task, not two. Between
+/// runs nothing reads the socket; a server that closed the connection
+/// meanwhile is noticed by the next run, which retries once on a fresh one.
 pub(crate) struct HttpConn {
     sender: Option<SendRequest<Empty<Bytes>>>,
+    conn: Option<Pin<Box<Conn>>>,
+}
+
+/// Runs `f` (a request, or reading its body) while driving the connection.
+/// When the connection ends (the server closed it, or an I/O error), it is
+/// dropped, which fails a request still waiting for its answer.
+async fn driven<F: Future>(conn: &mut Option<Pin<Box<Conn>>>, f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = f.as_mut().poll(cx) {
+            return Poll::Ready(out);
+        }
+        if let Some(c) = conn.as_mut() {
+            if let Poll::Ready(result) = c.as_mut().poll(cx) {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "HTTP probe connection ended");
+                }
+                *conn = None;
+            }
+        }
+        // The connection may have just handed `f` its answer.
+        f.as_mut().poll(cx)
+    })
+    .await
 }
 
 pub(crate) struct HttpResponse {
@@ -76,13 +111,16 @@ pub(crate) struct HttpResponse {
 
 impl HttpConn {
     pub(crate) fn new() -> HttpConn {
-        HttpConn { sender: None }
+        HttpConn {
+            sender: None,
+            conn: None,
+        }
     }
 
     async fn connect(
         target: &HttpTarget,
         timeout: Duration,
-    ) -> Result<SendRequest<Empty<Bytes>>, Failure> {
+    ) -> Result<(SendRequest<Empty<Bytes>>, Pin<Box<Conn>>), Failure> {
         let stream = super::tcp::connect(&target.host, target.port, timeout).await?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -92,11 +130,12 @@ impl HttpConn {
                     target.authority
                 ))
             })?;
-        tokio::spawn(async move {
-            // Ends when the server closes or the sender is dropped.
-            let _ = conn.await;
-        });
-        Ok(sender)
+        Ok((sender, Box::pin(conn)))
+    }
+
+    fn drop_connection(&mut self) {
+        self.sender = None;
+        self.conn = None;
     }
 
     /// Sends one request; a kept-alive connection the server closed meanwhile is
@@ -110,15 +149,18 @@ impl HttpConn {
         read_body: bool,
     ) -> Result<HttpResponse, Failure> {
         for attempt in 0..2 {
-            let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+            let reused =
+                self.conn.is_some() && self.sender.as_ref().is_some_and(|s| !s.is_closed());
             if !reused {
-                self.sender = Some(Self::connect(target, timeout).await?);
+                let (sender, conn) = Self::connect(target, timeout).await?;
+                self.sender = Some(sender);
+                self.conn = Some(conn);
             }
             let Some(sender) = self.sender.as_mut() else {
                 continue;
             };
-            if sender.ready().await.is_err() {
-                self.sender = None;
+            if driven(&mut self.conn, sender.ready()).await.is_err() {
+                self.drop_connection();
                 continue;
             }
             let mut req = Request::builder()
@@ -131,14 +173,15 @@ impl HttpConn {
             let req = req
                 .body(Empty::new())
                 .map_err(|e| Failure::fail(format!("bad request: {e}")))?;
-            match sender.send_request(req).await {
+            match driven(&mut self.conn, sender.send_request(req)).await {
                 Ok(resp) => {
                     let status = resp.status();
                     let body = if read_body {
-                        match Limited::new(resp.into_body(), BODY_LIMIT).collect().await {
+                        let body = Limited::new(resp.into_body(), BODY_LIMIT).collect();
+                        match driven(&mut self.conn, body).await {
                             Ok(b) => b.to_bytes(),
                             Err(e) => {
-                                self.sender = None;
+                                self.drop_connection();
                                 return Err(Failure::fail(format!(
                                     "reading the body of {} failed: {e}",
                                     target.url
@@ -152,7 +195,7 @@ impl HttpConn {
                     return Ok(HttpResponse { status, body });
                 }
                 Err(e) => {
-                    self.sender = None;
+                    self.drop_connection();
                     if reused && attempt == 0 {
                         continue;
                     }

@@ -34,6 +34,10 @@ pub struct RedisProbe {
     conn: Option<(u64, MultiplexedConnection)>,
     /// Pool key: the full URL (with credentials and db) and the timeout.
     key: String,
+    /// `key` and the runtime the connection in use belongs to.
+    pool_key: String,
+    /// The checks as one pipeline, built once.
+    pipe: redis::Pipeline,
 }
 
 /// Probes of the same Redis URL share one multiplexed connection (requests are
@@ -43,6 +47,19 @@ static POOL: std::sync::LazyLock<
     std::sync::Mutex<std::collections::HashMap<String, (u64, MultiplexedConnection)>>,
 > = std::sync::LazyLock::new(Default::default);
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Which runtime a connection made here belongs to. The connection's driver
+/// task runs on the runtime that made it, so probes on another runtime (the
+/// probe runner's own thread, see `supervisor::runner`) share connections
+/// only with probes on theirs: a request then never wakes another runtime's
+/// threads, and a runtime that ends takes only its own connections along.
+fn runtime_tag() -> String {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::CurrentThread) => format!("{:?}", std::thread::current().id()),
+        _ => "shared".to_string(),
+    }
+}
 
 fn pool(
 ) -> std::sync::MutexGuard<'static, std::collections::HashMap<String, (u64, MultiplexedConnection)>>
@@ -109,7 +126,21 @@ impl RedisProbe {
                 "only a replica has a link to a master (role is master)",
             ));
         }
+        let mut pipe = redis::pipe();
+        if ping {
+            pipe.cmd("PING");
+        }
+        if not_loading {
+            pipe.cmd("INFO").arg("persistence");
+        }
+        if role.is_some() || spec.replication_link_up {
+            pipe.cmd("INFO").arg("replication");
+        }
+        if let Some(key) = &spec.key_exists {
+            pipe.cmd("EXISTS").arg(key);
+        }
         Ok(RedisProbe {
+            pipe,
             client,
             target: crate::config::redact_url(&url),
             host,
@@ -121,6 +152,7 @@ impl RedisProbe {
             key_exists: spec.key_exists.clone(),
             conn: None,
             key: format!("{url}#{}", timeout.as_millis()),
+            pool_key: String::new(),
         })
     }
 
@@ -135,7 +167,8 @@ impl RedisProbe {
 
     async fn run_on_connection(&mut self) -> Result<String, Failure> {
         if self.conn.is_none() {
-            self.conn = pool().get(&self.key).cloned();
+            self.pool_key = format!("{}@{}", self.key, runtime_tag());
+            self.conn = pool().get(&self.pool_key).cloned();
         }
         let (generation, conn) = match self.conn.clone() {
             Some(entry) => entry,
@@ -149,7 +182,7 @@ impl RedisProbe {
                     .await
                     .map_err(|e| Failure::from_redis(&e, &self.host, self.timeout, "connect"))?;
                 let generation = GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                pool().insert(self.key.clone(), (generation, conn.clone()));
+                pool().insert(self.pool_key.clone(), (generation, conn.clone()));
                 self.conn = Some((generation, conn.clone()));
                 (generation, conn)
             }
@@ -160,8 +193,11 @@ impl RedisProbe {
             self.conn = None;
             if f.retryable || f.timeout {
                 let mut pool = pool();
-                if pool.get(&self.key).is_some_and(|(g, _)| *g == generation) {
-                    pool.remove(&self.key);
+                if pool
+                    .get(&self.pool_key)
+                    .is_some_and(|(g, _)| *g == generation)
+                {
+                    pool.remove(&self.pool_key);
                 }
             }
         }
@@ -169,21 +205,8 @@ impl RedisProbe {
     }
 
     async fn checks(&self, mut conn: MultiplexedConnection) -> Result<String, Failure> {
-        let mut pipe = redis::pipe();
-        if self.ping {
-            pipe.cmd("PING");
-        }
-        if self.not_loading {
-            pipe.cmd("INFO").arg("persistence");
-        }
         let want_replication = self.role.is_some() || self.replication_link_up;
-        if want_replication {
-            pipe.cmd("INFO").arg("replication");
-        }
-        if let Some(key) = &self.key_exists {
-            pipe.cmd("EXISTS").arg(key);
-        }
-        let values: Vec<Value> = match pipe.query_async(&mut conn).await {
+        let values: Vec<Value> = match self.pipe.query_async(&mut conn).await {
             Ok(values) => values,
             Err(e) if e.code() == Some("LOADING") => {
                 // PING is refused while loading; INFO still answers, with progress.
@@ -204,17 +227,18 @@ impl RedisProbe {
             }
         };
         let mut values = values.into_iter();
-        let mut detail = Vec::new();
+        let mut detail: Vec<std::borrow::Cow<'static, str>> = Vec::new();
         if self.ping {
             let v = values.next().unwrap_or(Value::Nil);
-            let pong: String = redis::from_redis_value(v).unwrap_or_default();
-            if pong != "PONG" {
+            if value_text(Some(&v)) != "PONG" {
+                let pong: String = redis::from_redis_value(v).unwrap_or_default();
                 return Err(Failure::fail(format!("PING answered {pong:?}, not PONG")));
             }
-            detail.push("PONG".to_string());
+            detail.push("PONG".into());
         }
         if self.not_loading {
-            let info = info_text(values.next());
+            let value = values.next();
+            let info = value_text(value.as_ref());
             if info_field(&info, "loading") == Some("1") {
                 return Err(Failure::fail(format!(
                     "loading: Redis is loading the dataset in memory{}",
@@ -226,10 +250,11 @@ impl RedisProbe {
                     "loading: Redis is loading a replication stream (async_loading:1)",
                 ));
             }
-            detail.push("not loading".to_string());
+            detail.push("not loading".into());
         }
         if want_replication {
-            let info = info_text(values.next());
+            let value = values.next();
+            let info = value_text(value.as_ref());
             let role = info_field(&info, "role").unwrap_or("unknown").to_string();
             let actual = match role.as_str() {
                 "master" => Some(RedisRole::Master),
@@ -263,9 +288,9 @@ impl RedisProbe {
                         "replication link to master is {link}{sync}"
                     )));
                 }
-                detail.push("link up".to_string());
+                detail.push("link up".into());
             }
-            detail.push(format!("role {role}"));
+            detail.push(format!("role {role}").into());
         }
         if let Some(key) = &self.key_exists {
             let n: i64 = values
@@ -275,7 +300,7 @@ impl RedisProbe {
             if n == 0 {
                 return Err(Failure::fail(format!("key {key:?} does not exist")));
             }
-            detail.push(format!("key {key} exists"));
+            detail.push(format!("key {key} exists").into());
         }
         Ok(detail.join(", "))
     }
@@ -400,9 +425,16 @@ fn strip_secrets(text: &str) -> String {
         .join(" ")
 }
 
-fn info_text(v: Option<Value>) -> String {
-    v.and_then(|v| redis::from_redis_value::<String>(v).ok())
-        .unwrap_or_default()
+/// The text of a string reply, borrowed when it is UTF-8 (INFO answers are
+/// read on every run: no copy).
+fn value_text(v: Option<&Value>) -> std::borrow::Cow<'_, str> {
+    match v {
+        Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes),
+        Some(Value::SimpleString(s)) => s.as_str().into(),
+        Some(Value::VerbatimString { text, .. }) => text.as_str().into(),
+        Some(Value::Okay) => "OK".into(),
+        _ => "".into(),
+    }
 }
 
 /// The value of `field:` in INFO output.

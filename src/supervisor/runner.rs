@@ -2,15 +2,23 @@
 //! bounded by `tokio::time::timeout(timeout)`, feeds the results into the
 //! per-service [`ServiceMachine`]s and writes through [`StateStore`].
 //!
-//! One task per probe does the checks; one loop task owns all machines, so the
-//! machines need no locks. Transitions are written at once; probe reports
-//! (last outcome, latency, streaks) are written in batches every
-//! `flush_interval` with one snapshot swap, so a thousand probes a second do
-//! not copy the snapshot a thousand times a second. [`Decision`]s (restart a
-//! container) go out on a channel for the supervisor to act on.
+//! One task runs everything: it owns the machines (so they need no locks) and
+//! every probe, keeps one timer for the probe due next (a heap of due times,
+//! not a timer and a task per probe) and polls the checks that are running
+//! itself, so a probe run wakes one task instead of a probe task, a channel
+//! and the loop. Transitions are written at once; probe reports (last
+//! outcome, latency, streaks) are written in batches every `flush_interval`
+//! with one snapshot swap, so a thousand probes a second do not copy the
+//! snapshot a thousand times a second. [`Decision`]s (restart a container)
+//! go out on a channel for the supervisor to act on.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -93,6 +101,8 @@ pub struct ProbeRunner {
     control: mpsc::UnboundedSender<Control>,
     decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
     tasks: Vec<JoinHandle<()>>,
+    /// Dropped to end the probe thread (when the runner has one).
+    _thread: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 struct Meta {
@@ -118,11 +128,10 @@ impl ProbeRunner {
     ) -> ProbeRunner {
         let (control_tx, control_rx) = mpsc::unbounded_channel();
         let (decision_tx, decision_rx) = mpsc::unbounded_channel();
-        let (result_tx, result_rx) = mpsc::channel::<(usize, usize, ProbeOutcome)>(4096);
         let now = Instant::now();
         let total: usize = services.iter().map(|s| s.probes.len()).sum();
         let mut entries = Vec::with_capacity(services.len());
-        let mut tasks = Vec::with_capacity(total + 1);
+        let mut slots = Vec::with_capacity(total);
         let mut n = 0usize;
         for (si, set) in services.into_iter().enumerate() {
             let timings: Vec<ProbeTiming> = set.probes.iter().map(|p| p.timing.clone()).collect();
@@ -138,13 +147,14 @@ impl ProbeRunner {
                 let spread = (n as f64 * 0.618_033_988_75).fract();
                 n += 1;
                 let first = now + rp.timing.period.mul_f64(spread);
-                tasks.push(tokio::spawn(probe_loop(
-                    si,
-                    pi,
-                    rp,
-                    first,
-                    result_tx.clone(),
-                )));
+                slots.push(Slot {
+                    service: si,
+                    index: pi,
+                    period: rp.timing.period,
+                    timeout: rp.timing.timeout,
+                    due: first,
+                    probe: Some(rp.probe),
+                });
             }
             let entry = Entry {
                 name: set.service,
@@ -170,11 +180,11 @@ impl ProbeRunner {
             }
             entries.push(entry);
         }
-        drop(result_tx);
         let mut state = Loop {
             store,
             entries,
             decisions: decision_tx,
+            observations: Vec::new(),
         };
         if options.start_all {
             for i in 0..state.entries.len() {
@@ -182,15 +192,13 @@ impl ProbeRunner {
                 state.apply(i, step);
             }
         }
-        tasks.push(tokio::spawn(state.run(
-            result_rx,
-            control_rx,
-            options.flush_interval,
-        )));
+        let run = state.run(slots, control_rx, options.flush_interval);
+        let (tasks, thread) = spawn_loop(run);
         ProbeRunner {
             control: control_tx,
             decisions: Some(decision_rx),
             tasks,
+            _thread: thread,
         }
     }
 
@@ -225,23 +233,97 @@ impl Drop for ProbeRunner {
     }
 }
 
-/// Runs one probe on its period, forever.
-async fn probe_loop(
+/// Starts the runner's loop. Under a multi-thread runtime it gets a thread
+/// with a single-threaded runtime of its own: the checks, the connections they
+/// open (the Redis connection's driver task too) and the loop then wake one
+/// thread, instead of waking idle workers of the shared runtime over and over
+/// (a thousand probes a second spent more CPU in those wake-ups than in the
+/// checks). Elsewhere (tests on a current-thread runtime, with paused time)
+/// it is a task of the current runtime.
+fn spawn_loop(
+    run: impl Future<Output = ()> + Send + 'static,
+) -> (
+    Vec<JoinHandle<()>>,
+    Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    type Run = Pin<Box<dyn Future<Output = ()> + Send>>;
+    let run: Run = Box::pin(run);
+    let multi =
+        Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if !multi {
+        return (vec![tokio::spawn(run)], None);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot build the probe runtime; probes run on the shared runtime");
+            return (vec![tokio::spawn(run)], None);
+        }
+    };
+    let (hand_over, take) = std::sync::mpsc::channel::<Run>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("muster-probes".into())
+        .spawn(move || {
+            let Ok(run) = take.recv() else { return };
+            // Runs the loop until the runner is dropped; dropping the runtime
+            // then ends every check and every connection the probes opened.
+            rt.block_on(async move {
+                tokio::select! {
+                    () = run => {}
+                    _ = stopped => {}
+                }
+            });
+        });
+    if let Err(e) = thread {
+        tracing::warn!(error = %e, "cannot start the probe thread; probes run on the shared runtime");
+        return (vec![tokio::spawn(run)], None);
+    }
+    match hand_over.send(run) {
+        Ok(()) => (Vec::new(), Some(stop)),
+        Err(std::sync::mpsc::SendError(run)) => (vec![tokio::spawn(run)], None),
+    }
+}
+
+/// Checks due this close together start in the same wake-up of the runner
+/// (so a check may start up to this much before it is due; the period from
+/// one run to the next is kept, as each next run is reckoned from when the
+/// last was due).
+const BATCH: Duration = Duration::from_millis(5);
+
+/// One probe in the scheduler: where its results go, its timing, when it
+/// runs next, and the probe itself (`None` while a check is running: the
+/// check owns it and hands it back with the outcome).
+struct Slot {
     service: usize,
     index: usize,
-    mut rp: RunnerProbe,
-    first: Instant,
-    results: mpsc::Sender<(usize, usize, ProbeOutcome)>,
-) {
-    let mut interval = tokio::time::interval_at(first, rp.timing.period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let outcome = run_once(rp.probe.as_mut(), rp.timing.timeout).await;
-        if results.send((service, index, outcome)).await.is_err() {
-            return;
-        }
-    }
+    period: Duration,
+    timeout: Duration,
+    /// When the running (or next) check was due.
+    due: Instant,
+    probe: Option<Box<dyn Probe>>,
+}
+
+/// A running check: gives back the slot number, the probe and the outcome.
+type Check = Pin<Box<dyn Future<Output = (usize, Box<dyn Probe>, ProbeOutcome)> + Send>>;
+
+fn check(slot: usize, mut probe: Box<dyn Probe>, timeout: Duration) -> Check {
+    Box::pin(async move {
+        let outcome = run_once(probe.as_mut(), timeout).await;
+        (slot, probe, outcome)
+    })
+}
+
+/// When a check that was due at `due` and finished at `now` runs next: one
+/// period after it was due, or at once when that has passed already (the
+/// period is a gap between runs, never a burst to catch up; as
+/// `MissedTickBehavior::Delay`).
+fn next_due(due: Instant, period: Duration, now: Instant) -> Instant {
+    (due + period).max(now)
 }
 
 /// One check bounded by `timeout`: a check that does not return in time is a
@@ -271,16 +353,45 @@ fn reports(entry: &Entry) -> Vec<ProbeReport> {
         .collect()
 }
 
+/// Brings `out` up to date with the entry's probes, reusing what it holds
+/// (the store keeps a thousand reports; a flush should not rebuild them all).
+fn refresh_reports(entry: &Entry, out: &mut Vec<ProbeReport>) {
+    let same_probes = out.len() == entry.meta.len()
+        && out
+            .iter()
+            .zip(&entry.meta)
+            .all(|(r, m)| r.kind == m.kind && r.target == m.target);
+    if !same_probes {
+        *out = reports(entry);
+        return;
+    }
+    for (r, track) in out.iter_mut().zip(entry.machine.probes()) {
+        r.consecutive_failures = track.consecutive_failures;
+        r.consecutive_successes = track.consecutive_successes;
+        match (&mut r.last, &track.last) {
+            (Some(dst), Some(src)) => {
+                dst.status = src.status;
+                dst.reason.clone_from(&src.reason);
+                dst.latency = src.latency;
+                dst.at_ms = src.at_ms;
+            }
+            (dst, src) => dst.clone_from(src),
+        }
+    }
+}
+
 struct Loop {
     store: StateStore,
     entries: Vec<Entry>,
     decisions: mpsc::UnboundedSender<ServiceDecision>,
+    /// Probe runs for metrics followers, sent at the next flush.
+    observations: Vec<ProbeObservation>,
 }
 
 impl Loop {
     async fn run(
         mut self,
-        mut results: mpsc::Receiver<(usize, usize, ProbeOutcome)>,
+        mut slots: Vec<Slot>,
         mut control: mpsc::UnboundedReceiver<Control>,
         flush_interval: Duration,
     ) {
@@ -293,11 +404,46 @@ impl Loop {
         let mut flush = tokio::time::interval(flush_interval);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut control_open = true;
+        // Due times, earliest first, and one timer for the earliest.
+        let mut due: BinaryHeap<Reverse<(Instant, usize)>> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Reverse((s.due, i)))
+            .collect();
+        let far = || Instant::now() + Duration::from_secs(86_400 * 365);
+        let wake = tokio::time::sleep_until(due.peek().map_or_else(far, |Reverse((t, _))| *t));
+        tokio::pin!(wake);
+        let mut running: FuturesUnordered<Check> = FuturesUnordered::new();
         loop {
             tokio::select! {
-                result = results.recv() => {
-                    let Some((si, pi, outcome)) = result else { break };
+                Some((slot, probe, outcome)) = running.next(), if !running.is_empty() => {
+                    let s = &mut slots[slot];
+                    s.probe = Some(probe);
+                    s.due = next_due(s.due, s.period, Instant::now());
+                    let (si, pi, next) = (s.service, s.index, s.due);
+                    due.push(Reverse((next, slot)));
+                    if next < wake.deadline() {
+                        wake.as_mut().reset(next);
+                    }
                     self.result(si, pi, outcome);
+                }
+                () = &mut wake => {
+                    // Checks due within BATCH start together: one wake-up for a
+                    // few checks instead of one each (a thousand probes a second
+                    // are otherwise a thousand timer wake-ups a second).
+                    let now = Instant::now() + BATCH;
+                    while let Some(&Reverse((t, slot))) = due.peek() {
+                        if t > now {
+                            break;
+                        }
+                        due.pop();
+                        let s = &mut slots[slot];
+                        if let Some(probe) = s.probe.take() {
+                            running.push(check(slot, probe, s.timeout));
+                        }
+                    }
+                    let next = due.peek().map_or_else(far, |Reverse((t, _))| *t);
+                    wake.as_mut().reset(next);
                 }
                 c = control.recv(), if control_open => {
                     match c {
@@ -311,23 +457,24 @@ impl Loop {
                 }
             }
         }
-        self.flush();
     }
 
     fn result(&mut self, si: usize, pi: usize, outcome: ProbeOutcome) {
         let Some(entry) = self.entries.get_mut(si) else {
             return;
         };
-        self.store.observe_probe(ProbeObservation {
-            service: entry.name.clone(),
-            kind: entry
-                .meta
-                .get(pi)
-                .map(|m| m.kind)
-                .unwrap_or("?")
-                .to_string(),
-            outcome: outcome.clone(),
-        });
+        if self.store.probe_runs_followed() {
+            self.observations.push(ProbeObservation {
+                service: entry.name.clone(),
+                kind: entry
+                    .meta
+                    .get(pi)
+                    .map(|m| m.kind)
+                    .unwrap_or("?")
+                    .to_string(),
+                outcome: outcome.clone(),
+            });
+        }
         let step = entry
             .machine
             .probe_result(pi, outcome, Instant::now().into_std());
@@ -385,22 +532,20 @@ impl Loop {
     }
 
     fn flush(&mut self) {
+        // Metrics followers get the runs in one burst per flush: one wake-up
+        // of the follower, not one per run.
+        for observation in self.observations.drain(..) {
+            self.store.observe_probe(observation);
+        }
         if !self.entries.iter().any(|e| e.dirty) {
             return;
         }
-        let updates: Vec<(String, Vec<ProbeReport>)> = self
-            .entries
-            .iter_mut()
-            .filter(|e| e.dirty)
-            .map(|e| {
-                e.dirty = false;
-                (e.name.clone(), reports(e))
-            })
-            .collect();
+        let entries = &mut self.entries;
         self.store.update_many(|services| {
-            for (name, reports) in updates {
-                if let Some(s) = services.get_mut(&name) {
-                    s.probes = reports;
+            for e in entries.iter_mut().filter(|e| e.dirty) {
+                e.dirty = false;
+                if let Some(s) = services.get_mut(&e.name) {
+                    refresh_reports(e, &mut s.probes);
                 }
             }
         });
@@ -544,6 +689,78 @@ mod tests {
             tokio::time::advance(Duration::from_millis(100)).await;
             tokio::task::yield_now().await;
         }
+    }
+
+    /// Counts its runs; each run takes `takes` (of paused tokio time).
+    struct Counting {
+        runs: Arc<Mutex<Vec<tokio::time::Instant>>>,
+        takes: Duration,
+    }
+
+    impl Probe for Counting {
+        fn kind(&self) -> &'static str {
+            "tcp"
+        }
+        fn target(&self) -> String {
+            "counting".into()
+        }
+        fn check(&mut self) -> ProbeFuture<'_> {
+            self.runs.lock().unwrap().push(tokio::time::Instant::now());
+            let takes = self.takes;
+            Box::pin(async move {
+                tokio::time::sleep(takes).await;
+                ProbeOutcome::ok(takes, "up")
+            })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_probe_runs_once_per_period_and_a_slow_one_never_bursts() {
+        let store = StateStore::new("t");
+        let mut services = Vec::new();
+        let mut counters = Vec::new();
+        for (i, (period_ms, takes_ms)) in [(1000, 10), (1000, 10), (300, 5), (500, 1200)]
+            .into_iter()
+            .enumerate()
+        {
+            let runs = Arc::new(Mutex::new(Vec::new()));
+            counters.push((period_ms, takes_ms, runs.clone()));
+            let mut t = timing(3);
+            t.period = Duration::from_millis(period_ms);
+            t.timeout = Duration::from_secs(5);
+            services.push(ServiceProbes {
+                service: format!("svc{i}"),
+                required: true,
+                grace: Duration::ZERO,
+                probes: vec![RunnerProbe {
+                    timing: t,
+                    probe: Box::new(Counting {
+                        runs,
+                        takes: Duration::from_millis(takes_ms),
+                    }),
+                }],
+            });
+        }
+        let runner = ProbeRunner::spawn(store.clone(), services, RunnerOptions::default());
+        settle(10).await;
+        for (period_ms, takes_ms, runs) in &counters {
+            let runs = runs.lock().unwrap();
+            let gaps: Vec<u128> = runs.windows(2).map(|w| (w[1] - w[0]).as_millis()).collect();
+            // A run starts one period after the previous one was due, or right
+            // after it finished when it took longer than the period.
+            let want = (*period_ms).max(*takes_ms) as u128;
+            assert!(
+                gaps.iter().all(|g| g.abs_diff(want) <= 100),
+                "period {period_ms} ms, run {takes_ms} ms: gaps {gaps:?}"
+            );
+            let expected = 10_000 / want as usize;
+            assert!(
+                runs.len().abs_diff(expected) <= 1,
+                "period {period_ms} ms: {} runs in 10 s, want about {expected}",
+                runs.len()
+            );
+        }
+        runner.stop();
     }
 
     #[tokio::test(start_paused = true)]

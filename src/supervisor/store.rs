@@ -149,6 +149,12 @@ impl StateStore {
         let _ = self.inner.probes.send(observation);
     }
 
+    /// Whether anybody follows probe runs (so a writer can skip building
+    /// observations nobody reads).
+    pub fn probe_runs_followed(&self) -> bool {
+        self.inner.probes.receiver_count() > 0
+    }
+
     /// Marks the supervisor's loops as alive.
     pub fn beat(&self) {
         self.inner.heartbeat.send_modify(|n| *n = n.wrapping_add(1));
@@ -167,10 +173,32 @@ impl StateStore {
             .write
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut next = StackSnapshot::clone(&self.inner.snapshot.borrow());
-        f(&mut next);
-        next.at_ms = unix_ms(std::time::SystemTime::now());
-        self.inner.snapshot.send_replace(Arc::new(next));
+        let now = unix_ms(std::time::SystemTime::now());
+        let mut f = Some(f);
+        // When no reader holds the current snapshot, change it in place: no
+        // copy of the whole stack. Readers take their `Arc` under the
+        // channel's read lock, which this write lock excludes, so nobody can
+        // see the change half-done, and a snapshot someone holds never changes.
+        self.inner
+            .snapshot
+            .send_if_modified(|current| match (Arc::get_mut(current), f.take()) {
+                (Some(snap), Some(f)) => {
+                    f(snap);
+                    snap.at_ms = now;
+                    true
+                }
+                (_, back) => {
+                    f = back;
+                    false
+                }
+            });
+        if let Some(f) = f {
+            // Someone holds it: the change goes into a copy.
+            let mut next = StackSnapshot::clone(&self.inner.snapshot.borrow());
+            f(&mut next);
+            next.at_ms = now;
+            self.inner.snapshot.send_replace(Arc::new(next));
+        }
     }
 }
 
@@ -193,6 +221,9 @@ impl ServiceStatus {
             level: 0,
             depends_on: Vec::new(),
             transitions: Vec::new(),
+            grace_reasons: Vec::new(),
+            degraded_by: Vec::new(),
+            heal: Default::default(),
         }
     }
 }
@@ -222,5 +253,30 @@ mod tests {
         assert_eq!(redis.transitions.len(), 2);
         assert!(snap.all_required_ready());
         assert!(!store.update("nope", |_| {}));
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_someone_holds_never_changes() {
+        let store = StateStore::new("p");
+        store.insert(ServiceStatus::pending("redis"));
+        let mut rx = store.watch();
+        rx.borrow_and_update();
+        // Nobody holds it: changed in place, and followers are told.
+        store.update("redis", |s| s.reason = "one".into());
+        assert!(rx.has_changed().unwrap());
+        let held = store.snapshot();
+        assert_eq!(held.services["redis"].reason, "one");
+        // Held: the change goes into a new snapshot; the held one stays as it was.
+        store.update("redis", |s| s.reason = "two".into());
+        assert_eq!(held.services["redis"].reason, "one");
+        let now = store.snapshot();
+        assert_eq!(now.services["redis"].reason, "two");
+        assert!(!Arc::ptr_eq(&held, &now));
+        drop(held);
+        drop(now);
+        store.transition("redis", ServiceState::Ready, "three");
+        let snap = store.snapshot();
+        assert_eq!(snap.services["redis"].state, ServiceState::Ready);
+        assert_eq!(snap.services["redis"].reason, "three");
     }
 }
