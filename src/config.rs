@@ -25,9 +25,15 @@ pub struct ConfigFile {
     pub listen: Option<String>,
     /// How probe hostnames are reached: `auto` (default), `network` or `host`.
     pub probe_address: Option<AddressMode>,
+    /// Where start-up history, revisions and locks go when Redis is unreachable.
+    pub state_file: Option<PathBuf>,
     /// Per-service `x-muster` settings that apply when the compose file has none.
     #[serde(default)]
     pub services: BTreeMap<String, MusterService>,
+    /// Grace tuning coefficients (see [`crate::grace::GraceConfig`]).
+    pub grace: Option<crate::grace::GraceFile>,
+    /// Where restart / failed / recovered notifications are POSTed (http://).
+    pub webhook_url: Option<String>,
 }
 
 /// Settings after every source was applied.
@@ -39,9 +45,15 @@ pub struct Settings {
     pub listen: String,
     /// How probe hostnames are reached (see [`AddressMode`]).
     pub probe_address: AddressMode,
+    /// The local fallback of [`crate::history::HistoryStore`] (see [`default_state_file`]).
+    pub state_file: PathBuf,
     pub services: BTreeMap<String, MusterService>,
     /// The config file that was read, if any.
     pub config_path: Option<PathBuf>,
+    /// Grace tuning: margin, samples, size model (`grace:` in the config file).
+    pub grace: crate::grace::GraceConfig,
+    /// Webhook for supervision notifications (see [`crate::notify`]).
+    pub webhook_url: Option<String>,
 }
 
 /// Values given by flags or environment (already merged by clap).
@@ -53,6 +65,8 @@ pub struct Overrides {
     pub namespace: Option<String>,
     pub listen: Option<String>,
     pub probe_address: Option<AddressMode>,
+    pub state_file: Option<PathBuf>,
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +78,9 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A webhook URL muster cannot use; `from` names where it was set.
+    #[error("{from}: webhook_url: {message}")]
+    Webhook { from: String, message: String },
 }
 
 impl Settings {
@@ -85,6 +102,38 @@ impl Settings {
             }
         };
         let file = file.unwrap_or_default();
+        let grace = match &file.grace {
+            Some(g) => {
+                crate::grace::GraceConfig::from_file(g).map_err(|message| ConfigError::Parse {
+                    path: config_path.clone().unwrap_or_default(),
+                    message,
+                })?
+            }
+            None => crate::grace::GraceConfig::default(),
+        };
+        let webhook_url = match (&overrides.webhook_url, &file.webhook_url) {
+            (Some(url), _) => Some((
+                url.clone(),
+                "--webhook-url / MUSTER_WEBHOOK_URL".to_string(),
+            )),
+            (None, Some(url)) => Some((
+                url.clone(),
+                config_path
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )),
+            (None, None) => None,
+        };
+        let webhook_url = match webhook_url {
+            Some((url, _)) if url.trim().is_empty() => None,
+            Some((url, from)) => {
+                crate::notify::WebhookTarget::parse(&url)
+                    .map_err(|message| ConfigError::Webhook { from, message })?;
+                Some(url)
+            }
+            None => None,
+        };
         Ok(Settings {
             redis_url: overrides
                 .redis_url
@@ -106,9 +155,33 @@ impl Settings {
                 .probe_address
                 .or(file.probe_address)
                 .unwrap_or_default(),
+            state_file: overrides
+                .state_file
+                .clone()
+                .or(file.state_file)
+                .unwrap_or_else(default_state_file),
             services: file.services,
             config_path,
+            grace,
+            webhook_url,
         })
+    }
+}
+
+/// `$XDG_STATE_HOME/muster/state.json`, else `~/.local/state/muster/state.json`,
+/// else `.muster/state.json` in the working directory (no home, e.g. in a container).
+pub fn default_state_file() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| PathBuf::from(home).join(".local/state"))
+        });
+    match base {
+        Some(base) => base.join("muster").join("state.json"),
+        None => PathBuf::from(".muster").join("state.json"),
     }
 }
 

@@ -11,6 +11,8 @@ pub mod engine;
 pub mod grace;
 pub mod graph;
 pub mod health;
+pub mod history;
+pub mod notify;
 pub mod probe;
 pub mod rollout;
 pub mod signal;

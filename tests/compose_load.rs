@@ -591,7 +591,10 @@ fn example_agent_stack_loads() {
         let probes = &svc.muster.as_ref().unwrap().probes;
         assert!(matches!(&probes[0].kind, ProbeKind::Agent(a) if a.name.as_deref() == Some(agent)));
         assert_eq!(svc.environment["AGENT_NAME"], s(agent));
-        assert_eq!(svc.environment["REDIS_URL"], s("redis://redis:6379"));
+        assert_eq!(
+            svc.environment["REDIS_URL"],
+            s("redis://agent:change-me-agent@redis:6379")
+        );
     }
     assert!(matches!(
         &p.services["nats"].muster.as_ref().unwrap().probes[0].kind,

@@ -5,11 +5,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
 pub mod compose;
+mod rollout;
 mod signal;
 mod stack;
 mod status;
+mod tune;
 
 /// What a subcommand returns: an exit code, or an error printed as
 /// `muster: error: …` with exit code 1.
@@ -68,6 +71,13 @@ pub struct Global {
     /// network: as written) or host (service:port -> 127.0.0.1:published port) [default: auto].
     #[arg(long, global = true, env = "MUSTER_PROBE_ADDRESS", value_name = "MODE")]
     pub probe_address: Option<muster::probe::AddressMode>,
+    /// Local state file for history, revisions and locks when Redis is unreachable
+    /// [default: $XDG_STATE_HOME/muster/state.json].
+    #[arg(long, global = true, env = "MUSTER_STATE_FILE", value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+    /// Webhook (http://) that receives restart / failed / recovered notifications as JSON POSTs.
+    #[arg(long, global = true, env = "MUSTER_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -97,7 +107,7 @@ pub enum Command {
     Serve,
     /// Print (or write as an override file) the healthcheck timings muster would use.
     Tune(TuneArgs),
-    /// Replace a service's containers with a new image, batch by batch.
+    /// Replace a service's containers with a new image, batch by batch (or `rollout status SERVICE`).
     Rollout(RolloutArgs),
     /// Return a service to its previous (or a named) revision.
     Rollback(RollbackArgs),
@@ -190,55 +200,11 @@ pub struct SignalArgs {
 
 #[derive(Args, Debug, Default)]
 pub struct TuneArgs {
+    /// Services to tune (default: all).
     pub services: Vec<String>,
     /// Write the values as a compose override file.
     #[arg(long, value_name = "FILE")]
     pub write: Option<PathBuf>,
-}
-
-#[derive(Args, Debug, Default)]
-pub struct RolloutArgs {
-    /// Services to roll out (in dependency order), or `status SERVICE`.
-    pub services: Vec<String>,
-    #[arg(long, value_name = "REF")]
-    pub image: Option<String>,
-    #[arg(long = "env", value_name = "K=V")]
-    pub env: Vec<String>,
-    #[arg(long)]
-    pub parallelism: Option<u32>,
-    /// start-first | stop-first
-    #[arg(long)]
-    pub order: Option<String>,
-    #[arg(long, value_name = "DURATION")]
-    pub monitor: Option<String>,
-    #[arg(long)]
-    pub max_unavailable: Option<u32>,
-    /// rollback | pause | continue
-    #[arg(long)]
-    pub failure_action: Option<String>,
-    #[arg(long)]
-    pub max_failure_ratio: Option<f64>,
-    #[arg(long, value_name = "DURATION")]
-    pub progress_deadline: Option<String>,
-    #[arg(long)]
-    pub auto_revert: bool,
-    #[arg(long)]
-    pub force: bool,
-    #[arg(long)]
-    pub history_limit: Option<u32>,
-}
-
-#[derive(Args, Debug, Default)]
-pub struct RollbackArgs {
-    pub service: String,
-    /// Revision number to return to (default: the previous one).
-    #[arg(long)]
-    pub to: Option<u64>,
-}
-
-#[derive(Args, Debug, Default)]
-pub struct HistoryArgs {
-    pub service: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -280,12 +246,6 @@ pub fn init_tracing(global: &Global) {
     }
 }
 
-/// Says plainly that a subcommand is not built yet, and exits 2: it never pretends.
-fn not_built(name: &str, issue: u32) -> CliResult {
-    eprintln!("muster {name}: not built yet (tracked in issue {issue})");
-    Ok(ExitCode::from(2))
-}
-
 pub fn run(cli: Cli) -> ExitCode {
     let global = cli.global;
     // A bad config file is reported before any subcommand does anything.
@@ -305,10 +265,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),
-        Command::Tune(_) => not_built("tune", 7),
-        Command::Rollout(_) => not_built("rollout", 8),
-        Command::Rollback(_) => not_built("rollback", 8),
-        Command::History(_) => not_built("history", 8),
+        Command::Tune(args) => tune::run(&global, &settings, &args),
+        Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
+        Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
+        Command::History(args) => rollout::history(&global, &settings, &args),
         Command::Config(args) => compose::config(&global, &args),
         Command::Graph(args) => compose::graph(&global, &args),
         Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
@@ -332,6 +292,8 @@ impl Global {
             namespace: self.namespace.clone(),
             listen: self.listen.clone(),
             probe_address: self.probe_address,
+            state_file: self.state_file.clone(),
+            webhook_url: self.webhook_url.clone(),
         })
     }
 }

@@ -52,23 +52,29 @@ async fn start_health_server(
     }))
 }
 
-/// muster's probes for the project, started on `store`.
-fn start_supervision(
+/// muster's probes for the project, started on `store` with tuned grace
+/// periods, and the recorder that learns start-up times (issue 7).
+async fn start_supervision(
     project: &Project,
     settings: &Settings,
     engine: &Engine,
     store: &StateStore,
     running_stack: bool,
-) -> Result<Supervision, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(Supervision, muster::grace::Recorder), Box<dyn std::error::Error + Send + Sync>> {
     let published = muster::supervisor::plan::published_ports_from_model(project);
-    let plan = muster::supervisor::plan::plan(
+    let grace = muster::grace::GraceRun::prepare(project, settings, engine).await;
+    let plan = muster::supervisor::plan::plan_with_grace(
         project,
         settings,
         Some(engine.docker().clone()),
         published,
         running_stack,
+        &grace.decisions,
     )?;
-    Ok(Supervision::start(store, plan, running_stack))
+    let recorder = grace.spawn_recorder(store, engine, &project.name);
+    let supervision = Supervision::start(store, plan, running_stack);
+    grace.publish(store);
+    Ok((supervision, recorder))
 }
 
 /// `muster serve`: supervise a stack that is already running and serve the
@@ -80,7 +86,17 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
         let engine = Engine::connect().await?;
         let store = StateStore::new(&project.name);
         let graph = muster::graph::Graph::new(&project)?;
-        let _supervision = start_supervision(&project, settings, &engine, &store, true)?;
+        let (mut supervision, _recorder) =
+            start_supervision(&project, settings, &engine, &store, true).await?;
+        supervision.start_healing(
+            muster::supervisor::heal::HealOptions::from_settings(
+                &engine,
+                &project,
+                settings,
+                muster::supervisor::heal::HealMode::Serve,
+            )
+            .await?,
+        );
         for name in project.services.keys() {
             let depends_on: Vec<String> = graph
                 .dependencies(name)
@@ -107,12 +123,26 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         ),
         None => None,
     };
-    let project = load_project(global)?;
+    let mut project = load_project(global)?;
     runtime()?.block_on(async move {
         let engine = Engine::connect().await?;
+        // Rollouts: finish an interrupted one, keep the revision one made (issue 8).
+        super::rollout::prepare_up(global, settings, &engine, &args.services, &mut project).await?;
         let store = StateStore::new(&project.name);
         let keep_running = args.watch || args.serve;
-        let supervision = start_supervision(&project, settings, &engine, &store, false)?;
+        let (mut supervision, recorder) =
+            start_supervision(&project, settings, &engine, &store, false).await?;
+        if keep_running {
+            supervision.start_healing(
+                muster::supervisor::heal::HealOptions::from_settings(
+                    &engine,
+                    &project,
+                    settings,
+                    muster::supervisor::heal::HealMode::Up,
+                )
+                .await?,
+            );
+        }
         let server = if args.serve {
             Some(start_health_server(settings, &store).await?)
         } else {
@@ -131,10 +161,11 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
                 let _ = cancel_tx.send(true);
             }
         });
+        let (printed_tx, printed_rx) = tokio::sync::oneshot::channel();
         let printer = if global.json {
-            tokio::spawn(print_json_events(store.clone()))
+            tokio::spawn(print_json_events(store.events(), printed_rx))
         } else {
-            tokio::spawn(print_live_lines(store.clone()))
+            tokio::spawn(print_live_lines(store.watch(), printed_rx))
         };
         let options = UpOptions {
             services: args.services.clone(),
@@ -147,9 +178,10 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             }),
         };
         let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
-        // Let the printer catch up with the last changes.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        printer.abort();
+        supervision.up_finished();
+        // The printer prints what is left, then ends.
+        let _ = printed_tx.send(());
+        let _ = printer.await;
         let report = result?;
         let snap = store.snapshot();
         if global.json {
@@ -194,10 +226,11 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         };
         if keep_running && report.outcome != UpOutcome::Cancelled {
             eprintln!("muster: supervising {} (Ctrl-C to stop; containers keep running)", report.project);
+            let (_printing, printing_rx) = tokio::sync::oneshot::channel::<()>();
             let printer = if global.json {
-                tokio::spawn(print_json_events(store.clone()))
+                tokio::spawn(print_json_events(store.events(), printing_rx))
             } else {
-                tokio::spawn(print_live_lines(store.clone()))
+                tokio::spawn(print_live_lines(store.watch(), printing_rx))
             };
             match server {
                 Some(server) => server.await?,
@@ -205,15 +238,20 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             }
             printer.abort();
         }
+        recorder.finish(Duration::from_secs(15)).await;
         drop(supervision);
         Ok(code)
     })
 }
 
-/// One line per service each time its state or reason changes.
-async fn print_live_lines(store: StateStore) {
-    let mut rx = store.watch();
+/// One line per service each time its state or reason changes; after `done`
+/// fires (or its sender is dropped), prints what is left and returns.
+async fn print_live_lines(
+    mut rx: tokio::sync::watch::Receiver<std::sync::Arc<muster::supervisor::StackSnapshot>>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
     let mut seen: HashMap<String, (ServiceState, String)> = HashMap::new();
+    let mut finished = false;
     loop {
         {
             let snap = rx.borrow_and_update();
@@ -232,18 +270,48 @@ async fn print_live_lines(store: StateStore) {
                 seen.insert(s.name.clone(), now);
             }
         }
-        if rx.changed().await.is_err() {
+        if finished {
             return;
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = &mut done => finished = true,
         }
     }
 }
 
-/// One JSON state event per line.
-async fn print_json_events(store: StateStore) {
-    let mut events = store.events();
-    while let Ok(event) = events.recv().await {
-        if let Ok(line) = serde_json::to_string(&event) {
+/// One JSON state event per line; after `done` fires (or its sender is
+/// dropped), prints the events already sent and returns.
+async fn print_json_events(
+    mut events: tokio::sync::broadcast::Receiver<muster::supervisor::StateEvent>,
+    mut done: tokio::sync::oneshot::Receiver<()>,
+) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+    let print = |event: &muster::supervisor::StateEvent| {
+        if let Ok(line) = serde_json::to_string(event) {
             println!("{line}");
+        }
+    };
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => print(&event),
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "state events came faster than they were printed");
+                }
+                Err(RecvError::Closed) => return,
+            },
+            _ = &mut done => loop {
+                match events.try_recv() {
+                    Ok(event) => print(&event),
+                    Err(TryRecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                }
+            },
         }
     }
 }

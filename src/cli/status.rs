@@ -289,6 +289,9 @@ fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     out.push_str(&format!(
         "{ready}/{required} required services ready ({from})\n"
     ));
+    for alert in snapshot.alerts() {
+        out.push_str(&format!("ALERT {alert}\n"));
+    }
     out
 }
 
@@ -319,11 +322,28 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
     } else {
         format!("{} (optional)", status.name)
     };
-    let reason = probe
+    let mut reason = probe
         .filter(|p| p.last.as_ref().is_some_and(|o| o.status != ProbeStatus::Ok))
         .and_then(|p| p.last.as_ref().map(|o| o.reason.clone()))
         .unwrap_or_else(|| status.reason.clone());
-    [name, status.state.to_string(), since, kind, latency, reason]
+    let heal = &status.heal;
+    let restarts = heal.muster_restarts + heal.engine_restarts + heal.external_restarts;
+    if restarts > 0 {
+        reason.push_str(&format!(" [restarts: {restarts}"));
+        if heal.budget > 0 {
+            reason.push_str(&format!(", budget {}/{}", heal.budget_used, heal.budget));
+        }
+        reason.push(']');
+    }
+    if status.degraded && !status.degraded_by.is_empty() {
+        reason.push_str(&format!(" [degraded: {}]", status.degraded_by.join(", ")));
+    }
+    let state = if status.degraded && status.state.is_ready() {
+        format!("{} (degraded)", status.state)
+    } else {
+        status.state.to_string()
+    };
+    [name, state, since, kind, latency, reason]
 }
 
 fn fmt_latency(d: Duration) -> String {

@@ -236,6 +236,9 @@ pub struct Deploy {
     pub resources: Option<Resources>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_config: Option<UpdateConfig>,
+    /// `deploy.rollback_config` (same fields); read by `muster rollback` and automatic rollbacks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_config: Option<UpdateConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -258,7 +261,7 @@ pub struct ResourceSpec {
     pub pids: Option<i64>,
 }
 
-/// `deploy.update_config`, as Swarm names it; read by `muster rollout`.
+/// `deploy.update_config` (and `deploy.rollback_config`), as Swarm names it; read by `muster rollout`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct UpdateConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]

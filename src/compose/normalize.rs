@@ -1096,50 +1096,58 @@ fn deploy(node: &Node, path: &str) -> R<Option<Deploy>> {
         None => None,
     };
     let update_config = match node.get("update_config").filter(|n| !n.is_null()) {
-        Some(u) => {
-            let g = |k: &str| format!("{}.{k}", f("update_config"));
-            let order = opt_string(u.get("order"), &g("order"))?;
-            if let Some(o) = &order {
-                if o != "start-first" && o != "stop-first" {
-                    return Err(err(
-                        u.get("order").unwrap_or(u),
-                        &g("order"),
-                        format!("invalid order {o:?} (start-first or stop-first)"),
-                    ));
-                }
-            }
-            let failure_action = opt_string(u.get("failure_action"), &g("failure_action"))?;
-            if let Some(a) = &failure_action {
-                if !matches!(a.as_str(), "continue" | "rollback" | "pause") {
-                    return Err(err(
-                        u.get("failure_action").unwrap_or(u),
-                        &g("failure_action"),
-                        format!("invalid failure_action {a:?} (continue, rollback or pause)"),
-                    ));
-                }
-            }
-            Some(UpdateConfig {
-                parallelism: match u.get("parallelism").filter(|n| !n.is_null()) {
-                    Some(p) => Some(number::<u32>(p, &g("parallelism"), "a whole number")?),
-                    None => None,
-                },
-                delay: opt_duration(u.get("delay"), &g("delay"))?,
-                failure_action,
-                monitor: opt_duration(u.get("monitor"), &g("monitor"))?,
-                max_failure_ratio: match u.get("max_failure_ratio").filter(|n| !n.is_null()) {
-                    Some(p) => Some(number::<f64>(p, &g("max_failure_ratio"), "a number")?),
-                    None => None,
-                },
-                order,
-            })
-        }
+        Some(u) => Some(parse_update_config(u, &f("update_config"))?),
+        None => None,
+    };
+    let rollback_config = match node.get("rollback_config").filter(|n| !n.is_null()) {
+        Some(u) => Some(parse_update_config(u, &f("rollback_config"))?),
         None => None,
     };
     Ok(Some(Deploy {
         replicas,
         resources,
         update_config,
+        rollback_config,
     }))
+}
+
+/// `deploy.update_config` / `deploy.rollback_config` (Swarm's fields).
+fn parse_update_config(u: &Node, path: &str) -> R<UpdateConfig> {
+    let g = |k: &str| format!("{path}.{k}");
+    let order = opt_string(u.get("order"), &g("order"))?;
+    if let Some(o) = &order {
+        if o != "start-first" && o != "stop-first" {
+            return Err(err(
+                u.get("order").unwrap_or(u),
+                &g("order"),
+                format!("invalid order {o:?} (start-first or stop-first)"),
+            ));
+        }
+    }
+    let failure_action = opt_string(u.get("failure_action"), &g("failure_action"))?;
+    if let Some(a) = &failure_action {
+        if !matches!(a.as_str(), "continue" | "rollback" | "pause") {
+            return Err(err(
+                u.get("failure_action").unwrap_or(u),
+                &g("failure_action"),
+                format!("invalid failure_action {a:?} (continue, rollback or pause)"),
+            ));
+        }
+    }
+    Ok(UpdateConfig {
+        parallelism: match u.get("parallelism").filter(|n| !n.is_null()) {
+            Some(p) => Some(number::<u32>(p, &g("parallelism"), "a whole number")?),
+            None => None,
+        },
+        delay: opt_duration(u.get("delay"), &g("delay"))?,
+        failure_action,
+        monitor: opt_duration(u.get("monitor"), &g("monitor"))?,
+        max_failure_ratio: match u.get("max_failure_ratio").filter(|n| !n.is_null()) {
+            Some(p) => Some(number::<f64>(p, &g("max_failure_ratio"), "a number")?),
+            None => None,
+        },
+        order,
+    })
 }
 
 /// `x-muster:` -> [`MusterService`]; each probe is read on its own so an error
@@ -1183,10 +1191,17 @@ fn muster(node: &Node, path: &str) -> R<MusterService> {
                 out.required = boolean(v, &p)
                     .map_err(|_| merr(v, p.clone(), "expected true or false".into()))?
             }
+            "restart" => {
+                out.restart = Some(serde_json::from_value(v.to_json()).map_err(|e| {
+                    let message = e.to_string();
+                    merr(v, p, message)
+                })?);
+            }
             other => {
-                let hint = super::validate::suggest(other, &["probes", "grace", "required"])
-                    .map(|s| format!("; did you mean `{s}`?"))
-                    .unwrap_or_default();
+                let hint =
+                    super::validate::suggest(other, &["probes", "grace", "required", "restart"])
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
                 return Err(merr(v, p, format!("unknown field `{other}`{hint}")));
             }
         }

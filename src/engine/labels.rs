@@ -131,6 +131,7 @@ pub fn config_hash(service: &Service) -> String {
     if let Some(deploy) = s.deploy.as_mut() {
         deploy.replicas = None;
         deploy.update_config = None;
+        deploy.rollback_config = None;
     }
     let json = serde_json::to_string(&s).unwrap_or_default();
     format!("{:016x}", fnv1a(json.as_bytes()))

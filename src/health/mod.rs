@@ -228,6 +228,9 @@ mod tests {
             services: Default::default(),
             config_path: None,
             probe_address: Default::default(),
+            state_file: crate::config::default_state_file(),
+            grace: Default::default(),
+            webhook_url: None,
         };
         let options = ServerOptions::from_settings(&settings).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());

@@ -125,11 +125,19 @@ pub fn readiness_report(
         } else {
             format!("{}: {}", svc.state, svc.reason)
         };
-        let (ok, detail) = match (ready, svc.required) {
+        let (ok, mut detail) = match (ready, svc.required) {
             (true, _) => (true, String::new()),
             (false, true) => (false, why),
             (false, false) => (true, format!("not required; {why}")),
         };
+        if svc.degraded && !svc.degraded_by.is_empty() {
+            let note = format!("degraded: {}", svc.degraded_by.join(", "));
+            detail = if detail.is_empty() {
+                note
+            } else {
+                format!("{detail}; {note}")
+            };
+        }
         checks.push(CheckReport {
             name: svc.name.clone(),
             ok,
@@ -257,6 +265,26 @@ mod tests {
         assert!(report
             .render("readyz", false)
             .ends_with("readyz check failed\n"));
+    }
+
+    #[test]
+    fn degraded_services_name_their_dependency() {
+        let store = stack();
+        store.transition("redis", ServiceState::Unready, "refused");
+        store.transition("memory-agent", ServiceState::Ready, "signal");
+        store.update("memory-agent", |s| {
+            s.degraded = true;
+            s.degraded_by = vec!["redis (unready)".into()];
+        });
+        let text = readiness_report(&store.snapshot(), &[], false).render("readyz", true);
+        assert!(
+            text.contains("[+]memory-agent ok (degraded: redis (unready))\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("[-]redis failed: unready: refused\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -32,6 +32,13 @@ pub struct StatusView {
     pub unready_count: usize,
     /// Services per state; every state is present, zero included.
     pub counts: BTreeMap<String, usize>,
+    /// `service: alert` for services that need a human (restart budget
+    /// exhausted, exited and not restarted); each also in `services.*.heal.alert`.
+    #[serde(default)]
+    pub alerts: Vec<String>,
+    /// Services marked degraded (a dependency is not ready).
+    #[serde(default)]
+    pub degraded: Vec<String>,
     #[serde(flatten)]
     pub snapshot: StackSnapshot,
 }
@@ -52,6 +59,13 @@ impl StatusView {
             ready_count,
             unready_count: snapshot.services.len() - ready_count,
             counts,
+            alerts: snapshot.alerts(),
+            degraded: snapshot
+                .services
+                .values()
+                .filter(|s| s.degraded)
+                .map(|s| s.name.clone())
+                .collect(),
             snapshot: snapshot.clone(),
         }
     }

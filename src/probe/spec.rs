@@ -17,6 +17,9 @@ pub struct MusterService {
     /// A service that is not required does not hold /readyz or `muster status` at not-ready.
     #[serde(default = "default_true")]
     pub required: bool,
+    /// Automatic restarts (backoff, budget, post-restart hook); defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<crate::supervisor::heal::policy::RestartSettings>,
 }
 
 fn default_true() -> bool {

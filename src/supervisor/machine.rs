@@ -304,19 +304,18 @@ impl ServiceMachine {
 
     /// Readiness after the startup gate is open.
     fn evaluate(&mut self, now: Instant) -> Step {
-        let readiness: Vec<&ProbeTrack> = self
-            .probes
-            .iter()
-            .filter(|p| p.role == ProbeRole::Readiness)
-            .collect();
-        let all_passing = readiness.iter().all(|p| p.passing);
-        let failed_out = readiness
-            .iter()
+        // Runs on every probe result: no allocation unless something changes.
+        let readiness = || {
+            self.probes
+                .iter()
+                .filter(|p| p.role == ProbeRole::Readiness)
+        };
+        let all_passing = readiness().all(|p| p.passing);
+        let failed_out = readiness()
             .find(|p| p.failed_out())
             .map(|p| p.last_reason());
         let ok_reason = || {
-            let details: Vec<String> = readiness
-                .iter()
+            let details: Vec<String> = readiness()
                 .filter_map(|p| p.last.as_ref().map(|o| o.reason.clone()))
                 .filter(|r| !r.is_empty())
                 .collect();

@@ -1,6 +1,7 @@
 //! The supervisor owns the per-service state machines; every other module
 //! reads a [`StackSnapshot`] or follows [`StateEvent`]s through [`StateStore`].
 
+pub mod heal;
 pub mod machine;
 pub mod plan;
 pub mod runner;

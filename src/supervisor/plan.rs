@@ -1,12 +1,14 @@
 //! Turns a compose project (and config/muster.yaml) into the probes the
 //! runner runs: which services muster's own probes decide, with what grace.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::runner::{RunnerProbe, ServiceProbes};
 use crate::compose::{Project, Service};
 use crate::config::Settings;
+use crate::grace::GraceDecision;
 use crate::probe::address::PublishedPorts;
 use crate::probe::agent::AgentProbe;
 use crate::probe::spec::{GraceSetting, MusterService, ProbeKind};
@@ -67,7 +69,8 @@ pub fn published_ports_from_model(project: &Project) -> PublishedPorts {
 }
 
 /// The declared grace of a service: `x-muster.grace`, else its healthcheck's start_period.
-/// (Tuning from image size and history is issue 7.)
+/// The effective grace (image size, learned history) is [`crate::grace`]'s;
+/// [`plan_with_grace`] takes it.
 pub fn declared_grace(service: &Service, muster: Option<&MusterService>) -> Duration {
     let start_period = service
         .healthcheck
@@ -84,13 +87,35 @@ pub fn declared_grace(service: &Service, muster: Option<&MusterService>) -> Dura
 /// Builds every probe of every service that has some. Services without probes
 /// are left to the engine's view (running / Docker health) — or, with
 /// `fallback_docker` (a supervisor watching a running stack), get a `docker`
-/// probe that reads exactly that view.
+/// probe that reads exactly that view. Grace is the declared one
+/// ([`declared_grace`]); [`plan_with_grace`] takes tuned periods.
 pub fn plan(
     project: &Project,
     settings: &Settings,
     docker: Option<bollard::Docker>,
     published: PublishedPorts,
     fallback_docker: bool,
+) -> Result<ProbePlan, PlanError> {
+    plan_with_grace(
+        project,
+        settings,
+        docker,
+        published,
+        fallback_docker,
+        &BTreeMap::new(),
+    )
+}
+
+/// As [`plan`], with the effective grace period of each service decided
+/// beforehand ([`crate::grace::decide_services`]); a service without a
+/// decision gets its declared grace.
+pub fn plan_with_grace(
+    project: &Project,
+    settings: &Settings,
+    docker: Option<bollard::Docker>,
+    published: PublishedPorts,
+    fallback_docker: bool,
+    grace: &BTreeMap<String, GraceDecision>,
 ) -> Result<ProbePlan, PlanError> {
     let mut fallback = MusterService {
         probes: vec![crate::probe::spec::ProbeSpec {
@@ -99,6 +124,7 @@ pub fn plan(
         }],
         grace: GraceSetting::Auto,
         required: true,
+        restart: None,
     };
     let resolver = docker.clone().map(|docker| {
         Arc::new(LabelResolver {
@@ -166,7 +192,10 @@ pub fn plan(
         services.push(ServiceProbes {
             service: name.clone(),
             required: muster.required,
-            grace: declared_grace(service, Some(muster)),
+            grace: grace
+                .get(name)
+                .map(|d| d.period)
+                .unwrap_or_else(|| declared_grace(service, Some(muster))),
             probes,
         });
     }

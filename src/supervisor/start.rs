@@ -1,13 +1,23 @@
 //! `muster up`: start a project's services through the engine, each as early
 //! as its `depends_on` conditions allow.
 //!
-//! Every selected service gets its own task. The task waits until each of its
-//! dependencies' conditions holds (service_started / service_healthy /
-//! service_completed_successfully), then reconciles its containers (keep,
-//! start, or recreate by config hash) and follows them through the engine's
-//! event stream until they are ready, completed or failed. Nothing waits for a
-//! whole "level": a service starts the moment its own dependencies are ready,
-//! so the stack is up after the critical path, not the sum of level maxima.
+//! Networks, volumes, image presence and the project's existing containers
+//! are asked for once, at the same time. Then every selected service gets
+//! its own task. The task brings its containers to the wanted config (keep,
+//! or create / recreate by config hash) without starting them, waits until
+//! each of its dependencies' conditions holds (service_started /
+//! service_healthy / service_completed_successfully; woken by the
+//! dependency's own task, no polling), starts them, and follows them through
+//! the engine's event stream (or muster's probes) until they are ready,
+//! completed or failed. Nothing waits for a whole "level": a service starts
+//! the moment its own dependencies are ready, so the stack is up after the
+//! critical path, not the sum of level maxima.
+//!
+//! Only `start` is on the critical path. Services without dependencies
+//! create and start at once; the others create their containers while their
+//! dependencies get ready, but only while no service is starting: the engine
+//! does much of its work one container at a time, so a create next to a
+//! start slows the start (see [`StartSlot`]).
 //!
 //! States go through [`StateStore`]: pending -> starting -> ready / completed /
 //! failed / blocked.
@@ -122,6 +132,56 @@ struct Ctx {
     progress: HashMap<String, watch::Sender<Progress>>,
     events: broadcast::Sender<EngineEvent>,
     gate: Option<ProbeGate>,
+    /// Image -> present (or why not), checked once per `up`.
+    images: HashMap<String, Result<(), String>>,
+    /// The project's containers per service as listed at the start of `up`;
+    /// each service takes its own list once.
+    existing: std::sync::Mutex<HashMap<String, Vec<crate::engine::ContainerInfo>>>,
+    /// How many services may start now and have not finished their start
+    /// call yet. Services that still wait for dependencies create their
+    /// containers only while this is 0, so creation never slows a start.
+    starting: watch::Sender<usize>,
+}
+
+impl Ctx {
+    fn take_existing(&self, service: &str) -> Vec<crate::engine::ContainerInfo> {
+        self.existing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(service)
+            .unwrap_or_default()
+    }
+}
+
+/// A service that may start now and has not finished its start call: while
+/// any is held, services still waiting for their dependencies do not create
+/// containers (the engine serialises much of the work, so a create running
+/// next to a start delays the start, which is on the critical path; the
+/// creates run in the time dependencies take to get ready instead).
+struct StartSlot<'a>(&'a watch::Sender<usize>);
+
+impl<'a> StartSlot<'a> {
+    /// Takes a new slot.
+    fn take(starting: &'a watch::Sender<usize>) -> StartSlot<'a> {
+        starting.send_modify(|n| *n += 1);
+        StartSlot(starting)
+    }
+
+    /// A slot counted before the task began (services without dependencies).
+    fn adopt(starting: &'a watch::Sender<usize>) -> StartSlot<'a> {
+        StartSlot(starting)
+    }
+}
+
+impl Drop for StartSlot<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// Resolves once no service is between "may start" and "start call returned".
+async fn no_start_in_flight(mut rx: watch::Receiver<usize>) {
+    let _ = rx.wait_for(|n| *n == 0).await.map(|_| ());
 }
 
 /// Starts `options.services` (default all) of `project` and waits until they
@@ -130,6 +190,10 @@ struct Ctx {
 /// Errors are for what stops the whole `up` before anything starts (unknown
 /// service, cycle, unreachable engine, a network that cannot be created).
 /// Per-service failures are states in the store and make the outcome `Failed`.
+/// Container creation running while the dependencies get ready.
+type PreparingFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Prepared, String>> + Send + 'a>>;
+
 pub async fn up(
     engine: &Engine,
     project: &Project,
@@ -173,11 +237,43 @@ pub async fn up(
         network_keys.extend(translate::service_network_keys(service));
         volume_keys.extend(translate::service_volume_keys(service));
     }
-    for key in &network_keys {
-        engine.ensure_network(project, key).await?;
-    }
-    for key in &volume_keys {
-        engine.ensure_volume(project, key).await?;
+    // Networks, volumes, the images and the project's existing containers,
+    // asked for once per `up` (not once per service) and all at the same time:
+    // this is on the path to the first container start.
+    let networks = async {
+        for key in &network_keys {
+            engine.ensure_network(project, key).await?;
+        }
+        Ok::<_, EngineError>(())
+    };
+    let volumes = async {
+        for key in &volume_keys {
+            engine.ensure_volume(project, key).await?;
+        }
+        Ok::<_, EngineError>(())
+    };
+    let wanted_images: BTreeSet<&str> = order
+        .iter()
+        .filter_map(|n| project.services[n].image.as_deref())
+        .collect();
+    let images = futures_util::future::join_all(wanted_images.into_iter().map(|image| async move {
+        let present = match engine.image_info(image).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(format!(
+                "image {image} is not present on the engine (muster never pulls: build or load it first)"
+            )),
+            Err(e) => Err(e.to_string()),
+        };
+        (image.to_string(), present)
+    }));
+    let existing = engine.list_project_containers(&project.name, None);
+    let (networks, volumes, images, existing) = tokio::join!(networks, volumes, images, existing);
+    networks?;
+    volumes?;
+    let images: HashMap<String, Result<(), String>> = images.into_iter().collect();
+    let mut by_service: HashMap<String, Vec<crate::engine::ContainerInfo>> = HashMap::new();
+    for c in existing? {
+        by_service.entry(c.service.clone()).or_default().push(c);
     }
 
     // One event stream for the whole project, fanned out to the service tasks.
@@ -213,6 +309,14 @@ pub async fn up(
         progress.insert(name.clone(), tx);
         receivers.insert(name.clone(), rx);
     }
+    // Services without dependencies may start at once: they hold start slots
+    // from the beginning, so nobody else's container creation competes with
+    // their start (see [`StartSlot`]).
+    let roots = order
+        .iter()
+        .filter(|n| deps_in(&project.services[*n], &selected).is_empty())
+        .count();
+    let (starting, _) = watch::channel(roots);
     let ctx = Arc::new(Ctx {
         engine: engine.clone(),
         project: project.clone(),
@@ -221,6 +325,9 @@ pub async fn up(
         progress,
         events: events_tx,
         gate: options.probe_gate.clone(),
+        images,
+        existing: std::sync::Mutex::new(by_service),
+        starting,
     });
 
     let mut tasks = JoinSet::new();
@@ -497,22 +604,43 @@ async fn run_service(
 ) {
     let service = &ctx.project.services[&name];
     let me = &ctx.progress[&name];
+    let deps = deps_in(service, &ctx.selected);
+    // Services without dependencies were counted as starting before the tasks began.
+    let mut slot = deps.is_empty().then(|| StartSlot::adopt(&ctx.starting));
     // Subscribe before anything of ours can start, so no event is missed.
     let events = ctx.events.subscribe();
-
-    // 1. Create (not start) the containers while the dependencies get ready,
-    //    so creation is off the critical path. A missing image fails here, at once.
-    let mut prepared = match prepare(&ctx, service, false).await {
-        Ok(p) => p,
-        Err(reason) => {
-            ctx.store.transition(&name, ServiceState::Failed, &reason);
-            me.send_modify(|p| p.failed = Some(reason));
-            return;
-        }
+    let fail = |reason: String| {
+        ctx.store.transition(&name, ServiceState::Failed, &reason);
+        me.send_modify(|p| p.failed = Some(reason));
     };
 
-    // 2. Dependencies, all at once; the reason lists what is still awaited.
-    let deps = deps_in(service, &ctx.selected);
+    // 1. A missing image fails the service at once (muster never pulls).
+    let image = match &service.image {
+        Some(image) => image,
+        None => {
+            return fail(format!(
+                "no image (muster never builds; set `image:` for {name})"
+            ))
+        }
+    };
+    if let Some(Err(reason)) = ctx.images.get(image.as_str()) {
+        return fail(reason.clone());
+    }
+
+    // 2. Create (not start) the containers while the dependencies get ready,
+    //    so creation is off the critical path: at once when there are no
+    //    dependencies, otherwise as soon as no other service is starting.
+    let existing = ctx.take_existing(&name);
+    let mut creating: Option<PreparingFuture<'_>> = None;
+    let mut create_now = Some(existing);
+    if deps.is_empty() {
+        if let Some(existing) = create_now.take() {
+            creating = Some(Box::pin(prepare(&ctx, service, false, Some(existing))));
+        }
+    }
+    let mut prepared: Option<Prepared> = None;
+
+    // 3. Dependencies, all at once; the reason lists what is still awaited.
     let mut waits = futures_util::stream::FuturesUnordered::new();
     for (dep, condition) in &deps {
         let rx = receivers[dep].clone();
@@ -526,51 +654,90 @@ async fn run_service(
     }
     let mut remaining: Vec<(String, Condition)> = deps.clone();
     let mut force_recreate = false;
-    while let Some((dep, restart, result)) = waits.next().await {
-        match result {
-            Ok(recreated) => {
-                force_recreate |= restart && recreated;
-                remaining.retain(|(d, _)| *d != dep);
-                if !remaining.is_empty() {
-                    ctx.store
-                        .transition(&name, ServiceState::Pending, waiting_reason(&remaining));
+    while !remaining.is_empty() {
+        tokio::select! {
+            _ = no_start_in_flight(ctx.starting.subscribe()), if create_now.is_some() => {
+                if let Some(existing) = create_now.take() {
+                    creating = Some(Box::pin(prepare(&ctx, service, false, Some(existing))));
                 }
             }
-            Err(reason) => {
-                let reason = format!("blocked: {reason}");
-                // Blocked services are not started: drop what was created for them.
-                for id in &prepared.created {
-                    let _ = ctx.engine.remove_container(id, true).await;
+            done = async { creating.as_mut().expect("guarded").await }, if creating.is_some() => {
+                creating = None;
+                match done {
+                    Ok(p) => prepared = Some(p),
+                    Err(reason) => return fail(reason),
                 }
-                ctx.store.transition(&name, ServiceState::Blocked, &reason);
-                me.send_modify(|p| p.failed = Some(reason));
-                return;
+            }
+            next = waits.next() => {
+                let Some((dep, restart, result)) = next else { break };
+                match result {
+                    Ok(recreated) => {
+                        force_recreate |= restart && recreated;
+                        remaining.retain(|(d, _)| *d != dep);
+                        if !remaining.is_empty() {
+                            ctx.store.transition(
+                                &name,
+                                ServiceState::Pending,
+                                waiting_reason(&remaining),
+                            );
+                        }
+                    }
+                    Err(reason) => {
+                        let reason = format!("blocked: {reason}");
+                        // Blocked services are not started: drop what was created for them.
+                        if let Some(c) = creating.take() {
+                            prepared = c.await.ok();
+                        }
+                        for id in prepared.iter().flat_map(|p| &p.created) {
+                            let _ = ctx.engine.remove_container(id, true).await;
+                        }
+                        ctx.store.transition(&name, ServiceState::Blocked, &reason);
+                        me.send_modify(|p| p.failed = Some(reason));
+                        return;
+                    }
+                }
             }
         }
     }
+    // From here on this service is starting: creations of others wait for it.
+    if slot.is_none() {
+        slot = Some(StartSlot::take(&ctx.starting));
+    }
+    let mut prepared = match (prepared, creating, create_now) {
+        (Some(p), _, _) => p,
+        (None, Some(c), _) => match c.await {
+            Ok(p) => p,
+            Err(reason) => return fail(reason),
+        },
+        (None, None, existing) => match prepare(&ctx, service, false, existing).await {
+            Ok(p) => p,
+            Err(reason) => return fail(reason),
+        },
+    };
 
-    // 3. Start (recreating first when a `restart: true` dependency was recreated).
+    // 4. Start (recreating first when a `restart: true` dependency was recreated).
     let began = Instant::now();
     if force_recreate && !prepared.changed {
-        match prepare(&ctx, service, true).await {
+        match prepare(&ctx, service, true, None).await {
             Ok(p) => prepared = p,
-            Err(reason) => {
-                ctx.store.transition(&name, ServiceState::Failed, &reason);
-                me.send_modify(|p| p.failed = Some(reason));
-                return;
-            }
+            Err(reason) => return fail(reason),
         }
     }
     let ids = match launch(&ctx, service, prepared).await {
         Ok(ids) => ids,
-        Err(reason) => {
-            ctx.store.transition(&name, ServiceState::Failed, &reason);
-            me.send_modify(|p| p.failed = Some(reason));
-            return;
-        }
+        Err(reason) => return fail(reason),
     };
+    drop(slot);
+    if !ids.is_empty() {
+        if let Some(gate) = ctx.gate.as_ref().filter(|g| g.services.contains(&name)) {
+            // The start call returned: the probe runner's start window opens now.
+            let _ = gate.control.send(super::runner::Control::Started {
+                service: name.clone(),
+            });
+        }
+    }
 
-    // 4. Follow them until ready / completed / failed (and on, for dependents
+    // 5. Follow them until ready / completed / failed (and on, for dependents
     //    that wait for completion, until the whole `up` settles).
     follow(&ctx, &name, ids, events, began).await;
 }
@@ -588,33 +755,30 @@ struct Prepared {
 
 /// Brings the service's containers to the wanted config (keep, or remove and
 /// create when the config hash differs or `force`), without starting them.
-async fn prepare(ctx: &Ctx, service: &Service, force: bool) -> Result<Prepared, String> {
+/// `existing` is the service's containers as listed at the start of `up`
+/// (`None`: list them now).
+async fn prepare(
+    ctx: &Ctx,
+    service: &Service,
+    force: bool,
+    existing: Option<Vec<crate::engine::ContainerInfo>>,
+) -> Result<Prepared, String> {
     let engine = &ctx.engine;
     let name = &service.name;
-    let image = service
-        .image
-        .clone()
-        .ok_or_else(|| format!("no image (muster never builds; set `image:` for {name})"))?;
-    match engine.image_info(&image).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return Err(format!(
-                "image {image} is not present on the engine (muster never pulls: build or load it first)"
-            ))
-        }
-        Err(e) => return Err(e.to_string()),
-    }
-    let existing = engine
-        .list_project_containers(&ctx.project.name, Some(name))
-        .await
-        .map_err(|e| e.to_string())?;
+    let existing = match existing {
+        Some(list) => list,
+        None => engine
+            .list_project_containers(&ctx.project.name, Some(name))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     let hash = labels::config_hash(service);
     let wanted = service.replicas;
 
     // Scale down / drop duplicates first.
     let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
     for c in existing {
-        if c.number == 0 || c.number > wanted || by_number.contains_key(&c.number) {
+        if c.number == 0 || by_number.contains_key(&c.number) {
             engine
                 .remove_container(&c.id, false)
                 .await
@@ -623,13 +787,29 @@ async fn prepare(ctx: &Ctx, service: &Service, force: bool) -> Result<Prepared, 
             by_number.insert(c.number, c);
         }
     }
+    // Keep the `wanted` lowest numbers, whatever they are (`muster rollout`
+    // gives new containers fresh numbers); fill the gaps from 1.
+    while by_number.len() > wanted as usize {
+        if let Some((_, c)) = by_number.pop_last() {
+            engine
+                .remove_container(&c.id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let slots: Vec<u32> = by_number
+        .keys()
+        .copied()
+        .chain((1..).filter(|n| !by_number.contains_key(n)))
+        .take(wanted as usize)
+        .collect();
 
     let mut to_start = Vec::new();
     let mut created = Vec::new();
     let mut ids = Vec::new();
     let mut changed = false;
     let mut kept = 0;
-    for number in 1..=wanted {
+    for number in slots {
         match by_number.remove(&number) {
             Some(c) if !force && c.config_hash.as_deref() == Some(hash.as_str()) => {
                 if c.state != "running" {
@@ -762,16 +942,7 @@ async fn follow(
     safety.tick().await;
     let gate = ctx.gate.as_ref().filter(|g| g.services.contains(name));
     let mut store_changes = ctx.store.watch();
-    let mut told_runner = false;
     loop {
-        if let Some(gate) = gate {
-            if !told_runner && obs.values().any(|o| o.running) {
-                let _ = gate.control.send(super::runner::Control::Started {
-                    service: name.to_string(),
-                });
-                told_runner = true;
-            }
-        }
         if evaluate(ctx, name, &obs, began, gate.is_some()) {
             return;
         }
@@ -857,7 +1028,17 @@ fn evaluate(
     let exits: Vec<i64> = obs.values().filter_map(|o| o.exit).collect();
     let took = format!("{:.1} s", began.elapsed().as_secs_f64());
 
-    if let Some(code) = exits.iter().copied().find(|c| *c != 0) {
+    // With muster's healer attached, exits of probed services are its to
+    // judge (a restart it makes is not a failure; a real exit reaches this
+    // task as the runner's `failed`).
+    let healed = probed
+        && ctx
+            .store
+            .snapshot()
+            .services
+            .get(name)
+            .is_some_and(|s| s.heal.supervised);
+    if let Some(code) = exits.iter().copied().find(|c| *c != 0 && !healed) {
         let reason = format!("exited with code {code}");
         ctx.store.transition(name, ServiceState::Failed, &reason);
         me.send_modify(|p| {
@@ -867,7 +1048,7 @@ fn evaluate(
         });
         return true;
     }
-    if exits.len() == obs.len() {
+    if exits.len() == obs.len() && exits.iter().all(|c| *c == 0) {
         ctx.store
             .transition(name, ServiceState::Completed, format!("exited 0 in {took}"));
         me.send_modify(|p| {

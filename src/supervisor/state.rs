@@ -92,6 +92,93 @@ pub struct ServiceStatus {
     pub level: usize,
     pub depends_on: Vec<String>,
     pub transitions: Vec<Transition>,
+    /// Why the grace period is what it is (`image 14.2 GB → 238 s`, …), when muster tuned it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grace_reasons: Vec<String>,
+    /// With `degraded`: the dependencies (direct or further down) that are
+    /// not ready, as `name (state)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub degraded_by: Vec<String>,
+    /// Restarts, exits and alerts (see [`crate::supervisor::heal`]).
+    #[serde(default)]
+    pub heal: HealStatus,
+}
+
+/// What the healing side of the supervisor knows about a service.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealStatus {
+    /// Restarts muster made (durable across muster restarts when the history store is).
+    pub muster_restarts: u32,
+    /// Restarts the engine made by the containers' restart policy (Docker's RestartCount).
+    pub engine_restarts: u32,
+    /// Restarts by someone else (`docker restart`).
+    pub external_restarts: u32,
+    /// Restarts muster made within the budget window.
+    pub budget_used: u32,
+    /// The restart budget (restarts per window; 0 = muster does not restart).
+    pub budget: u32,
+    pub window_ms: u64,
+    /// The last restart seen, of any kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<RestartNote>,
+    /// A healer follows this service: it judges exits and restarts.
+    #[serde(default)]
+    pub supervised: bool,
+    /// muster is restarting the service's containers right now (an exit is expected).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarting: bool,
+    /// A restart muster has scheduled (backoff), unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_restart_ms: Option<u64>,
+    /// The backoff chosen for that restart, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_delay_ms: Option<u64>,
+    /// Why an unready service is not restarted now: a dependency of it is
+    /// not ready either, so a restart would not help (re-checked when that changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_held: Option<String>,
+    /// The last time a container exited by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<ExitNote>,
+    /// Something a human should look at (restart budget exhausted, exited and
+    /// not restarted, a restart the engine refused). Cleared on recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+}
+
+/// One restart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartNote {
+    pub at_ms: u64,
+    /// `muster`, `dependency`, `engine` or `external`.
+    pub by: String,
+    pub reason: String,
+    /// For a restart by muster: the backoff it waited, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_ms: Option<u64>,
+}
+
+/// One exit of a container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitNote {
+    pub at_ms: u64,
+    pub container: String,
+    pub code: i64,
+    /// The engine's restart policy restarts the container.
+    pub engine_restarts_it: bool,
+    pub oom_killed: bool,
+}
+
+/// muster's link to the engine's event stream.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineLink {
+    pub connected: bool,
+    /// Times the event stream was re-established after it dropped.
+    pub reconnects: u32,
+    /// Unix ms of the last connect or drop.
+    pub since_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The whole stack, as the health endpoint and `muster status` show it.
@@ -114,6 +201,14 @@ impl StackSnapshot {
 
     pub fn count_in(&self, state: ServiceState) -> usize {
         self.services.values().filter(|s| s.state == state).count()
+    }
+
+    /// `service: alert` for every service with an alert.
+    pub fn alerts(&self) -> Vec<String> {
+        self.services
+            .values()
+            .filter_map(|s| s.heal.alert.as_ref().map(|a| format!("{}: {a}", s.name)))
+            .collect()
     }
 }
 

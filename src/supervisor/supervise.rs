@@ -1,13 +1,17 @@
 //! The long-running side of muster (`up --watch`, `up --serve`, `serve`):
 //! runs the probe plan, forwards agent progress and start deadlines to the
-//! state machines, and reports the runner's restart decisions.
+//! state machines, and — once [`Supervision::start_healing`] is called — acts
+//! on the runner's restart decisions, unready services, exits and dependents
+//! ([`super::heal`]).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use tokio::task::JoinHandle;
 
+use super::heal::{HealHandle, HealOptions};
 use super::plan::ProbePlan;
-use super::runner::{Control, ProbeRunner, RunnerOptions};
+use super::runner::{Control, ProbeRunner, RunnerOptions, ServiceDecision};
 use super::store::StateStore;
 use crate::signal::{AgentWatcher, Readiness};
 
@@ -17,6 +21,12 @@ pub struct Supervision {
     tasks: Vec<JoinHandle<()>>,
     /// Kept alive for the agent probes (they read its view).
     _watcher: Option<AgentWatcher>,
+    /// Services the runner owns (they have probes).
+    probed: BTreeSet<String>,
+    /// The runner's restart requests, until the healer takes them.
+    decisions: Option<tokio::sync::mpsc::UnboundedReceiver<ServiceDecision>>,
+    store: StateStore,
+    heal: Option<HealHandle>,
 }
 
 impl Supervision {
@@ -29,6 +39,7 @@ impl Supervision {
             watcher,
             agents,
         } = plan;
+        let probed: BTreeSet<String> = services.iter().map(|s| s.service.clone()).collect();
         let mut runner = ProbeRunner::spawn(
             store.clone(),
             services,
@@ -38,14 +49,7 @@ impl Supervision {
             },
         );
         let mut tasks = Vec::new();
-        if let Some(mut decisions) = runner.take_decisions() {
-            tasks.push(tokio::spawn(async move {
-                while let Some(d) = decisions.recv().await {
-                    // Acting on restarts, with backoff and a budget, is issue 7.
-                    tracing::warn!(service = %d.service, decision = ?d.decision, "restart requested by a liveness/startup probe; automatic restarts are not built yet");
-                }
-            }));
-        }
+        let decisions = runner.take_decisions();
         if let Some(watcher) = &watcher {
             tasks.push(tokio::spawn(forward_agent_progress(
                 watcher.clone(),
@@ -58,7 +62,39 @@ impl Supervision {
             runner,
             tasks,
             _watcher: watcher,
+            probed,
+            decisions,
+            store: store.clone(),
+            heal: None,
         }
+    }
+
+    /// Starts healing: restarts with backoff and budget, exit handling,
+    /// dependents, degraded, notifications (see [`super::heal`]). Once only;
+    /// a second call is ignored.
+    pub fn start_healing(&mut self, options: HealOptions) {
+        if self.heal.is_some() {
+            return;
+        }
+        self.heal = Some(super::heal::spawn(
+            self.store.clone(),
+            self.runner.controller(),
+            self.decisions.take(),
+            self.probed.clone(),
+            options,
+        ));
+    }
+
+    /// `up` returned: the healer follows every service from now on.
+    pub fn up_finished(&self) {
+        if let Some(heal) = &self.heal {
+            heal.up_finished();
+        }
+    }
+
+    /// The healer, when healing was started.
+    pub fn healer(&self) -> Option<&HealHandle> {
+        self.heal.as_ref()
     }
 
     /// Where `up` sends container lifecycle events.
