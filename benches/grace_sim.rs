@@ -11,7 +11,8 @@
 //! a multiple of the p95 start-up time of that service and kind.
 //! Target: zero false alarms, and hangs detected within 1.5× the p95 start time.
 //!
-//! Run: `cargo bench --bench grace_sim` (env SERVICES=20, STARTS=300, SEED=7).
+//! Run: `cargo bench --bench grace_sim` (env SERVICES=20, STARTS=300, SEED=7,
+//! or SEEDS=7,13,21,42 for one table per seed).
 
 use std::time::{Duration, Instant};
 
@@ -125,9 +126,10 @@ impl Policy {
     fn name(&self) -> String {
         let defaults = GraceConfig::default();
         match self {
-            Policy::Tuned(cfg) if *cfg == defaults => {
-                "muster, defaults (margin 1.5, min_samples 5)".into()
-            }
+            Policy::Tuned(cfg) if *cfg == defaults => format!(
+                "muster, defaults (margin {}, min_samples {})",
+                cfg.margin, cfg.min_samples
+            ),
             Policy::Tuned(cfg) => format!(
                 "muster, margin {}, min_samples {}",
                 cfg.margin, cfg.min_samples
@@ -335,7 +337,23 @@ fn env_num(name: &str, default: u64) -> u64 {
 fn main() {
     let services = env_num("SERVICES", 20) as usize;
     let starts = env_num("STARTS", 300) as usize;
-    let seed = env_num("SEED", 7);
+    // SEEDS=7,13,21,42 runs the whole table once per seed.
+    let seeds: Vec<u64> = match std::env::var("SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) => vec![env_num("SEED", 7)],
+    };
+    for (i, seed) in seeds.into_iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        run_seed(services, starts, seed);
+    }
+}
+
+fn run_seed(services: usize, starts: usize, seed: u64) {
     let cfg = GraceConfig::default();
     let mut rng = Rng(seed);
     let fleet = generate(&mut rng, services, starts);
@@ -379,13 +397,20 @@ fn main() {
     let mut verdicts = Vec::new();
     let policies = [
         Policy::Tuned(cfg.clone()),
+        // The first suggestion, and each of its two numbers alone.
         Policy::Tuned(GraceConfig {
+            margin: 1.5,
+            min_samples: 5,
+            ..cfg.clone()
+        }),
+        Policy::Tuned(GraceConfig {
+            margin: 1.5,
             min_samples: 10,
             ..cfg.clone()
         }),
         Policy::Tuned(GraceConfig {
             margin: 1.4,
-            min_samples: 10,
+            min_samples: 5,
             ..cfg.clone()
         }),
         Policy::Fixed(10),

@@ -12,20 +12,39 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The grace coefficients these tests do their arithmetic with: margin 1.5
+/// and 5 samples (the defaults are 1.4 and 10; see docs/readme/grace.md),
+/// which also keeps the learning tests to six starts.
+pub const TEST_GRACE_CONFIG: &str = "grace:\n  margin: 1.5\n  min_samples: 5\n";
+
 /// The muster binary with Redis, namespace and state file set, probing
-/// containers through published ports, and no stray settings from the caller.
+/// containers through published ports, the grace settings of
+/// [`TEST_GRACE_CONFIG`] (a `--config` given later wins), and no stray
+/// settings from the caller.
 pub fn muster(redis_url: &str, namespace: &str, state_file: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
-    cmd.env("MUSTER_REDIS_URL", redis_url)
+    cmd.env("MUSTER_CONFIG", test_grace_config())
+        .env("MUSTER_REDIS_URL", redis_url)
         .env("MUSTER_NAMESPACE", namespace)
         .env("MUSTER_STATE_FILE", state_file)
         .env("MUSTER_PROBE_ADDRESS", "host")
         .env("MUSTER_LOG", "warn")
-        .env_remove("MUSTER_CONFIG")
         .env_remove("COMPOSE_FILE")
         .env_remove("COMPOSE_PROJECT_NAME")
         .env_remove("COMPOSE_PROFILES");
     cmd
+}
+
+/// [`TEST_GRACE_CONFIG`] as a file, written once per test process (never
+/// rewritten while a muster started by another test may read it).
+fn test_grace_config() -> &'static Path {
+    static CONFIG: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("muster-test-grace-{}.yaml", std::process::id()));
+        std::fs::write(&path, TEST_GRACE_CONFIG).expect("write the test muster.yaml");
+        path
+    })
 }
 
 /// Runs `cmd`, asserting exit 0 (stdout and stderr in the message).
