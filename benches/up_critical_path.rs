@@ -262,11 +262,26 @@ fn run_compose(engine: &Engine, rt: &tokio::runtime::Runtime, run: usize) -> Run
     Run { wall, t0, times }
 }
 
+/// One loopback port per service, below the kernel's ephemeral range: an
+/// ephemeral port can be taken by an outgoing connection (muster's own
+/// probes) between choosing it and the engine publishing it, which failed a
+/// run with "port is already allocated". Each port is held until all are
+/// chosen, so no two services get the same one.
 fn free_ports() -> BTreeMap<String, u16> {
+    let mut held = Vec::new();
     let mut ports = BTreeMap::new();
+    let mut candidate = 20_000 + (std::process::id() % 5_000) as u16 * 2;
     for l in 0..LEVELS {
         for i in 0..PER_LEVEL {
-            ports.insert(name(l, i), common::free_port());
+            let listener = loop {
+                candidate += 1;
+                assert!(candidate < 32_000, "no free loopback port below 32000");
+                if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", candidate)) {
+                    break l;
+                }
+            };
+            ports.insert(name(l, i), candidate);
+            held.push(listener);
         }
     }
     ports
