@@ -153,3 +153,72 @@ services:
         "{verbose}"
     );
 }
+
+/// `up --serve cache` starts cache only: worker (probed, never started) is
+/// not supervised, so /readyz turns 200 once cache is ready and /status has
+/// no worker.
+#[test]
+fn up_serve_of_one_service_supervises_only_what_it_starts() {
+    common::ensure_test_images();
+    let project = DockerProject::new("e2epart");
+    let coordination = RedisServer::start();
+    let dir = TempDir::new("muster-e2e-part");
+    let cache_port = common::free_port();
+    let listen_port = common::free_port();
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+services:
+  cache:
+    image: {REDIS_IMAGE}
+    ports: ["127.0.0.1:{cache_port}:6379"]
+    x-muster:
+      probes:
+        - redis: {{ url: "redis://cache:6379" }}
+          period: 200ms
+  worker:
+    image: {BUSYBOX_IMAGE}
+    command: ["sleep", "3600"]
+    depends_on:
+      cache: {{ condition: service_healthy }}
+    x-muster:
+      probes:
+        - agent: {{ name: worker }}
+          period: 200ms
+"#
+        ),
+    )
+    .unwrap();
+    let namespace = format!("e2epart{}", std::process::id());
+    let child = muster(&coordination, &namespace)
+        .args(["-f"])
+        .arg(&file)
+        .args(["-p", &project.name, "--listen"])
+        .arg(format!("127.0.0.1:{listen_port}"))
+        .args(["up", "--serve", "cache"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = KillOnDrop(child);
+
+    let verbose = wait_for_status(listen_port, "/readyz?verbose", 200, Duration::from_secs(60));
+    assert!(verbose.contains("[+]cache"), "{verbose}");
+    assert!(!verbose.contains("worker"), "{verbose}");
+    let (status, body) = http_get(listen_port, "/status").expect("GET /status");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"cache\""), "{body}");
+    assert!(!body.contains("\"worker\""), "{body}");
+    let names = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label=com.docker.compose.project={}", project.name))
+        .output()
+        .expect("docker ps");
+    let names = String::from_utf8_lossy(&names.stdout);
+    assert!(
+        names.contains("-cache-1") && !names.contains("-worker-"),
+        "{names}"
+    );
+}

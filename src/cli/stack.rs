@@ -130,13 +130,20 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         super::rollout::prepare_up(global, settings, &engine, &args.services, &mut project).await?;
         let store = StateStore::new(&project.name);
         let keep_running = args.watch || args.serve;
+        // `up SERVICES`: only what this up starts is supervised and counted
+        // in /readyz.
+        let supervised = muster::supervisor::start::selected_project(
+            &project,
+            &args.services,
+            args.no_deps,
+        )?;
         let (mut supervision, recorder) =
-            start_supervision(&project, settings, &engine, &store, false).await?;
+            start_supervision(&supervised, settings, &engine, &store, false).await?;
         if keep_running {
             supervision.start_healing(
                 muster::supervisor::heal::HealOptions::from_settings(
                     &engine,
-                    &project,
+                    &supervised,
                     settings,
                     muster::supervisor::heal::HealMode::Up,
                 )

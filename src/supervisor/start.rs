@@ -202,6 +202,9 @@ pub async fn up(
 ) -> Result<UpReport, UpError> {
     let began = Instant::now();
     let (selected, skipped) = select(project, &options.services, options.no_deps)?;
+    for edge in &skipped {
+        tracing::warn!(%edge, "optional dependency is not defined; skipped");
+    }
     let order = start_order(project, &selected)?;
 
     // Register every service as pending before anything happens.
@@ -455,7 +458,6 @@ fn select(
                         dependency: dep.clone(),
                     });
                 }
-                tracing::warn!(service = %name, dependency = %dep, "optional dependency is not defined; skipped");
                 skipped.push(format!("{name} -> {dep}"));
                 continue;
             }
@@ -465,6 +467,24 @@ fn select(
         }
     }
     Ok((selected, skipped))
+}
+
+/// The part of `project` that `up SERVICES` starts: the named services and,
+/// unless `no_deps`, what they depend on; depends_on entries to services
+/// outside it are dropped. Supervising only this part keeps services the
+/// user did not ask for out of /readyz and away from healing.
+pub fn selected_project(
+    project: &Project,
+    wanted: &[String],
+    no_deps: bool,
+) -> Result<Project, UpError> {
+    let (selected, _) = select(project, wanted, no_deps)?;
+    let mut part = project.clone();
+    part.services.retain(|name, _| selected.contains(name));
+    for service in part.services.values_mut() {
+        service.depends_on.retain(|dep, _| selected.contains(dep));
+    }
+    Ok(part)
 }
 
 /// Dependencies of `service` that take part in this `up`, with their condition.
