@@ -222,6 +222,7 @@ fn main() {
                         equals: serde_json::json!("ok"),
                     }),
                     headers: Default::default(),
+                    ca_file: None,
                 }))
             };
             let probe = build(&s, &ProbeContext::default()).unwrap();

@@ -3,7 +3,9 @@
 //! contain a string or a JSON pointer must equal a value.
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -33,19 +35,43 @@ pub(crate) struct HttpTarget {
     pub path: String,
     /// The URL for humans.
     pub url: String,
+    /// `https://`: the TLS client settings (the server name is `host`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl HttpTarget {
+    /// `http://` or `https://` (trusting the system's roots).
     pub(crate) fn parse(url: &str, ctx: &ProbeContext) -> Result<HttpTarget, String> {
+        Self::parse_with_ca(url, ctx, None)
+    }
+
+    /// As [`HttpTarget::parse`]; an `https://` URL also trusts the CA
+    /// certificates in `ca_file` (PEM). A `ca_file` with `http://` is an error.
+    pub(crate) fn parse_with_ca(
+        url: &str,
+        ctx: &ProbeContext,
+        ca_file: Option<&Path>,
+    ) -> Result<HttpTarget, String> {
         let parts = split_url(url)?;
-        match parts.scheme {
-            "http" => {}
-            "https" => return Err("https is not supported by the http probe yet; probe the plain-HTTP port or use a tcp probe".into()),
-            other => return Err(format!("scheme {other:?} is not http://")),
-        }
-        let mapped = map_url(ctx.address_mode, &ctx.published, url, 80)?;
+        let (default_port, tls) = match parts.scheme {
+            "http" => {
+                if ca_file.is_some() {
+                    return Err("ca_file is for https:// URLs; this one is http://".into());
+                }
+                (80, None)
+            }
+            "https" => {
+                let config = match ca_file {
+                    Some(path) => super::tls::with_ca_file(path)?,
+                    None => super::tls::system_roots()?,
+                };
+                (443, Some(config))
+            }
+            other => return Err(format!("scheme {other:?} is not http:// or https://")),
+        };
+        let mapped = map_url(ctx.address_mode, &ctx.published, url, default_port)?;
         let m = split_url(&mapped)?;
-        let port = m.port.unwrap_or(80);
+        let port = m.port.unwrap_or(default_port);
         let path = if m.rest.is_empty() || m.rest.starts_with('?') {
             format!("/{}", m.rest)
         } else {
@@ -63,12 +89,17 @@ impl HttpTarget {
             port,
             authority,
             path,
+            tls,
         })
     }
 }
 
+/// The socket under an HTTP connection: plain TCP or TLS over it.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin> Io for T {}
+
 /// The client side of one HTTP/1.1 connection: it reads and writes the socket.
-type Conn = hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Empty<Bytes>>;
+type Conn = hyper::client::conn::http1::Connection<TokioIo<Box<dyn Io>>, Empty<Bytes>>;
 
 /// One kept-alive HTTP/1.1 connection, re-made when the server closed it.
 ///
@@ -122,7 +153,26 @@ impl HttpConn {
         timeout: Duration,
     ) -> Result<(SendRequest<Empty<Bytes>>, Pin<Box<Conn>>), Failure> {
         let stream = super::tcp::connect(&target.host, target.port, timeout).await?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let io: Box<dyn Io> = match &target.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let name =
+                    rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                        Failure::fail(format!("TLS: bad server name {:?}: {e}", target.host))
+                    })?;
+                let tls = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .map_err(|e| {
+                        Failure::fail(format!(
+                            "TLS handshake with {} failed: {e}",
+                            target.authority
+                        ))
+                    })?;
+                Box::new(tls)
+            }
+        };
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
             .map_err(|e| {
                 Failure::fail(format!(
@@ -232,7 +282,15 @@ impl HttpProbe {
         timeout: Duration,
     ) -> Result<Self, ProbeError> {
         let target =
-            HttpTarget::parse(&spec.url, ctx).map_err(|e| ProbeError::field(KIND, "url", e))?;
+            HttpTarget::parse_with_ca(&spec.url, ctx, spec.ca_file.as_deref().map(Path::new))
+                .map_err(|e| {
+                    let field = if e.contains("CA file") || e.starts_with("ca_file") {
+                        "ca_file"
+                    } else {
+                        "url"
+                    };
+                    ProbeError::field(KIND, field, e)
+                })?;
         let method = match spec
             .method
             .as_deref()

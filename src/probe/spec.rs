@@ -196,6 +196,10 @@ pub struct HttpProbeSpec {
     pub json: Option<JsonMatch>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
+    /// For `https://`: a PEM file of CA certificates trusted besides the
+    /// system's (a stack's own CA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
