@@ -172,6 +172,7 @@ fn main() {
                 role: None,
                 replication_link_up: false,
                 key_exists: None,
+                ca_file: None,
             }))
         };
         let mut one = build(&redis_spec(), &ProbeContext::default()).unwrap();

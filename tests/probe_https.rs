@@ -1,8 +1,8 @@
-//! `https://` http probes against a real TLS server on loopback: `openssl
-//! s_server -www` with a certificate of a CA made by the test (openssl CLI).
-//! Trusted through `ca_file` the probe passes; without it the failure names
-//! the TLS handshake and the unknown issuer; a CA file that is missing, empty
-//! or given for an `http://` URL is a config error naming `ca_file`.
+//! TLS probes against real servers on loopback, with a CA the test makes
+//! (openssl CLI): `https://` against `openssl s_server -www`, `rediss://`
+//! against a redis-server listening with TLS only. Trusted through `ca_file`
+//! the probes pass; without it the failure says why; a CA file that is
+//! missing, empty or given for a plain URL is a config error naming `ca_file`.
 
 mod common;
 
@@ -160,6 +160,66 @@ async fn https_probe_trusts_a_ca_file_and_names_an_unknown_issuer() {
     );
 }
 
+#[tokio::test]
+async fn rediss_probe_trusts_a_ca_file() {
+    let dir = TempDir::new("muster-rediss");
+    make_certificates(dir.path());
+    let port = common::free_port();
+    let server = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--tls-port",
+        ])
+        .arg(port.to_string())
+        .args([
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.pem",
+            "--tls-auth-clients",
+            "no",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let _server = KillOnDrop(server);
+    common::wait_for_port(port, Duration::from_secs(10));
+    let ca = dir.path().join("ca.pem");
+
+    let trusted = spec(&format!(
+        "redis: {{ url: \"rediss://127.0.0.1:{port}\", ca_file: \"{}\" }}\ntimeout: 3s\n",
+        ca.display()
+    ));
+    let mut probe = build(&trusted, &ProbeContext::default()).expect("probe builds");
+    for _ in 0..3 {
+        let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+        assert_eq!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
+    }
+
+    // The system roots do not know the test CA: a failure, not a hang.
+    let untrusted = spec(&format!(
+        "redis: {{ url: \"rediss://127.0.0.1:{port}\" }}\ntimeout: 3s\n"
+    ));
+    let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
+    let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    assert_eq!(outcome.status, ProbeStatus::Fail, "{outcome:?}");
+    assert!(
+        outcome.reason.to_lowercase().contains("certificate")
+            || outcome.reason.contains("UnknownIssuer"),
+        "{}",
+        outcome.reason
+    );
+}
+
 #[test]
 fn a_bad_ca_file_is_a_config_error_naming_the_field() {
     let dir = TempDir::new("muster-https-bad");
@@ -187,8 +247,28 @@ fn a_bad_ca_file_is_a_config_error_naming_the_field() {
             "ca_file is for https:// URLs",
         ),
     ];
-    for (url, want) in cases {
-        let s = spec(&format!("http: {{ url: \"{url}\" }}\n"));
+    let redis_cases = [
+        (
+            format!(
+                "rediss://127.0.0.1:1\", ca_file: \"{}",
+                dir.path().join("missing.pem").display()
+            ),
+            "cannot read CA file",
+        ),
+        (
+            format!(
+                "redis://127.0.0.1:1\", ca_file: \"{}",
+                dir.path().join("empty.pem").display()
+            ),
+            "ca_file is for rediss:// URLs",
+        ),
+    ];
+    let all = cases
+        .into_iter()
+        .map(|(u, w)| ("http", u, w))
+        .chain(redis_cases.into_iter().map(|(u, w)| ("redis", u, w)));
+    for (kind, url, want) in all {
+        let s = spec(&format!("{kind}: {{ url: \"{url}\" }}\n"));
         let err = match build(&s, &ProbeContext::default()) {
             Ok(_) => panic!("{url}: built"),
             Err(e) => e.to_string(),

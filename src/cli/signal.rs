@@ -58,6 +58,7 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             role: None,
             replication_link_up: false,
             key_exists: None,
+            ca_file: None,
         });
         return check_server("redis", url, kind, timeout, json);
     }

@@ -45,8 +45,9 @@ impl HttpTarget {
         Self::parse_with_ca(url, ctx, None)
     }
 
-    /// As [`HttpTarget::parse`]; an `https://` URL also trusts the CA
-    /// certificates in `ca_file` (PEM). A `ca_file` with `http://` is an error.
+    /// As [`HttpTarget::parse`]; an `https://` URL trusts the CA
+    /// certificates in `ca_file` (PEM) instead of the system's. A `ca_file`
+    /// with `http://` is an error.
     pub(crate) fn parse_with_ca(
         url: &str,
         ctx: &ProbeContext,

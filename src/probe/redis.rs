@@ -86,7 +86,31 @@ impl RedisProbe {
         let host = split_url(&url)
             .map(|p| p.host.to_string())
             .unwrap_or_default();
-        let client = redis::Client::open(url.as_str()).map_err(|e| {
+        let ca = match &spec.ca_file {
+            None => None,
+            Some(_) if parts.scheme != "rediss" => {
+                return Err(ProbeError::field(
+                    KIND,
+                    "ca_file",
+                    "ca_file is for rediss:// URLs; this one is redis://",
+                ))
+            }
+            Some(path) => Some(
+                super::tls::read_ca_file(std::path::Path::new(path))
+                    .map_err(|e| ProbeError::field(KIND, "ca_file", e))?,
+            ),
+        };
+        let opened = match &ca {
+            None => redis::Client::open(url.as_str()),
+            Some(pem) => redis::Client::build_with_tls(
+                url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        };
+        let client = opened.map_err(|e| {
             ProbeError::field(
                 KIND,
                 "url",
@@ -151,7 +175,12 @@ impl RedisProbe {
             replication_link_up: spec.replication_link_up,
             key_exists: spec.key_exists.clone(),
             conn: None,
-            key: format!("{url}#{}", timeout.as_millis()),
+            // Probes share a connection only when they would make the same one.
+            key: format!(
+                "{url}#{}#{}",
+                timeout.as_millis(),
+                spec.ca_file.as_deref().unwrap_or("")
+            ),
             pool_key: String::new(),
         })
     }
@@ -464,6 +493,7 @@ mod tests {
             role: None,
             replication_link_up: false,
             key_exists: None,
+            ca_file: None,
         }
     }
 

@@ -158,6 +158,10 @@ pub struct RedisProbeSpec {
     /// This key must exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_exists: Option<String>,
+    /// For `rediss://`: a PEM file of the CA certificates to trust instead
+    /// of the system's (as `redis-cli --cacert`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,8 +200,8 @@ pub struct HttpProbeSpec {
     pub json: Option<JsonMatch>,
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub headers: std::collections::BTreeMap<String, String>,
-    /// For `https://`: a PEM file of CA certificates trusted besides the
-    /// system's (a stack's own CA).
+    /// For `https://`: a PEM file of the CA certificates to trust instead of
+    /// the system's (a stack's own CA; as `curl --cacert`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
 }

@@ -1,7 +1,7 @@
 //! TLS client settings for `https://` probes (the http probe and the NATS
 //! monitor URL): rustls with the ring provider, as redis (`rediss://`) and
-//! async-nats use it, trusting the system's roots and, when given, the CA
-//! certificates of a PEM file (a stack's own CA).
+//! async-nats use it, trusting the system's roots or, when given, the CA
+//! certificates of a PEM file instead (a stack's own CA).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -17,36 +17,48 @@ pub(crate) fn system_roots() -> Result<Arc<ClientConfig>, String> {
     CONFIG.get_or_init(|| build(None)).clone()
 }
 
-/// The client settings with the system's roots plus every certificate in
-/// `ca_file` (PEM).
+/// The client settings trusting exactly the certificates in `ca_file` (PEM),
+/// as `curl --cacert` and `redis-cli --cacert` do.
 pub(crate) fn with_ca_file(ca_file: &Path) -> Result<Arc<ClientConfig>, String> {
     build(Some(ca_file))
 }
 
+/// The PEM text of a CA file, checked to hold at least one certificate (for
+/// clients that take PEM bytes themselves, like redis's).
+pub(crate) fn read_ca_file(ca_file: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(ca_file)
+        .map_err(|e| format!("cannot read CA file {}: {e}", ca_file.display()))?;
+    let mut found = 0;
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        cert.map_err(|e| format!("CA file {}: {e}", ca_file.display()))?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(format!(
+            "CA file {} holds no PEM certificate",
+            ca_file.display()
+        ));
+    }
+    Ok(pem)
+}
+
 fn build(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        tracing::debug!(error = %e, "tls: a system certificate could not be read");
+    if ca_file.is_none() {
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::debug!(error = %e, "tls: a system certificate could not be read");
+        }
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(added, "tls: system roots loaded");
     }
-    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
-    tracing::debug!(added, "tls: system roots loaded");
     if let Some(path) = ca_file {
-        let mut found = 0;
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
-        for cert in certs {
+        let pem = read_ca_file(path)?;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
             let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
             roots
                 .add(cert)
                 .map_err(|e| format!("CA file {}: {e}", path.display()))?;
-            found += 1;
-        }
-        if found == 0 {
-            return Err(format!(
-                "CA file {} holds no PEM certificate",
-                path.display()
-            ));
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
