@@ -1,6 +1,7 @@
 //! TLS probes against real servers on loopback, with a CA the test makes
 //! (openssl CLI): `https://` against `openssl s_server -www`, `rediss://`
-//! against a redis-server listening with TLS only. Trusted through `ca_file`
+//! against a redis-server listening with TLS only, `tls://` against a
+//! nats-server with `--tls`. Trusted through `ca_file`
 //! the probes pass; without it the failure says why; a CA file that is
 //! missing, empty or given for a plain URL is a config error naming `ca_file`.
 
@@ -220,6 +221,42 @@ async fn rediss_probe_trusts_a_ca_file() {
     );
 }
 
+#[tokio::test]
+async fn nats_tls_probe_trusts_a_ca_file() {
+    let dir = TempDir::new("muster-nats-tls");
+    make_certificates(dir.path());
+    let port = common::free_port();
+    let server = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p"])
+        .arg(port.to_string())
+        .args(["--tls", "--tlscert", "server.pem", "--tlskey", "server.key"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    let _server = KillOnDrop(server);
+    common::wait_for_port(port, Duration::from_secs(10));
+    let ca = dir.path().join("ca.pem");
+
+    let trusted = spec(&format!(
+        "nats: {{ url: \"tls://127.0.0.1:{port}\", ca_file: \"{}\" }}\ntimeout: 3s\n",
+        ca.display()
+    ));
+    let mut probe = build(&trusted, &ProbeContext::default()).expect("probe builds");
+    for _ in 0..3 {
+        let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+        assert_eq!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
+    }
+
+    let untrusted = spec(&format!(
+        "nats: {{ url: \"tls://127.0.0.1:{port}\" }}\ntimeout: 3s\n"
+    ));
+    let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
+    let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    assert_ne!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
+}
+
 #[test]
 fn a_bad_ca_file_is_a_config_error_naming_the_field() {
     let dir = TempDir::new("muster-https-bad");
@@ -263,10 +300,18 @@ fn a_bad_ca_file_is_a_config_error_naming_the_field() {
             "ca_file is for rediss:// URLs",
         ),
     ];
+    let nats_cases = [(
+        format!(
+            "nats://127.0.0.1:1\", ca_file: \"{}",
+            dir.path().join("empty.pem").display()
+        ),
+        "ca_file is for a tls:// url",
+    )];
     let all = cases
         .into_iter()
         .map(|(u, w)| ("http", u, w))
-        .chain(redis_cases.into_iter().map(|(u, w)| ("redis", u, w)));
+        .chain(redis_cases.into_iter().map(|(u, w)| ("redis", u, w)))
+        .chain(nats_cases.into_iter().map(|(u, w)| ("nats", u, w)));
     for (kind, url, want) in all {
         let s = spec(&format!("{kind}: {{ url: \"{url}\" }}\n"));
         let err = match build(&s, &ProbeContext::default()) {

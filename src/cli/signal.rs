@@ -70,6 +70,7 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             creds: None,
             nkey: None,
             monitor_url: None,
+            ca_file: None,
         });
         return check_server("nats", url, kind, timeout, json);
     }

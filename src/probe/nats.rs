@@ -27,6 +27,8 @@ pub struct NatsProbe {
     monitor_conn: HttpConn,
     creds: Option<String>,
     nkey: Option<String>,
+    /// CA certificates to trust for `tls://` instead of the system's.
+    ca_file: Option<std::path::PathBuf>,
     jetstream: bool,
     stream: Option<String>,
     timeout: Duration,
@@ -88,13 +90,30 @@ impl NatsProbe {
                 "jetstream / stream / creds / nkey need `url` (the monitoring endpoint checks JetStream by itself)",
             ));
         }
+        let ca_file = spec.ca_file.as_deref().map(std::path::Path::new);
+        let tls_url = url.as_deref().is_some_and(|u| u.starts_with("tls://"));
+        let https_monitor = spec
+            .monitor_url
+            .as_deref()
+            .is_some_and(|m| m.starts_with("https://"));
+        if let Some(path) = ca_file {
+            if !tls_url && !https_monitor {
+                return Err(ProbeError::field(
+                    KIND,
+                    "ca_file",
+                    "ca_file is for a tls:// url or an https:// monitor_url",
+                ));
+            }
+            super::tls::read_ca_file(path).map_err(|e| ProbeError::field(KIND, "ca_file", e))?;
+        }
         let monitor = match &spec.monitor_url {
             None => None,
             Some(m) => {
                 let base = m.trim_end_matches('/');
                 let full = format!("{base}/healthz?js-enabled-only=true");
+                let ca = ca_file.filter(|_| https_monitor);
                 Some(
-                    HttpTarget::parse(&full, ctx)
+                    HttpTarget::parse_with_ca(&full, ctx, ca)
                         .map_err(|e| ProbeError::field(KIND, "monitor_url", e))?,
                 )
             }
@@ -114,6 +133,9 @@ impl NatsProbe {
             monitor_conn: HttpConn::new(),
             creds: spec.creds.clone(),
             nkey: spec.nkey.clone(),
+            ca_file: ca_file
+                .filter(|_| tls_url)
+                .map(std::path::Path::to_path_buf),
             jetstream: spec.jetstream || spec.stream.is_some(),
             stream: spec.stream.clone(),
             timeout,
@@ -146,6 +168,9 @@ impl NatsProbe {
         }
         if url.starts_with("tls://") {
             options = options.require_tls(true);
+            if let Some(ca) = &self.ca_file {
+                options = options.add_root_certificates(ca.clone());
+            }
         }
         options.connect(url).await.map_err(|e| {
             let host = &self.host;

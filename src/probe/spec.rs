@@ -181,6 +181,10 @@ pub struct NatsProbeSpec {
     /// Monitoring endpoint (`http://nats:8222`): probe `/healthz?js-enabled-only=true` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitor_url: Option<String>,
+    /// For `tls://` (and an `https://` monitor_url): a PEM file of the CA
+    /// certificates to trust instead of the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
