@@ -275,14 +275,9 @@ impl Engine {
         let has_healthcheck = config
             .healthcheck
             .as_ref()
-            .and_then(|h| h.test.as_ref())
-            .map(|t| !t.is_empty() && t[0] != "NONE")
-            .unwrap_or(false);
-        let health = state
-            .health
-            .and_then(|h| h.status)
-            .map(|s| s.to_string())
-            .filter(|s| !s.is_empty() && s != "none");
+            .and_then(|h| h.test.as_deref())
+            .is_some_and(super::declares_healthcheck);
+        let health = super::health_status(state.health.and_then(|h| h.status));
         let status = state.status.map(|s| s.to_string()).unwrap_or_default();
         Ok(ContainerDetails {
             id: c.id.unwrap_or_default(),

@@ -32,7 +32,7 @@ impl Engine {
                     healthcheck: config
                         .healthcheck
                         .and_then(|h| h.test)
-                        .filter(|t| !t.is_empty() && t[0] != "NONE"),
+                        .filter(|t| super::declares_healthcheck(t)),
                 }))
             }
             Err(e) if is_status(&e, 404) => Ok(None),

@@ -19,6 +19,20 @@ pub use containers::{ContainerDetails, ContainerInfo, PublishedPort};
 pub use events::EngineEvent;
 pub use images::ImageInfo;
 
+/// Whether a healthcheck `test` (as the engine reports it, for a container
+/// or an image) declares a check: `["NONE"]` or an empty test disables one.
+pub fn declares_healthcheck(test: &[String]) -> bool {
+    test.first().is_some_and(|first| first != "NONE")
+}
+
+/// A container's health status as text (`starting`, `healthy`,
+/// `unhealthy`); `None` when the engine reports none.
+pub fn health_status(status: Option<bollard::models::HealthStatusEnum>) -> Option<String> {
+    status
+        .map(|s| s.to_string())
+        .filter(|s| !s.is_empty() && s != "none")
+}
+
 /// Parses Docker's RFC 3339 timestamps (`2026-11-23T09:13:14.123456789Z`,
 /// also with a `+01:00` offset) into nanoseconds since the Unix epoch.
 /// Returns `None` for Docker's zero time (`0001-01-01T00:00:00Z`) and bad input.

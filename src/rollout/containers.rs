@@ -61,14 +61,11 @@ impl Observed {
         let has_healthcheck = config
             .healthcheck
             .as_ref()
-            .and_then(|h| h.test.as_ref())
-            .map(|t| !t.is_empty() && t[0] != "NONE")
-            .unwrap_or(false);
+            .and_then(|h| h.test.as_deref())
+            .is_some_and(crate::engine::declares_healthcheck);
         let (health, health_output) = match state.health {
             Some(h) => (
-                h.status
-                    .map(|s| s.to_string())
-                    .filter(|s| !s.is_empty() && s != "none"),
+                crate::engine::health_status(h.status),
                 h.log
                     .and_then(|l| l.last().cloned())
                     .and_then(|l| l.output)

@@ -460,7 +460,7 @@ pub async fn image_health(engine: &Engine, image: &str) -> Option<HealthTiming> 
     let img = engine.docker().inspect_image(image).await.ok()?;
     let h = img.config?.healthcheck?;
     let test = h.test.unwrap_or_default();
-    if test.is_empty() || test[0] == "NONE" {
+    if !crate::engine::declares_healthcheck(&test) {
         return None;
     }
     let d = |ns: Option<i64>, default: Duration| match ns {

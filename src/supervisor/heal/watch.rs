@@ -95,14 +95,9 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, String
     let has_healthcheck = config
         .healthcheck
         .as_ref()
-        .and_then(|h| h.test.as_ref())
-        .map(|t| !t.is_empty() && t[0] != "NONE")
-        .unwrap_or(false);
-    let health = state
-        .health
-        .and_then(|h| h.status)
-        .map(|s| s.to_string())
-        .filter(|s| !s.is_empty() && s != "none");
+        .and_then(|h| h.test.as_deref())
+        .is_some_and(crate::engine::declares_healthcheck);
+    let health = crate::engine::health_status(state.health.and_then(|h| h.status));
     let started_ns = state
         .started_at
         .as_deref()
