@@ -799,17 +799,7 @@ impl Rollouts {
         }
         let revisions = log.list().await?;
         let reporter = self.reporter(name, None);
-        let find = |n: u64| {
-            revisions
-                .iter()
-                .find(|r| r.number == n)
-                .cloned()
-                .ok_or_else(|| RolloutError::NoRevision {
-                    service: name.to_string(),
-                    revision: n,
-                    kept: kept_list(&revisions),
-                })
-        };
+        let find = |n: u64| find_revision(&revisions, name, n);
         let (active, default_target) = match &record {
             Some(rec) => {
                 let unfinished = find(rec.revision)?;
@@ -972,6 +962,23 @@ fn last_healthy(revisions: &[Revision], except: u64) -> Option<Revision> {
         .iter()
         .find(|r| r.number != except && r.healthy && r.outcome == Outcome::Succeeded)
         .cloned()
+}
+
+/// Revision `number` of `service`, or an error that lists the ones kept.
+fn find_revision(
+    revisions: &[Revision],
+    service: &str,
+    number: u64,
+) -> Result<Revision, RolloutError> {
+    revisions
+        .iter()
+        .find(|r| r.number == number)
+        .cloned()
+        .ok_or_else(|| RolloutError::NoRevision {
+            service: service.to_string(),
+            revision: number,
+            kept: kept_list(revisions),
+        })
 }
 
 fn kept_list(revisions: &[Revision]) -> String {

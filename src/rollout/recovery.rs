@@ -16,7 +16,9 @@ use serde::Serialize;
 use super::containers::{self, observe};
 use super::progress::{self, EventKind};
 use super::revisions::{now_ms, InProgress, Kind, Phase, RevisionLog, ServiceLock};
-use super::{active_revision, kept_list, phase_word, Drive, RolloutError, Rollouts, ServiceResult};
+use super::{
+    active_revision, find_revision, phase_word, Drive, RolloutError, Rollouts, ServiceResult,
+};
 use crate::compose::{Project, Service};
 use crate::engine::labels::config_hash;
 
@@ -170,17 +172,7 @@ impl Rollouts {
         let mut result = None;
         if let Some(rec) = &record {
             let revisions = log.list().await?;
-            let find = |n: u64| {
-                revisions
-                    .iter()
-                    .find(|r| r.number == n)
-                    .cloned()
-                    .ok_or_else(|| RolloutError::NoRevision {
-                        service: name.to_string(),
-                        revision: n,
-                        kept: kept_list(&revisions),
-                    })
-            };
+            let find = |n: u64| find_revision(&revisions, name, n);
             let what = match (rec.phase, mode) {
                 (Phase::Paused, StatusMode::Default) => None,
                 (_, StatusMode::Revert) => Some((true, "reverting it".to_string())),
