@@ -42,36 +42,46 @@ pub(crate) struct HttpTarget {
 impl HttpTarget {
     /// `http://` or `https://` (trusting the system's roots).
     pub(crate) fn parse(url: &str, ctx: &ProbeContext) -> Result<HttpTarget, String> {
-        Self::parse_with_ca(url, ctx, None)
+        Self::parse_with_ca(url, ctx, None).map_err(|(_, e)| e)
     }
 
     /// As [`HttpTarget::parse`]; an `https://` URL trusts the CA
     /// certificates in `ca_file` (PEM) instead of the system's. A `ca_file`
-    /// with `http://` is an error.
+    /// with `http://` is an error. An error names the field it is about,
+    /// `url` or `ca_file`.
     pub(crate) fn parse_with_ca(
         url: &str,
         ctx: &ProbeContext,
         ca_file: Option<&Path>,
-    ) -> Result<HttpTarget, String> {
-        let parts = split_url(url)?;
+    ) -> Result<HttpTarget, (&'static str, String)> {
+        let in_url = |e: String| ("url", e);
+        let in_ca_file = |e: String| ("ca_file", e);
+        let parts = split_url(url).map_err(in_url)?;
         let (default_port, tls) = match parts.scheme {
             "http" => {
                 if ca_file.is_some() {
-                    return Err("ca_file is for https:// URLs; this one is http://".into());
+                    return Err(in_ca_file(
+                        "ca_file is for https:// URLs; this one is http://".into(),
+                    ));
                 }
                 (80, None)
             }
             "https" => {
                 let config = match ca_file {
-                    Some(path) => super::tls::with_ca_file(path)?,
-                    None => super::tls::system_roots()?,
+                    Some(path) => super::tls::with_ca_file(path).map_err(in_ca_file)?,
+                    None => super::tls::system_roots().map_err(in_url)?,
                 };
                 (443, Some(config))
             }
-            other => return Err(format!("scheme {other:?} is not http:// or https://")),
+            other => {
+                return Err(in_url(format!(
+                    "scheme {other:?} is not http:// or https://"
+                )))
+            }
         };
-        let mapped = map_url(ctx.address_mode, &ctx.published, url, default_port)?;
-        let m = split_url(&mapped)?;
+        let mapped =
+            map_url(ctx.address_mode, &ctx.published, url, default_port).map_err(in_url)?;
+        let m = split_url(&mapped).map_err(in_url)?;
         let port = m.port.unwrap_or(default_port);
         let path = if m.rest.is_empty() || m.rest.starts_with('?') {
             format!("/{}", m.rest)
@@ -284,14 +294,7 @@ impl HttpProbe {
     ) -> Result<Self, ProbeError> {
         let target =
             HttpTarget::parse_with_ca(&spec.url, ctx, spec.ca_file.as_deref().map(Path::new))
-                .map_err(|e| {
-                    let field = if e.contains("CA file") || e.starts_with("ca_file") {
-                        "ca_file"
-                    } else {
-                        "url"
-                    };
-                    ProbeError::field(KIND, field, e)
-                })?;
+                .map_err(|(field, e)| ProbeError::field(KIND, field, e))?;
         let method = match spec
             .method
             .as_deref()

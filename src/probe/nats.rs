@@ -104,7 +104,11 @@ impl NatsProbe {
                     "ca_file is for a tls:// url or an https:// monitor_url",
                 ));
             }
-            super::tls::read_ca_file(path).map_err(|e| ProbeError::field(KIND, "ca_file", e))?;
+            if !https_monitor {
+                // async-nats reads it when it connects; a bad file is a config error now.
+                super::tls::read_ca_file(path)
+                    .map_err(|e| ProbeError::field(KIND, "ca_file", e))?;
+            }
         }
         let monitor = match &spec.monitor_url {
             None => None,
@@ -113,8 +117,10 @@ impl NatsProbe {
                 let full = format!("{base}/healthz?js-enabled-only=true");
                 let ca = ca_file.filter(|_| https_monitor);
                 Some(
-                    HttpTarget::parse_with_ca(&full, ctx, ca)
-                        .map_err(|e| ProbeError::field(KIND, "monitor_url", e))?,
+                    HttpTarget::parse_with_ca(&full, ctx, ca).map_err(|(field, e)| {
+                        let field = if field == "url" { "monitor_url" } else { field };
+                        ProbeError::field(KIND, field, e)
+                    })?,
                 )
             }
         };
