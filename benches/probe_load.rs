@@ -45,14 +45,33 @@ fn wait_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
-/// utime + stime of this process, from /proc/self/stat.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+/// (user, system) CPU time from a `/proc/.../stat` file.
+fn cpu_split(stat_path: &str) -> (Duration, Duration) {
+    let Ok(stat) = std::fs::read_to_string(stat_path) else {
+        return (Duration::ZERO, Duration::ZERO);
+    };
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     let hz = 100; // sysconf(_SC_CLK_TCK) on Linux
-    Duration::from_millis(ticks * 1000 / hz)
+    let ticks = |i: usize| Duration::from_millis(f[i].parse::<u64>().unwrap() * 1000 / hz);
+    (ticks(11), ticks(12))
+}
+
+/// utime + stime of this process.
+fn cpu_time() -> Duration {
+    let (user, sys) = cpu_split("/proc/self/stat");
+    user + sys
+}
+
+/// The `/proc` stat file of this process's thread named `name`.
+fn thread_stat(name: &str) -> Option<String> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .flatten()
+        .find_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            (comm.trim() == name).then(|| t.path().join("stat").to_string_lossy().into_owned())
+        })
 }
 
 /// (VmRSS, VmHWM) in kB.
@@ -271,6 +290,13 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let ready_after_warmup = store.snapshot().count_in(muster::supervisor::ServiceState::Ready);
         let runs0 = all_runs.load(std::sync::atomic::Ordering::Relaxed);
+        let probe_thread = thread_stat("muster-probes");
+        let split = || {
+            let (pu, ps) = cpu_split("/proc/self/stat");
+            let (tu, ts) = probe_thread.as_deref().map_or((Duration::ZERO, Duration::ZERO), cpu_split);
+            (pu, ps, tu, ts)
+        };
+        let split0 = split();
         let cpu0 = cpu_time();
         let t0 = Instant::now();
         let mut max_rss = 0;
@@ -280,6 +306,7 @@ fn main() {
         }
         let wall = t0.elapsed();
         let cpu = cpu_time() - cpu0;
+        let split1 = split();
         let window_runs = all_runs.load(std::sync::atomic::Ordering::Relaxed) - runs0;
         let snap = store.snapshot();
         let ready = snap.count_in(muster::supervisor::ServiceState::Ready);
@@ -314,6 +341,14 @@ fn main() {
             if window_runs > 0 { cpu / window_runs as u32 } else { Duration::ZERO },
             if counts[0] > 0 { lat_sum[0] / counts[0] as u32 } else { Duration::ZERO },
             if counts[1] > 0 { lat_sum[1] / counts[1] as u32 } else { Duration::ZERO },
+        );
+        let pct = |d: Duration| d.as_secs_f64() / wall.as_secs_f64() * 100.0;
+        println!(
+            "  process user {:.2}% + system {:.2}%; of which the probe thread user {:.2}% + system {:.2}%",
+            pct(split1.0 - split0.0),
+            pct(split1.1 - split0.1),
+            pct(split1.2 - split0.2),
+            pct(split1.3 - split0.3)
         );
         println!("  services ready: {ready}/{targets} (after warm-up {ready_after_warmup})");
     });
