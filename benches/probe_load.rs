@@ -192,6 +192,8 @@ fn main() {
                 replication_link_up: false,
                 key_exists: None,
                 ca_file: None,
+                cert_file: None,
+                key_file: None,
             }))
         };
         let mut one = build(&redis_spec(), &ProbeContext::default()).unwrap();
@@ -243,6 +245,8 @@ fn main() {
                     }),
                     headers: Default::default(),
                     ca_file: None,
+                    cert_file: None,
+                    key_file: None,
                 }))
             };
             let probe = build(&s, &ProbeContext::default()).unwrap();

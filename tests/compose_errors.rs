@@ -88,7 +88,7 @@ fn bad_probes_name_file_and_field() {
     );
     assert_eq!(
         load_err(&["bad/probe-field.yaml"], &[]),
-        "bad/probe-field.yaml:6:11: services.cache.x-muster.probes[0]: invalid x-muster settings: redis probe: unknown field `pasword`, expected one of `url`, `require`, `role`, `replication_link_up`, `key_exists`, `ca_file`"
+        "bad/probe-field.yaml:6:11: services.cache.x-muster.probes[0]: invalid x-muster settings: redis probe: unknown field `pasword`, expected one of `url`, `require`, `role`, `replication_link_up`, `key_exists`, `ca_file`, `cert_file`, `key_file`"
     );
     assert_eq!(
         load_err(&["bad/probe-duration.yaml"], &[]),

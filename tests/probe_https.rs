@@ -4,6 +4,8 @@
 //! nats-server with `--tls`. Trusted through `ca_file`
 //! the probes pass; without it the failure says why; a CA file that is
 //! missing, empty or given for a plain URL is a config error naming `ca_file`.
+//! Servers that require a client certificate (mutual TLS) pass with the
+//! probe's `cert_file`/`key_file` and refuse it without them.
 
 mod common;
 
@@ -38,8 +40,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA (ca.pem) and a server certificate for 127.0.0.1 signed by it
-/// (server.pem, server.key) in `dir`.
+/// A CA (ca.pem), a server certificate for 127.0.0.1 (server.pem,
+/// server.key) and a client certificate (client.pem, client.key), both
+/// signed by the CA, in `dir`.
 fn make_certificates(dir: &Path) {
     openssl(
         dir,
@@ -59,33 +62,42 @@ fn make_certificates(dir: &Path) {
             "ca.pem",
         ],
     );
+    issue(
+        dir,
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    );
+    issue(
+        dir,
+        "client",
+        "/CN=muster-probe",
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    );
+}
+
+/// `{name}.key` and `{name}.pem` for `subject`, signed by the CA in `dir`.
+fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
+    let (key, csr, ext, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.ext"),
+        format!("{name}.pem"),
+    );
     openssl(
         dir,
         &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
         ],
     );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join(&ext), extensions).unwrap();
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
@@ -94,9 +106,9 @@ fn make_certificates(dir: &Path) {
             "-days",
             "2",
             "-extfile",
-            "server.ext",
+            &ext,
             "-out",
-            "server.pem",
+            &pem,
         ],
     );
 }
@@ -116,6 +128,71 @@ fn start_tls_server(dir: &Path, port: u16) -> KillOnDrop {
         .expect("openssl s_server");
     common::wait_for_port(port, Duration::from_secs(10));
     KillOnDrop(child)
+}
+
+/// A redis-server listening with TLS only on `port`; with `auth_clients`
+/// it asks every client for a certificate (Redis's own default).
+fn redis_tls_server(dir: &Path, port: u16, auth_clients: bool) -> KillOnDrop {
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--bind", "127.0.0.1", "--save", ""])
+        .args(["--tls-port", &port.to_string()])
+        .args([
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+        ])
+        .args(["--tls-ca-cert-file", "ca.pem"])
+        .args([
+            "--tls-auth-clients",
+            if auth_clients { "yes" } else { "no" },
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    common::wait_for_port(port, Duration::from_secs(10));
+    KillOnDrop(child)
+}
+
+/// A nats-server with `--tls` on `port`; with `verify` it requires a client
+/// certificate signed by the test CA.
+fn nats_tls_server(dir: &Path, port: u16, verify: bool) -> KillOnDrop {
+    let mut cmd = Command::new("nats-server");
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .args(["--tls", "--tlscert", "server.pem", "--tlskey", "server.key"]);
+    if verify {
+        cmd.args(["--tlsverify", "--tlscacert", "ca.pem"]);
+    }
+    let child = cmd
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server");
+    common::wait_for_port(port, Duration::from_secs(10));
+    KillOnDrop(child)
+}
+
+/// The TLS fields of a probe for the test CA, and the client certificate
+/// when `with_cert`.
+fn tls_fields(dir: &Path, with_cert: bool) -> String {
+    let ca = format!("ca_file: \"{}\"", dir.join("ca.pem").display());
+    if !with_cert {
+        return ca;
+    }
+    format!(
+        "{ca}, cert_file: \"{}\", key_file: \"{}\"",
+        dir.join("client.pem").display(),
+        dir.join("client.key").display()
+    )
+}
+
+/// One run of a probe built from `yaml`.
+async fn run(yaml: &str) -> muster::probe::ProbeOutcome {
+    let mut probe = build(&spec(yaml), &ProbeContext::default()).expect("probe builds");
+    run_once(probe.as_mut(), Duration::from_secs(3)).await
 }
 
 fn spec(yaml: &str) -> ProbeSpec {
@@ -166,34 +243,7 @@ async fn rediss_probe_trusts_a_ca_file() {
     let dir = TempDir::new("muster-rediss");
     make_certificates(dir.path());
     let port = common::free_port();
-    let server = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--tls-port",
-        ])
-        .arg(port.to_string())
-        .args([
-            "--tls-cert-file",
-            "server.pem",
-            "--tls-key-file",
-            "server.key",
-            "--tls-ca-cert-file",
-            "ca.pem",
-            "--tls-auth-clients",
-            "no",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    let _server = KillOnDrop(server);
-    common::wait_for_port(port, Duration::from_secs(10));
+    let _server = redis_tls_server(dir.path(), port, false);
     let ca = dir.path().join("ca.pem");
 
     let trusted = spec(&format!(
@@ -226,17 +276,7 @@ async fn nats_tls_probe_trusts_a_ca_file() {
     let dir = TempDir::new("muster-nats-tls");
     make_certificates(dir.path());
     let port = common::free_port();
-    let server = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .args(["--tls", "--tlscert", "server.pem", "--tlskey", "server.key"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server");
-    let _server = KillOnDrop(server);
-    common::wait_for_port(port, Duration::from_secs(10));
+    let _server = nats_tls_server(dir.path(), port, false);
     let ca = dir.path().join("ca.pem");
 
     let trusted = spec(&format!(
@@ -255,6 +295,150 @@ async fn nats_tls_probe_trusts_a_ca_file() {
     let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
     let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
     assert_ne!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
+}
+
+#[tokio::test]
+async fn mutual_tls_probes_present_a_client_certificate() {
+    let dir = TempDir::new("muster-mtls");
+    make_certificates(dir.path());
+
+    // Redis with `tls-auth-clients yes`: refused without a certificate.
+    let port = common::free_port();
+    let _redis = redis_tls_server(dir.path(), port, true);
+    let url = format!("rediss://127.0.0.1:{port}");
+    let without = run(&format!(
+        "redis: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), false)
+    ))
+    .await;
+    assert_ne!(without.status, ProbeStatus::Ok, "{without:?}");
+    assert!(
+        without.reason.contains("CertificateRequired"),
+        "{}",
+        without.reason
+    );
+    let with = run(&format!(
+        "redis: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), true)
+    ))
+    .await;
+    assert_eq!(with.status, ProbeStatus::Ok, "{with:?}");
+
+    // nats-server with --tlsverify.
+    let port = common::free_port();
+    let _nats = nats_tls_server(dir.path(), port, true);
+    let url = format!("tls://127.0.0.1:{port}");
+    let without = run(&format!(
+        "nats: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), false)
+    ))
+    .await;
+    assert_ne!(without.status, ProbeStatus::Ok, "{without:?}");
+    let with = run(&format!(
+        "nats: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), true)
+    ))
+    .await;
+    assert_eq!(with.status, ProbeStatus::Ok, "{with:?}");
+
+    // An HTTPS server that requires a client certificate (s_server -Verify).
+    let port = common::free_port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", "server.pem", "-key", "server.key"])
+        .args(["-Verify", "1", "-CAfile", "ca.pem"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let _https = KillOnDrop(child);
+    common::wait_for_port(port, Duration::from_secs(10));
+    let url = format!("https://127.0.0.1:{port}/");
+    let without = run(&format!(
+        "http: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), false)
+    ))
+    .await;
+    assert_ne!(without.status, ProbeStatus::Ok, "{without:?}");
+    // The TLS alert under hyper's "connection error" is in the reason.
+    assert!(without.reason.contains("alert"), "{}", without.reason);
+    let with = run(&format!(
+        "http: {{ url: \"{url}\", {} }}\ntimeout: 3s\n",
+        tls_fields(dir.path(), true)
+    ))
+    .await;
+    assert_eq!(with.status, ProbeStatus::Ok, "{with:?}");
+}
+
+#[test]
+fn bad_client_certificate_fields_are_config_errors_naming_the_field() {
+    let dir = TempDir::new("muster-mtls-bad");
+    make_certificates(dir.path());
+    std::fs::write(dir.path().join("empty.pem"), "nothing here\n").unwrap();
+    let file = |name: &str| dir.path().join(name).display().to_string();
+    let (cert, key) = (file("client.pem"), file("client.key"));
+    let cases = [
+        // (probe, field named, words in the error)
+        (
+            format!("http: {{ url: \"https://127.0.0.1:1/\", cert_file: \"{cert}\" }}"),
+            "key_file",
+            "cert_file needs key_file",
+        ),
+        (
+            format!("redis: {{ url: \"rediss://127.0.0.1:1\", key_file: \"{key}\" }}"),
+            "cert_file",
+            "key_file needs cert_file",
+        ),
+        (
+            format!("http: {{ url: \"http://127.0.0.1:1/\", cert_file: \"{cert}\", key_file: \"{key}\" }}"),
+            "cert_file",
+            "cert_file is for https:// URLs",
+        ),
+        (
+            format!("redis: {{ url: \"redis://127.0.0.1:1\", cert_file: \"{cert}\", key_file: \"{key}\" }}"),
+            "cert_file",
+            "cert_file is for rediss:// URLs",
+        ),
+        (
+            format!("nats: {{ url: \"nats://127.0.0.1:1\", cert_file: \"{cert}\", key_file: \"{key}\" }}"),
+            "cert_file",
+            "cert_file is for a tls:// url",
+        ),
+        (
+            format!("http: {{ url: \"https://127.0.0.1:1/\", cert_file: \"{}\", key_file: \"{key}\" }}", file("missing.pem")),
+            "cert_file",
+            "cannot read certificate file",
+        ),
+        (
+            format!("nats: {{ url: \"tls://127.0.0.1:1\", cert_file: \"{}\", key_file: \"{key}\" }}", file("empty.pem")),
+            "cert_file",
+            "holds no PEM certificate",
+        ),
+        (
+            format!("redis: {{ url: \"rediss://127.0.0.1:1\", cert_file: \"{cert}\", key_file: \"{}\" }}", file("empty.pem")),
+            "key_file",
+            "holds no PEM private key",
+        ),
+        (
+            // The server's key does not go with the client's certificate.
+            format!("http: {{ url: \"https://127.0.0.1:1/\", cert_file: \"{cert}\", key_file: \"{}\" }}", file("server.key")),
+            "key_file",
+            "does not go with",
+        ),
+    ];
+    for (yaml, field, want) in cases {
+        let err = match build(&spec(&yaml), &ProbeContext::default()) {
+            Ok(_) => panic!("{yaml}: built"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err.contains(&format!("field `{field}`")) && err.contains(want),
+            "{yaml}: {err}"
+        );
+    }
 }
 
 #[test]

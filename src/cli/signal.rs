@@ -59,6 +59,8 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             replication_link_up: false,
             key_exists: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
         });
         return check_server("redis", url, kind, timeout, json);
     }
@@ -71,6 +73,8 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             nkey: None,
             monitor_url: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
         });
         return check_server("nats", url, kind, timeout, json);
     }

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use bollard::Docker;
 
+use crate::error_text::error_chain;
+
 /// Default socket when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -115,19 +117,4 @@ impl Engine {
         let v = self.docker.client_version();
         format!("{}.{}", v.major_version, v.minor_version)
     }
-}
-
-/// The error and its sources on one line (bollard hides the io error inside).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }

@@ -19,7 +19,9 @@ use hyper_util::rt::TokioIo;
 use super::address::{map_url, split_url};
 use super::redis::Failure;
 use super::spec::{HttpProbeSpec, JsonMatch};
+use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::error_text::error_chain;
 
 const KIND: &str = "http";
 /// Bodies beyond this are not read (a readiness body is small).
@@ -42,37 +44,37 @@ pub(crate) struct HttpTarget {
 impl HttpTarget {
     /// `http://` or `https://` (trusting the system's roots).
     pub(crate) fn parse(url: &str, ctx: &ProbeContext) -> Result<HttpTarget, String> {
-        Self::parse_with_ca(url, ctx, None).map_err(|(_, e)| e)
+        Self::parse_with_tls(url, ctx, None, None).map_err(|(_, e)| e)
     }
 
     /// As [`HttpTarget::parse`]; an `https://` URL trusts the CA
-    /// certificates in `ca_file` (PEM) instead of the system's. A `ca_file`
-    /// with `http://` is an error. An error names the field it is about,
-    /// `url` or `ca_file`.
-    pub(crate) fn parse_with_ca(
+    /// certificates in `ca_file` (PEM) instead of the system's, and presents
+    /// `identity` as its client certificate. TLS files with `http://` are an
+    /// error. An error names the field it is about: `url`, `ca_file`,
+    /// `cert_file` or `key_file`.
+    pub(crate) fn parse_with_tls(
         url: &str,
         ctx: &ProbeContext,
         ca_file: Option<&Path>,
+        identity: Option<&ClientIdentity>,
     ) -> Result<HttpTarget, (&'static str, String)> {
         let in_url = |e: String| ("url", e);
-        let in_ca_file = |e: String| ("ca_file", e);
         let parts = split_url(url).map_err(in_url)?;
         let (default_port, tls) = match parts.scheme {
             "http" => {
-                if ca_file.is_some() {
-                    return Err(in_ca_file(
-                        "ca_file is for https:// URLs; this one is http://".into(),
+                let named = [
+                    ("ca_file", ca_file.is_some()),
+                    ("cert_file", identity.is_some()),
+                ];
+                if let Some((field, _)) = named.into_iter().find(|(_, given)| *given) {
+                    return Err((
+                        field,
+                        format!("{field} is for https:// URLs; this one is http://"),
                     ));
                 }
                 (80, None)
             }
-            "https" => {
-                let config = match ca_file {
-                    Some(path) => super::tls::with_ca_file(path).map_err(in_ca_file)?,
-                    None => super::tls::system_roots().map_err(in_url)?,
-                };
-                (443, Some(config))
-            }
+            "https" => (443, Some(super::tls::client_config(ca_file, identity)?)),
             other => {
                 return Err(in_url(format!(
                     "scheme {other:?} is not http:// or https://"
@@ -244,8 +246,9 @@ impl HttpConn {
                             Err(e) => {
                                 self.drop_connection();
                                 return Err(Failure::fail(format!(
-                                    "reading the body of {} failed: {e}",
-                                    target.url
+                                    "reading the body of {} failed: {}",
+                                    target.url,
+                                    error_chain(e.as_ref())
                                 )));
                             }
                         }
@@ -261,8 +264,9 @@ impl HttpConn {
                         continue;
                     }
                     return Err(Failure::fail(format!(
-                        "HTTP request to {} failed: {e}",
-                        target.url
+                        "HTTP request to {} failed: {}",
+                        target.url,
+                        error_chain(&e)
                     )));
                 }
             }
@@ -292,9 +296,17 @@ impl HttpProbe {
         ctx: &ProbeContext,
         timeout: Duration,
     ) -> Result<Self, ProbeError> {
-        let target =
-            HttpTarget::parse_with_ca(&spec.url, ctx, spec.ca_file.as_deref().map(Path::new))
-                .map_err(|(field, e)| ProbeError::field(KIND, field, e))?;
+        let in_field = |(field, e): (&'static str, String)| ProbeError::field(KIND, field, e);
+        let identity =
+            ClientIdentity::from_fields(spec.cert_file.as_deref(), spec.key_file.as_deref())
+                .map_err(in_field)?;
+        let target = HttpTarget::parse_with_tls(
+            &spec.url,
+            ctx,
+            spec.ca_file.as_deref().map(Path::new),
+            identity.as_ref(),
+        )
+        .map_err(in_field)?;
         let method = match spec
             .method
             .as_deref()

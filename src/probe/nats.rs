@@ -13,6 +13,7 @@ use super::address::{map_url, split_url};
 use super::http::{HttpConn, HttpTarget};
 use super::redis::Failure;
 use super::spec::NatsProbeSpec;
+use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 
 const KIND: &str = "nats";
@@ -29,6 +30,8 @@ pub struct NatsProbe {
     nkey: Option<String>,
     /// CA certificates to trust for `tls://` instead of the system's.
     ca_file: Option<std::path::PathBuf>,
+    /// The client certificate for `tls://` (mutual TLS).
+    identity: Option<ClientIdentity>,
     jetstream: bool,
     stream: Option<String>,
     timeout: Duration,
@@ -96,6 +99,16 @@ impl NatsProbe {
             .monitor_url
             .as_deref()
             .is_some_and(|m| m.starts_with("https://"));
+        let identity =
+            ClientIdentity::from_fields(spec.cert_file.as_deref(), spec.key_file.as_deref())
+                .map_err(|(field, e)| ProbeError::field(KIND, field, e))?;
+        if identity.is_some() && !tls_url && !https_monitor {
+            return Err(ProbeError::field(
+                KIND,
+                "cert_file",
+                "cert_file is for a tls:// url or an https:// monitor_url",
+            ));
+        }
         if let Some(path) = ca_file {
             if !tls_url && !https_monitor {
                 return Err(ProbeError::field(
@@ -116,8 +129,9 @@ impl NatsProbe {
                 let base = m.trim_end_matches('/');
                 let full = format!("{base}/healthz?js-enabled-only=true");
                 let ca = ca_file.filter(|_| https_monitor);
+                let id = identity.as_ref().filter(|_| https_monitor);
                 Some(
-                    HttpTarget::parse_with_ca(&full, ctx, ca).map_err(|(field, e)| {
+                    HttpTarget::parse_with_tls(&full, ctx, ca, id).map_err(|(field, e)| {
                         let field = if field == "url" { "monitor_url" } else { field };
                         ProbeError::field(KIND, field, e)
                     })?,
@@ -142,6 +156,7 @@ impl NatsProbe {
             ca_file: ca_file
                 .filter(|_| tls_url)
                 .map(std::path::Path::to_path_buf),
+            identity: identity.filter(|_| tls_url),
             jetstream: spec.jetstream || spec.stream.is_some(),
             stream: spec.stream.clone(),
             timeout,
@@ -176,6 +191,9 @@ impl NatsProbe {
             options = options.require_tls(true);
             if let Some(ca) = &self.ca_file {
                 options = options.add_root_certificates(ca.clone());
+            }
+            if let Some(id) = &self.identity {
+                options = options.add_client_certificate(id.cert_file.clone(), id.key_file.clone());
             }
         }
         options.connect(url).await.map_err(|e| {

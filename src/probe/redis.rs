@@ -10,6 +10,7 @@ use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
 
 use super::address::{map_url, split_url};
 use super::spec::RedisProbeSpec;
+use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 
 const KIND: &str = "redis";
@@ -100,15 +101,29 @@ impl RedisProbe {
                     .map_err(|e| ProbeError::field(KIND, "ca_file", e))?,
             ),
         };
-        let opened = match &ca {
-            None => redis::Client::open(url.as_str()),
-            Some(pem) => redis::Client::build_with_tls(
+        let identity =
+            ClientIdentity::from_fields(spec.cert_file.as_deref(), spec.key_file.as_deref())
+                .map_err(|(field, e)| ProbeError::field(KIND, field, e))?;
+        if identity.is_some() && parts.scheme != "rediss" {
+            return Err(ProbeError::field(
+                KIND,
+                "cert_file",
+                "cert_file is for rediss:// URLs; this one is redis://",
+            ));
+        }
+        let opened = if ca.is_none() && identity.is_none() {
+            redis::Client::open(url.as_str())
+        } else {
+            redis::Client::build_with_tls(
                 url.as_str(),
                 redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
+                    client_tls: identity.as_ref().map(|id| redis::ClientTlsConfig {
+                        client_cert: id.cert_pem.clone(),
+                        client_key: id.key_pem.clone(),
+                    }),
+                    root_cert: ca.clone(),
                 },
-            ),
+            )
         };
         let client = opened.map_err(|e| {
             ProbeError::field(
@@ -177,9 +192,13 @@ impl RedisProbe {
             conn: None,
             // Probes share a connection only when they would make the same one.
             key: format!(
-                "{url}#{}#{}",
+                "{url}#{}#{}#{}",
                 timeout.as_millis(),
-                spec.ca_file.as_deref().unwrap_or("")
+                spec.ca_file.as_deref().unwrap_or(""),
+                identity
+                    .as_ref()
+                    .map(ClientIdentity::key)
+                    .unwrap_or_default()
             ),
             pool_key: String::new(),
         })
@@ -494,6 +513,8 @@ mod tests {
             replication_link_up: false,
             key_exists: None,
             ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 
