@@ -32,8 +32,10 @@ pub struct ConfigFile {
     pub services: BTreeMap<String, MusterService>,
     /// Grace tuning coefficients (see [`crate::grace::GraceConfig`]).
     pub grace: Option<crate::grace::GraceFile>,
-    /// Where restart / failed / recovered notifications are POSTed (http://).
+    /// Where restart / failed / recovered notifications are POSTed (http:// or https://).
     pub webhook_url: Option<String>,
+    /// For an https:// webhook: PEM CA certificates to trust instead of the system's.
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// Settings after every source was applied.
@@ -54,6 +56,8 @@ pub struct Settings {
     pub grace: crate::grace::GraceConfig,
     /// Webhook for supervision notifications (see [`crate::notify`]).
     pub webhook_url: Option<String>,
+    /// CA certificates for an https:// webhook (see [`crate::notify`]).
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 /// Values given by flags or environment (already merged by clap).
@@ -67,6 +71,7 @@ pub struct Overrides {
     pub probe_address: Option<AddressMode>,
     pub state_file: Option<PathBuf>,
     pub webhook_url: Option<String>,
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,9 +83,14 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
-    /// A webhook URL muster cannot use; `from` names where it was set.
-    #[error("{from}: webhook_url: {message}")]
-    Webhook { from: String, message: String },
+    /// A webhook setting muster cannot use; `from` names where it was set,
+    /// `field` which setting (`webhook_url`, `webhook_ca_file`).
+    #[error("{from}: {field}: {message}")]
+    Webhook {
+        from: String,
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl Settings {
@@ -111,29 +121,50 @@ impl Settings {
             }
             None => crate::grace::GraceConfig::default(),
         };
+        let file_source = || {
+            config_path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        };
         let webhook_url = match (&overrides.webhook_url, &file.webhook_url) {
             (Some(url), _) => Some((
                 url.clone(),
                 "--webhook-url / MUSTER_WEBHOOK_URL".to_string(),
             )),
-            (None, Some(url)) => Some((
-                url.clone(),
-                config_path
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
+            (None, Some(url)) => Some((url.clone(), file_source())),
+            (None, None) => None,
+        }
+        .filter(|(url, _)| !url.trim().is_empty());
+        let webhook_ca_file = match (&overrides.webhook_ca_file, &file.webhook_ca_file) {
+            (Some(path), _) => Some((
+                path.clone(),
+                "--webhook-ca-file / MUSTER_WEBHOOK_CA_FILE".to_string(),
             )),
+            (None, Some(path)) => Some((path.clone(), file_source())),
             (None, None) => None,
         };
-        let webhook_url = match webhook_url {
-            Some((url, _)) if url.trim().is_empty() => None,
-            Some((url, from)) => {
-                crate::notify::WebhookTarget::parse(&url)
-                    .map_err(|message| ConfigError::Webhook { from, message })?;
-                Some(url)
-            }
-            None => None,
-        };
+        if let Some((url, from)) = &webhook_url {
+            let target = crate::notify::WebhookTarget::parse(url).map_err(|message| {
+                ConfigError::Webhook {
+                    from: from.clone(),
+                    field: "webhook_url",
+                    message,
+                }
+            })?;
+            target
+                .tls(webhook_ca_file.as_ref().map(|(p, _)| p.as_path()))
+                .map_err(|(field, message)| ConfigError::Webhook {
+                    from: match (field, &webhook_ca_file) {
+                        ("webhook_ca_file", Some((_, ca_from))) => ca_from.clone(),
+                        _ => from.clone(),
+                    },
+                    field,
+                    message,
+                })?;
+        }
+        let webhook_url = webhook_url.map(|(url, _)| url);
+        let webhook_ca_file = webhook_ca_file.map(|(path, _)| path);
         Ok(Settings {
             redis_url: overrides
                 .redis_url
@@ -164,6 +195,7 @@ impl Settings {
             config_path,
             grace,
             webhook_url,
+            webhook_ca_file,
         })
     }
 }

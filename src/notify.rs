@@ -8,9 +8,16 @@
 //! supervision never waits for it. Each POST has a timeout and is retried
 //! with a growing delay on connection errors, timeouts, 429 and 5xx answers;
 //! a full queue drops the notification with a warning. A password in the URL
-//! is sent as HTTP basic auth and never logged.
+//! is sent as HTTP basic auth and never logged. `https://` webhooks verify
+//! the server against the system's roots, or the CA certificates of
+//! `webhook_ca_file` (a relay with the stack's own CA).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -124,6 +131,8 @@ pub struct WebhookOptions {
     pub retry_delay: Duration,
     /// Notifications waiting for delivery; beyond it new ones are dropped.
     pub queue: usize,
+    /// For `https://`: PEM CA certificates to trust instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for WebhookOptions {
@@ -133,6 +142,7 @@ impl Default for WebhookOptions {
             attempts: 3,
             retry_delay: Duration::from_secs(1),
             queue: 256,
+            ca_file: None,
         }
     }
 }
@@ -149,25 +159,25 @@ pub struct WebhookTarget {
     basic: Option<String>,
     /// The URL with its password replaced, for logs.
     shown: String,
+    https: bool,
 }
 
 impl WebhookTarget {
-    /// Accepts `http://[user[:password]@]host[:port][/path][?query]`.
+    /// Accepts `http[s]://[user[:password]@]host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<WebhookTarget, String> {
         let shown = redact_url(url);
         let parts = crate::probe::address::split_url(url)
             .map_err(|e| format!("{shown} is not a usable webhook URL: {e}"))?;
-        match parts.scheme {
-            "http" => {}
-            "https" => {
+        let (https, default_port) = match parts.scheme {
+            "http" => (false, 80),
+            "https" => (true, 443),
+            other => {
                 return Err(format!(
-                "{shown}: https webhooks are not supported (muster links no TLS client for them); \
-                     point webhook_url at an http:// endpoint, e.g. a relay on the same host"
-            ))
+                    "{shown}: scheme {other:?} is not http:// or https://"
+                ))
             }
-            other => return Err(format!("{shown}: scheme {other:?} is not http://")),
-        }
-        let port = parts.port.unwrap_or(80);
+        };
+        let port = parts.port.unwrap_or(default_port);
         let host = parts.host.to_string();
         let authority = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -182,7 +192,7 @@ impl WebhookTarget {
         let basic = parts.userinfo.filter(|u| !u.is_empty()).map(|u| {
             let (user, pass) = u.split_once(':').unwrap_or((u, ""));
             let pair = format!("{}:{}", percent_decode(user), percent_decode(pass));
-            format!("Basic {}", base64(pair.as_bytes()))
+            format!("Basic {}", BASE64.encode(pair))
         });
         Ok(WebhookTarget {
             host,
@@ -191,7 +201,32 @@ impl WebhookTarget {
             path,
             basic,
             shown,
+            https,
         })
+    }
+
+    /// The TLS client settings for an `https://` target (`None` for
+    /// `http://`); `ca_file` with an `http://` URL is an error. An error
+    /// names the setting it is about, `webhook_url` or `webhook_ca_file`.
+    pub fn tls(
+        &self,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, (&'static str, String)> {
+        if !self.https {
+            return match ca_file {
+                Some(_) => Err((
+                    "webhook_ca_file",
+                    format!("is for an https:// webhook; {} is http://", self.shown),
+                )),
+                None => Ok(None),
+            };
+        }
+        crate::probe::tls::client_config(ca_file, None)
+            .map(Some)
+            .map_err(|(field, e)| match field {
+                "ca_file" => ("webhook_ca_file", e),
+                _ => ("webhook_url", e),
+            })
     }
 
     /// The URL for logs (password replaced).
@@ -226,9 +261,12 @@ impl Notifier {
     /// Delivers to `url` from a task on the current Tokio runtime.
     pub fn webhook(url: &str, options: WebhookOptions) -> Result<Notifier, String> {
         let target = WebhookTarget::parse(url)?;
+        let tls = target
+            .tls(options.ca_file.as_deref())
+            .map_err(|(field, e)| format!("{field}: {e}"))?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let shown = target.shown.clone();
-        tokio::spawn(deliver_all(target, options, rx));
+        tokio::spawn(deliver_all(target, tls, options, rx));
         Ok(Notifier {
             tx: Some(tx),
             shown: Some(shown),
@@ -238,7 +276,13 @@ impl Notifier {
     /// From the settings: a webhook when `webhook_url` is set, else log only.
     pub fn from_settings(settings: &crate::config::Settings) -> Result<Notifier, String> {
         match &settings.webhook_url {
-            Some(url) => Notifier::webhook(url, WebhookOptions::default()),
+            Some(url) => Notifier::webhook(
+                url,
+                WebhookOptions {
+                    ca_file: settings.webhook_ca_file.clone(),
+                    ..WebhookOptions::default()
+                },
+            ),
             None => Ok(Notifier::disabled()),
         }
     }
@@ -264,6 +308,7 @@ impl Notifier {
 
 async fn deliver_all(
     target: WebhookTarget,
+    tls: Option<Arc<rustls::ClientConfig>>,
     options: WebhookOptions,
     mut rx: mpsc::Receiver<Notification>,
 ) {
@@ -277,7 +322,9 @@ async fn deliver_all(
         };
         let mut delay = options.retry_delay;
         for attempt in 1..=options.attempts.max(1) {
-            match tokio::time::timeout(options.timeout, post(&target, body.clone())).await {
+            match tokio::time::timeout(options.timeout, post(&target, tls.as_ref(), body.clone()))
+                .await
+            {
                 Ok(Ok(status)) if (200..300).contains(&status) => {
                     tracing::debug!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, status, "notification delivered");
                     break;
@@ -311,12 +358,34 @@ async fn deliver_all(
     }
 }
 
-/// One POST on a fresh connection; returns the status code.
-async fn post(target: &WebhookTarget, body: Bytes) -> Result<u16, String> {
+/// One POST on a fresh connection (TLS over it for `https://`); returns
+/// the status code.
+async fn post(
+    target: &WebhookTarget,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    body: Bytes,
+) -> Result<u16, String> {
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("connect to {}: {e}", target.authority))?;
     let _ = stream.set_nodelay(true);
+    let Some(config) = tls else {
+        return exchange(target, stream, body).await;
+    };
+    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+        .map_err(|e| format!("TLS: bad server name {:?}: {e}", target.host))?;
+    let stream = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| format!("TLS handshake with {} failed: {e}", target.authority))?;
+    exchange(target, stream, body).await
+}
+
+/// The POST itself, over a connected (plain or TLS) stream.
+async fn exchange<S>(target: &WebhookTarget, stream: S, body: Bytes) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("HTTP handshake with {}: {e}", target.authority))?;
@@ -355,51 +424,11 @@ async fn post(target: &WebhookTarget, body: Bytes) -> Result<u16, String> {
     result
 }
 
+/// `%XX` escapes of a URL's user info, as the URL's author wrote them.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn base64(input: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        out.push(TABLE[(n >> 18) as usize & 63] as char);
-        out.push(TABLE[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 {
-            TABLE[(n >> 6) as usize & 63] as char
-        } else {
-            '='
-        });
-        out.push(if chunk.len() > 2 {
-            TABLE[n as usize & 63] as char
-        } else {
-            '='
-        });
-    }
-    out
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -420,25 +449,22 @@ mod tests {
         assert_eq!(t.shown(), "http://ops:***@127.0.0.1/");
         let t = WebhookTarget::parse("http://h:1?x=1").unwrap();
         assert_eq!(t.path, "/?x=1");
-        let e = WebhookTarget::parse("https://u:pw@hooks.slack.com/x").unwrap_err();
-        assert!(e.contains("https") && !e.contains("pw@"), "{e}");
+        let t = WebhookTarget::parse("https://u:pw@hooks.slack.com/x").unwrap();
+        assert_eq!((t.port, t.https), (443, true));
+        assert_eq!(t.shown(), "https://u:***@hooks.slack.com/x");
+        // An escape at the very end of the password is decoded too.
+        let t = WebhookTarget::parse("http://ops:s3cret%40@127.0.0.1/").unwrap();
+        assert_eq!(
+            t.basic.as_deref(),
+            Some(format!("Basic {}", BASE64.encode("ops:s3cret@")).as_str())
+        );
+        let e = WebhookTarget::parse("ftp://u:pw@hooks.local/x").unwrap_err();
+        assert!(e.contains("ftp") && !e.contains("pw@"), "{e}");
+        let plain = WebhookTarget::parse("http://h/x").unwrap();
+        let err = plain.tls(Some(std::path::Path::new("ca.pem"))).unwrap_err();
+        assert_eq!(err.0, "webhook_ca_file");
         assert!(WebhookTarget::parse("hooks.local/x").is_err());
         assert!(WebhookTarget::parse("http://:80/").is_err());
-    }
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), want);
-        }
     }
 
     #[test]

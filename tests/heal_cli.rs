@@ -299,31 +299,61 @@ fn bad_webhook_urls_name_where_they_were_set() {
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, "services:\n  api:\n    image: x\n").unwrap();
     let config = dir.path().join("muster.yaml");
-    std::fs::write(&config, "webhook_url: https://ops:s3cret@hooks.example/x\n").unwrap();
-    let out = run(muster(&dir)
-        .arg("--config")
-        .arg(&config)
-        .arg("-f")
-        .arg(&file)
-        .arg("config"));
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    // `muster config` with the given environment (and config file, when
+    // `with_config`): exits 1, returns stderr.
+    let refused = |env: &[(&str, &std::path::Path)], with_config: bool| {
+        let mut cmd = muster(&dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if with_config {
+            cmd.arg("--config").arg(&config);
+        }
+        let out = run(cmd.arg("-f").arg(&file).arg("config"));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::write(&config, "webhook_url: ftp://ops:s3cret@hooks.example/x\n").unwrap();
+    let e = refused(&[], true);
     assert!(
-        e.contains("muster.yaml: webhook_url") && e.contains("https"),
+        e.contains("muster.yaml: webhook_url") && e.contains("ftp"),
         "{e}"
     );
     assert!(!e.contains("s3cret"), "password leaked: {e}");
-    let out = run(muster(&dir)
-        .env("MUSTER_WEBHOOK_URL", "hooks.example/x")
-        .arg("-f")
-        .arg(&file)
-        .arg("config"));
-    let e = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    // A CA file that is not there, named where it was set.
+    std::fs::write(
+        &config,
+        "webhook_url: https://hooks.example/x\nwebhook_ca_file: /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let e = refused(&[], true);
+    assert!(
+        e.contains("muster.yaml: webhook_ca_file") && e.contains("/nonexistent/ca.pem"),
+        "{e}"
+    );
+    let plain = std::path::Path::new("http://127.0.0.1:9/hook");
+    let e = refused(
+        &[
+            ("MUSTER_WEBHOOK_URL", plain),
+            ("MUSTER_WEBHOOK_CA_FILE", &config),
+        ],
+        false,
+    );
+    assert!(
+        e.contains("MUSTER_WEBHOOK_CA_FILE: webhook_ca_file") && e.contains("http://"),
+        "{e}"
+    );
+    let e = refused(
+        &[(
+            "MUSTER_WEBHOOK_URL",
+            std::path::Path::new("hooks.example/x"),
+        )],
+        false,
+    );
     assert!(e.contains("MUSTER_WEBHOOK_URL: webhook_url"), "{e}");
     // A good one from the environment is accepted.
     let out = run(muster(&dir)
-        .env("MUSTER_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+        .env("MUSTER_WEBHOOK_URL", plain)
         .arg("-f")
         .arg(&file)
         .arg("config"));

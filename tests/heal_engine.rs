@@ -68,6 +68,7 @@ fn notifier(hook: &Webhook) -> Notifier {
             attempts: 3,
             retry_delay: Duration::from_millis(100),
             queue: 64,
+            ca_file: None,
         },
     )
     .unwrap()

@@ -7,12 +7,15 @@
 //! Servers that require a client certificate (mutual TLS) pass with the
 //! probe's `cert_file`/`key_file` and refuse it without them.
 
+#[path = "support/certs.rs"]
+mod certs;
 mod common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use certs::make_certificates;
 use common::TempDir;
 use muster::probe::spec::ProbeSpec;
 use muster::probe::{build, ProbeContext, ProbeStatus};
@@ -25,92 +28,6 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA (ca.pem), a server certificate for 127.0.0.1 (server.pem,
-/// server.key) and a client certificate (client.pem, client.key), both
-/// signed by the CA, in `dir`.
-fn make_certificates(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=muster test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    issue(
-        dir,
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    );
-    issue(
-        dir,
-        "client",
-        "/CN=muster-probe",
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
-    );
-}
-
-/// `{name}.key` and `{name}.pem` for `subject`, signed by the CA in `dir`.
-fn issue(dir: &Path, name: &str, subject: &str, extensions: &str) {
-    let (key, csr, ext, pem) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.ext"),
-        format!("{name}.pem"),
-    );
-    openssl(
-        dir,
-        &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
-        ],
-    );
-    std::fs::write(dir.join(&ext), extensions).unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-            "-out",
-            &pem,
-        ],
-    );
 }
 
 /// `openssl s_server -www` on 127.0.0.1:`port`: answers any GET with

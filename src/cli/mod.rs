@@ -75,9 +75,17 @@ pub struct Global {
     /// [default: $XDG_STATE_HOME/muster/state.json].
     #[arg(long, global = true, env = "MUSTER_STATE_FILE", value_name = "FILE")]
     pub state_file: Option<PathBuf>,
-    /// Webhook (http://) that receives restart / failed / recovered notifications as JSON POSTs.
+    /// Webhook (http:// or https://) that receives restart / failed / recovered notifications as JSON POSTs.
     #[arg(long, global = true, env = "MUSTER_WEBHOOK_URL", value_name = "URL")]
     pub webhook_url: Option<String>,
+    /// For an https:// webhook: PEM CA certificates to trust instead of the system's.
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_WEBHOOK_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub webhook_ca_file: Option<PathBuf>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -294,6 +302,7 @@ impl Global {
             probe_address: self.probe_address,
             state_file: self.state_file.clone(),
             webhook_url: self.webhook_url.clone(),
+            webhook_ca_file: self.webhook_ca_file.clone(),
         })
     }
 }

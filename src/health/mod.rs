@@ -231,6 +231,7 @@ mod tests {
             state_file: crate::config::default_state_file(),
             grace: Default::default(),
             webhook_url: None,
+            webhook_ca_file: None,
         };
         let options = ServerOptions::from_settings(&settings).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());

@@ -88,7 +88,7 @@ pub mod http;
 pub mod nats;
 pub mod redis;
 pub mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 pub use address::{AddressMode, PublishedPorts};
 

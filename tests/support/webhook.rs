@@ -1,9 +1,11 @@
-//! A real HTTP server on loopback that records the JSON bodies POSTed to it
-//! (the webhook end of muster's notifications). Stops when dropped.
+//! A real HTTP (or HTTPS) server on loopback that records the JSON bodies
+//! POSTed to it (the webhook end of muster's notifications). Stops when dropped.
 
 #![allow(dead_code)]
 
 use std::convert::Infallible;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,9 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
 
 /// `(method, path, authorization header)` of one request.
 pub type RequestLine = (String, String, Option<String>);
@@ -20,6 +25,8 @@ pub struct Webhook {
     received: Arc<Mutex<Vec<serde_json::Value>>>,
     /// `(method, path, authorization header)` of every request.
     requests: Arc<Mutex<Vec<RequestLine>>>,
+    /// TLS handshakes that failed (an `https://` webhook only).
+    tls_failures: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -27,17 +34,42 @@ impl Webhook {
     /// Listens on 127.0.0.1 (a free port) at path `/hook`; answers 200, or
     /// 503 to the first `fail_first` requests.
     pub async fn start(fail_first: usize) -> Webhook {
+        Self::serve(fail_first, None).await
+    }
+
+    /// As [`Webhook::start`], over TLS with the PEM certificate chain and
+    /// key given: the URL is `https://127.0.0.1:PORT/hook`.
+    pub async fn start_tls(fail_first: usize, cert_pem: &Path, key_pem: &Path) -> Webhook {
+        let chain = CertificateDer::pem_file_iter(cert_pem)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(key_pem).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+        Self::serve(fail_first, Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn serve(fail_first: usize, tls: Option<TlsAcceptor>) -> Webhook {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (r, q) = (received.clone(), requests.clone());
+        let tls_failures = Arc::new(AtomicUsize::new(0));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (r, q, f) = (received.clone(), requests.clone(), tls_failures.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, q) = (r.clone(), q.clone());
+                let (r, q, f, tls) = (r.clone(), q.clone(), f.clone(), tls.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let (r, q) = (r.clone(), q.clone());
@@ -68,18 +100,35 @@ impl Webhook {
                             Ok::<_, Infallible>(resp)
                         }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let http = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Err(_) => {
+                                f.fetch_add(1, Ordering::SeqCst);
+                            }
+                        },
+                    }
                 });
             }
         });
         Webhook {
-            url: format!("http://{addr}/hook"),
+            url: format!("{scheme}://{addr}/hook"),
             received,
             requests,
+            tls_failures,
             task,
         }
+    }
+
+    /// TLS handshakes that failed so far.
+    pub fn tls_failures(&self) -> usize {
+        self.tls_failures.load(Ordering::SeqCst)
     }
 
     /// Every notification accepted so far.
