@@ -291,6 +291,46 @@ async fn mutual_tls_probes_present_a_client_certificate() {
 }
 
 #[test]
+fn muster_check_takes_cacert_cert_and_key() {
+    let dir = TempDir::new("muster-check-tls");
+    make_certificates(dir.path());
+    let port = common::free_port();
+    let _redis = redis_tls_server(dir.path(), port, true);
+    let url = format!("rediss://127.0.0.1:{port}");
+    let check = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_muster"))
+            .args(["check", "--redis", &url, "--timeout", "3s"])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .expect("run muster check")
+    };
+    let out = check(&[
+        "--cacert",
+        "ca.pem",
+        "--cert",
+        "client.pem",
+        "--key",
+        "client.key",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // A TLS Redis asks for a client certificate: without one, not ready (1).
+    let out = check(&["--cacert", "ca.pem"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("CertificateRequired"),
+        "{out:?}"
+    );
+    // A certificate without its key is a usage error (2) naming the flags.
+    let out = check(&["--cacert", "ca.pem", "--cert", "client.pem"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--cert needs --key"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn bad_client_certificate_fields_are_config_errors_naming_the_field() {
     let dir = TempDir::new("muster-mtls-bad");
     make_certificates(dir.path());

@@ -178,6 +178,17 @@ pub struct CheckArgs {
     /// Check this muster's own health endpoint (/healthz).
     #[arg(long = "self")]
     pub self_: bool,
+    /// For --redis rediss:// or --nats tls://: PEM CA certificates to trust
+    /// instead of the system's (as redis-cli --cacert).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<String>,
+    /// With --key, for --redis rediss:// or --nats tls://: a PEM client
+    /// certificate for a server that requires one (mutual TLS).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<String>,
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<String>,
     /// Give up after this long (Go duration).
     #[arg(long, default_value = "2s", value_name = "DURATION")]
     pub timeout: String,

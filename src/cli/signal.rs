@@ -46,6 +46,14 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             "give exactly one of --agent NAME, --service NAME, --self, --redis URL, --nats URL",
         );
     }
+    let tls_flags = [
+        args.cacert.is_some(),
+        args.cert.is_some(),
+        args.key.is_some(),
+    ];
+    if tls_flags.contains(&true) && args.redis.is_none() && args.nats.is_none() {
+        return usage("--cacert, --cert and --key go with --redis rediss://… or --nats tls://…");
+    }
     let timeout = match muster::duration::parse(&args.timeout) {
         Ok(d) if !d.is_zero() => d,
         Ok(_) => return usage("--timeout must be more than 0"),
@@ -58,9 +66,9 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             role: None,
             replication_link_up: false,
             key_exists: None,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
+            ca_file: args.cacert.clone(),
+            cert_file: args.cert.clone(),
+            key_file: args.key.clone(),
         });
         return check_server("redis", url, kind, timeout, json);
     }
@@ -72,9 +80,9 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             creds: None,
             nkey: None,
             monitor_url: None,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
+            ca_file: args.cacert.clone(),
+            cert_file: args.cert.clone(),
+            key_file: args.key.clone(),
         });
         return check_server("nats", url, kind, timeout, json);
     }
@@ -132,6 +140,29 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
     Ok(report(json, kind, name, ready, &status, &reason))
 }
 
+/// A probe's config error in the words of the `check` flags: `field
+/// \`ca_file\`` is `--cacert` here, and so on.
+fn name_flags(error: &str) -> String {
+    [
+        ("field `ca_file`", "--cacert"),
+        ("field `cert_file`", "--cert"),
+        ("field `key_file`", "--key"),
+        ("field `url`", "URL"),
+    ]
+    .iter()
+    .fold(error.to_string(), |text, (field, flag)| {
+        text.replace(field, flag)
+    })
+    .replace("ca_file is", "--cacert is")
+    .replace("cert_file is", "--cert is")
+    .replace("cert_file needs key_file", "--cert needs --key")
+    .replace("key_file needs cert_file", "--key needs --cert")
+    // "--cacert: --cacert is for …" says the flag once.
+    .replace("--cacert: --cacert", "--cacert")
+    .replace("--cert: --cert", "--cert")
+    .replace("--key: --key", "--key")
+}
+
 /// `muster check --redis URL` / `--nats URL`: one run of the probe of that
 /// kind, bounded by `timeout`. A URL the probe cannot use is a usage error.
 fn check_server(
@@ -155,7 +186,7 @@ fn check_server(
     };
     let mut probe = match muster::probe::build(&spec, &ctx) {
         Ok(p) => p,
-        Err(e) => return usage(&hide_secret(url, &e.to_string())),
+        Err(e) => return usage(&hide_secret(url, &name_flags(&e.to_string()))),
     };
     let target = probe.target();
     let mut outcome = runtime()?.block_on(run_once(probe.as_mut(), timeout));
