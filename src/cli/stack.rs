@@ -71,8 +71,19 @@ async fn start_supervision(
         running_stack,
         &grace.decisions,
     )?;
-    let recorder = grace.spawn_recorder(store, engine, &project.name);
+    // The recorder follows the store from before the first `starting`; the
+    // grace it re-tunes goes to the runner, which exists only afterwards.
+    let (retuned, mut to_runner) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = grace.spawn_recorder(store, engine, &project.name, Some(retuned));
     let supervision = Supervision::start(store, plan, running_stack);
+    let control = supervision.controller();
+    tokio::spawn(async move {
+        while let Some(c) = to_runner.recv().await {
+            if control.send(c).is_err() {
+                break;
+            }
+        }
+    });
     grace.publish(store);
     Ok((supervision, recorder))
 }

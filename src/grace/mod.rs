@@ -21,7 +21,7 @@ pub use history::{
     last_image_key, load_samples, note_start, record_sample, record_start, samples_key, Samples,
 };
 pub use model::*;
-pub use recorder::{spawn_recorder, Recorder, RecorderOptions};
+pub use recorder::{redecide, spawn_recorder, Recorder, RecorderOptions, Retune};
 
 use crate::compose::{HealthTest, Healthcheck, Project, Service};
 use crate::config::Settings;
@@ -163,6 +163,8 @@ pub struct GraceRun {
     pub decisions: BTreeMap<String, GraceDecision>,
     pub history: HistoryStore,
     pub keep: usize,
+    /// The coefficients, to decide again as samples come in.
+    pub config: GraceConfig,
 }
 
 impl GraceRun {
@@ -174,6 +176,7 @@ impl GraceRun {
             decisions,
             history,
             keep: settings.grace.samples_kept,
+            config: settings.grace.clone(),
         }
     }
 
@@ -193,8 +196,25 @@ impl GraceRun {
         }
     }
 
-    /// Starts recording start-ups of `project`'s services.
-    pub fn spawn_recorder(&self, store: &StateStore, engine: &Engine, project: &str) -> Recorder {
+    /// Starts recording start-ups of `project`'s services; with `control`
+    /// (the probe runner's), each new sample also re-tunes the service's
+    /// grace for its next start.
+    pub fn spawn_recorder(
+        &self,
+        store: &StateStore,
+        engine: &Engine,
+        project: &str,
+        control: Option<tokio::sync::mpsc::UnboundedSender<crate::supervisor::runner::Control>>,
+    ) -> Recorder {
+        let retune = control.map(|control| Retune {
+            config: self.config.clone(),
+            decisions: self
+                .decisions
+                .iter()
+                .map(|(name, d)| (name.clone(), d.clone()))
+                .collect(),
+            control,
+        });
         spawn_recorder(
             store.clone(),
             self.history.clone(),
@@ -203,6 +223,7 @@ impl GraceRun {
                 keep: self.keep,
                 project: project.to_string(),
                 engine: Some(engine.clone()),
+                retune,
             },
         )
     }

@@ -9,17 +9,23 @@
 //! start a container (`up` finding it already running, `serve` adopting a
 //! running stack) is no start-up: with an engine at hand the recorder checks
 //! the containers' StartedAt and skips those.
+//!
+//! With [`Retune`] the recorder also decides the service's grace again after
+//! each sample, so a service that restarts while muster runs gets a period
+//! learned from its newest starts (the runner applies it from the next start).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::history::{note_start, record_sample};
-use super::model::StartKind;
+use super::history::{load_samples, note_start, record_sample, Samples};
+use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, StartKind};
 use crate::engine::Engine;
 use crate::history::HistoryStore;
+use crate::probe::spec::GraceSetting;
+use crate::supervisor::runner::Control;
 use crate::supervisor::{ServiceState, StateEvent, StateStore};
 
 /// A container that started more than this before `starting` was entered
@@ -35,6 +41,35 @@ pub struct RecorderOptions {
     /// When set, a sample is kept only when a container of the service
     /// really started at (or just before) `starting`.
     pub engine: Option<Engine>,
+    /// When set, grace is re-tuned after each sample.
+    pub retune: Option<Retune>,
+}
+
+/// Re-tuning while muster runs: the decisions made at start-up, the
+/// coefficients, and where a changed period goes (the probe runner).
+#[derive(Debug, Clone)]
+pub struct Retune {
+    pub config: GraceConfig,
+    pub decisions: HashMap<String, GraceDecision>,
+    pub control: mpsc::UnboundedSender<Control>,
+}
+
+/// `decision` again with fresh `samples`: the setting, the declared period,
+/// the image and the failure window stay as they were decided.
+pub fn redecide(cfg: &GraceConfig, decision: &GraceDecision, samples: &Samples) -> GraceDecision {
+    let inputs = GraceInputs {
+        setting: decision.setting,
+        declared: decision.declared,
+        image: decision
+            .image
+            .clone()
+            .ok_or_else(|| "not inspected".to_string()),
+        cold: &samples.cold,
+        warm: &samples.warm,
+        last_image: samples.last_image.as_deref(),
+        failure_window: decision.failure_window,
+    };
+    decide(cfg, &decision.service, &inputs)
 }
 
 /// The running recorder. Dropping it stops it at once; [`Recorder::finish`]
@@ -55,8 +90,10 @@ pub fn spawn_recorder(
 ) -> Recorder {
     // Subscribe now, so nothing that happens after this call is missed.
     let events = store.events();
+    let store = store.clone();
     let (stop_tx, stop_rx) = oneshot::channel();
     let state = RecorderState {
+        store,
         history,
         image_ids,
         options,
@@ -94,6 +131,7 @@ impl Drop for Recorder {
 }
 
 struct RecorderState {
+    store: StateStore,
     history: HistoryStore,
     image_ids: HashMap<String, String>,
     options: RecorderOptions,
@@ -141,7 +179,9 @@ impl RecorderState {
             }
             ServiceState::Ready => {
                 if let Some((start, Some(kind))) = self.starts.remove(&service) {
-                    self.record(&service, kind, start, at).await;
+                    if self.record(&service, kind, start, at).await {
+                        self.retune(&service).await;
+                    }
                 }
             }
             // Not ready yet: the start-up goes on.
@@ -167,13 +207,14 @@ impl RecorderState {
         }
     }
 
-    async fn record(&self, service: &str, kind: StartKind, start_ms: u64, ready_ms: u64) {
+    /// Records one start-up; true when a sample was written.
+    async fn record(&self, service: &str, kind: StartKind, start_ms: u64, ready_ms: u64) -> bool {
         let Some(image) = self.image_ids.get(service) else {
             tracing::debug!(service, "grace: no image ID; start-up not recorded");
-            return;
+            return false;
         };
         if ready_ms < start_ms {
-            return;
+            return false;
         }
         if let Some(engine) = &self.options.engine {
             match started_fresh(engine, &self.options.project, service, start_ms).await {
@@ -183,11 +224,11 @@ impl RecorderState {
                         service,
                         "grace: the container was already running; not a start-up"
                     );
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     tracing::warn!(service, error = %e, "grace: cannot tell when the container started; start-up not recorded");
-                    return;
+                    return false;
                 }
             }
         }
@@ -204,12 +245,53 @@ impl RecorderState {
         .await
         {
             Ok(()) => {
-                tracing::info!(service, %kind, ms, "grace: start-up recorded")
+                tracing::info!(service, %kind, ms, "grace: start-up recorded");
+                true
             }
             Err(e) => {
-                tracing::warn!(service, error = %e, "grace: start-up sample not recorded")
+                tracing::warn!(service, error = %e, "grace: start-up sample not recorded");
+                false
             }
         }
+    }
+
+    /// Decides `service`'s grace again from its history, after a new sample.
+    /// A changed period goes to the runner (from the next start on); the
+    /// reasons go to `/status` either way.
+    async fn retune(&mut self, service: &str) {
+        let keep = self.options.keep;
+        let Some(retune) = self.options.retune.as_mut() else {
+            return;
+        };
+        let Some(before) = retune.decisions.get(service) else {
+            return;
+        };
+        if before.setting != GraceSetting::Auto || before.image.is_none() {
+            return;
+        }
+        let samples = match load_samples(&self.history, service, keep).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(service, error = %e, "grace: history cannot be read; grace not re-tuned");
+                return;
+            }
+        };
+        let after = redecide(&retune.config, before, &samples);
+        if after.period != before.period {
+            tracing::info!(
+                service,
+                from = %crate::duration::format(before.period),
+                to = %crate::duration::format(after.period),
+                "grace: re-tuned from start-up history; applies from the next start"
+            );
+            let _ = retune.control.send(Control::SetGrace {
+                service: service.to_string(),
+                grace: after.period,
+            });
+        }
+        let reasons = after.reasons.clone();
+        self.store.update(service, |s| s.grace_reasons = reasons);
+        retune.decisions.insert(service.to_string(), after);
     }
 }
 
@@ -245,6 +327,86 @@ mod tests {
     use crate::supervisor::ServiceStatus;
 
     #[tokio::test]
+    async fn a_new_sample_re_tunes_grace_for_the_next_start() {
+        let dir = std::env::temp_dir().join(format!("muster-retune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
+        let store = StateStore::new("p");
+        store.insert(ServiceStatus::pending("api"));
+        let image = "sha256:aaa";
+        let cfg = GraceConfig::default();
+        // Nine warm starts of 20 s already learned: one short of min_samples.
+        note_start(&history, "api", image, 1).await.unwrap();
+        for i in 0..cfg.min_samples - 1 {
+            record_sample(
+                &history,
+                "api",
+                StartKind::Warm,
+                image,
+                20_000,
+                2 + i as u64,
+                50,
+            )
+            .await
+            .unwrap();
+        }
+        let samples = load_samples(&history, "api", 50).await.unwrap();
+        let facts = crate::grace::ImageFacts {
+            reference: "api:1".into(),
+            id: image.into(),
+            size: 1 << 20,
+            has_healthcheck: false,
+        };
+        let inputs = GraceInputs {
+            setting: GraceSetting::Auto,
+            declared: Duration::from_secs(5),
+            image: Ok(facts),
+            cold: &samples.cold,
+            warm: &samples.warm,
+            last_image: samples.last_image.as_deref(),
+            failure_window: Duration::from_secs(3),
+        };
+        let before = decide(&cfg, "api", &inputs);
+        assert_eq!(before.period, Duration::from_secs(5), "{before:?}");
+        let (control, mut to_runner) = mpsc::unbounded_channel();
+        let recorder = spawn_recorder(
+            store.clone(),
+            history.clone(),
+            HashMap::from([("api".to_string(), image.to_string())]),
+            RecorderOptions {
+                keep: 50,
+                project: "p".into(),
+                engine: None,
+                retune: Some(Retune {
+                    config: cfg.clone(),
+                    decisions: HashMap::from([("api".to_string(), before)]),
+                    control,
+                }),
+            },
+        );
+        // The tenth warm start: now learned, p95 20 s x margin.
+        store.transition("api", ServiceState::Starting, "restarted");
+        store.transition("api", ServiceState::Ready, "ok");
+        recorder.finish(Duration::from_secs(10)).await;
+        let sent = to_runner
+            .try_recv()
+            .expect("a re-tuned grace for the runner");
+        let Control::SetGrace { service, grace } = sent else {
+            panic!("{sent:?}");
+        };
+        assert_eq!(service, "api");
+        // p95 of nine 20 s starts and one instant one, times the margin:
+        // longer than the declared 5 s, at most 20 s x margin.
+        assert!(
+            grace > Duration::from_secs(15) && grace <= Duration::from_secs(20).mul_f64(cfg.margin),
+            "{grace:?}"
+        );
+        let reasons = &store.snapshot().services["api"].grace_reasons;
+        assert!(reasons.iter().any(|r| r.contains("learned")), "{reasons:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
     async fn records_first_ready_after_each_start_with_its_kind() {
         let dir = std::env::temp_dir().join(format!("muster-recorder-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -262,6 +424,7 @@ mod tests {
                 keep: 10,
                 project: "p".into(),
                 engine: None,
+                retune: None,
             },
         );
         // A first start that goes through unready: recorded, cold.

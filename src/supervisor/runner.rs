@@ -70,6 +70,12 @@ pub enum Control {
         service: String,
         until: Instant,
     },
+    /// The effective grace period was re-tuned (a new start-up sample): it
+    /// applies from the service's next start.
+    SetGrace {
+        service: String,
+        grace: Duration,
+    },
 }
 
 /// A decision for the supervisor, with the service it is about.
@@ -503,7 +509,8 @@ impl Loop {
             | Control::Restarted { service }
             | Control::Stopped { service, .. }
             | Control::Exited { service, .. }
-            | Control::ExtendDeadline { service, .. } => service,
+            | Control::ExtendDeadline { service, .. }
+            | Control::SetGrace { service, .. } => service,
         };
         let Some(&si) = index.get(name) else {
             tracing::debug!(service = %name, "control for a service without probes");
@@ -517,6 +524,13 @@ impl Loop {
             Control::Exited { code, one_shot, .. } => machine.exited(now, code, one_shot),
             Control::ExtendDeadline { until, .. } => {
                 machine.extend_deadline(until.into_std());
+                Step::default()
+            }
+            Control::SetGrace { grace, .. } => {
+                machine.set_grace(grace);
+                let grace_ms = grace.as_millis() as u64;
+                self.store
+                    .update(&self.entries[si].name, |s| s.grace_ms = grace_ms);
                 Step::default()
             }
         };
@@ -698,6 +712,19 @@ mod tests {
         }
     }
 
+    /// One service `svc` with one scripted readiness probe (failure_threshold 2).
+    fn scripted_service(ok: &Arc<Mutex<Option<bool>>>, grace: Duration) -> Vec<ServiceProbes> {
+        vec![ServiceProbes {
+            service: "svc".into(),
+            required: true,
+            grace,
+            probes: vec![RunnerProbe {
+                timing: timing(2),
+                probe: Box::new(Scripted { ok: ok.clone() }),
+            }],
+        }]
+    }
+
     async fn settle(secs: u64) {
         for _ in 0..secs * 10 {
             tokio::time::advance(Duration::from_millis(100)).await;
@@ -821,20 +848,41 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_re_tuned_grace_applies_from_the_next_start() {
+        let store = StateStore::new("t");
+        let ok = Arc::new(Mutex::new(Some(false)));
+        let runner = ProbeRunner::spawn(
+            store.clone(),
+            scripted_service(&ok, Duration::from_secs(30)),
+            RunnerOptions::default(),
+        );
+        runner.send(Control::SetGrace {
+            service: "svc".into(),
+            grace: Duration::from_secs(2),
+        });
+        settle(1).await;
+        assert_eq!(store.snapshot().services["svc"].grace_ms, 2_000);
+        runner.send(Control::Started {
+            service: "svc".into(),
+        });
+        // Failing past the new 2 s window (not the old 30 s): unready.
+        settle(5).await;
+        let snap = store.snapshot();
+        assert_eq!(
+            snap.services["svc"].state,
+            ServiceState::Unready,
+            "{snap:?}"
+        );
+        runner.stop();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn runner_drives_state_and_reports_timeouts() {
         let store = StateStore::new("t");
         let ok = Arc::new(Mutex::new(Some(false)));
         let runner = ProbeRunner::spawn(
             store.clone(),
-            vec![ServiceProbes {
-                service: "svc".into(),
-                required: true,
-                grace: Duration::from_secs(5),
-                probes: vec![RunnerProbe {
-                    timing: timing(2),
-                    probe: Box::new(Scripted { ok: ok.clone() }),
-                }],
-            }],
+            scripted_service(&ok, Duration::from_secs(5)),
             RunnerOptions::default(),
         );
         assert_eq!(
