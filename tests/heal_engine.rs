@@ -857,6 +857,13 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
     // someone else and worker exits by itself.
     proxy.cut();
     link.wait_for(|l| !l.connected).await.unwrap();
+    // /status says so too.
+    let shown = store
+        .snapshot()
+        .engine
+        .clone()
+        .expect("engine link in the snapshot");
+    assert!(!shown.connected && shown.last_error.is_some(), "{shown:?}");
     let svc_id = store.snapshot().services["svc"].container_ids[0].clone();
     engine
         .docker()
@@ -895,6 +902,12 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
     link.wait_for(|l| l.connected && l.reconnects >= 1)
         .await
         .unwrap();
+    let shown = store
+        .snapshot()
+        .engine
+        .clone()
+        .expect("engine link in the snapshot");
+    assert!(shown.connected && shown.reconnects >= 1, "{shown:?}");
     let svc = wait_for(
         &store,
         "svc",

@@ -9,7 +9,9 @@ use std::time::Duration;
 use health_support::{eventually, options, request, two_service_store, Server};
 use muster::health::{ServerOptions, StatusView};
 use muster::probe::ProbeOutcome;
-use muster::supervisor::{ProbeObservation, ServiceState, ServiceStatus, StateEvent, StateStore};
+use muster::supervisor::{
+    EngineLink, ProbeObservation, ServiceState, ServiceStatus, StateEvent, StateStore,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -379,6 +381,12 @@ async fn metrics_parse_as_prometheus_text() {
     tokio::time::sleep(Duration::from_millis(30)).await;
     store.transition("redis", ServiceState::Ready, "PONG");
     store.update("redis", |s| s.restarts = 3);
+    store.set_engine_link(EngineLink {
+        connected: false,
+        reconnects: 4,
+        since_ms: 1,
+        last_error: Some("event stream ended".into()),
+    });
     store.transition(
         "memory-agent",
         ServiceState::Failed,
@@ -499,6 +507,8 @@ async fn metrics_parse_as_prometheus_text() {
         ),
         3.0
     );
+    assert_eq!(value(&samples, "muster_engine_connected", &[]), 0.0);
+    assert_eq!(value(&samples, "muster_engine_reconnects_total", &[]), 4.0);
     assert_eq!(
         value(
             &samples,

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::process::{Command, Output};
 
 use common::{free_port, RedisServer, TempDir};
-use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
+use muster::supervisor::{EngineLink, ServiceState, ServiceStatus, StackSnapshot};
 
 fn muster(dir: &TempDir, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_muster"))
@@ -157,6 +157,13 @@ fn status_prints_a_running_musters_snapshot() {
         project: "demo".into(),
         at_ms: 1_700_000_060_000,
         services: Default::default(),
+        // The healer lost the engine's event stream 30 s ago.
+        engine: Some(EngineLink {
+            connected: false,
+            reconnects: 2,
+            since_ms: 1_700_000_030_000,
+            last_error: Some("connection refused".into()),
+        }),
     };
     let mut redis = ServiceStatus::pending("redis");
     redis.state = ServiceState::Ready;
@@ -179,6 +186,10 @@ fn status_prints_a_running_musters_snapshot() {
         .expect("redis row");
     assert!(row.contains("ready") && row.contains("1m0s ago"), "{row}");
     assert!(all.contains("loading model 40%"), "{all}");
+    assert!(
+        all.contains("ENGINE event stream lost 30s ago (connection refused)"),
+        "{all}"
+    );
     let out = muster(&dir, &["--listen", &addr, "status", "--json"]);
     let back: StackSnapshot = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(back, snap);

@@ -292,6 +292,13 @@ fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     for alert in snapshot.alerts() {
         out.push_str(&format!("ALERT {alert}\n"));
     }
+    if let Some(link) = snapshot.engine.as_ref().filter(|l| !l.connected) {
+        out.push_str(&format!(
+            "ENGINE event stream lost {} ({}); muster cannot see exits or restart until it reconnects\n",
+            fmt_age(now.saturating_sub(link.since_ms)),
+            link.last_error.as_deref().unwrap_or("no reason given")
+        ));
+    }
     out
 }
 

@@ -225,6 +225,21 @@ impl Collector for SnapshotCollector {
                     .encode_counter::<NoLabelSet, _, u64>(&u64::from(s.restarts), None)?;
             }
         }
+        if let Some(link) = &snap.engine {
+            gauge_family(
+                &mut encoder,
+                "muster_engine_connected",
+                "1 while muster follows the engine's event stream (it sees exits and heals only then)",
+                std::iter::once((Labels::new(), i64::from(link.connected))),
+            )?;
+            let mut metric = encoder.encode_descriptor(
+                "muster_engine_reconnects",
+                "Times the engine's event stream was re-established after it dropped",
+                None,
+                MetricType::Counter,
+            )?;
+            metric.encode_counter::<NoLabelSet, _, u64>(&u64::from(link.reconnects), None)?;
+        }
         Ok(())
     }
 }

@@ -666,6 +666,7 @@ pub async fn check_once(
         project: project.to_string(),
         at_ms: unix_ms(std::time::SystemTime::now()),
         services,
+        engine: None,
     })
 }
 

@@ -188,6 +188,10 @@ pub struct StackSnapshot {
     /// Unix milliseconds when the snapshot was taken.
     pub at_ms: u64,
     pub services: BTreeMap<String, ServiceStatus>,
+    /// muster's link to the engine's event stream, while muster heals (it
+    /// cannot see exits or restart anything while disconnected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineLink>,
 }
 
 impl StackSnapshot {

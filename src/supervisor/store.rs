@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{broadcast, watch};
 
-use super::state::{ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition};
+use super::state::{
+    EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition,
+};
 use crate::probe::{unix_ms, ProbeOutcome};
 
 /// One probe run, as seen by metrics.
@@ -41,6 +43,7 @@ impl StateStore {
             project: project.into(),
             at_ms: unix_ms(std::time::SystemTime::now()),
             services: Default::default(),
+            engine: None,
         };
         let (snapshot, _) = watch::channel(Arc::new(snapshot));
         let (events, _) = broadcast::channel(1024);
@@ -103,6 +106,12 @@ impl StateStore {
         f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
     ) {
         self.modify(|snap| f(&mut snap.services));
+    }
+
+    /// Records muster's link to the engine (shown in `/status`, `/metrics`
+    /// and `muster status`).
+    pub fn set_engine_link(&self, link: EngineLink) {
+        self.modify(|snap| snap.engine = Some(link));
     }
 
     /// Moves a service to `to`, recording the transition and emitting an event.

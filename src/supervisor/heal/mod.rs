@@ -561,7 +561,7 @@ impl Healer {
             EngineMsg::Event { event, state } => self.on_event(event, state.map(|s| *s)),
             EngineMsg::Down { error, retry_in } => {
                 tracing::warn!(error = %error, retry_in = %fmt(retry_in), "engine event stream lost; reconnecting");
-                self.link.send_modify(|l| {
+                self.update_link(|l| {
                     l.connected = false;
                     l.since_ms = now_ms();
                     l.last_error = Some(error);
@@ -670,13 +670,22 @@ impl Healer {
                 "engine view built from container labels"
             );
         }
-        self.link.send_modify(|l| {
+        self.update_link(|l| {
             l.connected = true;
             l.since_ms = now_ms();
             if reconnect {
                 l.reconnects += 1;
             }
         });
+    }
+
+    /// Changes the engine link for `/status`, then for its followers (so a
+    /// follower woken by the change finds `/status` saying the same).
+    fn update_link(&mut self, change: impl FnOnce(&mut EngineLink)) {
+        let mut link = self.link.borrow().clone();
+        change(&mut link);
+        self.store.set_engine_link(link.clone());
+        self.link.send_replace(link);
     }
 
     fn on_event(&mut self, ev: EngineEvent, state: Option<ContainerState>) {
