@@ -12,23 +12,14 @@ mod certs;
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use certs::make_certificates;
-use common::TempDir;
+use common::{KillOnDrop, TempDir};
 use muster::probe::spec::ProbeSpec;
 use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::runner::run_once;
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `openssl s_server -www` on 127.0.0.1:`port`: answers any GET with
 /// `HTTP/1.0 200 ok` and a status page.

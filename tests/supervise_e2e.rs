@@ -5,27 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE};
-
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
+use common::{
+    http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE,
+};
 
 fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -40,15 +25,6 @@ fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> String
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("GET {path} did not answer {want} within {within:?}; last: {last:?}");
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn muster(redis: &RedisServer, namespace: &str) -> Command {

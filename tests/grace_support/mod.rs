@@ -4,13 +4,14 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+#[allow(unused_imports)] // not every grace test uses both
+pub use crate::common::{http_get, KillOnDrop};
 
 /// The grace coefficients these tests do their arithmetic with: margin 1.5
 /// and 5 samples (the defaults are 1.4 and 10; see docs/readme/grace.md),
@@ -126,22 +127,6 @@ pub fn expected_learned_ms(samples_ms: &[u64], margin: f64, window_ms: u64) -> (
     (p95, allowed.saturating_sub(window_ms).max(p95))
 }
 
-/// GET on 127.0.0.1:port; (status, body).
-pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
-    Some((status, body))
-}
-
 /// Polls `/status/{service}` until `pred` holds; returns that status.
 pub fn wait_service(
     port: u16,
@@ -163,14 +148,4 @@ pub fn wait_service(
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("/status/{service} never matched within {within:?}; last: {last}");
-}
-
-/// Kills (and reaps) a child process when dropped, also on panic.
-pub struct KillOnDrop(pub Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
