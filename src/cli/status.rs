@@ -55,20 +55,17 @@ fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
     let mut compose = BTreeMap::new();
     let mut from_compose = BTreeSet::new();
     for (name, service) in &project.services {
-        let own = service.muster.as_ref().filter(|m| !m.probes.is_empty());
-        let chosen = match own {
-            Some(m) => {
-                from_compose.insert(name.clone());
-                m.clone()
-            }
-            None => settings
-                .services
-                .get(name)
-                .or(service.muster.as_ref())
-                .cloned()
-                .unwrap_or_default(),
-        };
-        services.insert(name.clone(), chosen);
+        // The same choice as the supervisor's (compose `x-muster` probes win);
+        // a service left without probes is shown as not probed.
+        let chosen = muster::supervisor::plan::muster_settings(service, settings);
+        if service
+            .muster
+            .as_ref()
+            .is_some_and(|m| !m.probes.is_empty())
+        {
+            from_compose.insert(name.clone());
+        }
+        services.insert(name.clone(), chosen.cloned().unwrap_or_default());
         compose.insert(
             name.clone(),
             (
