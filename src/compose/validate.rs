@@ -134,26 +134,12 @@ pub const DEPLOY_KEYS: &[&str] = &[
     "endpoint_mode",
 ];
 
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 /// The closest known key within a small edit distance, if any.
 pub fn suggest<'a>(unknown: &str, known: &[&'a str]) -> Option<&'a str> {
     let limit = (unknown.chars().count() / 3).clamp(1, 3);
     known
         .iter()
-        .map(|k| (levenshtein(unknown, k), *k))
+        .map(|k| (strsim::levenshtein(unknown, k), *k))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
