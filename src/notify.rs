@@ -335,7 +335,7 @@ async fn deliver_all(
                             format!("answered HTTP {status}"),
                             status == 429 || status >= 500,
                         ),
-                        Ok(Err(e)) => (e, true),
+                        Ok(Err(e)) => (e.text, e.retry),
                         Err(_) => (
                             format!(
                                 "no answer within {}",
@@ -358,13 +358,25 @@ async fn deliver_all(
     }
 }
 
+/// Why one POST failed, and whether another try could help.
+struct PostError {
+    text: String,
+    retry: bool,
+}
+
+impl From<String> for PostError {
+    fn from(text: String) -> Self {
+        PostError { text, retry: true }
+    }
+}
+
 /// One POST on a fresh connection (TLS over it for `https://`); returns
 /// the status code.
 async fn post(
     target: &WebhookTarget,
     tls: Option<&Arc<rustls::ClientConfig>>,
     body: Bytes,
-) -> Result<u16, String> {
+) -> Result<u16, PostError> {
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("connect to {}: {e}", target.authority))?;
@@ -377,12 +389,22 @@ async fn post(
     let stream = tokio_rustls::TlsConnector::from(config.clone())
         .connect(name, stream)
         .await
-        .map_err(|e| format!("TLS handshake with {} failed: {e}", target.authority))?;
+        .map_err(|e| {
+            // A certificate the server will present again: retrying cannot help.
+            let refused = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)));
+            PostError {
+                text: format!("TLS handshake with {} failed: {e}", target.authority),
+                retry: !refused,
+            }
+        })?;
     exchange(target, stream, body).await
 }
 
 /// The POST itself, over a connected (plain or TLS) stream.
-async fn exchange<S>(target: &WebhookTarget, stream: S, body: Bytes) -> Result<u16, String>
+async fn exchange<S>(target: &WebhookTarget, stream: S, body: Bytes) -> Result<u16, PostError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
@@ -408,10 +430,13 @@ where
         .body(Full::new(body))
         .map_err(|e| format!("bad request: {e}"))?;
     let result = async {
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("POST to {}: {e}", target.authority))?;
+        let resp = sender.send_request(req).await.map_err(|e| {
+            format!(
+                "POST to {}: {}",
+                target.authority,
+                crate::error_text::error_chain(&e)
+            )
+        })?;
         let status = resp.status().as_u16();
         // Read (and drop) the answer so the exchange completes.
         let _ = http_body_util::Limited::new(resp.into_body(), 64 * 1024)

@@ -66,14 +66,26 @@ async fn https_webhook_trusts_its_ca_file_and_refuses_an_unknown_issuer() {
     .await;
 
     // The system's roots do not know the test CA: the client ends the
-    // handshake, so the server sees a failed handshake and no request.
-    let untrusted = Notifier::webhook(&hook.url, options(None)).expect("notifier");
+    // handshake, so the server sees a failed handshake and no request. A
+    // refused certificate is not retried (the server would present it again).
+    let untrusted = Notifier::webhook(
+        &hook.url,
+        WebhookOptions {
+            attempts: 3,
+            retry_delay: Duration::from_millis(200),
+            ..options(None)
+        },
+    )
+    .expect("notifier");
     untrusted.notify(notification("worker"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while hook.tls_failures() == 0 {
         assert!(Instant::now() < deadline, "no TLS handshake was refused");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Retries would have come 200 ms and 600 ms after the first try.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(hook.tls_failures(), 1, "a refused certificate was retried");
     assert!(
         hook.of("worker", "failed").is_empty(),
         "{:?}",
