@@ -206,7 +206,51 @@ fn compose_errors_exit_1_with_the_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        err.contains("compose.yaml") && err.contains("cache") && err.contains("require"),
+        err.contains("compose.yaml:6:38: services.cache.x-muster.probes[0]")
+            && err.contains("field `require`"),
+        "{err}"
+    );
+
+    // A file the probe names that cannot be read: found after loading, and
+    // still named by file, line and field.
+    std::fs::write(
+        &file,
+        "services:\n  cache:\n    image: redis:7\n    x-muster:\n      probes:\n        - redis:\n            url: rediss://x\n            ca_file: /nonexistent/ca.pem\n",
+    )
+    .unwrap();
+    let out = muster(&dir, &["-f", file.to_str().unwrap(), "status", "--direct"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        err.contains(
+            "compose.yaml:8:13: services.cache.x-muster.probes[0]: redis probe: field `ca_file`"
+        ) && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+
+    // The same in config/muster.yaml: that file, its own path.
+    std::fs::write(&file, "services:\n  cache:\n    image: redis:7\n").unwrap();
+    let config = dir.path().join("muster.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  cache:\n    probes:\n      - redis: { url: \"redis://x\", ca_file: /tmp/ca.pem }\n",
+    )
+    .unwrap();
+    let out = muster(
+        &dir,
+        &[
+            "-f",
+            file.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "status",
+            "--direct",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        err.contains("muster.yaml:4:36: services.cache.probes[0]: redis probe: field `ca_file`"),
         "{err}"
     );
 }

@@ -13,6 +13,8 @@ use muster::compose::ComposeError;
 use muster::config::Settings;
 use muster::probe::spec::MusterService;
 use muster::probe::{AddressMode, LabelResolver, ProbeContext, ProbeStatus};
+use muster::supervisor::plan::{probe_error, ProbeAt};
+use muster::supervisor::runner::ProbeBuildError;
 use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
 
 use super::{CliResult, Global, StatusArgs};
@@ -83,32 +85,23 @@ fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
     })
 }
 
-/// Names the file a probe error comes from: the compose file for `x-muster`
-/// probes, config/muster.yaml for the others.
-fn locate_error(plan: &Plan, settings: &Settings, error: String) -> String {
-    let service = error
-        .strip_prefix("services.")
-        .and_then(|rest| rest.split_once(".probes["))
-        .map(|(name, _)| name.to_string());
-    match service {
-        Some(name) if plan.from_compose.contains(&name) => {
-            let files: Vec<String> = plan
-                .compose_files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect();
-            let error = error.replacen(".probes[", ".x-muster.probes[", 1);
-            if files.is_empty() {
-                error
-            } else {
-                format!("{}: {error}", files.join(", "))
-            }
-        }
-        _ => match &settings.config_path {
-            Some(path) => format!("{}: {error}", path.display()),
-            None => error,
-        },
-    }
+/// A probe that cannot be built, named by its file, line and field (the
+/// compose file for `x-muster` probes, config/muster.yaml for the others).
+fn locate_error(plan: &Plan, settings: &Settings, error: ProbeBuildError) -> String {
+    let at = ProbeAt {
+        service: &error.service,
+        index: error.index,
+        kind: error.kind,
+        field: error.field,
+        from_compose: plan.from_compose.contains(&error.service),
+    };
+    probe_error(
+        &plan.compose_files,
+        settings.config_path.as_deref(),
+        at,
+        error.message,
+    )
+    .to_string()
 }
 
 /// Services without a probe: nothing here can decide them, so they are shown
@@ -145,7 +138,7 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
         let plan = plan(global, settings)?;
         let mut snap = probe_directly(&plan.project, &plan.services, mode)
             .await
-            .map_err(|e| locate_error(&plan, settings, e.to_string()))?;
+            .map_err(|e| locate_error(&plan, settings, e))?;
         mark_unprobed(&plan, &mut snap);
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
             snap,
@@ -189,7 +182,7 @@ pub async fn probe_directly(
     project: &str,
     services: &BTreeMap<String, MusterService>,
     mode: AddressMode,
-) -> Result<StackSnapshot, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<StackSnapshot, ProbeBuildError> {
     let needs_docker = mode.effective() == AddressMode::Host
         || services.values().flat_map(|s| &s.probes).any(|p| {
             matches!(
@@ -221,7 +214,7 @@ pub async fn probe_directly(
             }
         }
     }
-    Ok(muster::supervisor::runner::check_once(project, services, &ctx).await?)
+    muster::supervisor::runner::check_once(project, services, &ctx).await
 }
 
 async fn connect_docker() -> Result<bollard::Docker, bollard::errors::Error> {

@@ -14,6 +14,7 @@ pub mod env;
 mod error;
 pub mod extends;
 pub mod interpolate;
+pub mod locate;
 pub mod merge;
 pub mod model;
 pub mod normalize;

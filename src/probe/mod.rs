@@ -113,6 +113,14 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
+    /// The field an error is about, when it is about one.
+    pub fn field_name(&self) -> Option<&'static str> {
+        match self {
+            ProbeError::Field { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+
     pub(crate) fn field(
         kind: &'static str,
         field: &'static str,

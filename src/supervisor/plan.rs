@@ -2,6 +2,7 @@
 //! runner runs: which services muster's own probes decide, with what grace.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +26,12 @@ pub struct ProbePlan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("services.{service}.x-muster.probes[{index}]: {message}")]
+    /// `at` is where the probe (or its field) is written: `file:line:col: `,
+    /// or empty when that cannot be told; `path` names it in that file.
+    #[error("{at}{path}: {message}")]
     Probe {
-        service: String,
-        index: usize,
+        at: String,
+        path: String,
         message: String,
     },
     #[error("agent probes need Redis at {url}: {message}")]
@@ -157,11 +160,25 @@ pub fn plan_with_grace(
             ..base.clone()
         };
         let mut probes = Vec::with_capacity(muster.probes.len());
+        let from_compose = service
+            .muster
+            .as_ref()
+            .is_some_and(|m| !m.probes.is_empty());
         for (index, spec) in muster.probes.iter().enumerate() {
-            let err = |message: String| PlanError::Probe {
-                service: name.clone(),
-                index,
-                message,
+            let err = |field: Option<&str>, message: String| {
+                let at = ProbeAt {
+                    service: name,
+                    index,
+                    kind: spec.kind.name(),
+                    field,
+                    from_compose,
+                };
+                probe_error(
+                    &project.config_files,
+                    settings.config_path.as_deref(),
+                    at,
+                    message,
+                )
             };
             let probe: Box<dyn crate::probe::Probe> = match &spec.kind {
                 ProbeKind::Agent(agent) => {
@@ -178,11 +195,12 @@ pub fn plan_with_grace(
                         }
                     };
                     let probe = AgentProbe::from_spec(agent, name, watcher)
-                        .map_err(|e| err(e.to_string()))?;
+                        .map_err(|e| err(Some("name"), e.to_string()))?;
                     agents.push((name.clone(), probe.agent().to_string()));
                     Box::new(probe)
                 }
-                _ => crate::probe::build(spec, &ctx).map_err(|e| err(e.to_string()))?,
+                _ => crate::probe::build(spec, &ctx)
+                    .map_err(|e| err(e.field_name(), e.to_string()))?,
             };
             probes.push(RunnerProbe {
                 timing: spec.timing.clone(),
@@ -204,4 +222,61 @@ pub fn plan_with_grace(
         watcher,
         agents,
     })
+}
+
+/// Which probe an error is about.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeAt<'a> {
+    pub service: &'a str,
+    pub index: usize,
+    /// The probe kind's key (`redis`, …).
+    pub kind: &'a str,
+    /// The field the error is about, when it is about one.
+    pub field: Option<&'a str>,
+    /// The probe is the compose file's `x-muster` (else config/muster.yaml's).
+    pub from_compose: bool,
+}
+
+/// A probe that cannot be built, named by where it is written: the compose
+/// file's `services.NAME.x-muster.probes[N]` or config/muster.yaml's
+/// `services.NAME.probes[N]`, with the line of the field (or of the probe)
+/// when the file still has it.
+pub fn probe_error(
+    compose_files: &[PathBuf],
+    config_path: Option<&Path>,
+    probe: ProbeAt<'_>,
+    message: String,
+) -> PlanError {
+    use crate::compose::locate::{locate, Step};
+    let ProbeAt {
+        service,
+        index,
+        kind,
+        field,
+        from_compose,
+    } = probe;
+    let mut steps = vec![Step::Key("services"), Step::Key(service)];
+    let (files, path): (Vec<PathBuf>, String) = if from_compose {
+        steps.push(Step::Key("x-muster"));
+        (
+            compose_files.to_vec(),
+            format!("services.{service}.x-muster.probes[{index}]"),
+        )
+    } else {
+        (
+            config_path.map(Path::to_path_buf).into_iter().collect(),
+            format!("services.{service}.probes[{index}]"),
+        )
+    };
+    let probe_depth = steps.len() + 2;
+    steps.extend([Step::Key("probes"), Step::Index(index), Step::Key(kind)]);
+    steps.extend(field.map(Step::Key));
+    let at = match locate(&files, &steps, probe_depth) {
+        Some(pos) => format!("{pos}: "),
+        None => files
+            .first()
+            .map(|f| format!("{}: ", f.display()))
+            .unwrap_or_default(),
+    };
+    PlanError::Probe { at, path, message }
 }

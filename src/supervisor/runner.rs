@@ -580,6 +580,17 @@ impl Loop {
     }
 }
 
+/// A probe [`check_once`] could not build (bad settings), with what names
+/// it (see [`super::plan::probe_error`] for the file and line).
+#[derive(Debug)]
+pub struct ProbeBuildError {
+    pub service: String,
+    pub index: usize,
+    pub kind: &'static str,
+    pub field: Option<&'static str>,
+    pub message: String,
+}
+
 /// Runs every probe of every service once, at the same time, and returns
 /// the stack as a snapshot (what `muster status` prints when no muster is
 /// running). A service is `ready` when all its probes pass, `unready` when one
@@ -589,7 +600,7 @@ pub async fn check_once(
     project: &str,
     services: &std::collections::BTreeMap<String, crate::probe::spec::MusterService>,
     base: &crate::probe::ProbeContext,
-) -> Result<super::state::StackSnapshot, String> {
+) -> Result<super::state::StackSnapshot, ProbeBuildError> {
     use super::state::{ServiceState, StackSnapshot};
     use crate::probe::spec::ProbeKind;
     use crate::probe::unix_ms;
@@ -607,8 +618,13 @@ pub async fn check_once(
                 skipped.push("agent probe (ready signal) is read by a running muster".to_string());
                 continue;
             }
-            let probe = crate::probe::build(spec, &ctx)
-                .map_err(|e| format!("services.{name}.probes[{i}]: {e}"))?;
+            let probe = crate::probe::build(spec, &ctx).map_err(|e| ProbeBuildError {
+                service: name.clone(),
+                index: i,
+                kind: spec.kind.name(),
+                field: e.field_name(),
+                message: e.to_string(),
+            })?;
             built.push((spec.timing.clone(), probe));
         }
         jobs.push((name.clone(), svc.required, built, skipped));
