@@ -6,6 +6,14 @@
 //!
 //!   cargo bench --bench probe_load                      # 1000 targets, 20 s
 //!   cargo bench --bench probe_load -- --targets 200 --seconds 10
+//!   cargo bench --bench probe_load -- --containers      # targets in containers
+//!
+//! With `--containers` the Redis and HTTP targets run in containers on a
+//! Docker network the bench creates (muster-test/redis:1 from
+//! scripts/build-test-images.sh; this binary's HTTP server in
+//! muster-base/debian:bookworm from scripts/build-base-image.sh), so probes
+//! cross a bridge instead of loopback, as when muster runs beside a stack.
+//! Everything it starts is labelled `muster.bench=probe_load` and removed.
 //!
 //! Targets: < 5 % of one core, < 30 MB RSS, < 200 µs per Redis probe.
 
@@ -98,7 +106,7 @@ fn arg(name: &str, default: u64) -> u64 {
 }
 
 /// The HTTP target: a keep-alive hyper server answering `{"status":"ok"}`.
-fn serve_http(port: u16) {
+fn serve_http(addr: &str, port: u16) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -106,9 +114,7 @@ fn serve_http(port: u16) {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
+        let listener = tokio::net::TcpListener::bind((addr, port)).await.unwrap();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
@@ -141,14 +147,37 @@ fn spec(kind: ProbeKind) -> ProbeSpec {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--serve-http") {
-        serve_http(args[i + 1].parse().unwrap());
+        let addr = args.get(i + 2).map_or("127.0.0.1", String::as_str);
+        serve_http(addr, args[i + 1].parse().unwrap());
         return;
     }
     let targets = arg("--targets", 1000) as usize;
     let seconds = arg("--seconds", 20);
+    let (redis_url, http_url, _guard) = if args.iter().any(|a| a == "--containers") {
+        let stack = ContainerTargets::start();
+        (
+            stack.redis_url(),
+            stack.http_url(),
+            Guard::Containers(stack),
+        )
+    } else {
+        let (redis, http, guards) = loopback_targets();
+        (redis, http, Guard::Processes(guards))
+    };
+    run(targets, seconds, &redis_url, &http_url);
+}
 
+/// What the targets' lifetime is tied to.
+#[allow(dead_code)] // held for its Drop
+enum Guard {
+    Processes(Vec<Kill>),
+    Containers(ContainerTargets),
+}
+
+/// redis-server and the HTTP server as child processes on loopback.
+fn loopback_targets() -> (String, String, Vec<Kill>) {
     let redis_port = free_port();
-    let dir = std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()));
+    let dir = bench_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let _redis = Kill(
         Command::new("redis-server")
@@ -176,17 +205,149 @@ fn main() {
     );
     wait_port(redis_port);
     wait_port(http_port);
+    (
+        format!("redis://127.0.0.1:{redis_port}"),
+        format!("http://127.0.0.1:{http_port}/health"),
+        vec![_redis, _http],
+    )
+}
 
+fn bench_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()))
+}
+
+const BENCH_LABEL: &str = "muster.bench=probe_load";
+
+/// The targets in containers on a network of their own; removed on drop.
+struct ContainerTargets {
+    network: String,
+    redis_ip: String,
+    http_ip: String,
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl ContainerTargets {
+    fn start() -> ContainerTargets {
+        let id = std::process::id();
+        let network = format!("muster-bench-{id}");
+        docker(&["network", "create", "--label", BENCH_LABEL, &network]);
+        let mut stack = ContainerTargets {
+            network: network.clone(),
+            redis_ip: String::new(),
+            http_ip: String::new(),
+        };
+        let redis = format!("muster-bench-redis-{id}");
+        docker(&[
+            "run",
+            "-d",
+            "--label",
+            BENCH_LABEL,
+            "--network",
+            &network,
+            "--name",
+            &redis,
+            "muster-test/redis:1",
+            "/usr/bin/redis-server",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxclients",
+            "20000",
+        ]);
+        let exe = std::env::current_exe().unwrap();
+        let mount = format!("{}:/bench:ro", exe.display());
+        let http = format!("muster-bench-http-{id}");
+        docker(&[
+            "run",
+            "-d",
+            "--label",
+            BENCH_LABEL,
+            "--network",
+            &network,
+            "--name",
+            &http,
+            "-v",
+            &mount,
+            "muster-base/debian:bookworm",
+            "/bench",
+            "--serve-http",
+            "8080",
+            "0.0.0.0",
+        ]);
+        let ip = |name: &str| {
+            docker(&[
+                "inspect",
+                "-f",
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                name,
+            ])
+        };
+        stack.redis_ip = ip(&redis);
+        stack.http_ip = ip(&http);
+        for (ip, port) in [(&stack.redis_ip, 6379), (&stack.http_ip, 8080)] {
+            let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "nothing listens on {addr}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        stack
+    }
+
+    fn redis_url(&self) -> String {
+        format!("redis://{}:6379", self.redis_ip)
+    }
+
+    fn http_url(&self) -> String {
+        format!("http://{}:8080/health", self.http_ip)
+    }
+}
+
+impl Drop for ContainerTargets {
+    fn drop(&mut self) {
+        let filter = format!("label={BENCH_LABEL}");
+        let ids = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        for id in ids.split_whitespace() {
+            let _ = Command::new("docker").args(["rm", "-f", id]).output();
+        }
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.network])
+            .output();
+    }
+}
+
+fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        // Per-probe overhead: one Redis probe, checked back to back on loopback.
-        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        // Per-probe overhead: one Redis probe, checked back to back.
         let redis_spec = || {
             spec(ProbeKind::Redis(RedisProbeSpec {
-                url: redis_url.clone(),
+                url: redis_url.to_string(),
                 require: vec![],
                 role: None,
                 replication_link_up: false,
@@ -214,7 +375,7 @@ fn main() {
         lat.sort();
         let mean = lat.iter().sum::<Duration>() / n as u32;
         println!(
-            "redis probe on loopback (PING + INFO persistence, one pipelined round trip), {n} checks back to back:"
+            "redis probe against {redis_url} (PING + INFO persistence, one pipelined round trip), {n} checks back to back:"
         );
         println!(
             "  latency mean {:?}, p50 {:?}, p99 {:?}; wall per check {:?}; muster CPU per check {:?}",
@@ -227,7 +388,6 @@ fn main() {
         drop(one);
 
         // The load: `targets` services, one probe each, every second.
-        let http_url = format!("http://127.0.0.1:{http_port}/health");
         let store = StateStore::new("bench");
         let mut services = Vec::with_capacity(targets);
         for i in 0..targets {
@@ -235,7 +395,7 @@ fn main() {
                 redis_spec()
             } else {
                 spec(ProbeKind::Http(HttpProbeSpec {
-                    url: http_url.clone(),
+                    url: http_url.to_string(),
                     method: None,
                     status: None,
                     body_contains: None,
@@ -323,7 +483,7 @@ fn main() {
         let (rss_end, hwm) = rss_kb();
         let total_runs = counts[0] + counts[1] + counts[2];
         println!(
-            "{targets} targets ({} redis, {} http) every 1s through the runner, measured {:.1}s after a 3s warm-up:",
+            "{targets} targets ({} redis at {redis_url}, {} http at {http_url}) every 1s through the runner, measured {:.1}s after a 3s warm-up:",
             targets.div_ceil(2),
             targets / 2
         , wall.as_secs_f64());
@@ -356,5 +516,5 @@ fn main() {
         );
         println!("  services ready: {ready}/{targets} (after warm-up {ready_after_warmup})");
     });
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(bench_dir());
 }
