@@ -384,21 +384,12 @@ async fn post(
     let Some(config) = tls else {
         return exchange(target, stream, body).await;
     };
-    let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-        .map_err(|e| format!("TLS: bad server name {:?}: {e}", target.host))?;
-    let stream = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, stream)
+    let stream = crate::probe::tls::handshake(config, &target.host, &target.authority, stream)
         .await
-        .map_err(|e| {
+        .map_err(|e| PostError {
+            text: e.text,
             // A certificate the server will present again: retrying cannot help.
-            let refused = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_)));
-            PostError {
-                text: format!("TLS handshake with {} failed: {e}", target.authority),
-                retry: !refused,
-            }
+            retry: !e.certificate_refused,
         })?;
     exchange(target, stream, body).await
 }

@@ -168,22 +168,11 @@ impl HttpConn {
         let stream = super::tcp::connect(&target.host, target.port, timeout).await?;
         let io: Box<dyn Io> = match &target.tls {
             None => Box::new(stream),
-            Some(config) => {
-                let name =
-                    rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
-                        Failure::fail(format!("TLS: bad server name {:?}: {e}", target.host))
-                    })?;
-                let tls = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, stream)
+            Some(config) => Box::new(
+                super::tls::handshake(config, &target.host, &target.authority, stream)
                     .await
-                    .map_err(|e| {
-                        Failure::fail(format!(
-                            "TLS handshake with {} failed: {e}",
-                            target.authority
-                        ))
-                    })?;
-                Box::new(tls)
-            }
+                    .map_err(|e| Failure::fail(e.text))?,
+            ),
         };
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await

@@ -110,6 +110,40 @@ pub(crate) fn client_config(
     build(ca_file, identity)
 }
 
+/// Why a TLS handshake failed.
+pub(crate) struct HandshakeError {
+    /// `TLS handshake with host:port failed: …` (or a bad server name).
+    pub text: String,
+    /// The server's certificate was refused (unknown issuer, wrong name,
+    /// expired): it will be the same on the next try.
+    pub certificate_refused: bool,
+}
+
+/// TLS over `stream` to `host` (the name the certificate must carry);
+/// `authority` (`host:port`) names the server in errors.
+pub(crate) async fn handshake(
+    config: &Arc<ClientConfig>,
+    host: &str,
+    authority: &str,
+    stream: tokio::net::TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, HandshakeError> {
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| HandshakeError {
+            text: format!("TLS: bad server name {host:?}: {e}"),
+            certificate_refused: false,
+        })?;
+    tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, stream)
+        .await
+        .map_err(|e| HandshakeError {
+            certificate_refused: e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|tls| matches!(tls, rustls::Error::InvalidCertificate(_))),
+            text: format!("TLS handshake with {authority} failed: {e}"),
+        })
+}
+
 /// The PEM text of a CA file, checked to hold at least one certificate (for
 /// clients that take PEM bytes themselves, like redis's).
 pub(crate) fn read_ca_file(ca_file: &Path) -> Result<Vec<u8>, String> {
