@@ -147,10 +147,15 @@ pub(crate) async fn handshake(
 /// The PEM text of a CA file, checked to hold at least one certificate (for
 /// clients that take PEM bytes themselves, like redis's).
 pub(crate) fn read_ca_file(ca_file: &Path) -> Result<Vec<u8>, String> {
+    read_ca(ca_file).map(|(pem, _)| pem)
+}
+
+/// A CA file's PEM text and its certificates (at least one).
+fn read_ca(ca_file: &Path) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), String> {
     let pem = std::fs::read(ca_file)
         .map_err(|e| format!("cannot read CA file {}: {e}", ca_file.display()))?;
-    certificates(&pem, ca_file).map_err(|e| format!("CA file {e}"))?;
-    Ok(pem)
+    let certs = certificates(&pem, ca_file).map_err(|e| format!("CA file {e}"))?;
+    Ok((pem, certs))
 }
 
 fn build(
@@ -168,8 +173,8 @@ fn build(
             tracing::debug!(added, "tls: system roots loaded");
         }
         Some(path) => {
-            let pem = read_ca_file(path).map_err(|e| ("ca_file", e))?;
-            for cert in certificates(&pem, path).map_err(|e| ("ca_file", format!("CA file {e}")))? {
+            let (_, certs) = read_ca(path).map_err(|e| ("ca_file", e))?;
+            for cert in certs {
                 roots
                     .add(cert)
                     .map_err(|e| ("ca_file", format!("CA file {}: {e}", path.display())))?;
