@@ -121,29 +121,23 @@ impl Settings {
             }
             None => crate::grace::GraceConfig::default(),
         };
-        let file_source = || {
-            config_path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        };
-        let webhook_url = match (&overrides.webhook_url, &file.webhook_url) {
-            (Some(url), _) => Some((
-                url.clone(),
-                "--webhook-url / MUSTER_WEBHOOK_URL".to_string(),
-            )),
-            (None, Some(url)) => Some((url.clone(), file_source())),
-            (None, None) => None,
-        }
+        let file_name = config_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let webhook_url = with_source(
+            &overrides.webhook_url,
+            &file.webhook_url,
+            "--webhook-url / MUSTER_WEBHOOK_URL",
+            &file_name,
+        )
         .filter(|(url, _)| !url.trim().is_empty());
-        let webhook_ca_file = match (&overrides.webhook_ca_file, &file.webhook_ca_file) {
-            (Some(path), _) => Some((
-                path.clone(),
-                "--webhook-ca-file / MUSTER_WEBHOOK_CA_FILE".to_string(),
-            )),
-            (None, Some(path)) => Some((path.clone(), file_source())),
-            (None, None) => None,
-        };
+        let webhook_ca_file = with_source(
+            &overrides.webhook_ca_file,
+            &file.webhook_ca_file,
+            "--webhook-ca-file / MUSTER_WEBHOOK_CA_FILE",
+            &file_name,
+        );
         if let Some((url, from)) = &webhook_url {
             let target = crate::notify::WebhookTarget::parse(url).map_err(|message| {
                 ConfigError::Webhook {
@@ -197,6 +191,21 @@ impl Settings {
             webhook_url,
             webhook_ca_file,
         })
+    }
+}
+
+/// A setting and where it was set (for errors): the flag or its environment
+/// variable, else the config file.
+fn with_source<T: Clone>(
+    flag: &Option<T>,
+    in_file: &Option<T>,
+    flag_name: &str,
+    file_name: &str,
+) -> Option<(T, String)> {
+    match (flag, in_file) {
+        (Some(v), _) => Some((v.clone(), flag_name.to_string())),
+        (None, Some(v)) => Some((v.clone(), file_name.to_string())),
+        (None, None) => None,
     }
 }
 
