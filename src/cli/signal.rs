@@ -140,27 +140,37 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
     Ok(report(json, kind, name, ready, &status, &reason))
 }
 
-/// A probe's config error in the words of the `check` flags: `field
-/// \`ca_file\`` is `--cacert` here, and so on.
-fn name_flags(error: &str) -> String {
-    [
-        ("field `ca_file`", "--cacert"),
-        ("field `cert_file`", "--cert"),
-        ("field `key_file`", "--key"),
-        ("field `url`", "URL"),
-    ]
-    .iter()
-    .fold(error.to_string(), |text, (field, flag)| {
-        text.replace(field, flag)
-    })
-    .replace("ca_file is", "--cacert is")
-    .replace("cert_file is", "--cert is")
-    .replace("cert_file needs key_file", "--cert needs --key")
-    .replace("key_file needs cert_file", "--key needs --cert")
-    // "--cacert: --cacert is for …" says the flag once.
-    .replace("--cacert: --cacert", "--cacert")
-    .replace("--cert: --cert", "--cert")
-    .replace("--key: --key", "--key")
+/// A probe's config error in the words of the `check` flags: the probe's
+/// `ca_file`, `cert_file`, `key_file` and `url` are `--cacert`, `--cert`,
+/// `--key` and URL here.
+fn name_flags(error: &muster::probe::ProbeError) -> String {
+    const FLAGS: [(&str, &str); 4] = [
+        ("ca_file", "--cacert"),
+        ("cert_file", "--cert"),
+        ("key_file", "--key"),
+        ("url", "URL"),
+    ];
+    let muster::probe::ProbeError::Field {
+        kind,
+        field,
+        message,
+    } = error
+    else {
+        return error.to_string();
+    };
+    let flag = FLAGS
+        .iter()
+        .find(|(f, _)| f == field)
+        .map_or(*field, |(_, flag)| *flag);
+    let text = FLAGS[..3]
+        .iter()
+        .fold(message.clone(), |text, (f, flag)| text.replace(f, flag));
+    // "--cacert is for …" already names the flag.
+    if text.starts_with(flag) {
+        format!("{kind} probe: {text}")
+    } else {
+        format!("{kind} probe: {flag}: {text}")
+    }
 }
 
 /// `muster check --redis URL` / `--nats URL`: one run of the probe of that
@@ -186,7 +196,7 @@ fn check_server(
     };
     let mut probe = match muster::probe::build(&spec, &ctx) {
         Ok(p) => p,
-        Err(e) => return usage(&hide_secret(url, &name_flags(&e.to_string()))),
+        Err(e) => return usage(&hide_secret(url, &name_flags(&e))),
     };
     let target = probe.target();
     let mut outcome = runtime()?.block_on(run_once(probe.as_mut(), timeout));
