@@ -60,11 +60,7 @@ fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
         // The same choice as the supervisor's (compose `x-muster` probes win);
         // a service left without probes is shown as not probed.
         let chosen = muster::supervisor::plan::muster_settings(service, settings);
-        if service
-            .muster
-            .as_ref()
-            .is_some_and(|m| !m.probes.is_empty())
-        {
+        if muster::supervisor::plan::compose_probes(service).is_some() {
             from_compose.insert(name.clone());
         }
         services.insert(name.clone(), chosen.cloned().unwrap_or_default());

@@ -43,11 +43,13 @@ pub fn muster_settings<'a>(
     service: &'a Service,
     settings: &'a Settings,
 ) -> Option<&'a MusterService> {
-    service
-        .muster
-        .as_ref()
-        .filter(|m| !m.probes.is_empty())
-        .or_else(|| settings.services.get(&service.name))
+    compose_probes(service).or_else(|| settings.services.get(&service.name))
+}
+
+/// The service's compose `x-muster`, when it has probes: then it wins over
+/// config/muster.yaml (see [`muster_settings`]).
+pub fn compose_probes(service: &Service) -> Option<&MusterService> {
+    service.muster.as_ref().filter(|m| !m.probes.is_empty())
 }
 
 /// Host ports the compose file publishes at fixed numbers: service -> (container port -> host port).
@@ -160,10 +162,7 @@ pub fn plan_with_grace(
             ..base.clone()
         };
         let mut probes = Vec::with_capacity(muster.probes.len());
-        let from_compose = service
-            .muster
-            .as_ref()
-            .is_some_and(|m| !m.probes.is_empty());
+        let from_compose = compose_probes(service).is_some();
         for (index, spec) in muster.probes.iter().enumerate() {
             let err = |field: Option<&str>, message: String| {
                 let at = ProbeAt {
