@@ -43,14 +43,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn wait_port(port: u16) {
-    for _ in 0..500 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
+/// Waits until something accepts connections on `addr`.
+fn wait_listening(addr: &str, within: Duration) {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let deadline = Instant::now() + within;
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on {addr}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("nothing listens on {port}");
 }
 
 /// (user, system) CPU time from a `/proc/.../stat` file.
@@ -203,8 +203,8 @@ fn loopback_targets() -> (String, String, Vec<Kill>) {
             .spawn()
             .expect("http child"),
     );
-    wait_port(redis_port);
-    wait_port(http_port);
+    wait_listening(&format!("127.0.0.1:{redis_port}"), Duration::from_secs(5));
+    wait_listening(&format!("127.0.0.1:{http_port}"), Duration::from_secs(5));
     (
         format!("redis://127.0.0.1:{redis_port}"),
         format!("http://127.0.0.1:{http_port}/health"),
@@ -220,9 +220,15 @@ const BENCH_LABEL: &str = "muster.bench=probe_load";
 
 /// The targets in containers on a network of their own; removed on drop.
 struct ContainerTargets {
-    network: String,
     redis_ip: String,
     http_ip: String,
+    _cleanup: Cleanup,
+}
+
+/// Removes the bench's containers (by label) and its network when dropped,
+/// also when starting them failed half-way.
+struct Cleanup {
+    network: String,
 }
 
 fn docker(args: &[&str]) -> String {
@@ -238,78 +244,75 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `docker run -d` a labelled container `name` on `network` with `args`
+/// (options, image, command); its IP address there.
+fn run_on(network: &str, name: &str, args: &[&str]) -> String {
+    let head = [
+        "run",
+        "-d",
+        "--label",
+        BENCH_LABEL,
+        "--network",
+        network,
+        "--name",
+        name,
+    ];
+    docker(&[&head[..], args].concat());
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+    ])
+}
+
 impl ContainerTargets {
     fn start() -> ContainerTargets {
         let id = std::process::id();
         let network = format!("muster-bench-{id}");
         docker(&["network", "create", "--label", BENCH_LABEL, &network]);
-        let mut stack = ContainerTargets {
+        let cleanup = Cleanup {
             network: network.clone(),
-            redis_ip: String::new(),
-            http_ip: String::new(),
         };
-        let redis = format!("muster-bench-redis-{id}");
-        docker(&[
-            "run",
-            "-d",
-            "--label",
-            BENCH_LABEL,
-            "--network",
+        let redis_ip = run_on(
             &network,
-            "--name",
-            &redis,
-            "muster-test/redis:1",
-            "/usr/bin/redis-server",
-            "--bind",
-            "0.0.0.0",
-            "--protected-mode",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxclients",
-            "20000",
-        ]);
-        let exe = std::env::current_exe().unwrap();
-        let mount = format!("{}:/bench:ro", exe.display());
-        let http = format!("muster-bench-http-{id}");
-        docker(&[
-            "run",
-            "-d",
-            "--label",
-            BENCH_LABEL,
-            "--network",
+            &format!("muster-bench-redis-{id}"),
+            &[
+                "muster-test/redis:1",
+                "/usr/bin/redis-server",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--maxclients",
+                "20000",
+            ],
+        );
+        let mount = format!("{}:/bench:ro", std::env::current_exe().unwrap().display());
+        let http_ip = run_on(
             &network,
-            "--name",
-            &http,
-            "-v",
-            &mount,
-            "muster-base/debian:bookworm",
-            "/bench",
-            "--serve-http",
-            "8080",
-            "0.0.0.0",
-        ]);
-        let ip = |name: &str| {
-            docker(&[
-                "inspect",
-                "-f",
-                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                name,
-            ])
-        };
-        stack.redis_ip = ip(&redis);
-        stack.http_ip = ip(&http);
-        for (ip, port) in [(&stack.redis_ip, 6379), (&stack.http_ip, 8080)] {
-            let addr: std::net::SocketAddr = format!("{ip}:{port}").parse().unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-                assert!(Instant::now() < deadline, "nothing listens on {addr}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            &format!("muster-bench-http-{id}"),
+            &[
+                "-v",
+                &mount,
+                "muster-base/debian:bookworm",
+                "/bench",
+                "--serve-http",
+                "8080",
+                "0.0.0.0",
+            ],
+        );
+        wait_listening(&format!("{redis_ip}:6379"), Duration::from_secs(10));
+        wait_listening(&format!("{http_ip}:8080"), Duration::from_secs(10));
+        ContainerTargets {
+            redis_ip,
+            http_ip,
+            _cleanup: cleanup,
         }
-        stack
     }
 
     fn redis_url(&self) -> String {
@@ -321,7 +324,7 @@ impl ContainerTargets {
     }
 }
 
-impl Drop for ContainerTargets {
+impl Drop for Cleanup {
     fn drop(&mut self) {
         let filter = format!("label={BENCH_LABEL}");
         let ids = Command::new("docker")
