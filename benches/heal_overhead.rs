@@ -134,15 +134,16 @@ async fn main() {
 
     let (project, store) = stack("muster-bench-heal-b", n);
     let (control, _runner) = tokio::sync::mpsc::unbounded_channel();
-    let healer = heal::spawn(
+    let _healer = heal::spawn(
         store.clone(),
         control,
         None,
         BTreeSet::new(),
         HealOptions::new(engine, project, HealMode::Serve),
     );
-    let mut link = healer.engine_link();
-    link.wait_for(|l| l.connected)
+    store
+        .watch()
+        .wait_for(|s| s.engine.as_ref().is_some_and(|l| l.connected))
         .await
         .expect("healer connected");
     let cpu0 = cpu_time();

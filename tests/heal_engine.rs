@@ -30,7 +30,7 @@ use muster::supervisor::heal::{HealMode, HealOptions};
 use muster::supervisor::plan;
 use muster::supervisor::start::{up, ProbeGate, UpOptions, UpOutcome, UpReport};
 use muster::supervisor::supervise::Supervision;
-use muster::supervisor::{ServiceState, ServiceStatus, StateStore};
+use muster::supervisor::{EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateStore};
 use stack::*;
 use webhook::Webhook;
 
@@ -843,9 +843,13 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
         first: Duration::from_millis(200),
         max: Duration::from_secs(1),
     };
-    let (store, supervision) = serve(&engine, &p, heal);
-    let mut link = supervision.healer().unwrap().engine_link();
-    link.wait_for(|l| l.connected).await.unwrap();
+    let (store, _supervision) = serve(&engine, &p, heal);
+    // The healer's link to the engine, as /status shows it.
+    let mut link = store.watch();
+    let engine_link = |pred: fn(&EngineLink) -> bool| {
+        move |s: &std::sync::Arc<StackSnapshot>| s.engine.as_ref().is_some_and(pred)
+    };
+    link.wait_for(engine_link(|l| l.connected)).await.unwrap();
     for s in ["svc", "worker"] {
         wait_for(&store, s, "ready", Duration::from_secs(30), |s| {
             s.state == ServiceState::Ready && s.container_ids.len() == 1
@@ -856,7 +860,7 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
     // The stream drops; while muster is not listening, svc is restarted by
     // someone else and worker exits by itself.
     proxy.cut();
-    link.wait_for(|l| !l.connected).await.unwrap();
+    link.wait_for(engine_link(|l| !l.connected)).await.unwrap();
     // /status says so too.
     let shown = store
         .snapshot()
@@ -899,7 +903,7 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
     proxy.restore();
 
     // Reconnected, the view rebuilt: both changes were found.
-    link.wait_for(|l| l.connected && l.reconnects >= 1)
+    link.wait_for(engine_link(|l| l.connected && l.reconnects >= 1))
         .await
         .unwrap();
     let shown = store

@@ -124,7 +124,6 @@ impl HealOptions {
 pub struct HealHandle {
     tasks: Vec<JoinHandle<()>>,
     follow: tokio_watch::Sender<bool>,
-    link: tokio_watch::Receiver<EngineLink>,
 }
 
 impl HealHandle {
@@ -132,11 +131,6 @@ impl HealHandle {
     /// and the services without muster probes.
     pub fn up_finished(&self) {
         self.follow.send_replace(true);
-    }
-
-    /// The state of the engine event stream.
-    pub fn engine_link(&self) -> tokio_watch::Receiver<EngineLink> {
-        self.link.clone()
     }
 }
 
@@ -159,7 +153,6 @@ pub fn spawn(
 ) -> HealHandle {
     let (engine_tx, engine_rx) = mpsc::channel(1024);
     let (follow_tx, follow_rx) = tokio_watch::channel(options.mode == HealMode::Serve);
-    let (link_tx, link_rx) = tokio_watch::channel(EngineLink::default());
     let watcher = tokio::spawn(watch::run(
         options.engine.clone(),
         options.project.name.clone(),
@@ -171,14 +164,11 @@ pub fn spawn(
     // Not aborted on drop: it ends when the healer is gone, after writing
     // what was queued (a restart made just before shutdown stays recorded).
     tokio::spawn(write_history(options.history.clone(), history_rx));
-    let healer = Healer::new(
-        store, control, probed, &options, done_tx, history_tx, link_tx,
-    );
+    let healer = Healer::new(store, control, probed, &options, done_tx, history_tx);
     let main = tokio::spawn(healer.run(options.history, engine_rx, decisions, done_rx, follow_rx));
     HealHandle {
         tasks: vec![watcher, main],
         follow: follow_tx,
-        link: link_rx,
     }
 }
 
@@ -347,7 +337,6 @@ struct Healer {
     notifier: Notifier,
     done_tx: mpsc::UnboundedSender<Done>,
     history_tx: mpsc::UnboundedSender<HistoryWrite>,
-    link: tokio_watch::Sender<EngineLink>,
     synced: bool,
 }
 
@@ -367,7 +356,6 @@ impl Healer {
         options: &HealOptions,
         done_tx: mpsc::UnboundedSender<Done>,
         history_tx: mpsc::UnboundedSender<HistoryWrite>,
-        link: tokio_watch::Sender<EngineLink>,
     ) -> Healer {
         let project = &options.project;
         let mut services = BTreeMap::new();
@@ -434,7 +422,6 @@ impl Healer {
             notifier: options.notifier.clone(),
             done_tx,
             history_tx,
-            link,
             synced: false,
         }
     }
@@ -679,13 +666,12 @@ impl Healer {
         });
     }
 
-    /// Changes the engine link for `/status`, then for its followers (so a
-    /// follower woken by the change finds `/status` saying the same).
+    /// Changes the engine link, which lives in the snapshot (`/status`;
+    /// followers watch the store).
     fn update_link(&mut self, change: impl FnOnce(&mut EngineLink)) {
-        let mut link = self.link.borrow().clone();
+        let mut link = self.store.snapshot().engine.clone().unwrap_or_default();
         change(&mut link);
-        self.store.set_engine_link(link.clone());
-        self.link.send_replace(link);
+        self.store.set_engine_link(link);
     }
 
     fn on_event(&mut self, ev: EngineEvent, state: Option<ContainerState>) {
