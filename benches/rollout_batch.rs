@@ -10,12 +10,10 @@
 //!
 //! Run: `cargo bench --bench rollout_batch` (env RUNS=4 rollouts per basis).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/rollout_support/mod.rs"]
-mod rollout_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
-use rollout_support::{Env, V1, V2};
+use support::rollout::{Env, V1, V2};
 
 fn median(v: &mut [u64]) -> u64 {
     v.sort_unstable();

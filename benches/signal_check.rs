@@ -3,8 +3,8 @@
 //!
 //! cargo bench --bench signal_check   (CALLS=200 by default)
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,9 +20,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
     let exe = env!("CARGO_BIN_EXE_muster");
-    let redis = common::RedisServer::start();
+    let redis = support::RedisServer::start();
     let url = redis.url();
-    let dir = common::TempDir::new("muster-bench-check");
+    let dir = support::TempDir::new("muster-bench-check");
     let muster = |args: &[&str]| {
         let mut c = Command::new(exe);
         c.current_dir(dir.path())

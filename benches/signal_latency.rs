@@ -4,8 +4,8 @@
 //!
 //! cargo bench --bench signal_latency   (SIGNALS=1000 by default)
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
-    let redis = common::RedisServer::start();
+    let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -6,8 +6,8 @@
 //!
 //! cargo bench --bench signal_load   (AGENTS=1000 SECONDS=20)
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
-    let redis = common::RedisServer::start();
+    let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

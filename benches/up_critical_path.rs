@@ -23,10 +23,8 @@
 //!
 //! Run: `cargo bench --bench up_critical_path`
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../tests/support/stack.rs"]
-mod stack;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -117,7 +115,7 @@ fn compose_yaml(probes: bool, ports: &BTreeMap<String, u16>) -> String {
             let n = name(l, i);
             out.push_str(&format!(
                 "  {n}:\n    image: {img}\n    command: [\"sh\", \"-c\", \"sleep {s}.{ms:03}; mkdir -p /tmp/www; echo ok > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www\"]\n    stop_grace_period: 1s\n    ports: [\"127.0.0.1:{port}:8080\"]\n",
-                img = stack::BUSYBOX,
+                img = support::stack::BUSYBOX,
                 s = d / 1000,
                 ms = d % 1000,
                 port = ports[&n],
@@ -170,8 +168,8 @@ struct Run {
 }
 
 fn run_muster(engine: &Engine, rt: &tokio::runtime::Runtime, row: Row, run: usize) -> Run {
-    let guard = common::DockerProject::new(&format!("bup{}{run}", row as u8));
-    let dir = common::TempDir::new("muster-bench-up");
+    let guard = support::DockerProject::new(&format!("bup{}{run}", row as u8));
+    let dir = support::TempDir::new("muster-bench-up");
     let ports = free_ports();
     let file = dir.path().join("stack.yaml");
     std::fs::write(&file, compose_yaml(row == Row::Probes, &ports)).expect("write stack");
@@ -218,8 +216,8 @@ fn run_muster(engine: &Engine, rt: &tokio::runtime::Runtime, row: Row, run: usiz
 }
 
 fn run_compose(engine: &Engine, rt: &tokio::runtime::Runtime, run: usize) -> Run {
-    let guard = common::DockerProject::new(&format!("bupdc{run}"));
-    let dir = common::TempDir::new("muster-bench-compose");
+    let guard = support::DockerProject::new(&format!("bupdc{run}"));
+    let dir = support::TempDir::new("muster-bench-compose");
     let ports = free_ports();
     std::fs::write(
         dir.path().join("docker-compose.yml"),
@@ -431,24 +429,24 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
         v[v.len() / 2]
     };
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
-    let guard = common::DockerProject::new("bupsteps");
+    let guard = support::DockerProject::new("bupsteps");
     let mut services = Vec::new();
     for i in 0..PER_LEVEL * LEVELS {
-        let mut s = stack::sh(&format!("c{i:02}"), "exec sleep 100000");
+        let mut s = support::stack::sh(&format!("c{i:02}"), "exec sleep 100000");
         if i >= PER_LEVEL {
-            s = stack::dep(s, "c00", Condition::ServiceStarted);
+            s = support::stack::dep(s, "c00", Condition::ServiceStarted);
         }
-        s.ports = vec![stack::port(8080, common::free_port())];
+        s.ports = vec![support::stack::port(8080, support::free_port())];
         services.push(s);
     }
-    let project = stack::project(&guard.name, services);
+    let project = support::stack::project(&guard.name, services);
     let t = Instant::now();
     let net = rt
         .block_on(engine.ensure_network(&project, "default"))
         .expect("network");
     let net_ms = ms(t);
     let t = Instant::now();
-    rt.block_on(engine.image_info(stack::BUSYBOX))
+    rt.block_on(engine.image_info(support::stack::BUSYBOX))
         .expect("image");
     let image_ms = ms(t);
     let spec = |i: usize| {
@@ -524,9 +522,9 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
     let mut plain = Vec::new();
     let mut plain_call = Vec::new();
     for i in 0..PER_LEVEL {
-        let mut s = stack::sh(&format!("p{i:02}"), "exec sleep 100000");
+        let mut s = support::stack::sh(&format!("p{i:02}"), "exec sleep 100000");
         s.replicas = 1;
-        let p2 = stack::project(&guard.name, vec![s]);
+        let p2 = support::stack::project(&guard.name, vec![s]);
         let spec =
             muster::engine::translate::container_spec(&p2, &p2.services[&format!("p{i:02}")], 1)
                 .expect("spec");
@@ -549,7 +547,7 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
 }
 
 fn main() {
-    common::ensure_test_images();
+    support::ensure_test_images();
     let runs: usize = std::env::var("RUNS")
         .ok()
         .and_then(|r| r.parse().ok())

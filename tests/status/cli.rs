@@ -1,0 +1,182 @@
+//! `muster status` end to end: the binary against a real redis-server, and
+//! against a running muster's /status (served here by a small HTTP stand-in
+//! until the health server exists).
+
+use std::io::{Read, Write};
+use std::process::Output;
+
+use crate::support::{free_port, text, Muster, RedisServer, TempDir};
+use muster::supervisor::{EngineLink, ServiceState, ServiceStatus, StackSnapshot};
+
+fn muster(dir: &TempDir, args: &[&str]) -> Output {
+    let mut cmd = Muster::new().dir(dir.path());
+    cmd.env("MUSTER_PROBE_ADDRESS", "network");
+    cmd.run(args)
+}
+
+#[test]
+fn status_probes_directly_when_no_muster_runs() {
+    let mut redis = RedisServer::start();
+    let dir = TempDir::new("muster-status");
+    let config = dir.path().join("muster.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{}\" }}\n        timeout: 1s\n  extra:\n    required: false\n    probes:\n      - tcp: {{ address: \"127.0.0.1:{}\" }}\n",
+            redis.url(),
+            free_port()
+        ),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "status",
+    ];
+    let out = muster(&dir, &args);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("SERVICE") && all.contains("LATENCY"), "{all}");
+    let cache = all
+        .lines()
+        .find(|l| l.starts_with("cache"))
+        .expect("cache row");
+    assert!(cache.contains("ready") && cache.contains("PONG"), "{cache}");
+    let extra = all
+        .lines()
+        .find(|l| l.starts_with("extra"))
+        .expect("extra row");
+    assert!(
+        extra.contains("unready") && extra.contains("refused"),
+        "optional and down: {extra}"
+    );
+    assert!(all.contains("1/1 required services ready"), "{all}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = muster(&dir, &json_args);
+    let snap: StackSnapshot =
+        serde_json::from_slice(&out.stdout).expect("--json is a StackSnapshot");
+    assert_eq!(snap.services["cache"].state, ServiceState::Ready);
+    assert!(snap.services["cache"].probes[0]
+        .last
+        .as_ref()
+        .unwrap()
+        .is_ok());
+
+    redis.kill();
+    let out = muster(&dir, &args);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    let cache = all
+        .lines()
+        .find(|l| l.starts_with("cache"))
+        .expect("cache row");
+    assert!(
+        cache.contains("unready") && cache.contains("refused"),
+        "{cache}"
+    );
+}
+
+#[test]
+fn status_reports_bad_probe_config_with_file_and_key() {
+    let dir = TempDir::new("muster-status-bad");
+    let config = dir.path().join("muster.yaml");
+    std::fs::write(
+        &config,
+        "services:\n  cache:\n    probes:\n      - rediss: { url: \"redis://x\" }\n",
+    )
+    .unwrap();
+    let out = muster(&dir, &["--config", config.to_str().unwrap(), "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("muster.yaml") && err.contains("rediss") && err.contains("line 4"),
+        "{err}"
+    );
+    std::fs::write(&config, "services:\n  cache:\n    probes:\n      - redis: { url: \"redis://x\", require: [pong] }\n").unwrap();
+    let out = muster(&dir, &["--config", config.to_str().unwrap(), "status"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("muster.yaml")
+            && err.contains("services.cache.probes[0]")
+            && err.contains("require"),
+        "{err}"
+    );
+}
+
+/// Serves one fixed body on GET /status to every connection, until dropped.
+fn serve_status(body: String) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let handle = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let (code, body) = if req.starts_with("GET /status ") {
+                ("200 OK", body.as_str())
+            } else {
+                ("404 Not Found", "")
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, handle)
+}
+
+#[test]
+fn status_prints_a_running_musters_snapshot() {
+    let mut snap = StackSnapshot {
+        project: "demo".into(),
+        at_ms: 1_700_000_060_000,
+        services: Default::default(),
+        // The healer lost the engine's event stream 30 s ago.
+        engine: Some(EngineLink {
+            connected: false,
+            reconnects: 2,
+            since_ms: 1_700_000_030_000,
+            last_error: Some("connection refused".into()),
+        }),
+    };
+    let mut redis = ServiceStatus::pending("redis");
+    redis.state = ServiceState::Ready;
+    redis.since_ms = 1_700_000_000_000;
+    redis.reason = "PONG".into();
+    let mut agent = ServiceStatus::pending("memory-agent");
+    agent.state = ServiceState::Starting;
+    agent.reason = "loading model 40%".into();
+    snap.services.insert("redis".into(), redis);
+    snap.services.insert("memory-agent".into(), agent);
+    let (addr, server) = serve_status(serde_json::to_string(&snap).unwrap());
+    let dir = TempDir::new("muster-status-live");
+    let out = muster(&dir, &["--listen", &addr, "status"]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "an agent still starting: {all}");
+    assert!(all.contains(&format!("from the muster at {addr}")), "{all}");
+    let row = all
+        .lines()
+        .find(|l| l.starts_with("redis"))
+        .expect("redis row");
+    assert!(row.contains("ready") && row.contains("1m0s ago"), "{row}");
+    assert!(all.contains("loading model 40%"), "{all}");
+    assert!(
+        all.contains("ENGINE event stream lost 30s ago (connection refused)"),
+        "{all}"
+    );
+    let out = muster(&dir, &["--listen", &addr, "status", "--json"]);
+    let back: StackSnapshot = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(back, snap);
+    server.join().unwrap();
+}

@@ -1,0 +1,11 @@
+//! The up area: ordered start on the real engine through the library, and
+//! `muster up --serve` end to end.
+//!
+//! One test binary per area (one file per topic below) instead of one per
+//! file: the suite links 10 test binaries, not 33.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod engine;
+mod supervise_e2e;
