@@ -8,7 +8,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)  # tests/probe_https.rs makes its CA and serves TLS with it
+command -v openssl >/dev/null 2>&1 || need+=(openssl)  # tests/probe/https.rs makes its CA and serves TLS with it
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build-test-images.sh
-# The base the Dockerfile's image is built on here (tests/ship_image.rs):
+# The base the Dockerfile's image is built on here (tests/ship/image.rs):
 # debootstrap, about 90 s the first time, kept afterwards.
 bash scripts/build-base-image.sh
 cargo test --workspace "$@"
