@@ -173,18 +173,18 @@ fn run_muster(engine: &Engine, rt: &tokio::runtime::Runtime, row: Row, run: usiz
     let ports = free_ports();
     let file = dir.path().join("stack.yaml");
     std::fs::write(&file, compose_yaml(row == Row::Probes, &ports)).expect("write stack");
-    let t0 = unix_ms_now();
-    let began = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_muster"))
+    // Isolated from the caller's MUSTER_* settings and any Redis on the
+    // default address (see tests/support/muster.rs).
+    let mut muster = support::Muster::new().dir(dir.path());
+    muster
         .args(["--json", "-f"])
         .arg(&file)
         .args(["-p", &guard.name, "up", "--wait-timeout", "120s"])
         .env("MUSTER_PROBE_ADDRESS", "host")
-        .env_remove("MUSTER_CONFIG")
-        .current_dir(dir.path())
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("run muster up");
+        .stderr(Stdio::inherit());
+    let t0 = unix_ms_now();
+    let began = Instant::now();
+    let out = muster.output().expect("run muster up");
     let wall = began.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
