@@ -40,13 +40,6 @@ pub const NO_REDIS: &str = "redis://127.0.0.1:1";
 /// defaults of this module already applied.
 pub struct Muster {
     cmd: Command,
-    scratch: PathBuf,
-}
-
-impl Default for Muster {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl Muster {
@@ -66,7 +59,7 @@ impl Muster {
             .env("MUSTER_REDIS_URL", NO_REDIS)
             .env("MUSTER_NAMESPACE", format!("mt{}", std::process::id()))
             .env("MUSTER_STATE_FILE", scratch.join("state.json"));
-        Muster { cmd, scratch }
+        Muster { cmd }
     }
 
     /// The Redis this muster uses for signals, history and revisions.
@@ -75,7 +68,7 @@ impl Muster {
         self
     }
 
-    /// The key prefix in Redis (instead of the unique default).
+    /// The key prefix in Redis (instead of the test process's `mt<pid>`).
     pub fn namespace(mut self, namespace: &str) -> Muster {
         self.cmd.env("MUSTER_NAMESPACE", namespace);
         self
@@ -100,25 +93,10 @@ impl Muster {
         self
     }
 
-    /// This muster's own empty directory (its default working directory).
-    pub fn scratch(&self) -> &Path {
-        &self.scratch
-    }
-
     /// Runs muster to the end with `args` added and returns its output
     /// (panics only when the binary cannot be started at all).
     pub fn run(&mut self, args: &[&str]) -> Output {
         self.cmd.args(args).output().expect("run muster")
-    }
-
-    /// [`Muster::run`], asserting exit 0 (stdout and stderr in the message).
-    pub fn run_ok(&mut self, args: &[&str]) -> Output {
-        run_ok(self.cmd.args(args))
-    }
-
-    /// The underlying command, for a caller that stores or returns one.
-    pub fn into_command(self) -> Command {
-        self.cmd
     }
 }
 
