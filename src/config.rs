@@ -237,35 +237,9 @@ fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
     })
 }
 
-/// A URL with its password replaced by `***`, for logs and output.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.rsplit_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None if !userinfo.is_empty() => format!("{scheme}://***@{host}"),
-        None => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact_url("redis://u:secret@h:6379/0"),
-            "redis://u:***@h:6379/0"
-        );
-        assert_eq!(redact_url("redis://:secret@h:6379"), "redis://:***@h:6379");
-        assert_eq!(redact_url("nats://token@h:4222"), "nats://***@h:4222");
-        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
-    }
 
     #[test]
     fn flags_beat_file_beat_defaults() {

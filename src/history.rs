@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{redact_url, Settings};
+use crate::clock::now_ms;
+use crate::config::Settings;
+use crate::url::redact_url;
 
 /// How long `open` waits for Redis before falling back to the state file.
 const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -371,7 +373,7 @@ impl HistoryStore {
             Backend::File { path } => {
                 let owner = owner.to_string();
                 with_state_file(path, move |state| {
-                    let now = unix_ms();
+                    let now = now_ms();
                     if let Some(lock) = state.locks.get(&key) {
                         if lock.expires_ms > now && lock.owner != owner {
                             let holder = LockHolder {
@@ -432,14 +434,7 @@ pub fn lock_owner() -> String {
                 .map(|h| h.trim().to_string())
         })
         .unwrap_or_else(|| "unknown-host".into());
-    format!("{host}:{}:{}", std::process::id(), unix_ms())
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    format!("{host}:{}:{}", std::process::id(), now_ms())
 }
 
 fn parse_json(text: &str, place: &str) -> Result<Value, HistoryError> {

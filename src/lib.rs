@@ -4,6 +4,7 @@
 //! [`supervisor`] -> [`engine`] / [`probe`] -> state -> [`health`] endpoint / CLI.
 //! The supervisor owns the state; everything else reads a snapshot.
 
+pub mod clock;
 pub mod compose;
 pub mod config;
 pub mod duration;
@@ -18,3 +19,4 @@ pub mod probe;
 pub mod rollout;
 pub mod signal;
 pub mod supervisor;
+pub mod url;

@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::config::redact_url;
+use crate::url::redact_url;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ impl WebhookTarget {
     /// Accepts `http[s]://[user[:password]@]host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<WebhookTarget, String> {
         let shown = redact_url(url);
-        let parts = crate::probe::address::split_url(url)
+        let parts = crate::url::split_url(url)
             .map_err(|e| format!("{shown} is not a usable webhook URL: {e}"))?;
         let (https, default_port) = match parts.scheme {
             "http" => (false, 80),

@@ -275,7 +275,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::debug!(redis = %muster::config::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
+    tracing::debug!(redis = %muster::url::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
         Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),

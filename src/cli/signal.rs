@@ -5,16 +5,18 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use muster::config::{redact_url, Settings};
+use muster::clock::now_ms;
+use muster::config::Settings;
 use muster::probe::spec::{NatsProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::probe::{AddressMode, ProbeContext};
 use muster::signal::client::{assert_value, open_client, refresh, set_not_ready};
-use muster::signal::protocol::{hostname, now_ms};
+use muster::signal::protocol::hostname;
 use muster::signal::{
     nats_subject, notready_key, read_signal_blocking, ready_key, validate_meta, validate_name,
     Client, ClientOptions, Event, Meta, NotReadyValue, Readiness, SignalValue, Status,
 };
 use muster::supervisor::runner::run_once;
+use muster::url::redact_url;
 
 use super::{CheckArgs, CliResult, DemoAgentArgs, SignalArgs};
 

@@ -18,6 +18,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::url::{split_host_port, split_url};
+
 /// service -> (container port -> published host port on 127.0.0.1).
 pub type PublishedPorts = BTreeMap<String, BTreeMap<u16, u16>>;
 
@@ -94,61 +96,6 @@ pub fn map_host_port(
     }
 }
 
-/// Splits a URL into (scheme, userinfo, host, port, rest) — enough for the
-/// `scheme://[userinfo@]host[:port][/rest]` URLs probes take.
-pub(crate) struct UrlParts<'a> {
-    pub scheme: &'a str,
-    pub userinfo: Option<&'a str>,
-    pub host: &'a str,
-    pub port: Option<u16>,
-    pub rest: &'a str,
-}
-
-pub(crate) fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
-    let (scheme, after) = url
-        .split_once("://")
-        .ok_or_else(|| format!("{url:?} is not a URL (expected scheme://host:port)"))?;
-    let auth_end = after.find(['/', '?', '#']).unwrap_or(after.len());
-    let (authority, rest) = after.split_at(auth_end);
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let (host, port) = split_host_port(hostport)?;
-    if host.is_empty() {
-        return Err("the URL has no host".to_string());
-    }
-    Ok(UrlParts {
-        scheme,
-        userinfo,
-        host,
-        port,
-        rest,
-    })
-}
-
-/// `host`, `host:port`, `[v6]:port`.
-pub(crate) fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
-    if let Some(v6) = hostport.strip_prefix('[') {
-        let (host, after) = v6
-            .split_once(']')
-            .ok_or_else(|| format!("bad IPv6 address in {hostport:?}"))?;
-        return match after.strip_prefix(':') {
-            Some(p) => Ok((host, Some(parse_port(p)?))),
-            None => Ok((host, None)),
-        };
-    }
-    match hostport.rsplit_once(':') {
-        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
-        None => Ok((hostport, None)),
-    }
-}
-
-fn parse_port(p: &str) -> Result<u16, String> {
-    p.parse()
-        .map_err(|_| format!("bad port {p:?} (expected a number 1-65535)"))
-}
-
 /// Rewrites the host and port of a URL for the address mode; the default port
 /// is used when the URL gives none.
 pub(crate) fn map_url(
@@ -208,16 +155,5 @@ mod tests {
         assert_eq!(other, "http://example.test:8080/x?y");
         let err = map_host_port(AddressMode::Host, &published(), "redis", 6380).unwrap_err();
         assert!(err.contains("6380") && err.contains("redis"), "{err}");
-    }
-
-    #[test]
-    fn splits_urls() {
-        let p = split_url("nats://tok@[::1]:4222").unwrap();
-        assert_eq!(
-            (p.host, p.port, p.userinfo),
-            ("::1", Some(4222), Some("tok"))
-        );
-        assert!(split_url("redis:6379").is_err());
-        assert!(split_url("redis://h:99999").is_err());
     }
 }

@@ -74,7 +74,7 @@ pub fn outcome_for(readiness: &Readiness, latency: Duration) -> ProbeOutcome {
             deadline_ms: Some(deadline),
             ..
         } => {
-            let now = crate::probe::unix_ms(SystemTime::now());
+            let now = crate::clock::now_ms();
             let text = if *deadline > now {
                 format!(
                     "{} (start deadline in {})",

@@ -97,7 +97,7 @@ impl HttpTarget {
             format!("{host}:{port}")
         };
         Ok(HttpTarget {
-            url: crate::config::redact_url(&mapped),
+            url: crate::url::redact_url(&mapped),
             host,
             port,
             authority,

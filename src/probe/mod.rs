@@ -5,7 +5,7 @@ pub mod spec;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -65,20 +65,13 @@ impl ProbeOutcome {
             status,
             reason: reason.into(),
             latency,
-            at_ms: unix_ms(SystemTime::now()),
+            at_ms: crate::clock::now_ms(),
         }
     }
 
     pub fn is_ok(&self) -> bool {
         self.status == ProbeStatus::Ok
     }
-}
-
-/// Unix milliseconds of a wall-clock time (0 before the epoch).
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub mod address;

@@ -138,7 +138,7 @@ impl NatsProbe {
                 )
             }
         };
-        let shown = spec.url.as_deref().map(crate::config::redact_url);
+        let shown = spec.url.as_deref().map(crate::url::redact_url);
         let target = match (&shown, &monitor) {
             (Some(u), Some(m)) => format!("{u} + {}", m.url),
             (Some(u), None) => u.clone(),

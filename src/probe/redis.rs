@@ -129,7 +129,7 @@ impl RedisProbe {
             ProbeError::field(
                 KIND,
                 "url",
-                format!("{}: {e}", crate::config::redact_url(&spec.url)),
+                format!("{}: {e}", crate::url::redact_url(&spec.url)),
             )
         })?;
         let (mut ping, mut not_loading) = (spec.require.is_empty(), spec.require.is_empty());
@@ -181,7 +181,7 @@ impl RedisProbe {
         Ok(RedisProbe {
             pipe,
             client,
-            target: crate::config::redact_url(&url),
+            target: crate::url::redact_url(&url),
             host,
             timeout,
             ping,
@@ -464,7 +464,7 @@ fn strip_secrets(text: &str) -> String {
     text.split_whitespace()
         .map(|w| {
             if w.contains("://") {
-                crate::config::redact_url(w)
+                crate::url::redact_url(w)
             } else {
                 w.to_string()
             }

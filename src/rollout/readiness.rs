@@ -250,7 +250,7 @@ impl ReadinessPlan {
 /// `scheme://[user@]host[:port]/rest` with `host` replaced by `address` when
 /// it is one of `names`.
 fn rewrite_host(url: &str, names: &[String], address: &str) -> String {
-    let Ok(parts) = crate::probe::address::split_url(url) else {
+    let Ok(parts) = crate::url::split_url(url) else {
         return url.to_string();
     };
     if address.is_empty() || !names.iter().any(|n| n == parts.host) {
@@ -498,7 +498,7 @@ impl AgentOfContainer {
         hostname: &str,
         timeout: Duration,
     ) -> Result<AgentOfContainer, String> {
-        let shown = crate::config::redact_url(url);
+        let shown = crate::url::redact_url(url);
         let client = redis::Client::open(url).map_err(|e| format!("agent probe: {shown}: {e}"))?;
         let conn = tokio::time::timeout(
             timeout.max(Duration::from_secs(2)),

@@ -496,10 +496,7 @@ impl Drop for ServiceLock {
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    crate::probe::unix_ms(std::time::SystemTime::now())
-}
+pub use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -14,8 +14,9 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+use crate::clock::now_ms;
 use muster_signal::client::open_client;
-use muster_signal::protocol::{agent_of_ready_key, now_ms};
+use muster_signal::protocol::agent_of_ready_key;
 use muster_signal::read::EXPIRED;
 use muster_signal::{
     events_channel, notready_key, ready_key, validate_name, validate_namespace, Event, Readiness,
@@ -467,7 +468,7 @@ async fn redis_loop(
             Ok(x) => x,
             Err(e) => {
                 if !warned_down {
-                    tracing::warn!(error = %e, redis = %crate::config::redact_url(&cfg.redis_url),
+                    tracing::warn!(error = %e, redis = %crate::url::redact_url(&cfg.redis_url),
                         "agent watcher cannot subscribe; reading keys every {:?} until it can",
                         cfg.poll_period);
                     warned_down = true;
@@ -577,7 +578,7 @@ async fn nats_loop(inner: Arc<Inner>, url: String) {
             },
             Err(e) => {
                 if !warned {
-                    tracing::warn!(error = %e, nats = %crate::config::redact_url(&url), "agent watcher cannot reach NATS; retrying");
+                    tracing::warn!(error = %e, nats = %crate::url::redact_url(&url), "agent watcher cannot reach NATS; retrying");
                     warned = true;
                 }
             }

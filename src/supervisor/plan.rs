@@ -186,7 +186,7 @@ pub fn plan_with_grace(
                         None => {
                             let w = AgentWatcher::start(WatcherConfig::from_settings(settings))
                                 .map_err(|e| PlanError::Watcher {
-                                    url: crate::config::redact_url(&settings.redis_url),
+                                    url: crate::url::redact_url(&settings.redis_url),
                                     message: e.to_string(),
                                 })?;
                             watcher = Some(w.clone());

@@ -602,8 +602,8 @@ pub async fn check_once(
     base: &crate::probe::ProbeContext,
 ) -> Result<super::state::StackSnapshot, ProbeBuildError> {
     use super::state::{ServiceState, StackSnapshot};
+    use crate::clock::unix_ms;
     use crate::probe::spec::ProbeKind;
-    use crate::probe::unix_ms;
 
     let mut jobs = Vec::new();
     for (name, svc) in services {

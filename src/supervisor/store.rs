@@ -9,7 +9,8 @@ use tokio::sync::{broadcast, watch};
 use super::state::{
     EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition,
 };
-use crate::probe::{unix_ms, ProbeOutcome};
+use crate::clock::unix_ms;
+use crate::probe::ProbeOutcome;
 
 /// One probe run, as seen by metrics.
 #[derive(Debug, Clone)]

@@ -134,7 +134,7 @@ async fn forward_agent_progress(
                 ..
             } = readiness
             {
-                let now = crate::probe::unix_ms(SystemTime::now());
+                let now = crate::clock::unix_ms(SystemTime::now());
                 if deadline > now {
                     let until = tokio::time::Instant::now() + Duration::from_millis(deadline - now);
                     let _ = control.send(Control::ExtendDeadline {

@@ -32,7 +32,7 @@ pub mod watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bollard::query_parameters::RestartContainerOptions;
 use serde::{Deserialize, Serialize};
@@ -45,13 +45,13 @@ use self::watch::{ContainerState, EngineMsg, Reconnect};
 use super::runner::{Control, ServiceDecision};
 use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, ServiceStatus};
 use super::store::StateStore;
+use crate::clock::now_ms;
 use crate::compose::{Condition, Project};
 use crate::config::Settings;
 use crate::engine::{Engine, EngineEvent};
 use crate::history::HistoryStore;
 use crate::notify::{BudgetNote, Notification, Notifier, NotifyEvent, RestartBy};
 use crate::probe::spec::MusterService;
-use crate::probe::unix_ms;
 
 /// How long store changes are gathered before the healer looks at them.
 const SNAPSHOT_COALESCE: Duration = Duration::from_millis(100);
@@ -338,10 +338,6 @@ struct Healer {
     done_tx: mpsc::UnboundedSender<Done>,
     history_tx: mpsc::UnboundedSender<HistoryWrite>,
     synced: bool,
-}
-
-fn now_ms() -> u64 {
-    unix_ms(SystemTime::now())
 }
 
 fn fmt(d: Duration) -> String {

@@ -1,0 +1,102 @@
+//! URLs as muster's settings and probes write them
+//! (`scheme://[userinfo@]host[:port][/rest]`): splitting them into parts, and
+//! hiding their passwords. A leaf: it imports nothing of the crate, so the
+//! settings, the probes, the notifier and the CLI share one reading of a URL
+//! and one redaction.
+
+/// A URL with its password replaced by `***`, for logs and output.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None if !userinfo.is_empty() => format!("{scheme}://***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Splits a URL into (scheme, userinfo, host, port, rest) — enough for the
+/// `scheme://[userinfo@]host[:port][/rest]` URLs probes take.
+pub(crate) struct UrlParts<'a> {
+    pub scheme: &'a str,
+    pub userinfo: Option<&'a str>,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    pub rest: &'a str,
+}
+
+pub(crate) fn split_url(url: &str) -> Result<UrlParts<'_>, String> {
+    let (scheme, after) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{url:?} is not a URL (expected scheme://host:port)"))?;
+    let auth_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    let (authority, rest) = after.split_at(auth_end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (host, port) = split_host_port(hostport)?;
+    if host.is_empty() {
+        return Err("the URL has no host".to_string());
+    }
+    Ok(UrlParts {
+        scheme,
+        userinfo,
+        host,
+        port,
+        rest,
+    })
+}
+
+/// `host`, `host:port`, `[v6]:port`.
+pub(crate) fn split_host_port(hostport: &str) -> Result<(&str, Option<u16>), String> {
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| format!("bad IPv6 address in {hostport:?}"))?;
+        return match after.strip_prefix(':') {
+            Some(p) => Ok((host, Some(parse_port(p)?))),
+            None => Ok((host, None)),
+        };
+    }
+    match hostport.rsplit_once(':') {
+        Some((host, port)) => Ok((host, Some(parse_port(port)?))),
+        None => Ok((hostport, None)),
+    }
+}
+
+fn parse_port(p: &str) -> Result<u16, String> {
+    p.parse()
+        .map_err(|_| format!("bad port {p:?} (expected a number 1-65535)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("redis://u:secret@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(redact_url("redis://:secret@h:6379"), "redis://:***@h:6379");
+        assert_eq!(redact_url("nats://token@h:4222"), "nats://***@h:4222");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+    }
+
+    #[test]
+    fn splits_urls() {
+        let p = split_url("nats://tok@[::1]:4222").unwrap();
+        assert_eq!(
+            (p.host, p.port, p.userinfo),
+            ("::1", Some(4222), Some("tok"))
+        );
+        assert!(split_url("redis:6379").is_err());
+        assert!(split_url("redis://h:99999").is_err());
+    }
+}
