@@ -1,14 +1,29 @@
-//! The sidecar's own settings. Strongest first: a flag, an environment
+//! The sidecar's own settings, and the composition root: the one place that
+//! knows every part's options. Strongest first: a flag, an environment
 //! variable (both through clap), the config file (`--config`, default
 //! `config/muster.yaml` when present), then the default.
+//!
+//! Each part defines the options it takes ([`HistoryOptions`],
+//! [`NotifyOptions`], [`WatcherConfig`], [`PlanOptions`], [`GraceOptions`],
+//! [`HealConfig`], [`ReadinessOptions`], [`ServerOptions`]); [`Settings`]
+//! builds them. No part imports this module: only the CLI does, so a part
+//! can be used (and tested) with options of its own.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::grace::GraceOptions;
+use crate::health::{HealthError, ServerOptions};
+use crate::history::HistoryOptions;
+use crate::notify::NotifyOptions;
 use crate::probe::spec::MusterService;
 use crate::probe::AddressMode;
+use crate::rollout::readiness::ReadinessOptions;
+use crate::signal::WatcherConfig;
+use crate::supervisor::heal::HealConfig;
+use crate::supervisor::plan::PlanOptions;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
@@ -194,6 +209,75 @@ impl Settings {
     }
 }
 
+/// The options of each part, from the resolved settings.
+impl Settings {
+    /// The durable store: Redis, else the state file.
+    pub fn history(&self) -> HistoryOptions {
+        HistoryOptions {
+            redis_url: self.redis_url.clone(),
+            namespace: self.namespace.clone(),
+            state_file: self.state_file.clone(),
+        }
+    }
+
+    /// The webhook (checked by [`Settings::resolve`]).
+    pub fn notify(&self) -> NotifyOptions {
+        NotifyOptions {
+            webhook_url: self.webhook_url.clone(),
+            webhook_ca_file: self.webhook_ca_file.clone(),
+        }
+    }
+
+    /// The agent watcher: Redis, NATS (when set), the namespace.
+    pub fn watcher(&self) -> WatcherConfig {
+        let mut c = WatcherConfig::new(self.redis_url.clone(), self.namespace.clone());
+        c.nats_url = self.nats_url.clone();
+        c
+    }
+
+    /// The probe plan.
+    pub fn plan(&self) -> PlanOptions {
+        PlanOptions {
+            services: self.services.clone(),
+            probe_address: self.probe_address,
+            config_path: self.config_path.clone(),
+            watcher: self.watcher(),
+        }
+    }
+
+    /// Grace tuning.
+    pub fn grace_options(&self) -> GraceOptions {
+        GraceOptions {
+            config: self.grace.clone(),
+            services: self.services.clone(),
+            history: self.history(),
+        }
+    }
+
+    /// The healer.
+    pub fn heal(&self) -> HealConfig {
+        HealConfig {
+            services: self.services.clone(),
+            history: self.history(),
+            notify: self.notify(),
+        }
+    }
+
+    /// A rollout's readiness checks.
+    pub fn readiness(&self) -> ReadinessOptions {
+        ReadinessOptions {
+            services: self.services.clone(),
+            redis_url: self.redis_url.clone(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// The health server, listening on `listen`; the rest keep their defaults.
+    pub fn server(&self) -> Result<ServerOptions, HealthError> {
+        ServerOptions::listening_on(&self.listen)
+    }
+}
+
 /// A setting and where it was set (for errors): the flag or its environment
 /// variable, else the config file.
 fn with_source<T: Clone>(
@@ -268,5 +352,31 @@ mod tests {
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn server_options_from_settings() {
+        let mut settings = Settings {
+            redis_url: DEFAULT_REDIS_URL.into(),
+            nats_url: None,
+            namespace: "muster".into(),
+            listen: "0.0.0.0:8687".into(),
+            services: Default::default(),
+            config_path: None,
+            probe_address: Default::default(),
+            state_file: default_state_file(),
+            grace: Default::default(),
+            webhook_url: None,
+            webhook_ca_file: None,
+        };
+        let options = settings.server().unwrap();
+        assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());
+        assert_eq!(
+            options.liveness_window,
+            Some(crate::health::DEFAULT_LIVENESS_WINDOW)
+        );
+        settings.listen = "nonsense".into();
+        let e = settings.server().unwrap_err().to_string();
+        assert!(e.contains("\"nonsense\"") && e.contains("listen"), "{e}");
     }
 }

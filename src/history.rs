@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::now_ms;
-use crate::config::Settings;
 use crate::url::redact_url;
 
 /// How long `open` waits for Redis before falling back to the state file.
@@ -77,6 +76,17 @@ enum Backend {
     },
 }
 
+/// Where the durable store lives: Redis first, the state file when Redis is
+/// unreachable. Built by the settings (flag, environment, config file, default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryOptions {
+    pub redis_url: String,
+    /// The first part of every key (`{namespace}:{project}:…`).
+    pub namespace: String,
+    /// The local fallback.
+    pub state_file: PathBuf,
+}
+
 /// The durable store of one project. Cheap to clone.
 #[derive(Clone)]
 pub struct HistoryStore {
@@ -92,14 +102,14 @@ impl std::fmt::Debug for HistoryStore {
 }
 
 impl HistoryStore {
-    /// Redis from `settings` when it answers (within 1.5 s, three tries),
+    /// Redis from `options` when it answers (within 1.5 s, three tries),
     /// else the state file (with a warning that says why).
-    pub async fn open(settings: &Settings, project: &str) -> HistoryStore {
-        match Self::redis(&settings.redis_url, &settings.namespace, project).await {
+    pub async fn open(options: &HistoryOptions, project: &str) -> HistoryStore {
+        match Self::redis(&options.redis_url, &options.namespace, project).await {
             Ok(store) => store,
             Err(e) => {
-                let store = Self::file(&settings.state_file, &settings.namespace, project);
-                tracing::warn!(error = %e, state_file = %settings.state_file.display(), "history: Redis unreachable, using the local state file");
+                let store = Self::file(&options.state_file, &options.namespace, project);
+                tracing::warn!(error = %e, state_file = %options.state_file.display(), "history: Redis unreachable, using the local state file");
                 store
             }
         }

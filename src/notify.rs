@@ -120,6 +120,16 @@ pub struct Notification {
     pub muster: String,
 }
 
+/// Where notifications go, as set (flag, environment, config file); built by
+/// the settings, which check both values before anything starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotifyOptions {
+    /// http:// or https://; `None`: log only.
+    pub webhook_url: Option<String>,
+    /// For an https:// webhook: PEM CA certificates to trust instead of the system's.
+    pub webhook_ca_file: Option<PathBuf>,
+}
+
 /// Delivery settings.
 #[derive(Debug, Clone)]
 pub struct WebhookOptions {
@@ -273,13 +283,13 @@ impl Notifier {
         })
     }
 
-    /// From the settings: a webhook when `webhook_url` is set, else log only.
-    pub fn from_settings(settings: &crate::config::Settings) -> Result<Notifier, String> {
-        match &settings.webhook_url {
+    /// A webhook when `webhook_url` is set, else log only.
+    pub fn from_options(options: &NotifyOptions) -> Result<Notifier, String> {
+        match &options.webhook_url {
             Some(url) => Notifier::webhook(
                 url,
                 WebhookOptions {
-                    ca_file: settings.webhook_ca_file.clone(),
+                    ca_file: options.webhook_ca_file.clone(),
                     ..WebhookOptions::default()
                 },
             ),

@@ -201,13 +201,13 @@ async fn open(
 ) -> Result<Rollouts, Box<dyn std::error::Error + Send + Sync>> {
     let project = super::compose::load_project(global)?;
     let engine = Engine::connect().await?;
-    let store = HistoryStore::open(settings, &project.name).await;
+    let store = HistoryStore::open(&settings.history(), &project.name).await;
     tracing::info!(store = %store.describe(), "revisions");
     let width = width_of.iter().map(|s| s.len()).max().unwrap_or(8).max(8);
     Ok(Rollouts {
         engine,
         project,
-        settings: settings.clone(),
+        settings: settings.readiness(),
         store,
         who: Who::current(),
         progress: Arc::new(Printer {
@@ -479,8 +479,8 @@ pub async fn prepare_up(
     let rollouts = Rollouts {
         engine: engine.clone(),
         project: project.clone(),
-        settings: settings.clone(),
-        store: HistoryStore::open(settings, &project.name).await,
+        settings: settings.readiness(),
+        store: HistoryStore::open(&settings.history(), &project.name).await,
         who: Who::current(),
         progress: Arc::new(Printer {
             json: global.json,

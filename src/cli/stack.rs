@@ -37,7 +37,7 @@ async fn start_health_server(
     settings: &Settings,
     store: &StateStore,
 ) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
-    let options = health::ServerOptions::from_settings(settings)?;
+    let options = settings.server()?;
     let listener = health::bind(options.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "health endpoint listening");
@@ -62,10 +62,10 @@ async fn start_supervision(
     running_stack: bool,
 ) -> Result<(Supervision, muster::grace::Recorder), Box<dyn std::error::Error + Send + Sync>> {
     let published = muster::supervisor::plan::published_ports_from_model(project);
-    let grace = muster::grace::GraceRun::prepare(project, settings, engine).await;
+    let grace = muster::grace::GraceRun::prepare(project, &settings.grace_options(), engine).await;
     let plan = muster::supervisor::plan::plan_with_grace(
         project,
-        settings,
+        &settings.plan(),
         Some(engine.docker().clone()),
         published,
         running_stack,
@@ -78,7 +78,8 @@ async fn start_supervision(
     let supervision = Supervision::start(store, plan, running_stack);
     let control = supervision.controller();
     tokio::spawn(async move {
-        while let Some(c) = to_runner.recv().await {
+        while let Some(muster::grace::Retuned { service, grace }) = to_runner.recv().await {
+            let c = muster::supervisor::runner::Control::SetGrace { service, grace };
             if control.send(c).is_err() {
                 break;
             }
@@ -100,10 +101,10 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
         let (mut supervision, _recorder) =
             start_supervision(&project, settings, &engine, &store, true).await?;
         supervision.start_healing(
-            muster::supervisor::heal::HealOptions::from_settings(
+            muster::supervisor::heal::HealOptions::from_config(
                 &engine,
                 &project,
-                settings,
+                &settings.heal(),
                 muster::supervisor::heal::HealMode::Serve,
             )
             .await?,
@@ -152,10 +153,10 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             start_supervision(&supervised, settings, &engine, &store, false).await?;
         if keep_running {
             supervision.start_healing(
-                muster::supervisor::heal::HealOptions::from_settings(
+                muster::supervisor::heal::HealOptions::from_config(
                     &engine,
                     &supervised,
-                    settings,
+                    &settings.heal(),
                     muster::supervisor::heal::HealMode::Up,
                 )
                 .await?,

@@ -59,8 +59,8 @@ fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
     for (name, service) in &project.services {
         // The same choice as the supervisor's (compose `x-muster` probes win);
         // a service left without probes is shown as not probed.
-        let chosen = muster::supervisor::plan::muster_settings(service, settings);
-        if muster::supervisor::plan::compose_probes(service).is_some() {
+        let chosen = service.muster_settings(&settings.services);
+        if service.compose_probes().is_some() {
             from_compose.insert(name.clone());
         }
         services.insert(name.clone(), chosen.cloned().unwrap_or_default());

@@ -42,10 +42,10 @@ pub fn run(global: &Global, settings: &Settings, args: &TuneArgs) -> CliResult {
                 None
             }
         };
-        let history = HistoryStore::open(settings, &project.name).await;
+        let history = HistoryStore::open(&settings.history(), &project.name).await;
         let decisions = muster::grace::decide_services(
             &project,
-            settings,
+            &settings.grace_options(),
             engine.as_ref(),
             Some(&history),
             &args.services,

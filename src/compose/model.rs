@@ -153,6 +153,24 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+impl Service {
+    /// The service's compose `x-muster`, when it has probes: then it wins
+    /// over config/muster.yaml (see [`Service::muster_settings`]).
+    pub fn compose_probes(&self) -> Option<&MusterService> {
+        self.muster.as_ref().filter(|m| !m.probes.is_empty())
+    }
+
+    /// muster settings of the service: its compose `x-muster` when it has
+    /// probes, else config/muster.yaml's entry (`config_services`).
+    pub fn muster_settings<'a>(
+        &'a self,
+        config_services: &'a BTreeMap<String, MusterService>,
+    ) -> Option<&'a MusterService> {
+        self.compose_probes()
+            .or_else(|| config_services.get(&self.name))
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ServiceNetwork {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -21,21 +21,37 @@ pub use history::{
     last_image_key, load_samples, note_start, record_sample, record_start, samples_key, Samples,
 };
 pub use model::*;
-pub use recorder::{redecide, spawn_recorder, Recorder, RecorderOptions, Retune};
+pub use recorder::{redecide, spawn_recorder, Recorder, RecorderOptions, Retune, Retuned};
 
 use crate::compose::{HealthTest, Healthcheck, Project, Service};
-use crate::config::Settings;
 use crate::engine::Engine;
-use crate::history::HistoryStore;
+use crate::history::{HistoryOptions, HistoryStore};
 use crate::probe::spec::{GraceSetting, MusterService};
 use crate::supervisor::StateStore;
 
+/// What grace tuning needs of muster's settings (built by the settings from
+/// flags, environment, the config file and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraceOptions {
+    /// The coefficients (`grace:` in the config file).
+    pub config: GraceConfig,
+    /// config/muster.yaml's per-service `x-muster`, for services whose
+    /// compose file sets none.
+    pub services: BTreeMap<String, MusterService>,
+    /// Where start-up samples live.
+    pub history: HistoryOptions,
+}
+
 /// `x-muster.grace` of a service: its compose `x-muster`, else
-/// config/muster.yaml's entry for it, else `auto`.
-pub fn grace_setting(service: &Service, settings: &Settings) -> GraceSetting {
+/// config/muster.yaml's entry for it (`config_services`), else `auto`.
+pub fn grace_setting(
+    service: &Service,
+    config_services: &BTreeMap<String, MusterService>,
+) -> GraceSetting {
     match service.muster.as_ref().map(|m| m.grace) {
         Some(g) if g != GraceSetting::Auto => g,
-        _ => crate::supervisor::plan::muster_settings(service, settings)
+        _ => service
+            .muster_settings(config_services)
             .map(|m| m.grace)
             .unwrap_or_default(),
     }
@@ -109,18 +125,18 @@ pub async fn image_facts(engine: Option<&Engine>, service: &Service) -> Result<I
 /// and the decision falls back (to the declared values, to no samples).
 pub async fn decide_services(
     project: &Project,
-    settings: &Settings,
+    options: &GraceOptions,
     engine: Option<&Engine>,
     history: Option<&HistoryStore>,
     names: &[String],
 ) -> BTreeMap<String, GraceDecision> {
-    let cfg = &settings.grace;
+    let cfg = &options.config;
     let mut out = BTreeMap::new();
     for (name, service) in &project.services {
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let setting = grace_setting(service, settings);
+        let setting = grace_setting(service, &options.services);
         let image = image_facts(engine, service).await;
         if let (GraceSetting::Auto, Err(why)) = (setting, &image) {
             tracing::warn!(service = %name, reason = %why, "grace: image cannot be inspected; using the declared start period");
@@ -139,7 +155,7 @@ pub async fn decide_services(
             }
             _ => Samples::default(),
         };
-        let muster = crate::supervisor::plan::muster_settings(service, settings);
+        let muster = service.muster_settings(&options.services);
         let image_hc = image.as_ref().is_ok_and(|i| i.has_healthcheck);
         let inputs = GraceInputs {
             setting,
@@ -169,14 +185,14 @@ pub struct GraceRun {
 
 impl GraceRun {
     /// Opens the history (Redis, else the state file) and decides every service.
-    pub async fn prepare(project: &Project, settings: &Settings, engine: &Engine) -> GraceRun {
-        let history = HistoryStore::open(settings, &project.name).await;
-        let decisions = decide_services(project, settings, Some(engine), Some(&history), &[]).await;
+    pub async fn prepare(project: &Project, options: &GraceOptions, engine: &Engine) -> GraceRun {
+        let history = HistoryStore::open(&options.history, &project.name).await;
+        let decisions = decide_services(project, options, Some(engine), Some(&history), &[]).await;
         GraceRun {
             decisions,
             history,
-            keep: settings.grace.samples_kept,
-            config: settings.grace.clone(),
+            keep: options.config.samples_kept,
+            config: options.config.clone(),
         }
     }
 
@@ -196,24 +212,24 @@ impl GraceRun {
         }
     }
 
-    /// Starts recording start-ups of `project`'s services; with `control`
-    /// (the probe runner's), each new sample also re-tunes the service's
-    /// grace for its next start.
+    /// Starts recording start-ups of `project`'s services; with `retuned`,
+    /// each new sample also re-tunes the service's grace for its next start
+    /// and sends the new period there (the supervisor applies it).
     pub fn spawn_recorder(
         &self,
         store: &StateStore,
         engine: &Engine,
         project: &str,
-        control: Option<tokio::sync::mpsc::UnboundedSender<crate::supervisor::runner::Control>>,
+        retuned: Option<tokio::sync::mpsc::UnboundedSender<Retuned>>,
     ) -> Recorder {
-        let retune = control.map(|control| Retune {
+        let retune = retuned.map(|retuned| Retune {
             config: self.config.clone(),
             decisions: self
                 .decisions
                 .iter()
                 .map(|(name, d)| (name.clone(), d.clone()))
                 .collect(),
-            control,
+            retuned,
         });
         spawn_recorder(
             store.clone(),

@@ -25,7 +25,6 @@ use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, StartKind};
 use crate::engine::Engine;
 use crate::history::HistoryStore;
 use crate::probe::spec::GraceSetting;
-use crate::supervisor::runner::Control;
 use crate::supervisor::{ServiceState, StateEvent, StateStore};
 
 /// A container that started more than this before `starting` was entered
@@ -46,12 +45,21 @@ pub struct RecorderOptions {
 }
 
 /// Re-tuning while muster runs: the decisions made at start-up, the
-/// coefficients, and where a changed period goes (the probe runner).
+/// coefficients, and where a changed period goes (whoever applies it: the
+/// supervisor's probe runner; grace does not know it).
 #[derive(Debug, Clone)]
 pub struct Retune {
     pub config: GraceConfig,
     pub decisions: HashMap<String, GraceDecision>,
-    pub control: mpsc::UnboundedSender<Control>,
+    pub retuned: mpsc::UnboundedSender<Retuned>,
+}
+
+/// A service's effective start period, decided again after a new start-up
+/// sample; it applies from the service's next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retuned {
+    pub service: String,
+    pub grace: Duration,
 }
 
 /// `decision` again with fresh `samples`: the setting, the declared period,
@@ -284,7 +292,7 @@ impl RecorderState {
                 to = %crate::duration::format(after.period),
                 "grace: re-tuned from start-up history; applies from the next start"
             );
-            let _ = retune.control.send(Control::SetGrace {
+            let _ = retune.retuned.send(Retuned {
                 service: service.to_string(),
                 grace: after.period,
             });
@@ -368,7 +376,7 @@ mod tests {
         };
         let before = decide(&cfg, "api", &inputs);
         assert_eq!(before.period, Duration::from_secs(5), "{before:?}");
-        let (control, mut to_runner) = mpsc::unbounded_channel();
+        let (retuned, mut to_runner) = mpsc::unbounded_channel();
         let recorder = spawn_recorder(
             store.clone(),
             history.clone(),
@@ -380,7 +388,7 @@ mod tests {
                 retune: Some(Retune {
                     config: cfg.clone(),
                     decisions: HashMap::from([("api".to_string(), before)]),
-                    control,
+                    retuned,
                 }),
             },
         );
@@ -391,9 +399,7 @@ mod tests {
         let sent = to_runner
             .try_recv()
             .expect("a re-tuned grace for the runner");
-        let Control::SetGrace { service, grace } = sent else {
-            panic!("{sent:?}");
-        };
+        let Retuned { service, grace } = sent;
         assert_eq!(service, "api");
         // p95 of nine 20 s starts and one instant one, times the margin:
         // longer than the declared 5 s, at most 20 s x margin.

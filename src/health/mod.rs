@@ -44,9 +44,7 @@ pub use readyz::{liveness_report, readiness_report, CheckReport, Liveness};
 pub use server::serve;
 pub use status::StatusView;
 
-use crate::config::Settings;
-
-/// How the health server behaves. [`ServerOptions::from_settings`] fills
+/// How the health server behaves. [`ServerOptions::listening_on`] fills
 /// `listen` from the resolved settings; the rest keep their defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerOptions {
@@ -90,11 +88,11 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// Options from the resolved settings (`--listen` / `MUSTER_LISTEN` /
-    /// `listen:` in the config file).
-    pub fn from_settings(settings: &Settings) -> Result<ServerOptions, HealthError> {
+    /// The defaults, listening on `listen` as set (`--listen` /
+    /// `MUSTER_LISTEN` / `listen:` in the config file).
+    pub fn listening_on(listen: &str) -> Result<ServerOptions, HealthError> {
         Ok(ServerOptions {
-            listen: parse_listen(&settings.listen)?,
+            listen: parse_listen(listen)?,
             ..ServerOptions::default()
         })
     }
@@ -216,30 +214,5 @@ mod tests {
             assert!(e.contains("invalid listen address"), "{bad}: {e}");
             assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn options_from_settings() {
-        let mut settings = Settings {
-            redis_url: crate::config::DEFAULT_REDIS_URL.into(),
-            nats_url: None,
-            namespace: "muster".into(),
-            listen: "0.0.0.0:8687".into(),
-            services: Default::default(),
-            config_path: None,
-            probe_address: Default::default(),
-            state_file: crate::config::default_state_file(),
-            grace: Default::default(),
-            webhook_url: None,
-            webhook_ca_file: None,
-        };
-        let options = ServerOptions::from_settings(&settings).unwrap();
-        assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());
-        assert_eq!(options.liveness_window, Some(DEFAULT_LIVENESS_WINDOW));
-        settings.listen = "nonsense".into();
-        let e = ServerOptions::from_settings(&settings)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("\"nonsense\"") && e.contains("listen"), "{e}");
     }
 }

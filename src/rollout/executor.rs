@@ -28,11 +28,10 @@ use tokio::sync::{watch, Mutex};
 use super::containers::{self, endpoints, observe, without_aliases, Observed};
 use super::options::{FailureAction, Order, PreStop, RolloutOptions};
 use super::progress::{Event, EventKind, Progress};
-use super::readiness::{image_health, Checker, ReadinessPlan};
+use super::readiness::{image_health, Checker, ReadinessOptions, ReadinessPlan};
 use super::revisions::{now_ms, InProgress, ServiceLock, REVISION_LABEL};
 use super::RolloutError;
 use crate::compose::{Project, Service};
-use crate::config::Settings;
 use crate::engine::{translate, Engine};
 use crate::history::HistoryStore;
 
@@ -122,7 +121,7 @@ pub struct RunReport {
 pub struct Executor<'a> {
     pub engine: &'a Engine,
     pub project: &'a Project,
-    pub settings: &'a Settings,
+    pub settings: &'a ReadinessOptions,
     pub reporter: &'a Reporter,
     pub lock: &'a ServiceLock,
     pub cancel: watch::Receiver<bool>,

@@ -31,7 +31,6 @@ use serde::Serialize;
 use tokio::sync::{watch, Mutex};
 
 use crate::compose::{Project, Service};
-use crate::config::Settings;
 use crate::engine::labels::config_hash;
 use crate::engine::translate::TranslateError;
 use crate::engine::{Engine, EngineError};
@@ -41,7 +40,7 @@ use containers::{observe, Observed};
 use executor::{Executor, Reporter, RunEnd, RunReport, Target};
 use options::{FailureAction, Order, RolloutFlags, RolloutOptions};
 use progress::{EventKind, Progress};
-use readiness::{image_health, ReadinessPlan};
+use readiness::{image_health, ReadinessOptions, ReadinessPlan};
 pub use recovery::{ContainerRow, StatusMode, StatusReport, UpPreparation};
 use revisions::{
     now_ms, InProgress, Kind, Outcome, Overrides, Phase, Revision, RevisionLog, ServiceLock, Who,
@@ -123,7 +122,8 @@ pub struct RolloutRequest {
 pub struct Rollouts {
     pub engine: Engine,
     pub project: Project,
-    pub settings: Settings,
+    /// What readiness needs of muster's settings.
+    pub settings: ReadinessOptions,
     pub store: HistoryStore,
     pub who: Who,
     pub progress: Arc<dyn Progress>,

@@ -15,14 +15,14 @@
 //!
 //! Any basis fails at once when the container stops running.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::containers::{inspect, short, Observed};
 use crate::compose::Service;
-use crate::config::Settings;
 use crate::engine::Engine;
-use crate::probe::spec::{ProbeKind, ProbeSpec, ProbeTiming};
+use crate::probe::spec::{MusterService, ProbeKind, ProbeSpec, ProbeTiming};
 use crate::probe::{Probe, ProbeContext, ProbeFuture, ProbeOutcome, StaticResolver};
 use crate::supervisor::machine::ServiceMachine;
 use crate::supervisor::ServiceState;
@@ -64,15 +64,27 @@ pub struct ReadinessPlan {
     pub namespace: String,
 }
 
+/// What readiness needs of muster's settings (built by the settings from
+/// flags, environment, the config file and defaults).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadinessOptions {
+    /// config/muster.yaml's per-service `x-muster`, for services whose compose
+    /// file sets no probes.
+    pub services: BTreeMap<String, MusterService>,
+    /// Redis (for agent probes) and the namespace.
+    pub redis_url: String,
+    pub namespace: String,
+}
+
 impl ReadinessPlan {
     /// The plan for `service` (the revision being rolled out). `image_health`
     /// is the image's own healthcheck timing, when it declares one.
     pub fn new(
         service: &Service,
-        settings: &Settings,
+        settings: &ReadinessOptions,
         image_health: Option<HealthTiming>,
     ) -> ReadinessPlan {
-        let muster = crate::supervisor::plan::muster_settings(service, settings);
+        let muster = service.muster_settings(&settings.services);
         let basis = match muster {
             Some(m) if !m.probes.is_empty() => Basis::Probes {
                 specs: m.probes.clone(),
@@ -582,7 +594,11 @@ mod tests {
 
     #[test]
     fn basis_and_minimum_monitor() {
-        let settings = crate::config::Settings::resolve(&Default::default()).unwrap();
+        let settings = ReadinessOptions {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            namespace: "muster".into(),
+            ..Default::default()
+        };
         let mut s = Service {
             name: "web".into(),
             image: Some("x".into()),

@@ -53,13 +53,6 @@ impl WatcherConfig {
             timeout: Duration::from_secs(2),
         }
     }
-
-    /// From muster's settings (redis url, nats url, namespace).
-    pub fn from_settings(settings: &crate::config::Settings) -> Self {
-        let mut c = Self::new(settings.redis_url.clone(), settings.namespace.clone());
-        c.nats_url = settings.nats_url.clone();
-        c
-    }
 }
 
 /// Where the watcher learned an agent's current signal.

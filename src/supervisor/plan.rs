@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use super::runner::{RunnerProbe, ServiceProbes};
 use crate::compose::{Project, Service};
-use crate::config::Settings;
 use crate::grace::GraceDecision;
 use crate::probe::address::PublishedPorts;
 use crate::probe::agent::AgentProbe;
 use crate::probe::spec::{GraceSetting, MusterService, ProbeKind};
-use crate::probe::{LabelResolver, ProbeContext};
+use crate::probe::{AddressMode, LabelResolver, ProbeContext};
 use crate::signal::{AgentWatcher, WatcherConfig};
 
 /// The probes of a stack, and the agent watcher they share (when any service has an agent probe).
@@ -38,18 +37,19 @@ pub enum PlanError {
     Watcher { url: String, message: String },
 }
 
-/// muster settings of a service: its compose `x-muster`, else config/muster.yaml's entry.
-pub fn muster_settings<'a>(
-    service: &'a Service,
-    settings: &'a Settings,
-) -> Option<&'a MusterService> {
-    compose_probes(service).or_else(|| settings.services.get(&service.name))
-}
-
-/// The service's compose `x-muster`, when it has probes: then it wins over
-/// config/muster.yaml (see [`muster_settings`]).
-pub fn compose_probes(service: &Service) -> Option<&MusterService> {
-    service.muster.as_ref().filter(|m| !m.probes.is_empty())
+/// What the probe plan needs of muster's settings (built by the settings
+/// from flags, environment, the config file and defaults).
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// config/muster.yaml's per-service `x-muster`, for services whose compose
+    /// file sets no probes.
+    pub services: BTreeMap<String, MusterService>,
+    /// How probe hostnames are reached.
+    pub probe_address: AddressMode,
+    /// The config file that was read, to point probe errors at.
+    pub config_path: Option<PathBuf>,
+    /// Redis (and NATS) for agent probes.
+    pub watcher: WatcherConfig,
 }
 
 /// Host ports the compose file publishes at fixed numbers: service -> (container port -> host port).
@@ -96,14 +96,14 @@ pub fn declared_grace(service: &Service, muster: Option<&MusterService>) -> Dura
 /// ([`declared_grace`]); [`plan_with_grace`] takes tuned periods.
 pub fn plan(
     project: &Project,
-    settings: &Settings,
+    options: &PlanOptions,
     docker: Option<bollard::Docker>,
     published: PublishedPorts,
     fallback_docker: bool,
 ) -> Result<ProbePlan, PlanError> {
     plan_with_grace(
         project,
-        settings,
+        options,
         docker,
         published,
         fallback_docker,
@@ -116,7 +116,7 @@ pub fn plan(
 /// decision gets its declared grace.
 pub fn plan_with_grace(
     project: &Project,
-    settings: &Settings,
+    options: &PlanOptions,
     docker: Option<bollard::Docker>,
     published: PublishedPorts,
     fallback_docker: bool,
@@ -141,14 +141,14 @@ pub fn plan_with_grace(
         service: String::new(),
         docker,
         resolver,
-        address_mode: settings.probe_address,
+        address_mode: options.probe_address,
         published,
     };
     let mut watcher: Option<AgentWatcher> = None;
     let mut services = Vec::new();
     let mut agents = Vec::new();
     for (name, service) in &project.services {
-        let muster = match muster_settings(service, settings) {
+        let muster = match service.muster_settings(&options.services) {
             Some(m) if !m.probes.is_empty() => m,
             Some(m) if fallback_docker && base.docker.is_some() => {
                 fallback.required = m.required;
@@ -162,7 +162,7 @@ pub fn plan_with_grace(
             ..base.clone()
         };
         let mut probes = Vec::with_capacity(muster.probes.len());
-        let from_compose = compose_probes(service).is_some();
+        let from_compose = service.compose_probes().is_some();
         for (index, spec) in muster.probes.iter().enumerate() {
             let err = |field: Option<&str>, message: String| {
                 let at = ProbeAt {
@@ -174,7 +174,7 @@ pub fn plan_with_grace(
                 };
                 probe_error(
                     &project.config_files,
-                    settings.config_path.as_deref(),
+                    options.config_path.as_deref(),
                     at,
                     message,
                 )
@@ -184,11 +184,12 @@ pub fn plan_with_grace(
                     let watcher = match &watcher {
                         Some(w) => w.clone(),
                         None => {
-                            let w = AgentWatcher::start(WatcherConfig::from_settings(settings))
-                                .map_err(|e| PlanError::Watcher {
-                                    url: crate::url::redact_url(&settings.redis_url),
+                            let w = AgentWatcher::start(options.watcher.clone()).map_err(|e| {
+                                PlanError::Watcher {
+                                    url: crate::url::redact_url(&options.watcher.redis_url),
                                     message: e.to_string(),
-                                })?;
+                                }
+                            })?;
                             watcher = Some(w.clone());
                             w
                         }

@@ -104,7 +104,7 @@ async fn unreachable_redis_falls_back_to_the_state_file() {
         ..Default::default()
     })
     .unwrap();
-    let store = HistoryStore::open(&settings, "proj").await;
+    let store = HistoryStore::open(&settings.history(), "proj").await;
     assert!(!store.is_redis(), "{}", store.describe());
     store
         .push("startup:db", &json!({"ms": 1200}), 10)
@@ -112,7 +112,7 @@ async fn unreachable_redis_falls_back_to_the_state_file() {
         .unwrap();
     assert!(state_file.is_file());
     // A new process reads it back.
-    let reopened = HistoryStore::open(&settings, "proj").await;
+    let reopened = HistoryStore::open(&settings.history(), "proj").await;
     assert_eq!(
         reopened.list("startup:db", 10).await.unwrap(),
         vec![json!({"ms": 1200})]

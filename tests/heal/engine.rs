@@ -77,7 +77,7 @@ async fn up_watch(
 ) -> (Supervision, UpReport) {
     let plan = plan::plan(
         project,
-        &settings(),
+        &settings().plan(),
         Some(engine.docker().clone()),
         plan::published_ports_from_model(project),
         false,
@@ -110,7 +110,7 @@ fn serve(engine: &Engine, project: &Project, heal: HealOptions) -> (StateStore, 
     let store = StateStore::new(&project.name);
     let plan = plan::plan(
         project,
-        &settings(),
+        &settings().plan(),
         Some(engine.docker().clone()),
         plan::published_ports_from_model(project),
         true,

@@ -47,10 +47,9 @@ use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, 
 use super::store::StateStore;
 use crate::clock::now_ms;
 use crate::compose::{Condition, Project};
-use crate::config::Settings;
 use crate::engine::{Engine, EngineEvent};
-use crate::history::HistoryStore;
-use crate::notify::{BudgetNote, Notification, Notifier, NotifyEvent, RestartBy};
+use crate::history::{HistoryOptions, HistoryStore};
+use crate::notify::{BudgetNote, Notification, Notifier, NotifyEvent, NotifyOptions, RestartBy};
 use crate::probe::spec::MusterService;
 
 /// How long store changes are gathered before the healer looks at them.
@@ -84,6 +83,18 @@ pub struct HealOptions {
     pub reconnect: Reconnect,
 }
 
+/// What the healer needs of muster's settings (built by the settings from
+/// flags, environment, the config file and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealConfig {
+    /// config/muster.yaml's `services:`.
+    pub services: BTreeMap<String, MusterService>,
+    /// Where restart records live.
+    pub history: HistoryOptions,
+    /// Where notifications go.
+    pub notify: NotifyOptions,
+}
+
 impl HealOptions {
     /// No history, log-only notifications, default reconnect delays.
     pub fn new(engine: Engine, project: Project, mode: HealMode) -> HealOptions {
@@ -100,18 +111,18 @@ impl HealOptions {
 
     /// From the settings: the history store (Redis, else the state file) and
     /// the webhook notifier. Call inside the Tokio runtime.
-    pub async fn from_settings(
+    pub async fn from_config(
         engine: &Engine,
         project: &Project,
-        settings: &Settings,
+        config: &HealConfig,
         mode: HealMode,
     ) -> Result<HealOptions, String> {
-        let notifier = Notifier::from_settings(settings)?;
-        let history = HistoryStore::open(settings, &project.name).await;
+        let notifier = Notifier::from_options(&config.notify)?;
+        let history = HistoryStore::open(&config.history, &project.name).await;
         Ok(HealOptions {
             engine: engine.clone(),
             project: project.clone(),
-            config_services: settings.services.clone(),
+            config_services: config.services.clone(),
             mode,
             history: Some(history),
             notifier,
