@@ -96,15 +96,22 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("{path}: {source}")]
+    Grace {
+        path: PathBuf,
+        source: crate::grace::GraceConfigError,
+    },
     /// A webhook setting muster cannot use; `from` names where it was set,
-    /// `field` which setting (`webhook_url`, `webhook_ca_file`).
-    #[error("{from}: {field}: {message}")]
+    /// the source's field which setting (`webhook_url`, `webhook_ca_file`).
+    #[error("{from}: {}: {}", source.field(), source.detail())]
     Webhook {
         from: String,
-        field: &'static str,
-        message: String,
+        source: crate::notify::NotifyError,
     },
 }
 
@@ -129,9 +136,9 @@ impl Settings {
         let file = file.unwrap_or_default();
         let grace = match &file.grace {
             Some(g) => {
-                crate::grace::GraceConfig::from_file(g).map_err(|message| ConfigError::Parse {
+                crate::grace::GraceConfig::from_file(g).map_err(|source| ConfigError::Grace {
                     path: config_path.clone().unwrap_or_default(),
-                    message,
+                    source,
                 })?
             }
             None => crate::grace::GraceConfig::default(),
@@ -154,22 +161,20 @@ impl Settings {
             &file_name,
         );
         if let Some((url, from)) = &webhook_url {
-            let target = crate::notify::WebhookTarget::parse(url).map_err(|message| {
+            let target = crate::notify::WebhookTarget::parse(url).map_err(|source| {
                 ConfigError::Webhook {
                     from: from.clone(),
-                    field: "webhook_url",
-                    message,
+                    source,
                 }
             })?;
             target
                 .tls(webhook_ca_file.as_ref().map(|(p, _)| p.as_path()))
-                .map_err(|(field, message)| ConfigError::Webhook {
-                    from: match (field, &webhook_ca_file) {
+                .map_err(|source| ConfigError::Webhook {
+                    from: match (source.field(), &webhook_ca_file) {
                         ("webhook_ca_file", Some((_, ca_from))) => ca_from.clone(),
                         _ => from.clone(),
                     },
-                    field,
-                    message,
+                    source,
                 })?;
         }
         let webhook_url = webhook_url.map(|(url, _)| url);
@@ -315,9 +320,9 @@ fn read_config_file(path: &Path) -> Result<ConfigFile, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+    serde_saphyr::from_str(&text).map_err(|source| ConfigError::Parse {
         path: path.to_path_buf(),
-        message: e.to_string(),
+        source: Box::new(source),
     })
 }
 

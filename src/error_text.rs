@@ -1,10 +1,12 @@
-//! One line for an error and the errors under it.
+//! One line for an error and the errors under it: the library's typed
+//! errors keep their causes as sources, and this is the one printer that
+//! shows them, in logs and in the CLI's `muster: error: top: cause: cause`.
 
 /// The error and its sources on one line, each source once: libraries often
 /// say only "connection error" (hyper) or hide the io error inside (bollard),
 /// while the cause (a TLS alert, a refused connection) is what tells an
 /// operator what to fix.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

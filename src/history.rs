@@ -49,8 +49,14 @@ return 0
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
+    /// `source` is Redis's own error, when there is one (not for a timeout).
     #[error("history in Redis at {url}: {message}")]
-    Redis { url: String, message: String },
+    Redis {
+        url: String,
+        message: String,
+        #[source]
+        source: Option<redis::RedisError>,
+    },
     #[error("state file {path}: {message}")]
     File { path: PathBuf, message: String },
     #[error("{place}: stored value is not valid JSON ({message}); left untouched")]
@@ -118,11 +124,12 @@ impl HistoryStore {
     /// The Redis backend; fails when Redis does not answer PING in time.
     pub async fn redis(url: &str, namespace: &str, project: &str) -> Result<Self, HistoryError> {
         let shown = redact_url(url);
-        let err = |message: String| HistoryError::Redis {
+        let err = |message: String, source: Option<redis::RedisError>| HistoryError::Redis {
             url: shown.clone(),
             message,
+            source,
         };
-        let client = redis::Client::open(url).map_err(|e| err(e.to_string()))?;
+        let client = redis::Client::open(url).map_err(|e| err(e.to_string(), Some(e)))?;
         let connect = || async {
             let mut conn = client.get_multiplexed_async_connection().await?;
             let _: String = redis::cmd("PING").query_async(&mut conn).await?;
@@ -131,15 +138,18 @@ impl HistoryStore {
         let mut attempt = 1;
         let conn = loop {
             match tokio::time::timeout(REDIS_CONNECT_TIMEOUT, connect()).await {
-                Ok(result) => break result.map_err(|e| err(e.to_string()))?,
+                Ok(result) => break result.map_err(|e| err(e.to_string(), Some(e)))?,
                 Err(_) if attempt < REDIS_CONNECT_ATTEMPTS => {
                     tracing::debug!(url = %shown, attempt, "history: Redis slow to answer; trying again");
                     attempt += 1;
                 }
                 Err(_) => {
-                    return Err(err(format!(
-                        "no answer within {REDIS_CONNECT_TIMEOUT:?}, {REDIS_CONNECT_ATTEMPTS} times"
-                    )))
+                    return Err(err(
+                        format!(
+                            "no answer within {REDIS_CONNECT_TIMEOUT:?}, {REDIS_CONNECT_ATTEMPTS} times"
+                        ),
+                        None,
+                    ))
                 }
             }
         };
@@ -458,6 +468,7 @@ fn redis_error(url: &str, e: redis::RedisError) -> HistoryError {
     HistoryError::Redis {
         url: url.to_string(),
         message: e.to_string(),
+        source: Some(e),
     }
 }
 
@@ -465,6 +476,7 @@ fn redis_timeout(url: &str) -> HistoryError {
     HistoryError::Redis {
         url: url.to_string(),
         message: format!("no answer within {REDIS_COMMAND_TIMEOUT:?}"),
+        source: None,
     }
 }
 

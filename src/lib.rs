@@ -9,7 +9,7 @@ pub mod compose;
 pub mod config;
 pub mod duration;
 pub mod engine;
-mod error_text;
+pub mod error_text;
 pub mod grace;
 pub mod graph;
 pub mod health;

@@ -157,6 +157,41 @@ impl Default for WebhookOptions {
     }
 }
 
+/// A webhook setting muster cannot use.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum NotifyError {
+    /// The URL does not parse (`shown` has its password replaced).
+    #[error("{shown} is not a usable webhook URL: {message}")]
+    Url { shown: String, message: String },
+    #[error("{shown}: scheme {scheme:?} is not http:// or https://")]
+    Scheme { shown: String, scheme: String },
+    /// The TLS client settings cannot be built; `field` names the setting
+    /// it is about (`webhook_url` or `webhook_ca_file`).
+    #[error("{field}: {message}")]
+    Tls {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl NotifyError {
+    /// The setting the error is about: `webhook_url` or `webhook_ca_file`.
+    pub fn field(&self) -> &'static str {
+        match self {
+            NotifyError::Tls { field, .. } => field,
+            NotifyError::Url { .. } | NotifyError::Scheme { .. } => "webhook_url",
+        }
+    }
+
+    /// What is wrong, without the setting's name.
+    pub fn detail(&self) -> String {
+        match self {
+            NotifyError::Tls { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A parsed webhook URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookTarget {
@@ -174,17 +209,20 @@ pub struct WebhookTarget {
 
 impl WebhookTarget {
     /// Accepts `http[s]://[user[:password]@]host[:port][/path][?query]`.
-    pub fn parse(url: &str) -> Result<WebhookTarget, String> {
+    pub fn parse(url: &str) -> Result<WebhookTarget, NotifyError> {
         let shown = redact_url(url);
-        let parts = crate::url::split_url(url)
-            .map_err(|e| format!("{shown} is not a usable webhook URL: {e}"))?;
+        let parts = crate::url::split_url(url).map_err(|message| NotifyError::Url {
+            shown: shown.clone(),
+            message,
+        })?;
         let (https, default_port) = match parts.scheme {
             "http" => (false, 80),
             "https" => (true, 443),
             other => {
-                return Err(format!(
-                    "{shown}: scheme {other:?} is not http:// or https://"
-                ))
+                return Err(NotifyError::Scheme {
+                    shown,
+                    scheme: other.to_string(),
+                })
             }
         };
         let port = parts.port.unwrap_or(default_port);
@@ -221,21 +259,24 @@ impl WebhookTarget {
     pub fn tls(
         &self,
         ca_file: Option<&std::path::Path>,
-    ) -> Result<Option<Arc<rustls::ClientConfig>>, (&'static str, String)> {
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, NotifyError> {
         if !self.https {
             return match ca_file {
-                Some(_) => Err((
-                    "webhook_ca_file",
-                    format!("is for an https:// webhook; {} is http://", self.shown),
-                )),
+                Some(_) => Err(NotifyError::Tls {
+                    field: "webhook_ca_file",
+                    message: format!("is for an https:// webhook; {} is http://", self.shown),
+                }),
                 None => Ok(None),
             };
         }
         crate::probe::tls::client_config(ca_file, None)
             .map(Some)
-            .map_err(|(field, e)| match field {
-                "ca_file" => ("webhook_ca_file", e),
-                _ => ("webhook_url", e),
+            .map_err(|(field, message)| NotifyError::Tls {
+                field: match field {
+                    "ca_file" => "webhook_ca_file",
+                    _ => "webhook_url",
+                },
+                message,
             })
     }
 
@@ -269,11 +310,9 @@ impl Notifier {
     }
 
     /// Delivers to `url` from a task on the current Tokio runtime.
-    pub fn webhook(url: &str, options: WebhookOptions) -> Result<Notifier, String> {
+    pub fn webhook(url: &str, options: WebhookOptions) -> Result<Notifier, NotifyError> {
         let target = WebhookTarget::parse(url)?;
-        let tls = target
-            .tls(options.ca_file.as_deref())
-            .map_err(|(field, e)| format!("{field}: {e}"))?;
+        let tls = target.tls(options.ca_file.as_deref())?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let shown = target.shown.clone();
         tokio::spawn(deliver_all(target, tls, options, rx));
@@ -284,7 +323,7 @@ impl Notifier {
     }
 
     /// A webhook when `webhook_url` is set, else log only.
-    pub fn from_options(options: &NotifyOptions) -> Result<Notifier, String> {
+    pub fn from_options(options: &NotifyOptions) -> Result<Notifier, NotifyError> {
         match &options.webhook_url {
             Some(url) => Notifier::webhook(
                 url,
@@ -484,11 +523,13 @@ mod tests {
             t.basic.as_deref(),
             Some(format!("Basic {}", BASE64.encode("ops:s3cret@")).as_str())
         );
-        let e = WebhookTarget::parse("ftp://u:pw@hooks.local/x").unwrap_err();
+        let e = WebhookTarget::parse("ftp://u:pw@hooks.local/x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ftp") && !e.contains("pw@"), "{e}");
         let plain = WebhookTarget::parse("http://h/x").unwrap();
         let err = plain.tls(Some(std::path::Path::new("ca.pem"))).unwrap_err();
-        assert_eq!(err.0, "webhook_ca_file");
+        assert_eq!(err.field(), "webhook_ca_file");
         assert!(WebhookTarget::parse("hooks.local/x").is_err());
         assert!(WebhookTarget::parse("http://:80/").is_err());
     }

@@ -14,8 +14,8 @@ mod stack;
 mod status;
 mod tune;
 
-/// What a subcommand returns: an exit code, or an error printed as
-/// `muster: error: …` with exit code 1.
+/// What a subcommand returns: an exit code, or an error printed with its
+/// causes as `muster: error: top: cause: cause` with exit code 1.
 pub type CliResult = Result<ExitCode, Box<dyn std::error::Error + Send + Sync>>;
 
 #[derive(Parser, Debug)]
@@ -270,10 +270,7 @@ pub fn run(cli: Cli) -> ExitCode {
     // A bad config file is reported before any subcommand does anything.
     let settings = match global.settings() {
         Ok(settings) => settings,
-        Err(e) => {
-            eprintln!("muster: error: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return print_error(&e),
     };
     tracing::debug!(redis = %muster::url::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
@@ -294,11 +291,14 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("muster: error: {e}");
-            ExitCode::from(1)
-        }
+        Err(e) => print_error(&*e),
     }
+}
+
+/// `muster: error: top: cause: cause` on stderr (each cause once), exit code 1.
+fn print_error(e: &(dyn std::error::Error + 'static)) -> ExitCode {
+    eprintln!("muster: error: {}", muster::error_text::error_chain(e));
+    ExitCode::from(1)
 }
 
 impl Global {

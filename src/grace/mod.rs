@@ -101,22 +101,33 @@ pub fn failure_window(
 }
 
 /// Inspects a service's image: its facts, or why there are none.
-pub async fn image_facts(engine: Option<&Engine>, service: &Service) -> Result<ImageFacts, String> {
+pub async fn image_facts(
+    engine: Option<&Engine>,
+    service: &Service,
+) -> Result<ImageFacts, ImageError> {
     let Some(reference) = service.image.as_deref() else {
-        return Err("the service has no `image:`".into());
+        return Err(ImageError::NoImage);
     };
+    let reference_owned = || reference.to_string();
     let Some(engine) = engine else {
-        return Err(format!("{reference}: no Docker engine"));
+        return Err(ImageError::NoEngine {
+            reference: reference_owned(),
+        });
     };
     match engine.image_info(reference).await {
         Ok(Some(info)) => Ok(ImageFacts {
-            reference: reference.to_string(),
+            reference: reference_owned(),
             id: info.id,
             size: info.size,
             has_healthcheck: info.healthcheck.is_some(),
         }),
-        Ok(None) => Err(format!("{reference} is not present on the engine")),
-        Err(e) => Err(format!("{reference}: {e}")),
+        Ok(None) => Err(ImageError::Absent {
+            reference: reference_owned(),
+        }),
+        Err(e) => Err(ImageError::Inspect {
+            reference: reference_owned(),
+            message: e.to_string(),
+        }),
     }
 }
 

@@ -116,17 +116,45 @@ impl<'de> Deserialize<'de> for ScalarText {
     }
 }
 
+/// A `grace:` value muster cannot use: the field, its line in the config
+/// file, what it must be and what it is.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("grace.{field} (line {line}): {what}, got {got:?}")]
+pub struct GraceConfigError {
+    pub field: String,
+    pub line: u64,
+    pub what: String,
+    pub got: String,
+}
+
+/// Why a service's image has no facts (grace then uses the declared values).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImageError {
+    #[error("the service has no `image:`")]
+    NoImage,
+    /// Re-deciding a decision that had no image facts.
+    #[error("not inspected")]
+    NotInspected,
+    #[error("{reference}: no Docker engine")]
+    NoEngine { reference: String },
+    #[error("{reference} is not present on the engine")]
+    Absent { reference: String },
+    /// The engine's answer to the inspection, as text (this core does no I/O
+    /// and knows no engine types).
+    #[error("{reference}: {message}")]
+    Inspect { reference: String, message: String },
+}
+
 impl GraceConfig {
     /// The defaults with the file's values over them. The error names the
     /// field and its line (`grace.margin (line 3): …`); the caller adds the file.
-    pub fn from_file(file: &GraceFile) -> Result<GraceConfig, String> {
+    pub fn from_file(file: &GraceFile) -> Result<GraceConfig, GraceConfigError> {
         let mut cfg = GraceConfig::default();
-        let err = |field: &str, v: &Spanned<ScalarText>, what: String| {
-            format!(
-                "grace.{field} (line {}): {what}, got {:?}",
-                v.referenced.line(),
-                v.value.0
-            )
+        let err = |field: &str, v: &Spanned<ScalarText>, what: String| GraceConfigError {
+            field: field.to_string(),
+            line: v.referenced.line(),
+            what,
+            got: v.value.0.clone(),
         };
         let number = |field: &str, v: &Spanned<ScalarText>, min: f64, what: &str| match v
             .value
@@ -357,7 +385,7 @@ pub struct GraceInputs<'a> {
     /// The compose healthcheck's start_period (zero when none).
     pub declared: Duration,
     /// The image, or why it could not be inspected.
-    pub image: Result<ImageFacts, String>,
+    pub image: Result<ImageFacts, ImageError>,
     /// Recorded samples, newest first.
     pub cold: &'a [Sample],
     pub warm: &'a [Sample],
@@ -746,7 +774,9 @@ mod tests {
         i.setting = GraceSetting::Off;
         assert_eq!(decide(&cfg, "a", &i).period, Duration::ZERO);
         i.setting = GraceSetting::Auto;
-        i.image = Err("no such image".into());
+        i.image = Err(ImageError::Absent {
+            reference: "no such image".into(),
+        });
         let d = decide(&cfg, "a", &i);
         assert_eq!(d.period, Duration::from_secs(10));
         assert_eq!(d.next_start, None);
@@ -775,7 +805,7 @@ mod tests {
             ("size_per_gb: 5\n", "grace.size_per_gb"),
             ("size_min_gb: -1\n", "grace.size_min_gb"),
         ] {
-            let e = parse(yaml).unwrap_err();
+            let e = parse(yaml).unwrap_err().to_string();
             assert!(e.starts_with(field), "{yaml}: {e}");
         }
         let cfg = parse("margin: 2\nsize_per_gb: 20s\nmin_samples: 3\n").unwrap();

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::history::{load_samples, note_start, record_sample, Samples};
-use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, StartKind};
+use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, ImageError, StartKind};
 use crate::engine::Engine;
 use crate::history::HistoryStore;
 use crate::probe::spec::GraceSetting;
@@ -68,10 +68,7 @@ pub fn redecide(cfg: &GraceConfig, decision: &GraceDecision, samples: &Samples) 
     let inputs = GraceInputs {
         setting: decision.setting,
         declared: decision.declared,
-        image: decision
-            .image
-            .clone()
-            .ok_or_else(|| "not inspected".to_string()),
+        image: decision.image.clone().ok_or(ImageError::NotInspected),
         cold: &samples.cold,
         warm: &samples.warm,
         last_image: samples.last_image.as_deref(),

@@ -99,7 +99,8 @@ fn a_ca_file_for_a_plain_webhook_or_a_missing_one_is_refused() {
         "http://127.0.0.1:9/hook",
         options(Some(dir.path().join("ca.pem"))),
     )
-    .expect_err("a CA file for http:// is refused");
+    .expect_err("a CA file for http:// is refused")
+    .to_string();
     assert!(
         plain.contains("webhook_ca_file") && plain.contains("http://"),
         "{plain}"
@@ -108,7 +109,8 @@ fn a_ca_file_for_a_plain_webhook_or_a_missing_one_is_refused() {
         "https://127.0.0.1:9/hook",
         options(Some(dir.path().join("missing.pem"))),
     )
-    .expect_err("a missing CA file is refused");
+    .expect_err("a missing CA file is refused")
+    .to_string();
     assert!(
         missing.contains("webhook_ca_file") && missing.contains("missing.pem"),
         "{missing}"

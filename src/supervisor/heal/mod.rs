@@ -49,7 +49,9 @@ use crate::clock::now_ms;
 use crate::compose::{Condition, Project};
 use crate::engine::{Engine, EngineEvent};
 use crate::history::{HistoryOptions, HistoryStore};
-use crate::notify::{BudgetNote, Notification, Notifier, NotifyEvent, NotifyOptions, RestartBy};
+use crate::notify::{
+    BudgetNote, Notification, Notifier, NotifyError, NotifyEvent, NotifyOptions, RestartBy,
+};
 use crate::probe::spec::MusterService;
 
 /// How long store changes are gathered before the healer looks at them.
@@ -116,7 +118,7 @@ impl HealOptions {
         project: &Project,
         config: &HealConfig,
         mode: HealMode,
-    ) -> Result<HealOptions, String> {
+    ) -> Result<HealOptions, NotifyError> {
         let notifier = Notifier::from_options(&config.notify)?;
         let history = HistoryStore::open(&config.history, &project.name).await;
         Ok(HealOptions {
