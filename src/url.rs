@@ -19,6 +19,15 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The password (or token, for `scheme://token@host`) of a URL, when it has
+/// one: what [`redact_url`] hides, for hiding it in other text too.
+pub fn secret(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let (userinfo, _) = rest.rsplit_once('@')?;
+    let secret = userinfo.split_once(':').map_or(userinfo, |(_, pw)| pw);
+    (!secret.is_empty()).then_some(secret)
+}
+
 /// Splits a URL into (scheme, userinfo, host, port, rest) — enough for the
 /// `scheme://[userinfo@]host[:port][/rest]` URLs probes take.
 pub(crate) struct UrlParts<'a> {
@@ -87,6 +96,10 @@ mod tests {
         assert_eq!(redact_url("redis://:secret@h:6379"), "redis://:***@h:6379");
         assert_eq!(redact_url("nats://token@h:4222"), "nats://***@h:4222");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
+        assert_eq!(secret("redis://u:secret@h:6379/0"), Some("secret"));
+        assert_eq!(secret("nats://token@h:4222"), Some("token"));
+        assert_eq!(secret("redis://:@h:6379"), None);
+        assert_eq!(secret("redis://h:6379"), None);
     }
 
     #[test]

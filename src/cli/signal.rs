@@ -227,15 +227,10 @@ fn check_server(
 /// `text` with the password (or token) of `url` replaced by `***`: probe
 /// messages redact URLs, but a URL that does not parse may be echoed as given.
 fn hide_secret(url: &str, text: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let Some((userinfo, _)) = rest.rsplit_once('@') else {
-        return text.to_string();
-    };
-    let secret = userinfo.split_once(':').map_or(userinfo, |(_, pw)| pw);
-    if secret.is_empty() {
-        return text.to_string();
+    match muster::url::secret(url) {
+        Some(secret) => text.replace(url, &redact_url(url)).replace(secret, "***"),
+        None => text.to_string(),
     }
-    text.replace(url, &redact_url(url)).replace(secret, "***")
 }
 
 fn service_state(code: u16, body: &[u8]) -> (bool, String, String) {
