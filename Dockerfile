@@ -52,6 +52,7 @@ FROM ${RUST_IMAGE} AS builder
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY crates crates
+COPY protocol protocol
 COPY benches benches
 COPY src src
 RUN cargo build --locked --release --bin muster \

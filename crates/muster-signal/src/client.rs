@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::IntoConnectionInfo;
 use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
@@ -19,16 +18,9 @@ use crate::protocol::{
 use crate::read::{read_signal, Readiness};
 use crate::SignalError;
 
-/// Opens a `redis::Client` for a URL (`redis://[user:pass@]host:port[/db]`,
-/// `redis+unix:///path`), without the `CLIENT SETINFO` handshake.
-pub fn open_client(url: &str) -> Result<redis::Client, SignalError> {
-    let info = url
-        .into_connection_info()
-        .map_err(|e| SignalError::InvalidUrl(e.to_string()))?;
-    let redis_settings = info.redis_settings().clone().set_skip_set_lib_name();
-    let info = info.set_redis_settings(redis_settings);
-    redis::Client::open(info).map_err(|e| SignalError::InvalidUrl(e.to_string()))
-}
+/// Re-exported from [`crate::protocol`], where it lives so that `read` need
+/// not depend on this module.
+pub use crate::protocol::open_client;
 
 /// How a [`Client`] behaves. `Default` gives the protocol defaults.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The protocol (key names, JSON values, events, exact Redis commands) is in
-//! [`protocol`] and docs/readme/signal.md.
+//! [`protocol`], docs/protocol.md (the specification) and docs/readme/signal.md.
 
 pub mod client;
 pub mod protocol;
@@ -29,6 +29,7 @@ pub use protocol::{
     events_channel, nats_subject, notready_key, ready_key, validate_meta, validate_name,
     validate_namespace, Event, EventStatus, Meta, NotReadyValue, SignalValue, Status,
     DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, MAX_META_BYTES, MAX_NAME_LEN,
+    PROTOCOL_VERSION,
 };
 pub use read::{read_signal, read_signal_blocking, Readiness};
 

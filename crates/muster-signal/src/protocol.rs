@@ -1,8 +1,11 @@
 //! The ready-signal protocol: key names, the JSON values, the event message,
 //! name and size limits, and the two Lua scripts every write goes through.
 //!
-//! Any language can speak it; docs/readme/signal.md lists the exact Redis
-//! commands per operation.
+//! Any language can speak it: docs/protocol.md is the specification, and the
+//! scripts and constants live in the repository's `protocol/` directory, which
+//! this file loads with `include_str!` (the Python client ships a copy that its
+//! tests and the test below prove byte-identical). This module is the crate's
+//! leaf: `client` and `read` both build on it and not on each other.
 
 use std::time::{Duration, SystemTime};
 
@@ -223,38 +226,42 @@ impl Event {
     }
 }
 
-/// Sets the ready key unless it already holds exactly this value (then only
-/// refreshes its TTL). A change also deletes the not-ready key and publishes
-/// the event, all in one atomic step. Returns 1 when something changed.
+/// The ASSERT script (`protocol/assert.lua`, shared with every client of the
+/// protocol): sets the ready key unless it already holds exactly this value
+/// (then only refreshes its TTL). A change also deletes the not-ready key and
+/// publishes the event, all in one atomic step. Returns 1 when something changed.
 ///
 /// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] value JSON, ARGV[2] TTL ms,
 /// ARGV[3] events channel, ARGV[4] event JSON.
-pub const ASSERT_SCRIPT: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('DEL', KEYS[2])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-"#;
+pub const ASSERT_SCRIPT: &str = include_str!("../../../protocol/assert.lua");
 
-/// Deletes the ready key and stores the reason. Publishes the event when the
-/// ready key existed or the reason changed. Returns 1 when it published.
+/// The NOT_READY script (`protocol/notready.lua`): deletes the ready key and
+/// stores the reason. Publishes the event when the ready key existed or the
+/// reason changed. Returns 1 when it published.
 ///
 /// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] reason JSON, ARGV[2]
 /// reason TTL ms, ARGV[3] events channel, ARGV[4] event JSON.
-pub const NOT_READY_SCRIPT: &str = r#"
-local existed = redis.call('DEL', KEYS[1])
-local old = redis.call('GET', KEYS[2])
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-if existed == 1 or old ~= ARGV[1] then
-  redis.call('PUBLISH', ARGV[3], ARGV[4])
-  return 1
-end
-return 0
-"#;
+pub const NOT_READY_SCRIPT: &str = include_str!("../../../protocol/notready.lua");
+
+/// `protocol/protocol.json`: the version, defaults, limits and key templates
+/// as data, so every client's constants are tested against one file.
+pub const PROTOCOL_JSON: &str = include_str!("../../../protocol/protocol.json");
+
+/// The protocol version this crate speaks (docs/protocol.md, "Versioning").
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Opens a `redis::Client` for a URL (`redis://[user:pass@]host:port[/db]`,
+/// `redis+unix:///path`), without the `CLIENT SETINFO` handshake (the agent
+/// ACL user may not run it). The error never repeats the URL: it may hold a password.
+pub fn open_client(url: &str) -> Result<redis::Client, SignalError> {
+    use redis::IntoConnectionInfo;
+    let info = url
+        .into_connection_info()
+        .map_err(|e| SignalError::InvalidUrl(e.to_string()))?;
+    let redis_settings = info.redis_settings().clone().set_skip_set_lib_name();
+    let info = info.set_redis_settings(redis_settings);
+    redis::Client::open(info).map_err(|e| SignalError::InvalidUrl(e.to_string()))
+}
 
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {
@@ -315,5 +322,48 @@ mod tests {
         assert_eq!(nats_subject("muster", "a.b"), "muster.ready.a.b");
         assert_eq!(agent_of_ready_key("ns:x", "ns:x:ready:a.b"), Some("a.b"));
         assert_eq!(agent_of_ready_key("ns", "ns:notready:a"), None);
+    }
+
+    /// The constants above are the ones protocol/protocol.json states, and the
+    /// Python client's copies of the protocol files are byte-identical.
+    #[test]
+    fn matches_the_protocol_files() {
+        let spec: serde_json::Value = serde_json::from_str(PROTOCOL_JSON).unwrap();
+        assert_eq!(spec["version"], PROTOCOL_VERSION);
+        assert_eq!(spec["default_namespace"], DEFAULT_NAMESPACE);
+        assert_eq!(spec["default_ttl_ms"], DEFAULT_TTL.as_millis() as u64);
+        assert_eq!(
+            spec["default_notready_ttl_ms"],
+            DEFAULT_NOTREADY_TTL.as_millis() as u64
+        );
+        assert_eq!(spec["max_name_len"], MAX_NAME_LEN);
+        assert_eq!(spec["max_meta_bytes"], MAX_META_BYTES);
+        let template = |k: &str| {
+            spec["keys"][k]
+                .as_str()
+                .unwrap()
+                .replace("{ns}", "ns")
+                .replace("{agent}", "a")
+        };
+        assert_eq!(template("ready"), ready_key("ns", "a"));
+        assert_eq!(template("notready"), notready_key("ns", "a"));
+        assert_eq!(template("events"), events_channel("ns"));
+        assert_eq!(template("nats_subject"), nats_subject("ns", "a"));
+        let python = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../clients/python/src/muster_signal/protocol"
+        );
+        for (file, text) in [
+            ("assert.lua", ASSERT_SCRIPT),
+            ("notready.lua", NOT_READY_SCRIPT),
+            ("protocol.json", PROTOCOL_JSON),
+        ] {
+            let copy = std::fs::read_to_string(format!("{python}/{file}"))
+                .unwrap_or_else(|e| panic!("{python}/{file}: {e}"));
+            assert_eq!(
+                copy, text,
+                "{python}/{file} differs from protocol/{file}: copy it over"
+            );
+        }
     }
 }

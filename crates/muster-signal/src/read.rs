@@ -197,7 +197,7 @@ pub fn read_signal_blocking(
 ) -> Result<Readiness, SignalError> {
     validate_namespace(namespace)?;
     validate_name(agent)?;
-    let client = crate::client::open_client(url)?;
+    let client = crate::protocol::open_client(url)?;
     let mut conn = client.get_connection_with_timeout(timeout)?;
     conn.set_read_timeout(Some(timeout))?;
     conn.set_write_timeout(Some(timeout))?;
