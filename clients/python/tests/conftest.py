@@ -1,0 +1,198 @@
+"""Fixtures: real redis-server processes on free loopback ports (never 6379),
+a copy of the repository's config/redis.conf with its ACL users, and the
+muster binary for the cross-language tests.
+
+Why it exists: every test of the client talks to a real Redis; nothing here
+is a mock. Servers are started per test module (or per test, where a test
+stops and restarts one) and killed afterwards, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Optional
+
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[3]
+CLIENT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    """redis-server on a free port; ``stop()`` / ``start()`` keep the port."""
+
+    def __init__(self, conf: Optional[Path] = None) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed: run scripts/setup.sh")
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="muster-pytest-redis-"))
+        self.conf = conf
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.start()
+
+    def start(self) -> None:
+        if self.conf is not None:
+            args = ["redis-server", str(self.conf)]
+        else:
+            args = [
+                "redis-server",
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.dir),
+                "--notify-keyspace-events", "Ex",
+            ]  # fmt: skip
+        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def url(self, user: str = "", password: str = "") -> str:
+        auth = f"{user}:{password}@" if password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}"
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def rs(redis_server: RedisServer) -> RedisServer:
+    """The module's server, emptied for this test."""
+    redis_server.admin().flushall()
+    return redis_server
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A server of this test's own, which the test may stop and restart."""
+    server = RedisServer()
+    yield server
+    server.close()
+
+
+def compose_default(file: str, var: str) -> str:
+    text = (REPO / "compose" / file).read_text()
+    needle = "${" + var + ":-"
+    start = text.index(needle) + len(needle)
+    return text[start : text.index("}", start)]
+
+
+@pytest.fixture(scope="module")
+def acl_redis() -> Iterator[RedisServer]:
+    """redis-server running the shipped config/redis.conf (port, dir, bind changed)."""
+    port = free_port()
+    work = Path(tempfile.mkdtemp(prefix="muster-pytest-redisconf-"))
+    lines = []
+    for line in (REPO / "config" / "redis.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        if key == "port":
+            line = f"port {port}"
+        elif key == "dir":
+            line = f"dir {work}"
+        elif key == "bind":
+            line = "bind 127.0.0.1"
+        lines.append(line)
+    conf = work / "redis.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    server = RedisServer.__new__(RedisServer)
+    server.port, server.dir, server.conf, server.proc = port, work, conf, None
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def passwords() -> dict[str, str]:
+    return {
+        "agent": compose_default("demo.yaml", "AGENT_REDIS_PASSWORD"),
+        "muster": compose_default("demo.yaml", "MUSTER_REDIS_PASSWORD"),
+    }
+
+
+@pytest.fixture(scope="session")
+def muster_bin() -> Path:
+    """The muster binary cargo built (``MUSTER_BIN`` overrides)."""
+    path = Path(os.environ.get("MUSTER_BIN", REPO / "target" / "debug" / "muster"))
+    if not path.is_file():
+        pytest.fail(f"{path} not found: build it first with `cargo build --bin muster`")
+    return path
+
+
+def run_agent_script(code: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    """A Python agent as a separate process (this interpreter, this package)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_line(proc: subprocess.Popen[str], want: str, timeout: float = 10.0) -> None:
+    """Reads the child's stdout until a line equals ``want``."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.strip() == want:
+            return
+        if not line and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"agent exited {proc.returncode} before {want!r}: {err}")
+    raise AssertionError(f"agent did not print {want!r} within {timeout}s")
+
+
+def wait_until(check: object, timeout: float, step: float = 0.01) -> float:
+    """Polls ``check()`` until true; returns the seconds it took."""
+    assert callable(check)
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(step)
+    raise AssertionError(f"not true within {timeout}s")

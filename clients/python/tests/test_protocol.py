@@ -1,0 +1,178 @@
+"""Unit tests of the pure protocol core: names, limits, the exact bytes of
+values and events, state transitions, decoding, URL redaction, and that the
+package's protocol files are the repository's canonical ones, byte for byte."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import REPO
+
+import muster_signal
+from muster_signal import _config, _protocol
+from muster_signal._core import Core
+from muster_signal._protocol import Down, Up, canonical_meta, command, dumps, next_down, next_up
+from muster_signal.read import decode
+
+
+def test_shipped_protocol_files_are_the_canonical_ones() -> None:
+    for name in ("assert.lua", "notready.lua", "protocol.json"):
+        canonical = (REPO / "protocol" / name).read_bytes()
+        shipped = _protocol._read(name).encode("utf-8")
+        assert shipped == canonical, f"package copy of protocol/{name} differs: copy it over"
+
+
+def test_constants() -> None:
+    assert muster_signal.PROTOCOL_VERSION == 1
+    assert muster_signal.DEFAULT_NAMESPACE == "muster"
+    assert muster_signal.DEFAULT_TTL == 30.0
+    assert muster_signal.DEFAULT_NOTREADY_TTL == 3600.0
+    assert muster_signal.MAX_META_BYTES == 4096
+    assert muster_signal.ready_key("muster", "a") == "muster:ready:a"
+    assert muster_signal.notready_key("ns", "a") == "ns:notready:a"
+    assert muster_signal.events_channel("ns") == "ns:events"
+
+
+def test_names() -> None:
+    assert _protocol.validate_name("memory-agent_1.v2")
+    assert _protocol.validate_name("a" * 128)
+    for bad in ["", "a" * 129, "a b", "a:b", "a/b", "é", "a*", "a\n", None, 5]:
+        with pytest.raises(muster_signal.InvalidName, match="agent name"):
+            _protocol.validate_name(bad)
+    assert _protocol.validate_namespace("stack:prod")
+    for bad_ns in ["a b", "", "x" * 129]:
+        with pytest.raises(muster_signal.InvalidNamespace):
+            _protocol.validate_namespace(bad_ns)
+    # ValueError subclasses: a bad argument is a bug, not an outage.
+    assert issubclass(muster_signal.InvalidName, ValueError)
+
+
+def test_meta_limit_and_canonical_form() -> None:
+    assert canonical_meta("a", {"k": "x" * 4000})
+    with pytest.raises(muster_signal.MetaTooLarge, match="4096"):
+        canonical_meta("a", {"k": "x" * 4100})
+    # Multi-byte text counts in UTF-8 bytes, as serde_json measures it.
+    with pytest.raises(muster_signal.MetaTooLarge):
+        canonical_meta("a", {"k": "é" * 2100})
+    meta = canonical_meta("a", {"b": 1, "a": {"z": [1, (2, 3)], "y": None}, "c": True})
+    assert dumps(meta) == '{"a":{"y":null,"z":[1,[2,3]]},"b":1,"c":true}'
+    for bad in [{"s": {1, 2}}, {"f": float("nan")}, {1: "x"}, {"n": {2: "x"}}]:
+        with pytest.raises(muster_signal.InvalidMeta):
+            canonical_meta("a", bad)
+    with pytest.raises(muster_signal.InvalidMeta):
+        canonical_meta("a", ["not", "a", "mapping"])  # type: ignore[arg-type]
+
+
+def test_dumps_escapes_like_serde_json() -> None:
+    # serde_json: UTF-8 as is, \" \\ \n \r \t \b \f short, other controls \u00xx lowercase.
+    text = 'é "q" \\ \n\r\t\b\f \x01\x1f \x7f \u2028 😀'
+    want = '"é \\"q\\" \\\\ \\n\\r\\t\\b\\f \\u0001\\u001f \x7f \u2028 😀"'
+    assert dumps(text) == want
+
+
+def test_value_and_event_bytes() -> None:
+    up = Up("ready", 5, host="h", pid=7, meta={"model": "small"})
+    assert dumps(up.value()) == (
+        '{"status":"ready","since":5,"host":"h","pid":7,"meta":{"model":"small"}}'
+    )
+    assert dumps(up.event("a", 30000)) == (
+        '{"agent":"a","status":"ready","since":5,"host":"h","pid":7,'
+        '"meta":{"model":"small"},"ttl_ms":30000}'
+    )
+    starting = Up("starting", 5, progress="40%", deadline=9, host="h", pid=7)
+    assert dumps(starting.value()) == (
+        '{"status":"starting","since":5,"progress":"40%","deadline":9,"host":"h","pid":7}'
+    )
+    down = Down("db down", 5, host="h", pid=7)
+    assert dumps(down.value()) == '{"reason":"db down","since":5,"host":"h","pid":7}'
+    assert dumps(down.event("a")) == (
+        '{"agent":"a","status":"not_ready","since":5,"reason":"db down","host":"h","pid":7}'
+    )
+    cmd = command("ns", "a", up, 30000, 3600000)
+    assert cmd.script == _protocol.ASSERT_SCRIPT
+    assert cmd.keys == ("ns:ready:a", "ns:notready:a")
+    assert cmd.args[1:3] == (30000, "ns:events")
+    cmd = command("ns", "a", down, 30000, 3600000)
+    assert cmd.script == _protocol.NOT_READY_SCRIPT
+    assert cmd.args[1] == 3600000
+
+
+def test_transitions_keep_since_and_deadline() -> None:
+    s1 = next_up(None, "starting", 100, progress="a", deadline=500)
+    s2 = next_up(s1, "starting", 200, progress="b")
+    assert (s2.since, s2.deadline, s2.progress) == (100, 500, "b")
+    s3 = next_up(s2, "starting", 300, progress="c", deadline=900)
+    assert (s3.since, s3.deadline) == (100, 900)
+    r = next_up(s3, "ready", 400)
+    assert (r.since, r.deadline) == (400, None)
+    assert next_up(r, "ready", 500).since == 400
+    d1 = next_down(r, "x", 600)
+    assert next_down(d1, "x", 700).since == 600
+    assert next_down(d1, "y", 800).since == 800
+    assert next_up(d1, "ready", 900).since == 900
+
+
+def test_decode() -> None:
+    r = decode(b'{"status":"ready","since":5,"meta":{"m":"x"}}', None)
+    assert r.is_ready and r.meta == {"m": "x"} and r.since_ms == 5
+    r = decode(b'{"status":"starting","since":5,"progress":"40%","deadline":99,"extra":1}', None)
+    assert (r.progress, r.deadline_ms, r.reason) == ("40%", 99, "starting: 40%")
+    assert decode(b'{"status":"stopping","since":1}', None).reason == (
+        "stopping (graceful shutdown)"
+    )
+    assert decode(None, b'{"reason":"db down","since":1}').reason == "db down"
+    assert decode(None, b"plain text").reason == "plain text"
+    assert decode(None, None).reason == muster_signal.NO_SIGNAL
+    for raw in [
+        b"not json",
+        b'{"status":"bogus","since":1}',
+        b'{"since":1}',
+        b'{"status":"ready","since":"yesterday"}',
+        b'{"status":"ready","since":-1}',
+        b'{"status":"ready","since":1,"meta":[1]}',
+        b"[1,2]",
+        b"\xff\xfe",
+        b"",
+    ]:
+        r = decode(raw, None)
+        assert not r.is_ready
+        assert r.reason.startswith("corrupt signal"), r.reason
+
+
+def test_redaction_and_urls() -> None:
+    assert _config.redact("redis://agent:s3cret@redis:6379/0") == "redis://agent:***@redis:6379/0"
+    assert _config.redact("redis://:s3cret@redis:6379") == "redis://:***@redis:6379"
+    assert _config.redact("redis://redis:6379") == "redis://redis:6379"
+    assert _config.normalize_url("redis+unix:///run/r.sock") == "unix:///run/r.sock"
+    with pytest.raises(muster_signal.InvalidUrl) as e:
+        _config.normalize_url("http://user:s3cret@host:1")
+    assert "s3cret" not in str(e.value) and "***" in str(e.value)
+    with pytest.raises(muster_signal.InvalidUrl) as e:
+        _config.normalize_url("redis://user:s3cret@host:notaport")
+    assert "s3cret" not in str(e.value)
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MUSTER_REDIS_URL", "redis://u:pw@127.0.0.1:1")
+    monkeypatch.setenv("MUSTER_NAMESPACE", "stack:a")
+    monkeypatch.setenv("MUSTER_AGENT", "env-agent")
+    c = muster_signal.Client(ttl=4)
+    assert (c.agent, c.namespace, c.ttl) == ("env-agent", "stack:a", 4.0)
+    assert "pw" not in repr(c)
+    c.close()
+    monkeypatch.delenv("MUSTER_AGENT")
+    with pytest.raises(ValueError, match="MUSTER_AGENT"):
+        muster_signal.Client()
+    with pytest.raises(ValueError, match="ttl"):
+        muster_signal.Client("a", ttl=0)
+
+
+def test_exit_reasons() -> None:
+    core = Core("a", "redis://127.0.0.1:1", None, 30, None, 3600, 1)
+    assert core.exit_reason(None) == "stopped"
+    assert core.exit_reason(ValueError("boom")) == "ValueError: boom"
+    assert core.exit_reason(RuntimeError()) == "RuntimeError"
+    assert core.exit_reason(KeyboardInterrupt()) == "stopped on SIGINT"
+    assert core.exit_reason(SystemExit(3)) == "stopped (exit 3)"
+    core.sigterm = True
+    assert core.exit_reason(SystemExit(0)) == "stopped on SIGTERM"
+    assert core.period == 15.0 and core.retry == 0.25
