@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs and starts what muster's tests and example stack need on a fresh
 # Debian machine: redis-server, nats-server, busybox-static (for locally built
-# test images) and a Docker engine. Idempotent: skips what is already there.
+# test images), a Docker engine, and a Python venv (target/python) with the
+# Python client's test tools and the client itself. Idempotent: skips what is
+# already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
@@ -30,4 +33,30 @@ if ! docker info >/dev/null 2>&1; then
   done
   docker info >/dev/null 2>&1 || { echo "setup: dockerd did not start, see /tmp/muster-dockerd.log" >&2; exit 1; }
 fi
-echo "setup: redis-server $(redis-server --version | awk '{print $3}'), nats-server $(nats-server --version 2>&1 | awk '{print $2}'), docker $(docker version --format '{{.Server.Version}}')"
+# The Python client (clients/python): a venv under target/ with pinned test
+# tools from PyPI, and the package itself installed from its source (so the
+# tests run what `pip install ./clients/python` installs). PYTHON picks the
+# interpreter (default python3, 3.9 or newer).
+py=${PYTHON:-python3}
+venv=target/python
+if ! command -v "$py" >/dev/null 2>&1; then
+  echo "setup: installing python3"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv"
+  if ! "$py" -m venv "$venv" >/dev/null 2>&1; then
+    # Debian's python3 needs python3-venv for `-m venv` (ensurepip).
+    rm -rf "$venv"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    "$py" -m venv "$venv"
+  fi
+fi
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  -r clients/python/requirements-test.txt
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  --no-build-isolation --no-deps --force-reinstall ./clients/python
+
+echo "setup: redis-server $(redis-server --version | awk '{print $3}'), nats-server $(nats-server --version 2>&1 | awk '{print $2}'), docker $(docker version --format '{{.Server.Version}}'), $("$venv/bin/python" --version)"

@@ -69,7 +69,7 @@ class RedisServer:
                 "--dir", str(self.dir),
                 "--notify-keyspace-events", "Ex",
             ]  # fmt: skip
-        log = open(self.dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.dir / "redis.log", "ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         wait_port(self.port)

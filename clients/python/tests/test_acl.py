@@ -1,0 +1,67 @@
+"""config/redis.conf as shipped: its ``agent`` user can do everything this
+client does (sync and asyncio), and nothing else: no other keys, channels,
+namespaces or commands."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis
+from conftest import RedisServer
+
+import muster_signal
+from muster_signal import Client
+from muster_signal.aio import AsyncClient
+
+
+def test_agent_user_can_do_everything_the_client_needs(
+    acl_redis: RedisServer, passwords: dict[str, str]
+) -> None:
+    url = acl_redis.url("agent", passwords["agent"])
+    c = Client("acl-agent", redis_url=url, ttl=0.4)
+    c.starting("loading", extend=30)
+    c.ready({"port": 1})
+    assert c.heartbeat_now() is False
+    assert c.read().is_ready
+    assert c.read("some-other-agent").reason == muster_signal.NO_SIGNAL
+    c.stopping()
+    c.not_ready("bye")
+    assert c.read().reason == "bye"
+    c.ready()
+    c.close()
+    muster = redis.Redis.from_url(acl_redis.url("muster", passwords["muster"]))
+    assert muster.exists("muster:ready:acl-agent")
+
+    async def main() -> None:
+        async with AsyncClient("acl-async", redis_url=url) as a:
+            await a.starting("x", extend=5)
+            await a.ready()
+            assert await a.heartbeat_now() is False
+            assert (await a.read()).is_ready
+
+    asyncio.run(main())
+    assert not muster.exists("muster:ready:acl-async")
+    assert muster.exists("muster:notready:acl-async")
+
+
+def test_agent_user_can_do_nothing_else(acl_redis: RedisServer, passwords: dict[str, str]) -> None:
+    url = acl_redis.url("agent", passwords["agent"])
+    other_ns = Client("acl-agent", redis_url=url, namespace="other")
+    with pytest.raises(muster_signal.CommandRefused, match=r"NOPERM|permission"):
+        other_ns.ready()
+    other_ns.close()
+    r = redis.Redis.from_url(url)
+    for call in (
+        lambda: r.get("muster:history:x"),
+        lambda: r.set("muster:revisions:api", "x"),
+        lambda: r.publish("other:events", "x"),
+        lambda: r.keys("*"),
+        lambda: r.scan(),
+        lambda: r.config_get("*"),
+        lambda: r.flushall(),
+        lambda: r.execute_command("SCRIPT", "LOAD", "return 1"),
+        lambda: r.eval("return redis.call('GET', KEYS[1])", 1, "muster:history:x"),
+    ):
+        with pytest.raises(redis.exceptions.ResponseError):
+            call()
