@@ -12,6 +12,10 @@ bash scripts/build-test-images.sh
 echo "demo: building muster"
 cargo build --quiet --bin muster
 bash scripts/build-muster-image.sh target/debug/muster muster:dev
+# The Python agent's image: the local Debian base (debootstrap, about 90 s the
+# first time) with Debian's python3 and python3-redis and the muster_signal package.
+bash scripts/build-base-image.sh
+bash scripts/build-python-agent-image.sh
 
 muster=target/debug/muster
 export MUSTER_REDIS_URL=redis://muster:${MUSTER_REDIS_PASSWORD:-change-me-muster}@127.0.0.1:${DEMO_REDIS_PORT:-16379}

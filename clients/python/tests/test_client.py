@@ -226,3 +226,26 @@ def test_sigterm_marks_stopping_then_not_ready(rs: RedisServer) -> None:
         proc.kill()
         proc.wait()
         pubsub.close()
+
+
+def test_command_line(rs: RedisServer) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MUSTER_REDIS_URL": rs.url(), "MUSTER_AGENT": "cli-agent"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "muster_signal", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=20)
+
+    out = cli("check")
+    assert out.returncode == 1 and muster_signal.NO_SIGNAL in out.stderr
+    assert cli("ready", "--meta", "port=1").returncode == 0
+    assert cli("check").returncode == 0
+    assert cli("not-ready", "--reason", "bye").returncode == 0
+    out = cli("check")
+    assert out.returncode == 1 and "bye" in out.stderr
+    env["MUSTER_REDIS_URL"] = f"redis://u:hidden-pw@127.0.0.1:{free_port()}"
+    out = cli("check", "--timeout", "0.3")
+    assert out.returncode == 2 and "hidden-pw" not in out.stderr
