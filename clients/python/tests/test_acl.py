@@ -19,7 +19,7 @@ def test_agent_user_can_do_everything_the_client_needs(
     acl_redis: RedisServer, passwords: dict[str, str]
 ) -> None:
     url = acl_redis.url("agent", passwords["agent"])
-    c = Client("acl-agent", redis_url=url, ttl=0.4)
+    c = Client("acl-agent", redis_url=url)
     c.starting("loading", extend=30)
     c.ready({"port": 1})
     assert c.heartbeat_now() is False

@@ -25,14 +25,14 @@ def test_async_writes_what_the_sync_client_writes(rs: RedisServer) -> None:
     admin = rs.admin()
 
     async def main() -> None:
-        async with muster_signal.aio.agent("async-a", redis_url=rs.url(), ttl=0.4) as a:
+        async with muster_signal.aio.agent("async-a", redis_url=rs.url(), ttl=1) as a:
             await a.starting("warming up", extend=60)
             assert (await a.read()).progress == "warming up"
             await a.ready({"b": [1, 2], "a": "x"})
-            await asyncio.sleep(1.2)  # three TTLs: the heartbeat task keeps the key
+            await asyncio.sleep(2.5)  # 2.5 TTLs: the heartbeat task keeps the key
             assert (await a.read()).is_ready
             admin.delete("muster:ready:async-a")
-            for _ in range(100):
+            for _ in range(150):
                 if admin.exists("muster:ready:async-a"):
                     break
                 await asyncio.sleep(0.01)

@@ -114,16 +114,16 @@ def test_not_ready_keeps_the_reason(rs: RedisServer, events: redis.client.PubSub
 
 def test_heartbeat_keeps_the_key_and_reasserts_it(rs: RedisServer) -> None:
     admin = rs.admin()
-    c = Client("a4", redis_url=rs.url(), ttl=0.4)
+    c = Client("a4", redis_url=rs.url(), ttl=1)
     c.ready()
-    time.sleep(1.2)  # three TTLs: only the heartbeat keeps it
+    time.sleep(2.5)  # 2.5 TTLs: only the heartbeat keeps it
     assert c.read().is_ready
     admin.delete("muster:ready:a4")  # as if Redis lost it
-    wait_until(lambda: admin.exists("muster:ready:a4"), 1.0)
+    wait_until(lambda: admin.exists("muster:ready:a4"), 1.5)
     thread = c._thread
     c.close()
     assert thread is not None and not thread.is_alive()
-    wait_until(lambda: not admin.exists("muster:ready:a4"), 2.0)
+    wait_until(lambda: not admin.exists("muster:ready:a4"), 3.0)
     assert c.read().reason == muster_signal.NO_SIGNAL
 
 
