@@ -259,7 +259,14 @@ fn build_context_holds_only_what_the_dockerfile_reads() {
     top.retain(|t| *t != "target");
     assert_eq!(
         top,
-        vec!["Cargo.lock", "Cargo.toml", "benches", "crates", "src"],
+        vec![
+            "Cargo.lock",
+            "Cargo.toml",
+            "benches",
+            "crates",
+            "protocol",
+            "src"
+        ],
         "{listing}"
     );
     // Of target/ only the release binary may come in (when it was built).
@@ -271,4 +278,6 @@ fn build_context_holds_only_what_the_dockerfile_reads() {
     }
     assert!(listing.contains("/ctx/src/main.rs"));
     assert!(listing.contains("/ctx/crates/muster-signal/Cargo.toml"));
+    // The Lua scripts the crate compiles in with include_str!.
+    assert!(listing.contains("/ctx/protocol/assert.lua"));
 }
