@@ -4,7 +4,7 @@
 # client's tests (pytest, against real redis-servers and the muster binary),
 # its type check (mypy --strict) and lint (ruff).
 #
-# Extra arguments go to `cargo test` (e.g. `--test signal_cli`); with extra
+# Extra arguments go to `cargo test` (e.g. `--test signal`); with extra
 # arguments the Python part is skipped unless PYTHON_TESTS=1. PYTHON_TESTS=0
 # skips it always.
 set -euo pipefail
