@@ -16,11 +16,11 @@
 
 use std::time::{Duration, Instant};
 
+use muster::compose::xmuster::{
+    ExecProbeSpec, GraceSetting, MusterService, ProbeKind, ProbeSpec, ProbeTiming,
+};
 use muster::grace::{
     decide, failure_window, next_kind, GraceConfig, GraceInputs, ImageFacts, Sample, StartKind,
-};
-use muster::probe::spec::{
-    ExecProbeSpec, GraceSetting, MusterService, ProbeKind, ProbeSpec, ProbeTiming,
 };
 use muster::probe::ProbeOutcome;
 use muster::supervisor::machine::ServiceMachine;

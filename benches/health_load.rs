@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use muster::compose::xmuster::ProbeRole;
 use muster::health::{self, ServerOptions};
-use muster::probe::spec::ProbeRole;
 use muster::probe::ProbeOutcome;
 use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -20,7 +20,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use muster::probe::spec::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
+use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::runner::{
     run_once, ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes,
@@ -402,7 +402,7 @@ fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
                     method: None,
                     status: None,
                     body_contains: None,
-                    json: Some(muster::probe::spec::JsonMatch {
+                    json: Some(muster::compose::xmuster::JsonMatch {
                         pointer: "/status".into(),
                         equals: serde_json::json!("ok"),
                     }),

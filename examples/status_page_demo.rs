@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use muster::compose::xmuster::ProbeRole;
 use muster::health::{self, ServerOptions};
-use muster::probe::spec::ProbeRole;
 use muster::probe::ProbeOutcome;
 use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore};
 

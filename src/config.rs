@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::compose::xmuster::MusterService;
 use crate::grace::GraceOptions;
 use crate::health::{HealthError, ServerOptions};
 use crate::history::HistoryOptions;
 use crate::notify::NotifyOptions;
-use crate::probe::spec::MusterService;
 use crate::probe::AddressMode;
 use crate::rollout::readiness::ReadinessOptions;
 use crate::signal::WatcherConfig;

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use muster::clock::now_ms;
+use muster::compose::xmuster::{NatsProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::config::Settings;
-use muster::probe::spec::{NatsProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::probe::{AddressMode, ProbeContext};
 use muster::signal::client::{assert_value, open_client, refresh, set_not_ready};
 use muster::signal::protocol::hostname;

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use muster::compose::xmuster::MusterService;
 use muster::compose::ComposeError;
 use muster::config::Settings;
-use muster::probe::spec::MusterService;
 use muster::probe::{AddressMode, LabelResolver, ProbeContext, ProbeStatus};
 use muster::supervisor::plan::{probe_error, ProbeAt};
 use muster::supervisor::runner::ProbeBuildError;
@@ -183,7 +183,8 @@ pub async fn probe_directly(
         || services.values().flat_map(|s| &s.probes).any(|p| {
             matches!(
                 p.kind,
-                muster::probe::spec::ProbeKind::Exec(_) | muster::probe::spec::ProbeKind::Docker(_)
+                muster::compose::xmuster::ProbeKind::Exec(_)
+                    | muster::compose::xmuster::ProbeKind::Docker(_)
             )
         });
     let mut ctx = ProbeContext {

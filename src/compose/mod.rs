@@ -8,6 +8,8 @@
 //! [`merge`] (later files over earlier ones, `!reset`, `!override`) ->
 //! [`normalize`] (tree -> [`model`] types, Docker defaults, implicit deps) ->
 //! [`validate`] (dependencies, image/build, unknown-field warnings).
+//! [`xmuster`] is the schema of the `x-muster:` key (probes, grace, restart)
+//! that normalize reads into each service.
 
 pub mod discover;
 pub mod env;
@@ -19,6 +21,7 @@ pub mod merge;
 pub mod model;
 pub mod normalize;
 pub mod validate;
+pub mod xmuster;
 pub mod yaml;
 
 pub use error::ComposeError;

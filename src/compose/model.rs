@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::probe::spec::MusterService;
+use super::xmuster::MusterService;
 
 /// A loaded, merged, interpolated compose project.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -9,9 +9,9 @@ use std::time::Duration;
 use super::discover::{clean, normalize_project_name, valid_project_name, Setup};
 use super::error::ComposeError;
 use super::model::*;
+use super::xmuster::{GraceSetting, MusterService, ProbeSpec};
 use super::yaml::{Node, Value};
 use super::Warning;
-use crate::probe::spec::{GraceSetting, MusterService, ProbeSpec};
 
 type R<T> = Result<T, ComposeError>;
 

@@ -23,10 +23,10 @@ pub use history::{
 pub use model::*;
 pub use recorder::{redecide, spawn_recorder, Recorder, RecorderOptions, Retune, Retuned};
 
+use crate::compose::xmuster::{GraceSetting, MusterService};
 use crate::compose::{HealthTest, Healthcheck, Project, Service};
 use crate::engine::Engine;
 use crate::history::{HistoryOptions, HistoryStore};
-use crate::probe::spec::{GraceSetting, MusterService};
 use crate::supervisor::StateStore;
 
 /// What grace tuning needs of muster's settings (built by the settings from

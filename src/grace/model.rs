@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_saphyr::Spanned;
 
-use crate::probe::spec::GraceSetting;
+use crate::compose::xmuster::GraceSetting;
 
 /// Sizes are in decimal gigabytes, as `docker images` prints them.
 pub const BYTES_PER_GB: f64 = 1e9;

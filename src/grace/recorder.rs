@@ -22,9 +22,9 @@ use tokio::task::JoinHandle;
 
 use super::history::{load_samples, note_start, record_sample, Samples};
 use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, ImageError, StartKind};
+use crate::compose::xmuster::GraceSetting;
 use crate::engine::Engine;
 use crate::history::HistoryStore;
-use crate::probe::spec::GraceSetting;
 use crate::supervisor::{ServiceState, StateEvent, StateStore};
 
 /// A container that started more than this before `starting` was entered

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::probe::spec::AgentProbeSpec;
+use crate::compose::xmuster::AgentProbeSpec;
 use crate::probe::{Probe, ProbeFuture, ProbeOutcome};
 use crate::signal::{AgentWatcher, Readiness, SignalError};
 

@@ -9,8 +9,8 @@ use bollard::Docker;
 
 use super::exec::{docker_error, running_container_id};
 use super::redis::Failure;
-use super::spec::DockerProbeSpec;
 use super::{ContainerResolver, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::DockerProbeSpec;
 
 const KIND: &str = "docker";
 

@@ -9,8 +9,8 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::redis::Failure;
-use super::spec::ExecProbeSpec;
 use super::{ContainerResolver, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::ExecProbeSpec;
 
 const KIND: &str = "exec";
 /// Output kept for the reason.

@@ -18,9 +18,9 @@ use hyper_util::rt::TokioIo;
 
 use super::address::{map_url, split_url};
 use super::redis::Failure;
-use super::spec::{HttpProbeSpec, JsonMatch};
 use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::{HttpProbeSpec, JsonMatch};
 use crate::error_text::error_chain;
 
 const KIND: &str = "http";

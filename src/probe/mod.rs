@@ -1,13 +1,18 @@
 //! Readiness probes. Every kind implements [`Probe`] and reports one [`ProbeOutcome`].
 
 pub mod agent;
-pub mod spec;
+
+/// The x-muster schema's old path (it is `compose::xmuster` now), kept so code
+/// written against `probe::spec` still builds; new code imports `compose::xmuster`.
+pub use crate::compose::xmuster as spec;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::compose::xmuster::{ProbeKind, ProbeSpec};
 
 /// A boxed future, so probes of different kinds can live in one `Vec<Box<dyn Probe>>`.
 pub type ProbeFuture<'a> = Pin<Box<dyn Future<Output = ProbeOutcome> + Send + 'a>>;
@@ -230,7 +235,7 @@ impl ProbeContext {
 
 /// Builds the probe a spec describes. `agent` probes are built by the supervisor
 /// (they read the ready signal through its Redis connection) and refused here.
-pub fn build(spec: &spec::ProbeSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, ProbeError> {
+pub fn build(spec: &ProbeSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe>, ProbeError> {
     let timeout = spec.timing.timeout;
     if timeout.is_zero() {
         return Err(ProbeError::field(
@@ -261,13 +266,13 @@ pub fn build(spec: &spec::ProbeSpec, ctx: &ProbeContext) -> Result<Box<dyn Probe
         ));
     }
     Ok(match &spec.kind {
-        spec::ProbeKind::Redis(s) => Box::new(redis::RedisProbe::new(s, ctx, timeout)?),
-        spec::ProbeKind::Nats(s) => Box::new(nats::NatsProbe::new(s, ctx, timeout)?),
-        spec::ProbeKind::Http(s) => Box::new(http::HttpProbe::new(s, ctx, timeout)?),
-        spec::ProbeKind::Tcp(s) => Box::new(tcp::TcpProbe::new(s, ctx, timeout)?),
-        spec::ProbeKind::Exec(s) => Box::new(exec::ExecProbe::new(s, ctx, timeout)?),
-        spec::ProbeKind::Docker(s) => Box::new(docker::DockerProbe::new(s, ctx)?),
-        spec::ProbeKind::Agent(_) => return Err(ProbeError::AgentProbe),
+        ProbeKind::Redis(s) => Box::new(redis::RedisProbe::new(s, ctx, timeout)?),
+        ProbeKind::Nats(s) => Box::new(nats::NatsProbe::new(s, ctx, timeout)?),
+        ProbeKind::Http(s) => Box::new(http::HttpProbe::new(s, ctx, timeout)?),
+        ProbeKind::Tcp(s) => Box::new(tcp::TcpProbe::new(s, ctx, timeout)?),
+        ProbeKind::Exec(s) => Box::new(exec::ExecProbe::new(s, ctx, timeout)?),
+        ProbeKind::Docker(s) => Box::new(docker::DockerProbe::new(s, ctx)?),
+        ProbeKind::Agent(_) => return Err(ProbeError::AgentProbe),
     })
 }
 

@@ -12,9 +12,9 @@ use hyper::Method;
 use super::address::{map_url, split_url};
 use super::http::{HttpConn, HttpTarget};
 use super::redis::Failure;
-use super::spec::NatsProbeSpec;
 use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::NatsProbeSpec;
 
 const KIND: &str = "nats";
 

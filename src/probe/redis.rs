@@ -9,9 +9,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
 
 use super::address::{map_url, split_url};
-use super::spec::RedisProbeSpec;
 use super::tls::ClientIdentity;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::RedisProbeSpec;
 
 const KIND: &str = "redis";
 
@@ -503,7 +503,7 @@ fn loading_detail(info: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::spec::RedisProbeSpec;
+    use crate::compose::xmuster::RedisProbeSpec;
 
     fn spec(url: &str) -> RedisProbeSpec {
         RedisProbeSpec {

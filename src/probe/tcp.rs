@@ -7,8 +7,8 @@ use tokio::net::TcpStream;
 
 use super::address::{map_host_port, split_host_port};
 use super::redis::Failure;
-use super::spec::TcpProbeSpec;
 use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use crate::compose::xmuster::TcpProbeSpec;
 
 const KIND: &str = "tcp";
 

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::containers::{inspect, short, Observed};
+use crate::compose::xmuster::{MusterService, ProbeKind, ProbeSpec, ProbeTiming};
 use crate::compose::Service;
 use crate::engine::Engine;
-use crate::probe::spec::{MusterService, ProbeKind, ProbeSpec, ProbeTiming};
 use crate::probe::{Probe, ProbeContext, ProbeFuture, ProbeOutcome, StaticResolver};
 use crate::supervisor::machine::ServiceMachine;
 use crate::supervisor::ServiceState;
@@ -154,7 +154,7 @@ impl ReadinessPlan {
             )),
             Basis::Probes { specs, grace } => specs
                 .iter()
-                .filter(|s| s.timing.role != crate::probe::spec::ProbeRole::Startup)
+                .filter(|s| s.timing.role != crate::compose::xmuster::ProbeRole::Startup)
                 .map(|s| {
                     (
                         *grace + s.timing.period * s.timing.failure_threshold,

@@ -23,7 +23,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::probe::spec::{ProbeRole, ProbeTiming};
+use crate::compose::xmuster::{ProbeRole, ProbeTiming};
 use crate::probe::ProbeOutcome;
 use crate::supervisor::state::ServiceState;
 

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::runner::{RunnerProbe, ServiceProbes};
+use crate::compose::xmuster::{GraceSetting, MusterService, ProbeKind};
 use crate::compose::{Project, Service};
 use crate::grace::GraceDecision;
 use crate::probe::address::PublishedPorts;
 use crate::probe::agent::AgentProbe;
-use crate::probe::spec::{GraceSetting, MusterService, ProbeKind};
 use crate::probe::{AddressMode, LabelResolver, ProbeContext};
 use crate::signal::{AgentWatcher, WatcherConfig};
 
@@ -123,7 +123,7 @@ pub fn plan_with_grace(
     grace: &BTreeMap<String, GraceDecision>,
 ) -> Result<ProbePlan, PlanError> {
     let mut fallback = MusterService {
-        probes: vec![crate::probe::spec::ProbeSpec {
+        probes: vec![crate::compose::xmuster::ProbeSpec {
             kind: ProbeKind::Docker(Default::default()),
             timing: Default::default(),
         }],

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::machine::{Decision, ServiceMachine, Step};
 use super::state::{ProbeReport, ServiceStatus};
 use super::store::{ProbeObservation, StateStore};
-use crate::probe::spec::ProbeTiming;
+use crate::compose::xmuster::ProbeTiming;
 use crate::probe::{Probe, ProbeOutcome};
 
 /// One built probe with its timing.
@@ -598,12 +598,12 @@ pub struct ProbeBuildError {
 /// be built is an error naming the service and the probe's position.
 pub async fn check_once(
     project: &str,
-    services: &std::collections::BTreeMap<String, crate::probe::spec::MusterService>,
+    services: &std::collections::BTreeMap<String, crate::compose::xmuster::MusterService>,
     base: &crate::probe::ProbeContext,
 ) -> Result<super::state::StackSnapshot, ProbeBuildError> {
     use super::state::{ServiceState, StackSnapshot};
     use crate::clock::unix_ms;
-    use crate::probe::spec::ProbeKind;
+    use crate::compose::xmuster::ProbeKind;
 
     let mut jobs = Vec::new();
     for (name, svc) in services {
@@ -689,7 +689,7 @@ pub async fn check_once(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::spec::ProbeRole;
+    use crate::compose::xmuster::ProbeRole;
     use crate::probe::{ProbeFuture, ProbeStatus};
     use crate::supervisor::state::ServiceState;
     use std::sync::{Arc, Mutex};

@@ -52,7 +52,7 @@ impl std::fmt::Display for ServiceState {
 pub struct ProbeReport {
     pub kind: String,
     pub target: String,
-    pub role: crate::probe::spec::ProbeRole,
+    pub role: crate::compose::xmuster::ProbeRole,
     pub last: Option<ProbeOutcome>,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,

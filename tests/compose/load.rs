@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use crate::support::compose::*;
+use muster::compose::xmuster::{GraceSetting, ProbeKind, ProbeRole};
 use muster::compose::{self, Condition, HealthTest, LoadOptions, Port, VolumeMount, VolumeType};
-use muster::probe::spec::{GraceSetting, ProbeKind, ProbeRole};
 
 fn s(v: &str) -> Option<String> {
     Some(v.to_string())

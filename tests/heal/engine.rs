@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::stack::*;
+use muster::compose::xmuster::MusterService;
 use muster::compose::{Condition, Project, Service};
 use muster::config::{Overrides, Settings};
 use muster::engine::Engine;
 use muster::history::HistoryStore;
 use muster::notify::{Notifier, WebhookOptions};
-use muster::probe::spec::MusterService;
 use muster::supervisor::heal::watch::Reconnect;
 use muster::supervisor::heal::{HealMode, HealOptions};
 use muster::supervisor::plan;

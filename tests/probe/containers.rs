@@ -9,7 +9,7 @@ use std::time::Duration;
 use bollard::models::{ContainerCreateBody, HealthConfig, HostConfig, PortBinding};
 use bollard::query_parameters::{CreateContainerOptionsBuilder, StartContainerOptions};
 use bollard::Docker;
-use muster::probe::spec::ProbeSpec;
+use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{
     build, AddressMode, LabelResolver, Probe, ProbeContext, ProbeOutcome, ProbeStatus,
     PublishedPorts,

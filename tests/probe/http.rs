@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use muster::probe::spec::ProbeSpec;
+use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeStatus};
 use muster::supervisor::runner::run_once;
 use tokio::task::JoinHandle;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use muster::probe::spec::ProbeSpec;
+use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::runner::run_once;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::{NatsServer, TempDir};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use muster::probe::spec::ProbeSpec;
+use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeOutcome, ProbeStatus};
 use muster::supervisor::runner::run_once;
 use nkeys::KeyPair;

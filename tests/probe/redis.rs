@@ -3,7 +3,7 @@
 use crate::support::{self, RedisServer};
 use std::time::{Duration, Instant};
 
-use muster::probe::spec::ProbeSpec;
+use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeStatus};
 use muster::supervisor::runner::run_once;
 

@@ -46,13 +46,13 @@ use super::runner::{Control, ServiceDecision};
 use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, ServiceStatus};
 use super::store::StateStore;
 use crate::clock::now_ms;
+use crate::compose::xmuster::MusterService;
 use crate::compose::{Condition, Project};
 use crate::engine::{Engine, EngineEvent};
 use crate::history::{HistoryOptions, HistoryStore};
 use crate::notify::{
     BudgetNote, Notification, Notifier, NotifyError, NotifyEvent, NotifyOptions, RestartBy,
 };
-use crate::probe::spec::MusterService;
 
 /// How long store changes are gathered before the healer looks at them.
 const SNAPSHOT_COALESCE: Duration = Duration::from_millis(100);

@@ -1,67 +1,10 @@
-//! The `x-muster:` block of a service: probes and grace settings, as written
-//! in a compose file or config/muster.yaml.
+//! `x-muster.probes`: one entry per probe, its kind with the kind's fields and
+//! the timing every kind shares. The deserializer is hand-written so that a
+//! misspelt key or a missing kind is an error that names the key.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-/// Everything muster reads from a service's `x-muster:` key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MusterService {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub probes: Vec<ProbeSpec>,
-    /// `auto` (default), a duration, or `off`.
-    #[serde(default)]
-    pub grace: GraceSetting,
-    /// A service that is not required does not hold /readyz or `muster status` at not-ready.
-    #[serde(default = "default_true")]
-    pub required: bool,
-    /// Automatic restarts (backoff, budget, post-restart hook); defaults when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restart: Option<crate::supervisor::heal::policy::RestartSettings>,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// `x-muster.grace`.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub enum GraceSetting {
-    /// Tune from the declared start_period, image size and learned history.
-    #[default]
-    Auto,
-    /// Exactly this start period.
-    Fixed(Duration),
-    /// No grace: probe failures count from the first second.
-    Off,
-}
-
-impl Serialize for GraceSetting {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            GraceSetting::Auto => s.serialize_str("auto"),
-            GraceSetting::Off => s.serialize_str("off"),
-            GraceSetting::Fixed(d) => s.serialize_str(&crate::duration::format(*d)),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for GraceSetting {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        match text.as_str() {
-            "auto" => Ok(GraceSetting::Auto),
-            "off" => Ok(GraceSetting::Off),
-            other => crate::duration::parse(other)
-                .map(GraceSetting::Fixed)
-                .map_err(|e| {
-                    serde::de::Error::custom(format!("grace must be auto, off or a duration: {e}"))
-                }),
-        }
-    }
-}
 
 /// What a probe's result is used for, as Kubernetes names them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,73 @@
+//! The `x-muster:` block of a service: probes, grace and restart settings, as
+//! written in a compose file or config/muster.yaml. It is part of the compose
+//! schema (compose ignores `x-` keys, muster reads this one), so loading a stack
+//! needs nothing above `compose/`; the probes, grace tuning and healer that act
+//! on these settings import them from here.
+
+pub mod probes;
+pub mod restart;
+
+pub use probes::*;
+pub use restart::{HookCommand, RestartSettings};
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything muster reads from a service's `x-muster:` key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MusterService {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeSpec>,
+    /// `auto` (default), a duration, or `off`.
+    #[serde(default)]
+    pub grace: GraceSetting,
+    /// A service that is not required does not hold /readyz or `muster status` at not-ready.
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// Automatic restarts (backoff, budget, post-restart hook); defaults when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<RestartSettings>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// `x-muster.grace`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum GraceSetting {
+    /// Tune from the declared start_period, image size and learned history.
+    #[default]
+    Auto,
+    /// Exactly this start period.
+    Fixed(Duration),
+    /// No grace: probe failures count from the first second.
+    Off,
+}
+
+impl Serialize for GraceSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            GraceSetting::Auto => s.serialize_str("auto"),
+            GraceSetting::Off => s.serialize_str("off"),
+            GraceSetting::Fixed(d) => s.serialize_str(&crate::duration::format(*d)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GraceSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "auto" => Ok(GraceSetting::Auto),
+            "off" => Ok(GraceSetting::Off),
+            other => crate::duration::parse(other)
+                .map(GraceSetting::Fixed)
+                .map_err(|e| {
+                    serde::de::Error::custom(format!("grace must be auto, off or a duration: {e}"))
+                }),
+        }
+    }
+}
