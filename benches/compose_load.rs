@@ -11,8 +11,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use muster::compose::graph::Graph;
 use muster::compose::{self, LoadOptions};
-use muster::graph::Graph;
 
 /// Counts live heap bytes and the peak since the last reset.
 struct Counting;

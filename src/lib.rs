@@ -1,6 +1,6 @@
 //! muster: a health supervisor for docker-compose stacks.
 //!
-//! Data flows one way: compose files -> [`compose`] model -> [`graph`] ->
+//! Data flows one way: compose files -> [`compose`] model -> [`compose::graph`] ->
 //! [`supervisor`] -> [`engine`] / [`probe`] -> state -> [`health`] endpoint / CLI.
 //! The supervisor owns the state; everything else reads a snapshot.
 
@@ -11,7 +11,6 @@ pub mod duration;
 pub mod engine;
 pub mod error_text;
 pub mod grace;
-pub mod graph;
 pub mod health;
 pub mod history;
 pub mod notify;
@@ -20,3 +19,7 @@ pub mod rollout;
 pub mod signal;
 pub mod supervisor;
 pub mod url;
+
+/// The dependency graph's old path (it is `compose::graph` now), kept so code
+/// written against `muster::graph` still builds; new code imports `compose::graph`.
+pub use compose::graph;

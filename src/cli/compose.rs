@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
+use muster::compose::graph::Graph;
 use muster::compose::{self, LoadOptions, Project};
-use muster::graph::Graph;
 
 use super::{CliResult, ConfigArgs, Global, GraphArgs};
 

@@ -97,7 +97,7 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
     runtime()?.block_on(async move {
         let engine = Engine::connect().await?;
         let store = StateStore::new(&project.name);
-        let graph = muster::graph::Graph::new(&project)?;
+        let graph = muster::compose::graph::Graph::new(&project)?;
         let (mut supervision, _recorder) =
             start_supervision(&project, settings, &engine, &store, true).await?;
         supervision.start_healing(

@@ -8,13 +8,16 @@
 //! [`merge`] (later files over earlier ones, `!reset`, `!override`) ->
 //! [`normalize`] (tree -> [`model`] types, Docker defaults, implicit deps) ->
 //! [`validate`] (dependencies, image/build, unknown-field warnings).
-//! [`xmuster`] is the schema of the `x-muster:` key (probes, grace, restart)
-//! that normalize reads into each service.
+//!
+//! Beside the pipeline: [`xmuster`], the schema of the `x-muster:` key (probes,
+//! grace, restart) that normalize reads into each service, and [`graph`], the
+//! dependency graph over the loaded model.
 
 pub mod discover;
 pub mod env;
 mod error;
 pub mod extends;
+pub mod graph;
 pub mod interpolate;
 pub mod locate;
 pub mod merge;

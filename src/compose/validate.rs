@@ -300,7 +300,7 @@ pub fn check(
             });
         }
     }
-    if let Err(crate::graph::GraphError::Cycle(cycle)) = crate::graph::Graph::new_quiet(project) {
+    if let Err(super::graph::GraphError::Cycle(cycle)) = super::graph::Graph::new_quiet(project) {
         let mut names = cycle.split(" -> ");
         let service = names.next().unwrap_or_default().to_string();
         let next = names.next().unwrap_or_default();

@@ -81,7 +81,7 @@ pub enum RolloutError {
     #[error(transparent)]
     Translate(#[from] TranslateError),
     #[error("{0}")]
-    Graph(#[from] crate::graph::GraphError),
+    Graph(#[from] crate::compose::graph::GraphError),
 }
 
 /// The result of one service's rollout or rollback.
@@ -246,7 +246,7 @@ impl Rollouts {
 
     /// Dependencies first (a service's dependencies roll before it).
     fn dependency_order(&self, services: &[String]) -> Result<Vec<String>, RolloutError> {
-        let graph = crate::graph::Graph::new(&self.project)?;
+        let graph = crate::compose::graph::Graph::new(&self.project)?;
         let wanted: BTreeSet<String> = services.iter().cloned().collect();
         Ok(graph.levels_of(&wanted).into_iter().flatten().collect())
     }

@@ -272,7 +272,7 @@ impl Rollouts {
         let names: Vec<String> = if services.is_empty() {
             project.services.keys().cloned().collect()
         } else {
-            crate::graph::Graph::new(project)?
+            crate::compose::graph::Graph::new(project)?
                 .closure(services)?
                 .into_iter()
                 .collect()

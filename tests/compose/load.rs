@@ -345,7 +345,7 @@ fn implicit_dependencies_from_links_volumes_from_network_mode() {
             "{dep} is an implicit dependency"
         );
     }
-    let graph = muster::graph::Graph::new(&p).unwrap();
+    let graph = muster::compose::graph::Graph::new(&p).unwrap();
     assert_eq!(graph.level_of("app"), Some(1));
 }
 
@@ -407,7 +407,7 @@ fn optional_dependency_on_a_disabled_service_is_skipped() {
     assert!(warnings.iter().any(|w| w
         .message
         .contains("disabled service \"debug-tools\" skipped")));
-    let graph = muster::graph::Graph::new(&p).unwrap();
+    let graph = muster::compose::graph::Graph::new(&p).unwrap();
     assert!(graph.dependencies("optional-user").is_empty());
 }
 
@@ -599,7 +599,7 @@ fn example_agent_stack_loads() {
         ProbeKind::Nats(n) if n.jetstream
     ));
     assert_eq!(p.services["tool-agent"].replicas, 2);
-    let graph = muster::graph::Graph::new(&p).unwrap();
+    let graph = muster::compose::graph::Graph::new(&p).unwrap();
     assert_eq!(graph.levels()[0], vec!["nats", "redis"]);
     assert_eq!(graph.level_of("planner-agent"), Some(3));
 }

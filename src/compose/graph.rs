@@ -1,4 +1,7 @@
 //! Dependency graph of a compose project: start levels, reverse deps, cycles.
+//! It lives in `compose/` because it is a view of the model only (no I/O, no
+//! state), and `up`, the healer, rollouts and `muster config --graph` all use
+//! this one graph rather than walking `depends_on` themselves.
 //!
 //! A service's level is the length of the longest dependency chain below it:
 //! level 0 needs nothing, level 1 needs only level-0 services, and so on. The
@@ -10,7 +13,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::compose::{Condition, Project};
+use super::{Condition, Project};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GraphError {
