@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use bollard::models::HealthStatusEnum;
 use bollard::Docker;
 
-use super::exec::{docker_error, running_container_id};
-use super::redis::Failure;
-use super::{ContainerResolver, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{
+    docker_error, running_container_id, ContainerResolver, Failure, Probe, ProbeContext,
+    ProbeError, ProbeFuture, ProbeOutcome,
+};
 use crate::compose::xmuster::DockerProbeSpec;
 
 const KIND: &str = "docker";

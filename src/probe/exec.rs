@@ -8,8 +8,10 @@ use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::redis::Failure;
-use super::{ContainerResolver, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{
+    docker_error, running_container_id, ContainerResolver, Failure, Probe, ProbeContext,
+    ProbeError, ProbeFuture, ProbeOutcome,
+};
 use crate::compose::xmuster::ExecProbeSpec;
 
 const KIND: &str = "exec";
@@ -123,19 +125,6 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// The Engine's own message when there is one.
-pub(crate) fn docker_error(e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code,
-            message,
-        } => {
-            format!("{message} (HTTP {status_code})")
-        }
-        other => other.to_string(),
-    }
-}
-
 impl Probe for ExecProbe {
     fn kind(&self) -> &'static str {
         KIND
@@ -162,16 +151,4 @@ impl Probe for ExecProbe {
             }
         })
     }
-}
-
-/// The id of the service's running container, or the failure both container
-/// probes (exec and docker) report when there is none.
-pub(crate) async fn running_container_id(
-    resolver: &dyn ContainerResolver,
-    service: &str,
-) -> Result<String, Failure> {
-    resolver
-        .container_id(service)
-        .await
-        .ok_or_else(|| Failure::fail(format!("no running container for service {service:?}")))
 }

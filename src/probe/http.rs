@@ -17,9 +17,8 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::address::{map_url, split_url};
-use super::redis::Failure;
 use super::tls::ClientIdentity;
-use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::{HttpProbeSpec, JsonMatch};
 use crate::error_text::error_chain;
 

@@ -1,4 +1,10 @@
 //! Readiness probes. Every kind implements [`Probe`] and reports one [`ProbeOutcome`].
+//!
+//! What the kinds share lives here (the outcome, the [`Failure`] a check ends
+//! with, the container lookup and Engine error text of the exec and docker
+//! probes), so each kind's file depends on this module rather than on another
+//! kind's file. The probes' settings are the compose schema's
+//! ([`crate::compose::xmuster`]).
 
 pub mod agent;
 
@@ -77,6 +83,54 @@ impl ProbeOutcome {
     pub fn is_ok(&self) -> bool {
         self.status == ProbeStatus::Ok
     }
+}
+
+/// A failed check: a plain failure or a timeout, with the reason.
+pub(crate) struct Failure {
+    pub timeout: bool,
+    pub reason: String,
+    /// The connection broke under the request; a fresh one may succeed.
+    pub retryable: bool,
+}
+
+impl Failure {
+    pub(crate) fn fail(reason: impl Into<String>) -> Failure {
+        Failure {
+            timeout: false,
+            reason: reason.into(),
+            retryable: false,
+        }
+    }
+
+    pub(crate) fn timed_out(reason: impl Into<String>) -> Failure {
+        Failure {
+            timeout: true,
+            reason: reason.into(),
+            retryable: false,
+        }
+    }
+
+    pub(crate) fn outcome(self, latency: Duration) -> ProbeOutcome {
+        if self.timeout {
+            let mut outcome = ProbeOutcome::timeout(latency);
+            outcome.reason = self.reason;
+            outcome
+        } else {
+            ProbeOutcome::fail(latency, self.reason)
+        }
+    }
+}
+
+/// A DNS failure reason when an error text says the name did not resolve.
+pub(crate) fn dns_reason(lower: &str, host: &str) -> Option<String> {
+    let dns = lower.contains("failed to lookup address")
+        || lower.contains("name or service not known")
+        || lower.contains("no such host")
+        || lower.contains("nodename nor servname")
+        || lower.contains("temporary failure in name resolution")
+        || lower.contains("no address associated")
+        || lower.contains("dns");
+    dns.then(|| format!("DNS: cannot resolve host {host:?}"))
 }
 
 pub mod address;
@@ -184,6 +238,31 @@ impl ContainerResolver for LabelResolver {
             let list = self.docker.list_containers(Some(options)).await.ok()?;
             list.into_iter().find_map(|c| c.id)
         })
+    }
+}
+
+/// The id of the service's running container, or the failure both container
+/// probes (exec and docker) report when there is none.
+pub(crate) async fn running_container_id(
+    resolver: &dyn ContainerResolver,
+    service: &str,
+) -> Result<String, Failure> {
+    resolver
+        .container_id(service)
+        .await
+        .ok_or_else(|| Failure::fail(format!("no running container for service {service:?}")))
+}
+
+/// The Engine's own message when there is one.
+pub(crate) fn docker_error(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            format!("{message} (HTTP {status_code})")
+        }
+        other => other.to_string(),
     }
 }
 

@@ -11,9 +11,8 @@ use hyper::Method;
 
 use super::address::{map_url, split_url};
 use super::http::{HttpConn, HttpTarget};
-use super::redis::Failure;
 use super::tls::ClientIdentity;
-use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::NatsProbeSpec;
 
 const KIND: &str = "nats";
@@ -214,7 +213,7 @@ impl NatsProbe {
                     let text = e.to_string();
                     if text.to_lowercase().contains("refused") {
                         format!("connection refused by {host}")
-                    } else if let Some(dns) = super::redis::dns_reason(&text.to_lowercase(), host) {
+                    } else if let Some(dns) = super::dns_reason(&text.to_lowercase(), host) {
                         dns
                     } else {
                         format!("connect to {host} failed: {text}")

@@ -10,7 +10,7 @@ use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
 
 use super::address::{map_url, split_url};
 use super::tls::ClientIdentity;
-use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{dns_reason, Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::RedisProbeSpec;
 
 const KIND: &str = "redis";
@@ -374,41 +374,7 @@ impl Probe for RedisProbe {
     }
 }
 
-/// A failed check: a plain failure or a timeout, with the reason.
-pub(crate) struct Failure {
-    pub timeout: bool,
-    pub reason: String,
-    /// The connection broke under the request; a fresh one may succeed.
-    pub retryable: bool,
-}
-
 impl Failure {
-    pub(crate) fn fail(reason: impl Into<String>) -> Failure {
-        Failure {
-            timeout: false,
-            reason: reason.into(),
-            retryable: false,
-        }
-    }
-
-    pub(crate) fn timed_out(reason: impl Into<String>) -> Failure {
-        Failure {
-            timeout: true,
-            reason: reason.into(),
-            retryable: false,
-        }
-    }
-
-    pub(crate) fn outcome(self, latency: Duration) -> ProbeOutcome {
-        if self.timeout {
-            let mut outcome = ProbeOutcome::timeout(latency);
-            outcome.reason = self.reason;
-            outcome
-        } else {
-            ProbeOutcome::fail(latency, self.reason)
-        }
-    }
-
     fn from_redis(e: &RedisError, host: &str, timeout: Duration, what: &str) -> Failure {
         let text = e.to_string();
         let lower = text.to_lowercase();
@@ -444,18 +410,6 @@ impl Failure {
         }
         Failure::fail(format!("{what} failed: {text}"))
     }
-}
-
-/// A DNS failure reason when an error text says the name did not resolve.
-pub(crate) fn dns_reason(lower: &str, host: &str) -> Option<String> {
-    let dns = lower.contains("failed to lookup address")
-        || lower.contains("name or service not known")
-        || lower.contains("no such host")
-        || lower.contains("nodename nor servname")
-        || lower.contains("temporary failure in name resolution")
-        || lower.contains("no address associated")
-        || lower.contains("dns");
-    dns.then(|| format!("DNS: cannot resolve host {host:?}"))
 }
 
 fn strip_secrets(text: &str) -> String {

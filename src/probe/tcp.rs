@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::address::{map_host_port, split_host_port};
-use super::redis::Failure;
-use super::{Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
+use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::TcpProbeSpec;
 
 const KIND: &str = "tcp";
