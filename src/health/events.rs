@@ -21,7 +21,7 @@ use hyper::body::{Bytes, Frame};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
-use super::routes::Body;
+use super::Body;
 use crate::supervisor::{StateEvent, StateStore};
 
 struct Stream {

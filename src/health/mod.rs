@@ -178,6 +178,12 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HealthErr
         .map_err(|source| HealthError::Bind { addr, source })
 }
 
+/// The response body of every route, the SSE stream's included: one boxed
+/// type, defined here so that `routes.rs` and `events.rs` both use their
+/// parent instead of each other.
+pub(crate) type Body =
+    http_body_util::combinators::UnsyncBoxBody<hyper::body::Bytes, std::convert::Infallible>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! Request routing: path and method to a response. Every route answers GET
 //! and HEAD; OPTIONS lists them; any other method gets 405 with `Allow`.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
@@ -12,10 +11,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::metrics::Metrics;
 use super::readyz::{liveness_report, readiness_report, Liveness};
 use super::status::StatusCache;
-use super::ServerOptions;
+use super::{Body, ServerOptions};
 use crate::supervisor::StateStore;
-
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
 
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 const TEXT: &str = "text/plain; charset=utf-8";
