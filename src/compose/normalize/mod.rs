@@ -1,0 +1,188 @@
+//! The merged tree -> the [`model`](super::model) types: short and long syntaxes
+//! folded into one shape, durations parsed, Docker's healthcheck defaults filled in,
+//! relative paths made absolute, implicit dependencies added, profiles applied.
+//!
+//! One file per part of the syntax: [`values`] (typed readers every other file
+//! uses), [`service`] (one service entry), [`ports`], [`mounts`] (a service's
+//! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
+//! [`deploy`] and [`xmuster`]. This file reads the project level: its name,
+//! profiles, top-level networks and volumes, and every service through
+//! [`service`].
+
+mod dependencies;
+mod deploy;
+mod healthcheck;
+mod mounts;
+mod ports;
+mod service;
+mod values;
+mod xmuster;
+
+pub use deploy::parse_bytes;
+pub use values::{shell_split, string};
+
+use std::collections::BTreeMap;
+
+use crate::compose::discover::{normalize_project_name, valid_project_name, Setup};
+use crate::compose::error::ComposeError;
+use crate::compose::model::*;
+use crate::compose::yaml::{Node, Value};
+use crate::compose::Warning;
+use service::service;
+use values::{err, labels, opt_bool, opt_string, R};
+
+pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Project> {
+    let name_node = tree.get("name");
+    let name = match (&setup.explicit_name, name_node) {
+        (Some(n), _) => {
+            if !valid_project_name(n) {
+                return Err(ComposeError::ProjectName(format!(
+                    "project name {n:?} is not valid: it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit"
+                )));
+            }
+            n.clone()
+        }
+        (None, Some(node)) if !node.is_null() => {
+            let n = string(node, "name")?;
+            if !valid_project_name(&n) {
+                return Err(err(node, "name", format!(
+                    "project name {n:?} is not valid: it must contain only lowercase letters, digits, dashes and underscores, and start with a letter or digit"
+                )));
+            }
+            n
+        }
+        _ => {
+            let base = setup
+                .project_dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let n = normalize_project_name(&base);
+            if n.is_empty() {
+                return Err(ComposeError::ProjectName(format!(
+                    "cannot derive a project name from directory {:?}; set one with -p, COMPOSE_PROJECT_NAME or `name:`",
+                    setup.project_dir
+                )));
+            }
+            n
+        }
+    };
+    if tree.get("version").is_some() {
+        super::validate::push_warning(
+            warnings,
+            "the top-level `version` key is obsolete and ignored".into(),
+        );
+    }
+
+    let mut project = Project {
+        name,
+        working_dir: setup.project_dir.clone(),
+        config_files: setup.files.clone(),
+        ..Default::default()
+    };
+
+    if let Some(entries) = tree.entries() {
+        for (k, v) in entries {
+            if k.name.starts_with("x-") {
+                project.extensions.insert(k.name.clone(), v.to_json());
+            }
+        }
+    }
+    if let Some(nets) = tree.get("networks") {
+        match &nets.value {
+            Value::Null => {}
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let path = format!("networks.{}", k.name);
+                    project.networks.insert(k.name.clone(), network(v, &path)?);
+                }
+            }
+            _ => return Err(err(nets, "networks", "expected a mapping")),
+        }
+    }
+    if let Some(vols) = tree.get("volumes") {
+        match &vols.value {
+            Value::Null => {}
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let path = format!("volumes.{}", k.name);
+                    project.volumes.insert(k.name.clone(), volume(v, &path)?);
+                }
+            }
+            _ => return Err(err(vols, "volumes", "expected a mapping")),
+        }
+    }
+
+    let services = match tree.get("services") {
+        None => return Ok(project),
+        Some(s) if s.is_null() => return Ok(project),
+        Some(s) => s,
+    };
+    let Some(entries) = services.entries() else {
+        return Err(err(
+            services,
+            "services",
+            "expected a mapping of service names",
+        ));
+    };
+    let lookup = |k: &str| setup.env.get(k).cloned();
+    let all_profiles = setup.profiles.iter().any(|p| p == "*");
+    for (k, v) in entries {
+        let path = format!("services.{}", k.name);
+        let svc = service(&k.name, v, &path, &setup.project_dir, &lookup)?;
+        let enabled = svc.profiles.is_empty()
+            || all_profiles
+            || svc.profiles.iter().any(|p| setup.profiles.contains(p));
+        if enabled {
+            project.services.insert(k.name.clone(), svc);
+        } else {
+            project.disabled_services.push(k.name.clone());
+        }
+    }
+    Ok(project)
+}
+
+fn network(node: &Node, path: &str) -> R<Network> {
+    if node.is_null() {
+        return Ok(Network::default());
+    }
+    if node.entries().is_none() {
+        return Err(err(node, path, "expected a mapping"));
+    }
+    Ok(Network {
+        name: opt_string(node.get("name"), &format!("{path}.name"))?,
+        driver: opt_string(node.get("driver"), &format!("{path}.driver"))?,
+        external: external(node.get("external"), &format!("{path}.external"))?,
+        internal: opt_bool(node.get("internal"), &format!("{path}.internal"), false)?,
+        labels: match node.get("labels") {
+            Some(l) => labels(l, &format!("{path}.labels"))?,
+            None => BTreeMap::new(),
+        },
+    })
+}
+
+fn external(node: Option<&Node>, path: &str) -> R<bool> {
+    match node {
+        // Legacy `external: { name: x }` means external too.
+        Some(n) if n.entries().is_some() => Ok(true),
+        other => opt_bool(other, path, false),
+    }
+}
+
+fn volume(node: &Node, path: &str) -> R<Volume> {
+    if node.is_null() {
+        return Ok(Volume::default());
+    }
+    if node.entries().is_none() {
+        return Err(err(node, path, "expected a mapping"));
+    }
+    Ok(Volume {
+        name: opt_string(node.get("name"), &format!("{path}.name"))?,
+        driver: opt_string(node.get("driver"), &format!("{path}.driver"))?,
+        external: external(node.get("external"), &format!("{path}.external"))?,
+        labels: match node.get("labels") {
+            Some(l) => labels(l, &format!("{path}.labels"))?,
+            None => BTreeMap::new(),
+        },
+    })
+}
