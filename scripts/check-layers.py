@@ -45,9 +45,11 @@ LEAVES = {"duration", "error_text", "url", "clock"}
 LAYERS = [
     ("leaves", sorted(LEAVES), set()),
     ("compose model, graph, x-muster schema", ["compose"], set()),
-    ("engine, durable store, webhooks, ready signals",
-     ["engine", "history", "notify", "signal"], {"compose"}),
+    ("engine, durable store, ready signals", ["engine", "history", "signal"], {"compose"}),
     ("probes", ["probe"], {"compose", "engine", "signal"}),
+    # webhooks use the probes' rustls settings (probe/tls.rs); a leaf tls.rs would
+    # let notify sit on the row below probe
+    ("webhooks", ["notify"], {"compose", "probe"}),
     ("grace periods", ["grace"], {"compose", "engine", "history"}),
     ("supervisor", ["supervisor"],
      {"compose", "engine", "history", "notify", "signal", "probe", "grace"}),
