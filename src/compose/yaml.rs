@@ -5,16 +5,27 @@
 //! and aliases are expanded here, merge keys (`<<: *anchor`) are applied here, and
 //! an expansion budget refuses alias bombs (billion laughs) before they cost memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 
-/// Most nodes a file may expand to, aliases included. A 500-service stack is about
-/// 20k nodes; a billion-laughs document asks for 10^9 and is refused after
-/// about 200k, holding a few MB.
+/// Nodes a file may always copy through aliases (each alias costs the size of what
+/// it refers to). Nodes written out in the text do not count: a file with no
+/// aliases is never refused here (its size is bounded by the file size limit).
+/// A 500-service stack merging one anchor per service copies about 4k; a
+/// billion-laughs document asks for 10^9 and is refused at 200k, holding a few MB.
 pub const MAX_NODES: usize = 200_000;
+/// Beyond [`MAX_NODES`], aliases may copy this many nodes per node written in the
+/// text so far, so a large generated file that merges an anchor into every one of
+/// its services still loads: expansion stays linear in the input, never exponential.
+pub const EXPANSION_PER_WRITTEN_NODE: usize = 4;
+
+/// Nodes aliases may have copied once `written` nodes were read from the text.
+fn expansion_limit(written: usize) -> usize {
+    MAX_NODES.max(written.saturating_mul(EXPANSION_PER_WRITTEN_NODE))
+}
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 256;
 
@@ -195,20 +206,57 @@ pub fn plain_to_json(text: &str) -> serde_json::Value {
     serde_json::Value::String(text.to_string())
 }
 
+/// A mapping's keys by name, so that duplicate detection and `<<` merges cost O(1)
+/// per key instead of a scan of the siblings. Small mappings (almost all of them)
+/// are scanned; the index is built once a mapping passes [`KeyIndex::SCAN`] keys.
+#[derive(Default)]
+struct KeyIndex {
+    by_name: Option<HashMap<String, usize>>,
+}
+
+impl KeyIndex {
+    const SCAN: usize = 16;
+
+    /// Position of `name` in `entries`.
+    fn find(&mut self, entries: &[(Key, Node)], name: &str) -> Option<usize> {
+        if entries.len() < Self::SCAN && self.by_name.is_none() {
+            return entries.iter().position(|(k, _)| k.name == name);
+        }
+        let index = self.by_name.get_or_insert_with(|| {
+            entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect()
+        });
+        index.get(name).copied()
+    }
+
+    /// Records that `entries[at]` is named `name` (call after `find` said it is new).
+    fn insert(&mut self, name: &str, at: usize) {
+        if let Some(index) = &mut self.by_name {
+            index.insert(name.to_string(), at);
+        }
+    }
+}
+
 enum Frame {
     Seq {
         items: Vec<Node>,
         pos: Pos,
         anchor: usize,
         tag: Tag,
+        size: usize,
     },
     Map {
         entries: Vec<(Key, Node)>,
+        index: KeyIndex,
         pending_key: Option<Node>,
         pos: Pos,
         anchor: usize,
         tag: Tag,
         merges: Vec<Node>,
+        size: usize,
     },
 }
 
@@ -220,18 +268,50 @@ fn tag_of(tag: Option<&serde_saphyr::granit_parser::Tag>) -> Tag {
     }
 }
 
+/// The anchors some alias refers to. Only those are kept (copied) while parsing, so
+/// a file without aliases never pays for its anchors. A pre-pass over the events,
+/// skipped when the text has no `*` at all (no alias can then exist).
+fn referenced_anchors(text: &str) -> HashSet<usize> {
+    let mut ids = HashSet::new();
+    if !text.contains('*') {
+        return ids;
+    }
+    let mut parser = Parser::new_from_str(text);
+    // A syntax error ends the pre-pass; the main pass reports it with its position.
+    while let Some(Ok((event, _))) = parser.next_event() {
+        if let Event::Alias(id) = event {
+            ids.insert(id);
+        }
+    }
+    ids
+}
+
+/// A kept anchor: its node and its size, or only its size when keeping it would
+/// pass the budget (any alias to it would pass the budget anyway).
+type Anchor = (Option<Node>, usize);
+
 /// Parses one YAML document into a [`Node`]. An empty file is `Null`.
+///
+/// Linear in the text: keys are found through [`KeyIndex`], subtree sizes are
+/// carried up the stack instead of recounted, and only referenced anchors are
+/// copied. The budget counts nodes copied through aliases, never nodes written
+/// in the text (those are bounded by the file size limit).
 pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
     let pos_at = |line: usize, col: usize| Pos {
         file: file.clone(),
         line,
         col: col + 1,
     };
+    let referenced = referenced_anchors(text);
     let mut parser = Parser::new_from_str(text);
-    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut anchors: HashMap<usize, Anchor> = HashMap::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
-    let mut budget: usize = 0;
+    // Nodes read from the text, nodes copied by alias expansion, and nodes held
+    // as copies of anchors.
+    let mut written: usize = 0;
+    let mut expanded: usize = 0;
+    let mut kept: usize = 0;
     let mut documents = 0usize;
 
     while let Some(next) = parser.next_event() {
@@ -240,7 +320,8 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
             message: format!("YAML syntax error: {}", e.info()),
         })?;
         let pos = pos_at(span.start.line(), span.start.col());
-        let mut finished: Option<(Node, usize)> = None;
+        // A finished node, its anchor id (0 = none) and its size in nodes.
+        let mut finished: Option<(Node, usize, usize)> = None;
         match event {
             Event::DocumentStart(..) => {
                 documents += 1;
@@ -253,7 +334,6 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
-                budget += 1;
                 let plain = matches!(style, ScalarStyle::Plain);
                 let tag = tag_of(tag.as_deref());
                 let value = if plain && matches!(&*text, "" | "~" | "null" | "Null" | "NULL") {
@@ -264,49 +344,56 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
                         plain,
                     }
                 };
-                finished = Some((Node { value, pos, tag }, anchor));
+                written += 1;
+                finished = Some((Node { value, pos, tag }, anchor, 1));
             }
             Event::Alias(id) => {
-                let (node, size) = anchors.get(&id).cloned().ok_or_else(|| YamlError {
+                let (node, size) = anchors.get(&id).ok_or_else(|| YamlError {
                     pos: pos.clone(),
                     message: "alias refers to an unknown anchor".into(),
                 })?;
-                budget = budget.saturating_add(size);
-                if budget > MAX_NODES {
-                    return Err(budget_error(pos));
-                }
-                finished = Some((node, 0));
+                // Checked before the copy is made: a refused bomb costs no memory.
+                expanded = expanded.saturating_add(*size);
+                let limit = expansion_limit(written);
+                let node = match node {
+                    Some(node) if expanded <= limit => node.clone(),
+                    _ => return Err(budget_error(pos, limit)),
+                };
+                finished = Some((node, 0, *size));
             }
             Event::SequenceStart(_, anchor, tag) => {
-                budget += 1;
                 if stack.len() >= MAX_DEPTH {
                     return Err(YamlError {
                         pos,
                         message: format!("nesting deeper than {MAX_DEPTH} levels"),
                     });
                 }
+                written += 1;
                 stack.push(Frame::Seq {
                     items: Vec::new(),
                     pos,
                     anchor,
                     tag: tag_of(tag.as_deref()),
+                    size: 1,
                 });
             }
             Event::MappingStart(_, anchor, tag) => {
-                budget += 1;
                 if stack.len() >= MAX_DEPTH {
                     return Err(YamlError {
                         pos,
                         message: format!("nesting deeper than {MAX_DEPTH} levels"),
                     });
                 }
+                written += 1;
                 stack.push(Frame::Map {
                     entries: Vec::new(),
+                    index: KeyIndex::default(),
                     pending_key: None,
                     pos,
                     anchor,
                     tag: tag_of(tag.as_deref()),
                     merges: Vec::new(),
+                    size: 1,
                 });
             }
             Event::SequenceEnd => {
@@ -315,76 +402,86 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
                     pos,
                     anchor,
                     tag,
+                    size,
                 }) = stack.pop()
                 {
-                    finished = Some((
-                        Node {
-                            value: Value::Seq(items),
-                            pos,
-                            tag,
-                        },
-                        anchor,
-                    ));
+                    let node = Node {
+                        value: Value::Seq(items),
+                        pos,
+                        tag,
+                    };
+                    finished = Some((node, anchor, size));
                 }
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map {
                     mut entries,
+                    mut index,
                     pos,
                     anchor,
                     tag,
                     merges,
+                    size,
                     ..
                 }) = stack.pop()
                 {
-                    // `<<` merge keys: keys written in the mapping win, then earlier sources.
+                    // `<<` merge keys: keys written in the mapping win, then earlier
+                    // sources. (`size` already counts every source whole.)
                     for source in merges {
                         let Value::Map(source_entries) = source.value else {
                             continue;
                         };
                         for (k, v) in source_entries {
-                            if !entries.iter().any(|(e, _)| e.name == k.name) {
-                                budget += 1;
+                            if index.find(&entries, &k.name).is_none() {
+                                index.insert(&k.name, entries.len());
                                 entries.push((k, v));
                             }
                         }
                     }
-                    if budget > MAX_NODES {
-                        return Err(budget_error(pos));
-                    }
-                    finished = Some((
-                        Node {
-                            value: Value::Map(entries),
-                            pos,
-                            tag,
-                        },
-                        anchor,
-                    ));
+                    let node = Node {
+                        value: Value::Map(entries),
+                        pos,
+                        tag,
+                    };
+                    finished = Some((node, anchor, size));
                 }
             }
             _ => {}
         }
-        if budget > MAX_NODES {
-            return Err(budget_error(pos_at(span.start.line(), span.start.col())));
-        }
-        let Some((node, anchor)) = finished else {
+        let Some((node, anchor, size)) = finished else {
             continue;
         };
-        if anchor != 0 {
-            let size = node.size();
-            anchors.insert(anchor, (node.clone(), size));
+        if anchor != 0 && referenced.contains(&anchor) {
+            // A copy is kept only while all copies together stay within the budget;
+            // beyond it, an alias to this anchor would be refused anyway.
+            let copy = match kept.checked_add(size) {
+                Some(total) if total <= expansion_limit(written) => {
+                    kept = total;
+                    Some(node.clone())
+                }
+                _ => None,
+            };
+            anchors.insert(anchor, (copy, size));
         }
         match stack.last_mut() {
             None => root = Some(node),
-            Some(Frame::Seq { items, .. }) => items.push(node),
+            Some(Frame::Seq {
+                items, size: total, ..
+            }) => {
+                *total = total.saturating_add(size);
+                items.push(node);
+            }
             Some(Frame::Map {
                 entries,
+                index,
                 pending_key,
                 merges,
+                size: total,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => {
+                    *total = total.saturating_add(size + 1);
                     let name = match &key.value {
                         Value::Scalar { text, .. } => text.clone(),
                         Value::Null => "null".to_string(),
@@ -421,15 +518,16 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
                             }
                         }
                     } else {
-                        if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == name) {
+                        if let Some(first) = index.find(entries, &name) {
                             return Err(YamlError {
                                 pos: key.pos,
                                 message: format!(
                                     "duplicate key {name:?} (first defined at line {})",
-                                    first.pos.line
+                                    entries[first].0.pos.line
                                 ),
                             });
                         }
+                        index.insert(&name, entries.len());
                         entries.push((Key { name, pos: key.pos }, node));
                     }
                 }
@@ -439,11 +537,11 @@ pub fn parse(text: &str, file: &Arc<str>) -> Result<Node, YamlError> {
     Ok(root.unwrap_or_else(|| Node::new(Value::Null, pos_at(1, 0))))
 }
 
-fn budget_error(pos: Pos) -> YamlError {
+fn budget_error(pos: Pos, limit: usize) -> YamlError {
     YamlError {
         pos,
         message: format!(
-            "document expands to more than {MAX_NODES} nodes through aliases (YAML alias bomb?); refused"
+            "document expands to more than {limit} nodes through aliases (YAML alias bomb?); refused"
         ),
     }
 }

@@ -10,5 +10,6 @@ mod support;
 
 mod cli;
 mod errors;
+mod large;
 mod load;
 mod merge;
