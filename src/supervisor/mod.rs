@@ -3,6 +3,7 @@
 
 pub mod heal;
 pub mod machine;
+pub mod once;
 pub mod plan;
 pub mod runner;
 pub mod stack;
