@@ -4,6 +4,7 @@
 //! the executor towards the target and back again when it fails.
 
 use super::*;
+use crate::engine::Health;
 
 impl Rollouts {
     pub(super) async fn rollout_locked(
@@ -250,7 +251,7 @@ impl Rollouts {
         let healthy = !running.is_empty()
             && running
                 .iter()
-                .all(|c| c.health.as_deref().is_none_or(|h| h == "healthy"));
+                .all(|c| c.health.as_ref().is_none_or(|h| *h == Health::Healthy));
         Ok(Revision {
             number: 0,
             service: name.to_string(),

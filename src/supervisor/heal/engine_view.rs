@@ -5,6 +5,7 @@
 
 use super::notify::Extra;
 use super::*;
+use crate::engine::{Action, Health};
 
 impl Healer {
     pub(super) fn on_engine(&mut self, msg: EngineMsg) {
@@ -156,7 +157,7 @@ impl Healer {
         }
         let id = ev.container_id.clone();
         if !self.containers.contains_key(&id) {
-            if ev.action == "destroy" {
+            if ev.action == Action::Destroy {
                 return;
             }
             let mut c = match &state {
@@ -186,21 +187,21 @@ impl Healer {
             c.number = s.number;
             c.has_healthcheck = s.has_healthcheck;
         }
-        match ev.action.as_str() {
-            "start" => self.on_start(&id, state),
-            "kill" => {
+        match ev.action {
+            Action::Start => self.on_start(&id, state),
+            Action::Kill => {
                 if let Some(c) = self.containers.get_mut(&id) {
                     if c.muster_restart.is_none() && c.running {
                         c.stop_requested = true;
                     }
                 }
             }
-            "oom" => {
+            Action::Oom => {
                 if let Some(c) = self.containers.get_mut(&id) {
                     c.oom = true;
                 }
             }
-            "die" => {
+            Action::Die => {
                 let Some(c) = self.containers.get_mut(&id) else {
                     return;
                 };
@@ -229,13 +230,13 @@ impl Healer {
                     self.handle_exit(&id, code, restarting, oom);
                 }
             }
-            "destroy" => self.destroyed(&id),
-            "health_status" => {
+            Action::Destroy => self.destroyed(&id),
+            Action::HealthStatus => {
                 let health = ev
                     .health
                     .clone()
                     .or_else(|| state.as_ref().and_then(|s| s.health.clone()));
-                self.on_health(&service, health.as_deref());
+                self.on_health(&service, health.as_ref());
             }
             _ => {}
         }
@@ -547,7 +548,7 @@ impl Healer {
         }
     }
 
-    pub(super) fn on_health(&mut self, service: &str, health: Option<&str>) {
+    pub(super) fn on_health(&mut self, service: &str, health: Option<&Health>) {
         let Some(svc) = self.services.get(service) else {
             return;
         };
@@ -555,10 +556,10 @@ impl Healer {
             return;
         }
         match health {
-            Some("healthy") => self
+            Some(Health::Healthy) => self
                 .store
                 .transition(service, ServiceState::Ready, "healthy"),
-            Some("unhealthy") => self.store.transition(
+            Some(Health::Unhealthy) => self.store.transition(
                 service,
                 ServiceState::Unready,
                 "healthcheck reports unhealthy",

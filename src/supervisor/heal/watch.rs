@@ -18,7 +18,7 @@ use bollard::query_parameters::{EventsOptions, InspectContainerOptions};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::engine::{labels, Engine, EngineEvent};
+use crate::engine::{labels, Action, Engine, EngineEvent};
 
 /// A container as inspect shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ pub struct ContainerState {
     pub oom_killed: bool,
     pub has_healthcheck: bool,
     /// `starting`, `healthy`, `unhealthy`.
-    pub health: Option<String>,
+    pub health: Option<crate::engine::Health>,
 }
 
 /// What the watcher tells the healer.
@@ -203,13 +203,14 @@ pub async fn run(
                             if event.container_id.is_empty() {
                                 continue;
                             }
-                            let state = match event.action.as_str() {
-                                "create" | "start" | "die" | "health_status" => {
-                                    inspect(&engine, &event.container_id)
-                                        .await
-                                        .ok()
-                                        .map(Box::new)
-                                }
+                            let state = match event.action {
+                                Action::Create
+                                | Action::Start
+                                | Action::Die
+                                | Action::HealthStatus => inspect(&engine, &event.container_id)
+                                    .await
+                                    .ok()
+                                    .map(Box::new),
                                 _ => None,
                             };
                             delivered = true;

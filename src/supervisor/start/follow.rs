@@ -3,12 +3,13 @@
 //! then in case the stream breaks, and muster's probes when it has them.
 
 use super::*;
+use crate::engine::{Action, Health};
 
 #[derive(Debug, Clone, Default)]
 pub(super) struct Obs {
     pub(super) ever_running: bool,
     pub(super) running: bool,
-    pub(super) health: Option<String>,
+    pub(super) health: Option<Health>,
     pub(super) has_healthcheck: bool,
     pub(super) exit: Option<i64>,
 }
@@ -67,18 +68,18 @@ pub(super) async fn follow(
             ev = events.recv() => match ev {
                 Ok(ev) => {
                     let Some(o) = obs.get_mut(&ev.container_id) else { continue };
-                    match ev.action.as_str() {
-                        "start" => {
+                    match ev.action {
+                        Action::Start => {
                             o.running = true;
                             o.ever_running = true;
                             o.exit = None;
                         }
-                        "die" => {
+                        Action::Die => {
                             o.running = false;
                             o.ever_running = true;
                             o.exit = Some(ev.exit_code.unwrap_or(-1));
                         }
-                        "health_status" => o.health = ev.health.clone(),
+                        Action::HealthStatus => o.health = ev.health.clone(),
                         _ => {}
                     }
                 }
@@ -132,7 +133,7 @@ pub(super) fn evaluate(
         matches!(probe_state, Some((ServiceState::Ready, _))) && obs.values().all(|o| o.running)
     } else if has_hc {
         obs.values()
-            .all(|o| o.health.as_deref() == Some("healthy") && o.running)
+            .all(|o| o.health == Some(Health::Healthy) && o.running)
     } else {
         obs.values().all(|o| o.running)
     };
@@ -177,12 +178,7 @@ pub(super) fn evaluate(
         });
         return true;
     }
-    if !probed
-        && has_hc
-        && obs
-            .values()
-            .any(|o| o.health.as_deref() == Some("unhealthy"))
-    {
+    if !probed && has_hc && obs.values().any(|o| o.health == Some(Health::Unhealthy)) {
         let reason = "healthcheck reports unhealthy".to_string();
         ctx.store.transition(name, ServiceState::Failed, &reason);
         me.send_modify(|p| {
