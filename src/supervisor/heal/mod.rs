@@ -330,6 +330,15 @@ impl Healer {
         history_tx: mpsc::UnboundedSender<HistoryWrite>,
     ) -> Healer {
         let project = &options.project;
+        // A project that reached the healer has been loaded, so its graph
+        // builds; without one, no `restart: true` dependents are followed.
+        let graph = match crate::graph::Graph::new_quiet(project) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::warn!(error = %e, "no dependency graph; dependents are not restarted with their dependency");
+                None
+            }
+        };
         let mut services = BTreeMap::new();
         for (name, service) in &project.services {
             let settings = service
@@ -343,15 +352,18 @@ impl Healer {
                         .and_then(|m| m.restart.clone())
                 })
                 .unwrap_or_default();
-            let restart_dependents = project
-                .services
-                .values()
+            // The graph's dependents, those whose edge says `restart: true`.
+            let restart_dependents = graph
+                .as_ref()
+                .map(|g| g.dependents(name))
+                .unwrap_or_default()
+                .into_iter()
                 .filter_map(|other| {
-                    other
+                    project.services[other]
                         .depends_on
                         .get(name)
                         .filter(|edge| edge.restart)
-                        .map(|edge| (other.name.clone(), edge.condition))
+                        .map(|edge| (other.to_string(), edge.condition))
                 })
                 .collect();
             let status = HealStatus {

@@ -40,6 +40,7 @@ use super::store::StateStore;
 use crate::compose::{Condition, Project, Service};
 use crate::engine::translate::{self, TranslateError};
 use crate::engine::{labels, Engine, EngineError, EngineEvent};
+use crate::graph::{Graph, GraphError};
 
 mod containers;
 mod follow;
@@ -87,6 +88,8 @@ pub enum UpError {
     MissingDependency { service: String, dependency: String },
     #[error("dependency cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
+    #[error(transparent)]
+    Graph(GraphError),
     #[error(transparent)]
     Translate(#[from] TranslateError),
 }
@@ -217,10 +220,11 @@ pub async fn up(
     for edge in &skipped {
         tracing::warn!(%edge, "optional dependency is not defined; skipped");
     }
-    let order = start_order(project, &selected)?;
+    let graph = selection_graph(project, &selected)?;
+    let order = start_order(&graph);
 
     // Register every service as pending before anything happens.
-    let levels = levels(project, &order, &selected);
+    let levels = levels(&graph);
     for name in &order {
         let service = &project.services[name];
         let deps = deps_in(service, &selected);
@@ -509,72 +513,37 @@ fn deps_in(service: &Service, selected: &BTreeSet<String>) -> Vec<(String, Condi
         .collect()
 }
 
-/// Dependencies first; a cycle is an error that names it.
-fn start_order(project: &Project, selected: &BTreeSet<String>) -> Result<Vec<String>, UpError> {
-    #[derive(Clone, Copy, PartialEq)]
-    enum Mark {
-        Visiting,
-        Done,
-    }
-    fn visit(
-        name: &str,
-        project: &Project,
-        selected: &BTreeSet<String>,
-        marks: &mut HashMap<String, Mark>,
-        path: &mut Vec<String>,
-        out: &mut Vec<String>,
-    ) -> Result<(), UpError> {
-        match marks.get(name) {
-            Some(Mark::Done) => return Ok(()),
-            Some(Mark::Visiting) => {
-                let from = path.iter().position(|p| p == name).unwrap_or(0);
-                let mut cycle = path[from..].to_vec();
-                cycle.push(name.to_string());
-                return Err(UpError::Cycle(cycle));
-            }
-            None => {}
-        }
-        marks.insert(name.to_string(), Mark::Visiting);
-        path.push(name.to_string());
-        for (dep, _) in deps_in(&project.services[name], selected) {
-            visit(&dep, project, selected, marks, path, out)?;
-        }
-        path.pop();
-        marks.insert(name.to_string(), Mark::Done);
-        out.push(name.to_string());
-        Ok(())
-    }
-    let mut marks = HashMap::new();
-    let mut out = Vec::new();
+/// The dependency graph of the selected services (edges to services outside
+/// the selection dropped): a cycle among them is an error that names it.
+fn selection_graph(project: &Project, selected: &BTreeSet<String>) -> Result<Graph, UpError> {
+    let mut part = Project {
+        name: project.name.clone(),
+        ..Default::default()
+    };
     for name in selected {
-        visit(
-            name,
-            project,
-            selected,
-            &mut marks,
-            &mut Vec::new(),
-            &mut out,
-        )?;
+        let mut service = project.services[name].clone();
+        service.depends_on.retain(|dep, _| selected.contains(dep));
+        part.services.insert(name.clone(), service);
     }
-    Ok(out)
+    Graph::new_quiet(&part).map_err(|e| match e {
+        GraphError::Cycle(path) => UpError::Cycle(path.split(" -> ").map(String::from).collect()),
+        other => UpError::Graph(other),
+    })
+}
+
+/// Dependencies first (the graph's start levels, one after the other).
+fn start_order(graph: &Graph) -> Vec<String> {
+    graph.levels().iter().flatten().cloned().collect()
 }
 
 /// Longest path from a service without dependencies (0) — for display only.
-fn levels(
-    project: &Project,
-    order: &[String],
-    selected: &BTreeSet<String>,
-) -> HashMap<String, usize> {
-    let mut levels: HashMap<String, usize> = HashMap::new();
-    for name in order {
-        let level = deps_in(&project.services[name], selected)
-            .iter()
-            .map(|(d, _)| levels.get(d).copied().unwrap_or(0) + 1)
-            .max()
-            .unwrap_or(0);
-        levels.insert(name.clone(), level);
-    }
-    levels
+fn levels(graph: &Graph) -> HashMap<String, usize> {
+    graph
+        .levels()
+        .iter()
+        .enumerate()
+        .flat_map(|(level, names)| names.iter().map(move |n| (n.clone(), level)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -627,12 +596,12 @@ mod tests {
             sel.iter().cloned().collect::<Vec<_>>(),
             ["a", "b", "c", "d"]
         );
-        let order = start_order(&p, &sel).unwrap();
+        let order = start_order(&selection_graph(&p, &sel).unwrap());
         assert_eq!(order.first().map(String::as_str), Some("a"));
         assert_eq!(order.last().map(String::as_str), Some("d"));
         let (sel, _) = select(&p, &["d".into()], true).unwrap();
         assert_eq!(sel.len(), 1);
-        let lv = levels(&p, &order, &select(&p, &[], false).unwrap().0);
+        let lv = levels(&selection_graph(&p, &select(&p, &[], false).unwrap().0).unwrap());
         assert_eq!(lv["d"], 2);
         assert!(matches!(
             select(&p, &["zz".into()], false),
@@ -644,7 +613,7 @@ mod tests {
     fn a_cycle_is_named() {
         let p = project(vec![svc("a", &["c"]), svc("b", &["a"]), svc("c", &["b"])]);
         let (sel, _) = select(&p, &[], false).unwrap();
-        let err = start_order(&p, &sel).unwrap_err().to_string();
+        let err = selection_graph(&p, &sel).unwrap_err().to_string();
         assert!(err.contains("a -> c -> b -> a"), "{err}");
     }
 
