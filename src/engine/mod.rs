@@ -13,6 +13,7 @@ pub mod labels;
 pub mod networks;
 pub mod translate;
 pub mod volumes;
+pub mod watch;
 
 pub use client::{Engine, EngineError};
 pub use containers::{ContainerDetails, ContainerInfo, PublishedPort};

@@ -39,7 +39,8 @@ mod notify;
 pub mod policy;
 mod publish;
 mod restart;
-pub mod watch;
+/// The engine watcher lives in `engine::watch`; this path stays for callers.
+pub use crate::engine::watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
