@@ -19,7 +19,3 @@ pub mod rollout;
 pub mod signal;
 pub mod supervisor;
 pub mod url;
-
-/// The dependency graph's old path (it is `compose::graph` now), kept so code
-/// written against `muster::graph` still builds; new code imports `compose::graph`.
-pub use compose::graph;

@@ -60,7 +60,10 @@ async fn start_supervision(
     engine: &Engine,
     store: &StateStore,
     running_stack: bool,
-) -> Result<(Supervision, muster::grace::Recorder), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<
+    (Supervision, muster::supervisor::learn::Recorder),
+    Box<dyn std::error::Error + Send + Sync>,
+> {
     let published = muster::supervisor::plan::published_ports_from_model(project);
     let grace = muster::grace::GraceRun::prepare(project, &settings.grace_options(), engine).await;
     let plan = muster::supervisor::plan::plan_with_grace(
@@ -78,7 +81,9 @@ async fn start_supervision(
     let supervision = Supervision::start(store, plan, running_stack);
     let control = supervision.controller();
     tokio::spawn(async move {
-        while let Some(muster::grace::Retuned { service, grace }) = to_runner.recv().await {
+        while let Some(muster::supervisor::learn::Retuned { service, grace }) =
+            to_runner.recv().await
+        {
             let c = muster::supervisor::runner::Control::SetGrace { service, grace };
             if control.send(c).is_err() {
                 break;

@@ -127,7 +127,7 @@ pub struct ContainerDetails {
     pub running: bool,
     pub exit_code: Option<i64>,
     /// `starting`, `healthy`, `unhealthy`; `None` without a healthcheck.
-    pub health: Option<String>,
+    pub health: Option<super::Health>,
     pub has_healthcheck: bool,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,

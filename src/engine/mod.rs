@@ -13,10 +13,11 @@ pub mod labels;
 pub mod networks;
 pub mod translate;
 pub mod volumes;
+pub mod watch;
 
 pub use client::{Engine, EngineError};
 pub use containers::{ContainerDetails, ContainerInfo, PublishedPort};
-pub use events::EngineEvent;
+pub use events::{Action, EngineEvent, Health};
 pub use images::ImageInfo;
 
 /// Whether a healthcheck `test` (as the engine reports it, for a container
@@ -25,12 +26,13 @@ pub fn declares_healthcheck(test: &[String]) -> bool {
     test.first().is_some_and(|first| first != "NONE")
 }
 
-/// A container's health status as text (`starting`, `healthy`,
+/// A container's health status (`starting`, `healthy`,
 /// `unhealthy`); `None` when the engine reports none.
-pub fn health_status(status: Option<bollard::models::HealthStatusEnum>) -> Option<String> {
+pub fn health_status(status: Option<bollard::models::HealthStatusEnum>) -> Option<Health> {
     status
         .map(|s| s.to_string())
         .filter(|s| !s.is_empty() && s != "none")
+        .map(|s| Health::parse(&s))
 }
 
 /// Parses Docker's RFC 3339 timestamps (`2026-11-23T09:13:14.123456789Z`,

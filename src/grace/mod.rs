@@ -11,7 +11,6 @@
 
 pub mod history;
 pub mod model;
-pub mod recorder;
 pub mod tune;
 
 use std::collections::{BTreeMap, HashMap};
@@ -21,13 +20,11 @@ pub use history::{
     last_image_key, load_samples, note_start, record_sample, record_start, samples_key, Samples,
 };
 pub use model::*;
-pub use recorder::{redecide, spawn_recorder, Recorder, RecorderOptions, Retune, Retuned};
 
 use crate::compose::xmuster::{GraceSetting, MusterService};
 use crate::compose::{HealthTest, Healthcheck, Project, Service};
 use crate::engine::Engine;
 use crate::history::{HistoryOptions, HistoryStore};
-use crate::supervisor::StateStore;
 
 /// What grace tuning needs of muster's settings (built by the settings from
 /// flags, environment, the config file and defaults).
@@ -213,45 +210,5 @@ impl GraceRun {
             .iter()
             .filter_map(|(name, d)| d.image.as_ref().map(|i| (name.clone(), i.id.clone())))
             .collect()
-    }
-
-    /// Shows each decision's reasons in the services' status (`/status`).
-    pub fn publish(&self, store: &StateStore) {
-        for (name, d) in &self.decisions {
-            let reasons = d.reasons.clone();
-            store.update(name, |s| s.grace_reasons = reasons);
-        }
-    }
-
-    /// Starts recording start-ups of `project`'s services; with `retuned`,
-    /// each new sample also re-tunes the service's grace for its next start
-    /// and sends the new period there (the supervisor applies it).
-    pub fn spawn_recorder(
-        &self,
-        store: &StateStore,
-        engine: &Engine,
-        project: &str,
-        retuned: Option<tokio::sync::mpsc::UnboundedSender<Retuned>>,
-    ) -> Recorder {
-        let retune = retuned.map(|retuned| Retune {
-            config: self.config.clone(),
-            decisions: self
-                .decisions
-                .iter()
-                .map(|(name, d)| (name.clone(), d.clone()))
-                .collect(),
-            retuned,
-        });
-        spawn_recorder(
-            store.clone(),
-            self.history.clone(),
-            self.image_ids(),
-            RecorderOptions {
-                keep: self.keep,
-                project: project.to_string(),
-                engine: Some(engine.clone()),
-                retune,
-            },
-        )
     }
 }

@@ -8,10 +8,6 @@
 
 pub mod agent;
 
-/// The x-muster schema's old path (it is `compose::xmuster` now), kept so code
-/// written against `probe::spec` still builds; new code imports `compose::xmuster`.
-pub use crate::compose::xmuster as spec;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;

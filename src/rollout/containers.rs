@@ -42,7 +42,7 @@ pub struct Observed {
     /// `created`, `running`, `exited`, …
     pub status: String,
     pub exit_code: Option<i64>,
-    pub health: Option<String>,
+    pub health: Option<crate::engine::Health>,
     /// The last healthcheck output, for reasons.
     pub health_output: Option<String>,
     pub has_healthcheck: bool,

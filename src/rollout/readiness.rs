@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::containers::{inspect, short, Observed};
 use crate::compose::xmuster::{MusterService, ProbeKind, ProbeSpec, ProbeTiming};
 use crate::compose::Service;
-use crate::engine::Engine;
+use crate::engine::{Engine, Health};
 use crate::probe::{Probe, ProbeContext, ProbeFuture, ProbeOutcome, StaticResolver};
 use crate::supervisor::machine::ServiceMachine;
 use crate::supervisor::ServiceState;
@@ -334,22 +334,28 @@ impl Checker {
                 None => format!("container is {}", observed.status),
             });
         }
-        let unhealthy = observed.health.as_deref() == Some("unhealthy");
+        let unhealthy = observed.health == Some(Health::Unhealthy);
         let health_reason = || match &observed.health_output {
             Some(out) => format!("healthcheck reports unhealthy: {out}"),
             None => "healthcheck reports unhealthy".to_string(),
         };
         match &mut self.kind {
             CheckKind::Running => Verdict::Ready("running".into()),
-            CheckKind::Health => match observed.health.as_deref() {
-                Some("healthy") => Verdict::Ready("healthy".into()),
-                Some("unhealthy") => Verdict::Failed(health_reason()),
+            CheckKind::Health => match &observed.health {
+                Some(Health::Healthy) => Verdict::Ready("healthy".into()),
+                Some(Health::Unhealthy) => Verdict::Failed(health_reason()),
                 None if !observed.has_healthcheck => {
                     Verdict::Ready("running (no healthcheck)".into())
                 }
                 other => Verdict::Pending(match &observed.health_output {
-                    Some(out) => format!("health {}: {out}", other.unwrap_or("starting")),
-                    None => format!("health {}", other.unwrap_or("starting")),
+                    Some(out) => format!(
+                        "health {}: {out}",
+                        other.as_ref().map_or("starting", Health::as_str)
+                    ),
+                    None => format!(
+                        "health {}",
+                        other.as_ref().map_or("starting", Health::as_str)
+                    ),
                 }),
             },
             CheckKind::Probes { machine, probes } => {

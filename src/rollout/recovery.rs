@@ -144,7 +144,7 @@ impl Rollouts {
                     revision: c.revision,
                     image: c.image.clone(),
                     state: c.status.clone(),
-                    health: c.health.clone(),
+                    health: c.health.as_ref().map(|h| h.to_string()),
                     serving: c.running && (networks.is_empty() || c.serves_as(name)),
                 })
                 .collect(),

@@ -2,7 +2,9 @@
 //! reads a [`StackSnapshot`] or follows [`StateEvent`]s through [`StateStore`].
 
 pub mod heal;
+pub mod learn;
 pub mod machine;
+pub mod once;
 pub mod plan;
 pub mod runner;
 pub mod stack;

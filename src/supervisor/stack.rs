@@ -134,7 +134,7 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsRow>, EngineErro
             id: c.id.chars().take(12).collect(),
             image: c.image,
             state: details.status,
-            health: details.health,
+            health: details.health.map(|h| h.to_string()),
             exit_code: details.exit_code,
             uptime_s,
             ports: c.ports,

@@ -1,6 +1,28 @@
 //! The one place service state lives. The supervisor writes through
 //! [`StateStore`]; the health endpoint, metrics and CLI read snapshots and
 //! follow the event channels. Readers never block the writer.
+//!
+//! Who writes, today (each write is one snapshot swap under the store's lock;
+//! the state machine's rules are applied by the writer that owns the service):
+//!
+//! - the probe runner (`runner/`): the transitions of a service with muster
+//!   probes once its containers run, and its probe reports; the healer and
+//!   `up` tell it what the engine did ([`super::runner::Control`]: started,
+//!   restarted, exited, stopped) instead of writing that state themselves;
+//! - `up` (`start/`): registration (pending, level, dependencies), the states
+//!   before a container runs (blocked, failed on a missing image or engine
+//!   error) for every service, and the transitions of services without muster
+//!   probes until `up` returns;
+//! - the healer (`heal/`): after `up` returned (or under `serve`), the
+//!   transitions of services without muster probes; `failed` for any service
+//!   whose restart budget is spent; for every service its heal status,
+//!   degraded marks, container ids, and the engine link;
+//! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
+//!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
+//!
+//! Not yet one writer: `up` and the healer still call `transition` for the
+//! services without probes (handed over on `HealHandle::up_finished`, never
+//! both at once), and the healer writes `failed` past the budget directly.
 
 use std::sync::{Arc, Mutex};
 

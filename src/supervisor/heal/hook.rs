@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::policy::HookCommand;
+use crate::compose::xmuster::HookCommand;
 
 /// What the hook is told.
 #[derive(Debug, Clone)]

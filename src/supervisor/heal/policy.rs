@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-pub use crate::compose::xmuster::{HookCommand, RestartSettings};
+use crate::compose::xmuster::RestartSettings;
 
 impl RestartSettings {
     /// The delay before a restart when `used` restarts were made in the window:

@@ -1,5 +1,5 @@
-//! The engine side of healing: follows the project's container events and
-//! survives the stream ending (engine restart, socket proxy, network). After
+//! The engine watcher: follows the project's container events and survives
+//! the stream ending (engine restart, socket proxy, network). After
 //! every (re)connect the view is rebuilt from the containers' Compose labels
 //! (`com.docker.compose.project` / `.service`), so whatever happened while
 //! muster was not listening (a container that died, a restart by the engine)
@@ -10,6 +10,12 @@
 //! state; events after it come through the stream, and the few that are in
 //! both are recognised by the healer (a `start` of a running container, a
 //! `die` of a stopped one).
+//!
+//! It lives in `engine/` (list + watch + resync + reconnect, with the typed
+//! [`EngineEvent`]s of `events.rs`), below the supervisor: the healer is its
+//! consumer today (`supervisor::heal::watch` is this module). `up` and
+//! rollouts still open their own `project_events` stream for the length of
+//! one command; they read the same typed events.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -18,7 +24,7 @@ use bollard::query_parameters::{EventsOptions, InspectContainerOptions};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use crate::engine::{labels, Engine, EngineEvent};
+use super::{labels, Action, Engine, EngineEvent};
 
 /// A container as inspect shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,10 +44,10 @@ pub struct ContainerState {
     pub oom_killed: bool,
     pub has_healthcheck: bool,
     /// `starting`, `healthy`, `unhealthy`.
-    pub health: Option<String>,
+    pub health: Option<super::Health>,
 }
 
-/// What the watcher tells the healer.
+/// What the watcher tells its consumer (the healer).
 #[derive(Debug, Clone)]
 pub enum EngineMsg {
     /// The whole project as of now (after a connect or reconnect).
@@ -96,12 +102,12 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, String
         .healthcheck
         .as_ref()
         .and_then(|h| h.test.as_deref())
-        .is_some_and(crate::engine::declares_healthcheck);
-    let health = crate::engine::health_status(state.health.and_then(|h| h.status));
+        .is_some_and(super::declares_healthcheck);
+    let health = super::health_status(state.health.and_then(|h| h.status));
     let started_ns = state
         .started_at
         .as_deref()
-        .and_then(crate::engine::parse_rfc3339_ns);
+        .and_then(super::parse_rfc3339_ns);
     Ok(ContainerState {
         id: c.id.unwrap_or_else(|| id.to_string()),
         name: c
@@ -199,17 +205,18 @@ pub async fn run(
                 let error = loop {
                     match stream.next().await {
                         Some(Ok(msg)) => {
-                            let event = crate::engine::events::from_message(msg);
+                            let event = super::events::from_message(msg);
                             if event.container_id.is_empty() {
                                 continue;
                             }
-                            let state = match event.action.as_str() {
-                                "create" | "start" | "die" | "health_status" => {
-                                    inspect(&engine, &event.container_id)
-                                        .await
-                                        .ok()
-                                        .map(Box::new)
-                                }
+                            let state = match event.action {
+                                Action::Create
+                                | Action::Start
+                                | Action::Die
+                                | Action::HealthStatus => inspect(&engine, &event.container_id)
+                                    .await
+                                    .ok()
+                                    .map(Box::new),
                                 _ => None,
                             };
                             delivered = true;

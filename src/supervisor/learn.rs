@@ -13,6 +13,10 @@
 //! With [`Retune`] the recorder also decides the service's grace again after
 //! each sample, so a service that restarts while muster runs gets a period
 //! learned from its newest starts (the runner applies it from the next start).
+//!
+//! It lives in the supervisor, not in `grace/`, because it follows the
+//! supervisor's state events: grace (the model, the samples, the decisions)
+//! stays a layer below and imports nothing of the supervisor.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -20,12 +24,14 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::history::{load_samples, note_start, record_sample, Samples};
-use super::model::{decide, GraceConfig, GraceDecision, GraceInputs, ImageError, StartKind};
+use super::{ServiceState, StateEvent, StateStore};
 use crate::compose::xmuster::GraceSetting;
 use crate::engine::Engine;
+use crate::grace::history::{load_samples, note_start, record_sample, Samples};
+use crate::grace::{
+    decide, GraceConfig, GraceDecision, GraceInputs, GraceRun, ImageError, StartKind,
+};
 use crate::history::HistoryStore;
-use crate::supervisor::{ServiceState, StateEvent, StateStore};
 
 /// A container that started more than this before `starting` was entered
 /// was already running: that `starting` is not a start-up.
@@ -323,6 +329,50 @@ async fn started_fresh(
         }
     }
     Ok(false)
+}
+
+/// The parts of a [`GraceRun`] that touch the supervisor's state: they live
+/// here so that grace stays below the supervisor.
+impl GraceRun {
+    /// Shows each decision's reasons in the services' status (`/status`).
+    pub fn publish(&self, store: &StateStore) {
+        for (name, d) in &self.decisions {
+            let reasons = d.reasons.clone();
+            store.update(name, |s| s.grace_reasons = reasons);
+        }
+    }
+
+    /// Starts recording start-ups of `project`'s services; with `retuned`,
+    /// each new sample also re-tunes the service's grace for its next start
+    /// and sends the new period there (the supervisor applies it).
+    pub fn spawn_recorder(
+        &self,
+        store: &StateStore,
+        engine: &Engine,
+        project: &str,
+        retuned: Option<tokio::sync::mpsc::UnboundedSender<Retuned>>,
+    ) -> Recorder {
+        let retune = retuned.map(|retuned| Retune {
+            config: self.config.clone(),
+            decisions: self
+                .decisions
+                .iter()
+                .map(|(name, d)| (name.clone(), d.clone()))
+                .collect(),
+            retuned,
+        });
+        spawn_recorder(
+            store.clone(),
+            self.history.clone(),
+            self.image_ids(),
+            RecorderOptions {
+                keep: self.keep,
+                project: project.to_string(),
+                engine: Some(engine.clone()),
+                retune,
+            },
+        )
+    }
 }
 
 #[cfg(test)]

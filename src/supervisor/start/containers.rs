@@ -1,0 +1,160 @@
+//! A service's containers brought to the wanted config without starting
+//! them (keep, create, or recreate by config hash; scale down first), and
+//! started when the dependencies allow.
+
+use super::*;
+
+/// The service's containers, brought to the wanted config but not started yet.
+pub(super) struct Prepared {
+    pub(super) ids: Vec<String>,
+    /// Containers to start (new ones, and existing ones that are not running).
+    pub(super) to_start: Vec<String>,
+    /// Containers created by this `up` (removed again if the service is blocked).
+    pub(super) created: Vec<String>,
+    pub(super) changed: bool,
+    pub(super) kept: usize,
+}
+
+/// Brings the service's containers to the wanted config (keep, or remove and
+/// create when the config hash differs or `force`), without starting them.
+/// `existing` is the service's containers as listed at the start of `up`
+/// (`None`: list them now).
+pub(super) async fn prepare(
+    ctx: &Ctx,
+    service: &Service,
+    force: bool,
+    existing: Option<Vec<crate::engine::ContainerInfo>>,
+) -> Result<Prepared, String> {
+    let engine = &ctx.engine;
+    let name = &service.name;
+    let existing = match existing {
+        Some(list) => list,
+        None => engine
+            .list_project_containers(&ctx.project.name, Some(name))
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let hash = labels::config_hash(service);
+    let wanted = service.replicas;
+
+    // Scale down / drop duplicates first.
+    let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
+    for c in existing {
+        if c.number == 0 || by_number.contains_key(&c.number) {
+            engine
+                .remove_container(&c.id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        } else {
+            by_number.insert(c.number, c);
+        }
+    }
+    // Keep the `wanted` lowest numbers, whatever they are (`muster rollout`
+    // gives new containers fresh numbers); fill the gaps from 1.
+    while by_number.len() > wanted as usize {
+        if let Some((_, c)) = by_number.pop_last() {
+            engine
+                .remove_container(&c.id, false)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    let slots: Vec<u32> = by_number
+        .keys()
+        .copied()
+        .chain((1..).filter(|n| !by_number.contains_key(n)))
+        .take(wanted as usize)
+        .collect();
+
+    let mut to_start = Vec::new();
+    let mut created = Vec::new();
+    let mut ids = Vec::new();
+    let mut changed = false;
+    let mut kept = 0;
+    for number in slots {
+        match by_number.remove(&number) {
+            Some(c) if !force && c.config_hash.as_deref() == Some(hash.as_str()) => {
+                if c.state != "running" {
+                    to_start.push(c.id.clone());
+                } else {
+                    kept += 1;
+                }
+                ids.push(c.id);
+            }
+            other => {
+                if let Some(old) = other {
+                    tracing::info!(service = %name, container = %old.name, "config changed; recreating");
+                    engine
+                        .stop_container(&old.id, service.stop_grace_period)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    engine
+                        .remove_container(&old.id, false)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let spec = translate::container_spec(&ctx.project, service, number)
+                    .map_err(|e| e.to_string())?;
+                let id = engine
+                    .create_container(&spec.name, spec.body, &spec.extra_networks)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                changed = true;
+                created.push(id.clone());
+                to_start.push(id.clone());
+                ids.push(id);
+            }
+        }
+    }
+    Ok(Prepared {
+        ids,
+        to_start,
+        created,
+        changed,
+        kept,
+    })
+}
+
+/// Starts the prepared containers; returns the ids of all of them.
+pub(super) async fn launch(
+    ctx: &Ctx,
+    service: &Service,
+    prepared: Prepared,
+) -> Result<Vec<String>, String> {
+    let engine = &ctx.engine;
+    let name = &service.name;
+    let wanted = service.replicas;
+    if wanted == 0 {
+        ctx.store
+            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
+        ctx.progress[name].send_modify(|p| {
+            p.started = true;
+            p.healthy = true;
+        });
+        return Ok(Vec::new());
+    }
+    let Prepared {
+        ids,
+        to_start,
+        changed,
+        kept,
+        ..
+    } = prepared;
+    ctx.store.update(name, |s| s.container_ids = ids.clone());
+    if changed {
+        ctx.progress[name].send_modify(|p| p.recreated = true);
+    }
+    let verb = if changed {
+        "starting"
+    } else if kept == wanted as usize {
+        "running (unchanged)"
+    } else {
+        "starting (existing containers)"
+    };
+    ctx.store.transition(name, ServiceState::Starting, verb);
+    let starts = to_start.iter().map(|id| engine.start_container(id));
+    for r in futures_util::future::join_all(starts).await {
+        r.map_err(|e| e.to_string())?;
+    }
+    Ok(ids)
+}
