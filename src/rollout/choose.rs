@@ -93,33 +93,45 @@ pub(super) fn not_running(service: &str, observed: &[Observed]) -> RolloutError 
 
 /// start-first needs two containers of the service side by side: not possible
 /// with a fixed name, a fixed host port or a fixed address.
-pub fn start_first_possible(service: &Service) -> Result<(), String> {
-    let hint = "two containers of the service cannot run side by side, so start-first cannot work; use --order stop-first";
-    if let Some(name) = &service.container_name {
-        return Err(format!(
-            "services.{}.container_name is {name:?}: {hint}",
-            service.name
-        ));
+pub fn start_first_possible(service: &Service) -> Result<(), StartFirstError> {
+    let name = service.name.clone();
+    if let Some(container) = &service.container_name {
+        return Err(StartFirstError::ContainerName {
+            service: name,
+            container: container.clone(),
+        });
     }
     if let Some(port) = service.ports.iter().find(|p| p.published.is_some()) {
-        return Err(format!(
-            "services.{}.ports: host port {} is fixed: {hint}",
-            service.name,
-            port.published.as_deref().unwrap_or_default()
-        ));
+        return Err(StartFirstError::HostPort {
+            service: name,
+            port: port.published.clone().unwrap_or_default(),
+        });
     }
     if let Some((net, _)) = service
         .networks
         .iter()
         .find(|(_, n)| n.ipv4_address.is_some())
     {
-        return Err(format!(
-            "services.{}.networks.{net}.ipv4_address is fixed: {hint}",
-            service.name
-        ));
+        return Err(StartFirstError::Address {
+            service: name,
+            network: net.clone(),
+        });
     }
     Ok(())
 }
+
+/// Why two containers of a service cannot run side by side (start-first).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartFirstError {
+    #[error("services.{service}.container_name is {container:?}: {HINT}")]
+    ContainerName { service: String, container: String },
+    #[error("services.{service}.ports: host port {port} is fixed: {HINT}")]
+    HostPort { service: String, port: String },
+    #[error("services.{service}.networks.{network}.ipv4_address is fixed: {HINT}")]
+    Address { service: String, network: String },
+}
+
+const HINT: &str = "two containers of the service cannot run side by side, so start-first cannot work; use --order stop-first";
 
 #[cfg(test)]
 mod tests {
@@ -234,7 +246,10 @@ mod tests {
         });
         assert!(start_first_possible(&s).is_ok(), "ephemeral ports are fine");
         s.ports[0].published = Some("8080".into());
-        assert!(start_first_possible(&s).unwrap_err().contains("8080"));
+        assert!(start_first_possible(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("8080"));
         s.ports.clear();
         s.networks.insert(
             "default".into(),
@@ -245,11 +260,13 @@ mod tests {
         );
         assert!(start_first_possible(&s)
             .unwrap_err()
+            .to_string()
             .contains("ipv4_address"));
         s.networks.clear();
         s.container_name = Some("web".into());
         assert!(start_first_possible(&s)
             .unwrap_err()
+            .to_string()
             .contains("container_name"));
     }
 }

@@ -193,7 +193,7 @@ impl Rollouts {
             reporter.warn(warning).await;
         }
         if options.order == Order::StartFirst {
-            start_first_possible(spec).map_err(err)?;
+            start_first_possible(spec).map_err(|e| err(e.to_string()))?;
         }
         Ok(options)
     }

@@ -43,7 +43,7 @@ use crate::engine::translate::TranslateError;
 use crate::engine::{Engine, EngineError};
 use crate::history::{HistoryError, HistoryStore};
 
-pub use choose::{active_revision, start_first_possible};
+pub use choose::{active_revision, start_first_possible, StartFirstError};
 use choose::{find_revision, last_healthy, not_running, phase_word};
 use containers::{observe, Observed};
 use executor::{Executor, Reporter, RunEnd, RunReport, Target};

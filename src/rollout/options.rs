@@ -90,23 +90,28 @@ pub enum PreStop {
     Exec { command: String },
 }
 
+/// Why a `pre_stop` HTTP request could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PreStopError {
+    #[error("method {0:?} is not GET, POST, PUT, DELETE or HEAD")]
+    Method(String),
+    #[error("{0:?} is not an http:// URL (https is not supported)")]
+    NotHttp(String),
+}
+
 impl PreStop {
     /// `"[METHOD ]http://host:port/path"`.
-    pub fn http(text: &str) -> Result<PreStop, String> {
+    pub fn http(text: &str) -> Result<PreStop, PreStopError> {
         let text = text.trim();
         let (method, url) = match text.split_once(char::is_whitespace) {
             Some((m, u)) => (m.to_ascii_uppercase(), u.trim().to_string()),
             None => ("GET".to_string(), text.to_string()),
         };
         if !matches!(method.as_str(), "GET" | "POST" | "PUT" | "DELETE" | "HEAD") {
-            return Err(format!(
-                "method {method:?} is not GET, POST, PUT, DELETE or HEAD"
-            ));
+            return Err(PreStopError::Method(method));
         }
         if !url.starts_with("http://") {
-            return Err(format!(
-                "{url:?} is not an http:// URL (https is not supported)"
-            ));
+            return Err(PreStopError::NotHttp(url));
         }
         Ok(PreStop::Http { method, url })
     }

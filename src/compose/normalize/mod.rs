@@ -19,7 +19,7 @@ mod values;
 mod xmuster;
 
 pub use deploy::parse_bytes;
-pub use values::{shell_split, string};
+pub use values::{shell_split, string, ShellSplitError};
 
 use std::collections::BTreeMap;
 

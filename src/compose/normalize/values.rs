@@ -114,8 +114,17 @@ pub(super) fn strict_list(node: &Node, path: &str) -> R<Vec<String>> {
     }
 }
 
+/// Why a command string could not be split into words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShellSplitError {
+    #[error("unterminated single quote")]
+    UnterminatedSingleQuote,
+    #[error("unterminated double quote")]
+    UnterminatedDoubleQuote,
+}
+
 /// Splits a command string with POSIX shell word rules (quotes and backslashes).
-pub fn shell_split(input: &str) -> Result<Vec<String>, String> {
+pub fn shell_split(input: &str) -> Result<Vec<String>, ShellSplitError> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -134,7 +143,7 @@ pub fn shell_split(input: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(ch) => cur.push(ch),
-                        None => return Err("unterminated single quote".into()),
+                        None => return Err(ShellSplitError::UnterminatedSingleQuote),
                     }
                 }
             }
@@ -150,10 +159,10 @@ pub fn shell_split(input: &str) -> Result<Vec<String>, String> {
                                 cur.push('\\');
                                 cur.push(ch);
                             }
-                            None => return Err("unterminated double quote".into()),
+                            None => return Err(ShellSplitError::UnterminatedDoubleQuote),
                         },
                         Some(ch) => cur.push(ch),
-                        None => return Err("unterminated double quote".into()),
+                        None => return Err(ShellSplitError::UnterminatedDoubleQuote),
                     }
                 }
             }
@@ -182,7 +191,9 @@ pub(super) fn command(node: Option<&Node>, path: &str) -> R<Option<Vec<String>>>
         None => Ok(None),
         Some(n) => match &n.value {
             Value::Null => Ok(None),
-            Value::Scalar { text, .. } => shell_split(text).map(Some).map_err(|m| err(n, path, m)),
+            Value::Scalar { text, .. } => shell_split(text)
+                .map(Some)
+                .map_err(|m| err(n, path, m.to_string())),
             Value::Seq(_) => string_list(n, path).map(Some),
             Value::Map(_) => Err(err(n, path, "expected a string or a list")),
         },
