@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
 use muster::probe::{build, ProbeContext, ProbeStatus};
-use muster::supervisor::runner::{
-    run_once, ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes,
-};
+use muster::supervisor::once::run_once;
+use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
 use muster::supervisor::StateStore;
 
 struct Kill(Child);

@@ -15,7 +15,7 @@ use muster::signal::{
     nats_subject, notready_key, read_signal_blocking, ready_key, validate_meta, validate_name,
     Client, ClientOptions, Event, Meta, NotReadyValue, Readiness, SignalValue, Status,
 };
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 use muster::url::redact_url;
 
 use super::{CheckArgs, CliResult, DemoAgentArgs, SignalArgs};

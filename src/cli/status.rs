@@ -13,8 +13,8 @@ use muster::compose::xmuster::MusterService;
 use muster::compose::ComposeError;
 use muster::config::Settings;
 use muster::probe::{AddressMode, LabelResolver, ProbeContext, ProbeStatus};
+use muster::supervisor::once::ProbeBuildError;
 use muster::supervisor::plan::{probe_error, ProbeAt};
-use muster::supervisor::runner::ProbeBuildError;
 use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
 
 use super::{CliResult, Global, StatusArgs};
@@ -211,7 +211,7 @@ pub async fn probe_directly(
             }
         }
     }
-    muster::supervisor::runner::check_once(project, services, &ctx).await
+    muster::supervisor::once::check_once(project, services, &ctx).await
 }
 
 async fn connect_docker() -> Result<bollard::Docker, bollard::errors::Error> {

@@ -13,7 +13,7 @@
 //!
 //! It lives in `engine/` (list + watch + resync + reconnect, with the typed
 //! [`EngineEvent`]s of `events.rs`), below the supervisor: the healer is its
-//! consumer today (`supervisor::heal::watch` is this module). `up` and
+//! consumer today. `up` and
 //! rollouts still open their own `project_events` stream for the length of
 //! one command; they read the same typed events.
 

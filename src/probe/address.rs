@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub(crate) use crate::url::{split_host_port, split_url};
+use crate::url::split_url;
 
 /// service -> (container port -> published host port on 127.0.0.1).
 pub type PublishedPorts = BTreeMap<String, BTreeMap<u16, u16>>;

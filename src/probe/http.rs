@@ -16,11 +16,12 @@ use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::address::{map_url, split_url};
+use super::address::map_url;
 use super::tls::ClientIdentity;
 use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::{HttpProbeSpec, JsonMatch};
 use crate::error_text::error_chain;
+use crate::url::split_url;
 
 const KIND: &str = "http";
 /// Bodies beyond this are not read (a readiness body is small).

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use async_nats::{ConnectErrorKind, ConnectOptions};
 use hyper::Method;
 
-use super::address::{map_url, split_url};
+use super::address::map_url;
 use super::http::{HttpConn, HttpTarget};
 use super::tls::ClientIdentity;
 use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::NatsProbeSpec;
+use crate::url::split_url;
 
 const KIND: &str = "nats";
 

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
 
-use super::address::{map_url, split_url};
+use super::address::map_url;
 use super::tls::ClientIdentity;
 use super::{dns_reason, Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::RedisProbeSpec;
+use crate::url::split_url;
 
 const KIND: &str = "redis";
 

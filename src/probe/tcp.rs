@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::address::{map_host_port, split_host_port};
+use super::address::map_host_port;
 use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::TcpProbeSpec;
+use crate::url::split_host_port;
 
 const KIND: &str = "tcp";
 

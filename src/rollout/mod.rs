@@ -30,6 +30,7 @@ pub mod recovery;
 pub mod revisions;
 mod rollback;
 
+use crate::clock::now_ms;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,7 +53,7 @@ use progress::{EventKind, Progress};
 use readiness::{image_health, ReadinessOptions, ReadinessPlan};
 pub use recovery::{ContainerRow, StatusMode, StatusReport, UpPreparation};
 use revisions::{
-    now_ms, InProgress, Kind, Outcome, Overrides, Phase, Revision, RevisionLog, ServiceLock, Who,
+    InProgress, Kind, Outcome, Overrides, Phase, Revision, RevisionLog, ServiceLock, Who,
 };
 
 #[derive(Debug, thiserror::Error)]

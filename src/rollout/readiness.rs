@@ -274,7 +274,7 @@ fn rewrite_host(url: &str, names: &[String], address: &str) -> String {
 }
 
 fn rewrite_address(hostport: &str, names: &[String], address: &str) -> String {
-    match crate::probe::address::split_host_port(hostport) {
+    match crate::url::split_host_port(hostport) {
         Ok((host, port)) if !address.is_empty() && names.iter().any(|n| n == host) => match port {
             Some(p) => format!("{address}:{p}"),
             None => address.to_string(),

@@ -15,10 +15,11 @@ use serde::Serialize;
 
 use super::containers::{self, observe};
 use super::progress::{self, EventKind};
-use super::revisions::{now_ms, InProgress, Kind, Phase, RevisionLog, ServiceLock};
+use super::revisions::{InProgress, Kind, Phase, RevisionLog, ServiceLock};
 use super::{
     active_revision, find_revision, phase_word, Drive, RolloutError, Rollouts, ServiceResult,
 };
+use crate::clock::now_ms;
 use crate::compose::{Project, Service};
 use crate::engine::labels::config_hash;
 

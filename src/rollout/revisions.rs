@@ -6,6 +6,7 @@
 //! - `rollout:{service}`: the [`InProgress`] record of a rollout that has not finished;
 //! - lock `rollout:{service}`: the owner (`user@host pid N`) and a TTL, refreshed while running.
 
+use crate::clock::now_ms;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -495,8 +496,6 @@ impl Drop for ServiceLock {
         self.refresher.abort();
     }
 }
-
-pub use crate::clock::now_ms;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ use muster::probe::{
     build, AddressMode, LabelResolver, Probe, ProbeContext, ProbeOutcome, ProbeStatus,
     PublishedPorts,
 };
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 
 async fn docker() -> Docker {
     support::ensure_test_images();

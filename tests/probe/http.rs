@@ -10,7 +10,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeStatus};
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 use tokio::task::JoinHandle;
 
 /// A keep-alive hyper server answering `{"status":"ok"}`; counts the

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, ProbeContext, ProbeStatus};
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 
 /// `openssl s_server -www` on 127.0.0.1:`port`: answers any GET with
 /// `HTTP/1.0 200 ok` and a status page.

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeOutcome, ProbeStatus};
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 use nkeys::KeyPair;
 use serde_json::json;
 

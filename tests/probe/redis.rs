@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use muster::compose::xmuster::ProbeSpec;
 use muster::probe::{build, Probe, ProbeContext, ProbeStatus};
-use muster::supervisor::runner::run_once;
+use muster::supervisor::once::run_once;
 
 fn probe(yaml: &str) -> Box<dyn Probe> {
     let spec: ProbeSpec = serde_saphyr::from_str(yaml).expect("probe spec parses");

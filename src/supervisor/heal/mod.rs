@@ -39,8 +39,6 @@ mod notify;
 pub mod policy;
 mod publish;
 mod restart;
-/// The engine watcher lives in `engine::watch`; this path stays for callers.
-pub use crate::engine::watch;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -53,7 +51,6 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::policy::{Budget, Verdict};
-use self::watch::{ContainerState, EngineMsg, Reconnect};
 use super::runner::{Control, ServiceDecision};
 use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, ServiceStatus};
 use super::store::StateStore;
@@ -61,6 +58,7 @@ use crate::clock::now_ms;
 use crate::compose::xmuster::MusterService;
 use crate::compose::xmuster::RestartSettings;
 use crate::compose::{Condition, Project};
+use crate::engine::watch::{self, ContainerState, EngineMsg, Reconnect};
 use crate::engine::{Engine, EngineEvent};
 use crate::history::{HistoryOptions, HistoryStore};
 use crate::notify::{

@@ -25,12 +25,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::machine::{Decision, ServiceMachine, Step};
+use super::once::run_once;
 use super::state::{ProbeReport, ServiceStatus};
 use super::store::{ProbeObservation, StateStore};
 use crate::compose::xmuster::ProbeTiming;
 use crate::probe::{Probe, ProbeOutcome};
-
-pub use super::once::{check_once, run_once, ProbeBuildError};
 
 /// One built probe with its timing.
 pub struct RunnerProbe {
