@@ -187,7 +187,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         });
         let (printed_tx, printed_rx) = tokio::sync::oneshot::channel();
         let printer = if global.json {
-            tokio::spawn(print_json_events(store.events(), printed_rx))
+            tokio::spawn(print_json_events(store.clone(), store.events(), printed_rx))
         } else {
             tokio::spawn(print_live_lines(store.watch(), printed_rx))
         };
@@ -252,7 +252,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             eprintln!("muster: supervising {} (Ctrl-C to stop; containers keep running)", report.project);
             let (_printing, printing_rx) = tokio::sync::oneshot::channel::<()>();
             let printer = if global.json {
-                tokio::spawn(print_json_events(store.events(), printing_rx))
+                tokio::spawn(print_json_events(store.clone(), store.events(), printing_rx))
             } else {
                 tokio::spawn(print_live_lines(store.watch(), printing_rx))
             };
@@ -311,6 +311,7 @@ async fn print_live_lines(
 /// One JSON state event per line; after `done` fires (or its sender is
 /// dropped), prints the events already sent and returns.
 async fn print_json_events(
+    store: StateStore,
     mut events: tokio::sync::broadcast::Receiver<muster::supervisor::StateEvent>,
     mut done: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -329,13 +330,17 @@ async fn print_json_events(
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = &mut done => loop {
-                match events.try_recv() {
-                    Ok(event) => print(&event),
-                    Err(TryRecvError::Lagged(_)) => continue,
-                    Err(_) => return,
+            _ = &mut done => {
+                // The last change `up` saw may still be on its way in.
+                store.sync();
+                loop {
+                    match events.try_recv() {
+                        Ok(event) => print(&event),
+                        Err(TryRecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    }
                 }
-            },
+            }
         }
     }
 }

@@ -171,6 +171,9 @@ impl RecorderState {
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
                 _ = &mut stop => {
+                    // The caller saw the last `ready` in a snapshot; its
+                    // event may still be on its way into the channel.
+                    self.store.sync();
                     while let Ok(event) = events.try_recv() {
                         self.handle(event).await;
                     }

@@ -142,7 +142,7 @@ impl StateStore {
     pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
         let reason = reason.into();
         let mut event = None;
-        self.modify(|snap| {
+        let written = self.modify_held(|snap| {
             let Some(status) = snap.services.get_mut(service) else {
                 return;
             };
@@ -170,10 +170,33 @@ impl StateStore {
             });
         });
         if let Some(event) = event {
-            tracing::info!(service = %event.service, from = %event.transition.from, to = %event.transition.to, reason = %event.transition.reason, "state change");
+            // Sent before the write lock is released: whoever saw the new
+            // snapshot and then calls [`StateStore::sync`] finds the event
+            // queued (see there).
             // No receiver is fine: nobody is following right now.
-            let _ = self.inner.events.send(event);
+            let _ = self.inner.events.send(event.clone());
+            drop(written);
+            tracing::info!(service = %event.service, from = %event.transition.from, to = %event.transition.to, reason = %event.transition.reason, "state change");
         }
+    }
+
+    /// Waits for a write in progress to finish. A snapshot becomes visible a
+    /// moment before its state event is sent; after `sync` returns, the event
+    /// of every change in any snapshot the caller has seen is in the event
+    /// channel. A follower that is told to stop (the grace recorder at the
+    /// end of `up`) calls this before draining its receiver, so the last
+    /// `ready` is not lost to that moment.
+    pub fn sync(&self) {
+        drop(self.lock());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        // A poisoned lock only means another writer panicked mid-update; the
+        // snapshot itself is replaced atomically, so carrying on is safe.
+        self.inner
+            .write
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Publishes one probe run to metrics followers.
@@ -198,13 +221,12 @@ impl StateStore {
     }
 
     fn modify(&self, f: impl FnOnce(&mut StackSnapshot)) {
-        // A poisoned lock only means another writer panicked mid-update; the
-        // snapshot itself is replaced atomically, so carrying on is safe.
-        let _guard = self
-            .inner
-            .write
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        drop(self.modify_held(f));
+    }
+
+    /// [`Self::modify`], returning the write lock still held.
+    fn modify_held(&self, f: impl FnOnce(&mut StackSnapshot)) -> std::sync::MutexGuard<'_, ()> {
+        let guard = self.lock();
         let now = unix_ms(std::time::SystemTime::now());
         let mut f = Some(f);
         // When no reader holds the current snapshot, change it in place: no
@@ -231,6 +253,7 @@ impl StateStore {
             next.at_ms = now;
             self.inner.snapshot.send_replace(Arc::new(next));
         }
+        guard
     }
 }
 
@@ -263,6 +286,52 @@ impl ServiceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The contract the grace recorder relies on at the end of `up`: seen
+    /// in a snapshot, then `sync`, means the event is in the channel. A
+    /// writer thread changes state as fast as it can while this thread
+    /// checks, thousands of times, that the newest change it saw arrived.
+    #[test]
+    fn after_sync_the_event_of_every_seen_change_is_queued() {
+        let store = StateStore::new("p");
+        store.insert(ServiceStatus::pending("s"));
+        let mut events = store.events();
+        let writes = 5_000u32;
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for i in 1..=writes {
+                    let to = if i % 2 == 1 {
+                        ServiceState::Starting
+                    } else {
+                        ServiceState::Ready
+                    };
+                    store.transition("s", to, i.to_string());
+                }
+            })
+        };
+        let mut newest_received = 0u32;
+        loop {
+            let seen: u32 = store.snapshot().services["s"].reason.parse().unwrap_or(0);
+            store.sync();
+            loop {
+                match events.try_recv() {
+                    Ok(event) => newest_received = event.transition.reason.parse().unwrap(),
+                    // Behind by more than the channel holds: read on.
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                    Err(_) => break,
+                }
+            }
+            assert!(
+                newest_received >= seen,
+                "change {seen} was in a snapshot but its event had not arrived after sync (newest {newest_received})"
+            );
+            if seen == writes {
+                break;
+            }
+        }
+        writer.join().unwrap();
+    }
 
     #[tokio::test]
     async fn transitions_are_recorded_and_streamed() {

@@ -265,9 +265,13 @@ fn unreachable_redis_uses_the_state_file_and_history_survives_a_new_process() {
     let app = tune_json(cmd())["app"].clone();
     assert_eq!(app["grace"]["cold_samples"], 1, "{app}");
     assert_eq!(app["grace"]["next_start"], "warm", "{app}");
-    run_ok(cmd().args(["up", "--wait-timeout", "60s"]));
+    let up = run_ok(cmd().args(["up", "--wait-timeout", "60s"]));
+    let warnings = String::from_utf8_lossy(&up.stderr).into_owned();
     run_ok(cmd().arg("down"));
     let app = tune_json(cmd())["app"].clone();
-    assert_eq!(app["grace"]["cold_samples"], 1, "{app}");
-    assert_eq!(app["grace"]["warm_samples"], 1, "{app}");
+    assert_eq!(app["grace"]["cold_samples"], 1, "{app}\n{warnings}");
+    assert_eq!(
+        app["grace"]["warm_samples"], 1,
+        "{app}\nup's stderr:\n{warnings}"
+    );
 }
