@@ -18,4 +18,5 @@ pub mod probe;
 pub mod rollout;
 pub mod signal;
 pub mod supervisor;
+pub(crate) mod tls;
 pub mod url;

@@ -269,7 +269,7 @@ impl WebhookTarget {
                 None => Ok(None),
             };
         }
-        crate::probe::tls::client_config(ca_file, None)
+        crate::tls::client_config(ca_file, None)
             .map(Some)
             .map_err(|(field, message)| NotifyError::Tls {
                 field: match field {
@@ -433,7 +433,7 @@ async fn post(
     let Some(config) = tls else {
         return exchange(target, stream, body).await;
     };
-    let stream = crate::probe::tls::handshake(config, &target.host, &target.authority, stream)
+    let stream = crate::tls::handshake(config, &target.host, &target.authority, stream)
         .await
         .map_err(|e| PostError {
             text: e.text,

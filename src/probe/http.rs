@@ -17,10 +17,10 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use super::address::map_url;
-use super::tls::ClientIdentity;
 use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::{HttpProbeSpec, JsonMatch};
 use crate::error_text::error_chain;
+use crate::tls::ClientIdentity;
 use crate::url::split_url;
 
 const KIND: &str = "http";
@@ -74,7 +74,7 @@ impl HttpTarget {
                 }
                 (80, None)
             }
-            "https" => (443, Some(super::tls::client_config(ca_file, identity)?)),
+            "https" => (443, Some(crate::tls::client_config(ca_file, identity)?)),
             other => {
                 return Err(in_url(format!(
                     "scheme {other:?} is not http:// or https://"
@@ -169,7 +169,7 @@ impl HttpConn {
         let io: Box<dyn Io> = match &target.tls {
             None => Box::new(stream),
             Some(config) => Box::new(
-                super::tls::handshake(config, &target.host, &target.authority, stream)
+                crate::tls::handshake(config, &target.host, &target.authority, stream)
                     .await
                     .map_err(|e| Failure::fail(e.text))?,
             ),
@@ -313,8 +313,8 @@ impl HttpProbe {
             }
         };
         let status_text = spec.status.clone().unwrap_or_else(|| "200-399".to_string());
-        let status =
-            parse_status(&status_text).map_err(|e| ProbeError::field(KIND, "status", e))?;
+        let status = parse_status(&status_text)
+            .map_err(|e| ProbeError::field(KIND, "status", e.to_string()))?;
         let mut headers = Vec::new();
         for (k, v) in &spec.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
@@ -448,17 +448,28 @@ impl Probe for HttpProbe {
     }
 }
 
+/// Why an `expect.status` text is not a list of status codes or ranges.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusListError {
+    #[error("{0:?} is not a status code")]
+    NotANumber(String),
+    #[error("{0} is not a status code (100-599)")]
+    OutOfRange(u16),
+    #[error("range {0:?} is empty")]
+    EmptyRange(String),
+}
+
 /// `"200-399"`, `"200"`, `"200,204,300-399"`.
-pub fn parse_status(text: &str) -> Result<Vec<(u16, u16)>, String> {
+pub fn parse_status(text: &str) -> Result<Vec<(u16, u16)>, StatusListError> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim) {
-        let code = |s: &str| -> Result<u16, String> {
+        let code = |s: &str| -> Result<u16, StatusListError> {
             let n: u16 = s
                 .trim()
                 .parse()
-                .map_err(|_| format!("{s:?} is not a status code"))?;
+                .map_err(|_| StatusListError::NotANumber(s.to_string()))?;
             if !(100..=599).contains(&n) {
-                return Err(format!("{n} is not a status code (100-599)"));
+                return Err(StatusListError::OutOfRange(n));
             }
             Ok(n)
         };
@@ -470,17 +481,28 @@ pub fn parse_status(text: &str) -> Result<Vec<(u16, u16)>, String> {
             }
         };
         if lo > hi {
-            return Err(format!("range {part:?} is empty"));
+            return Err(StatusListError::EmptyRange(part.to_string()));
         }
         out.push((lo, hi));
     }
     Ok(out)
 }
 
+/// Why a plain GET gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GetError {
+    #[error("{0}")]
+    Url(String),
+    #[error("no answer from {url} within {after}")]
+    Timeout { url: String, after: String },
+    #[error("{0}")]
+    Request(String),
+}
+
 /// One plain-HTTP GET (used by `muster status` to ask a running muster):
-/// returns the status code and body, or a reason.
-pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
-    let target = HttpTarget::parse(url, &ProbeContext::default())?;
+/// returns the status code and body, or why not.
+pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), GetError> {
+    let target = HttpTarget::parse(url, &ProbeContext::default()).map_err(GetError::Url)?;
     let mut conn = HttpConn::new();
     match tokio::time::timeout(
         timeout,
@@ -488,11 +510,11 @@ pub async fn get(url: &str, timeout: Duration) -> Result<(u16, Bytes), String> {
     )
     .await
     {
-        Err(_) => Err(format!(
-            "no answer from {url} within {}",
-            crate::duration::format(timeout)
-        )),
-        Ok(Err(f)) => Err(f.reason),
+        Err(_) => Err(GetError::Timeout {
+            url: url.to_string(),
+            after: crate::duration::format(timeout),
+        }),
+        Ok(Err(f)) => Err(GetError::Request(f.reason)),
         Ok(Ok(resp)) => Ok((resp.status.as_u16(), resp.body)),
     }
 }

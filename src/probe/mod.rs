@@ -136,7 +136,6 @@ pub mod http;
 pub mod nats;
 pub mod redis;
 pub mod tcp;
-pub(crate) mod tls;
 
 pub use address::{AddressMode, PublishedPorts};
 

@@ -11,9 +11,9 @@ use hyper::Method;
 
 use super::address::map_url;
 use super::http::{HttpConn, HttpTarget};
-use super::tls::ClientIdentity;
 use super::{Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::NatsProbeSpec;
+use crate::tls::ClientIdentity;
 use crate::url::split_url;
 
 const KIND: &str = "nats";
@@ -119,7 +119,7 @@ impl NatsProbe {
             }
             if !https_monitor {
                 // async-nats reads it when it connects; a bad file is a config error now.
-                super::tls::read_ca_file(path)
+                crate::tls::read_ca_file(path)
                     .map_err(|e| ProbeError::field(KIND, "ca_file", e))?;
             }
         }

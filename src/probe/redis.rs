@@ -9,9 +9,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ErrorKind, RedisError, Value};
 
 use super::address::map_url;
-use super::tls::ClientIdentity;
 use super::{dns_reason, Failure, Probe, ProbeContext, ProbeError, ProbeFuture, ProbeOutcome};
 use crate::compose::xmuster::RedisProbeSpec;
+use crate::tls::ClientIdentity;
 use crate::url::split_url;
 
 const KIND: &str = "redis";
@@ -98,7 +98,7 @@ impl RedisProbe {
                 ))
             }
             Some(path) => Some(
-                super::tls::read_ca_file(std::path::Path::new(path))
+                crate::tls::read_ca_file(std::path::Path::new(path))
                     .map_err(|e| ProbeError::field(KIND, "ca_file", e))?,
             ),
         };

@@ -1,5 +1,5 @@
 //! TLS client settings for `https://` probes (the http probe and the NATS
-//! monitor URL): rustls with the ring provider, as redis (`rediss://`) and
+//! monitor URL) and webhooks, a leaf so that both can use it: rustls with the ring provider, as redis (`rediss://`) and
 //! async-nats use it, trusting the system's roots or, when given, the CA
 //! certificates of a PEM file instead (a stack's own CA), and presenting a
 //! client certificate when the probe names one (mutual TLS).
