@@ -166,7 +166,9 @@ async fn fetch_live(listen: &str) -> Result<StackSnapshot, String> {
     } else {
         format!("http://{listen}/status")
     };
-    let (code, body) = muster::probe::http::get(&url, Duration::from_millis(1500)).await?;
+    let (code, body) = muster::probe::http::get(&url, Duration::from_millis(1500))
+        .await
+        .map_err(|e| e.to_string())?;
     if code != 200 {
         return Err(format!("{url} answered HTTP {code}"));
     }

@@ -158,14 +158,37 @@ fn describe(e: &InterpolateError) -> String {
     }
 }
 
-/// Reads and parses a dotenv file; the error names `path:line`.
+/// Why a dotenv file could not be used; names `path` (and `path:line`).
+#[derive(Debug, thiserror::Error)]
+pub enum DotenvError {
+    #[error("{}: cannot read env file: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Parse {
+        path: std::path::PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// Reads and parses a dotenv file.
 pub fn read_dotenv(
     path: &Path,
     lookup: &HashMap<String, String>,
-) -> Result<Vec<(String, String)>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read env file: {e}", path.display()))?;
-    parse_dotenv(&text, lookup).map_err(|e| format!("{}:{}: {}", path.display(), e.line, e.message))
+) -> Result<Vec<(String, String)>, DotenvError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DotenvError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_dotenv(&text, lookup).map_err(|e| DotenvError::Parse {
+        path: path.to_path_buf(),
+        line: e.line,
+        message: e.message,
+    })
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@ pub enum ComposeError {
     Io { path: PathBuf, message: String },
     #[error("no compose file found in {} or its parents (looked for compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml)", dir.display())]
     NoComposeFile { dir: PathBuf },
-    #[error("{0}")]
-    EnvFile(String),
+    #[error(transparent)]
+    EnvFile(#[from] super::env::DotenvError),
     /// YAML syntax errors, alias bombs, duplicate keys.
     #[error("{pos}: {message}")]
     Yaml { pos: Pos, message: String },

@@ -17,6 +17,11 @@ pub enum EngineError {
     PermissionDenied { host: String },
     #[error("{what} not found")]
     NotFound { what: String },
+    #[error("{what}: no answer from the Docker engine within {after:?}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
     #[error("{context}: {source}")]
     Api {
         context: String,

@@ -24,7 +24,7 @@ use bollard::query_parameters::{EventsOptions, InspectContainerOptions};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::{labels, Action, Engine, EngineEvent};
+use super::{labels, Action, Engine, EngineError, EngineEvent};
 
 /// A container as inspect shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Default for Reconnect {
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Inspects one container.
-pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, String> {
+pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, EngineError> {
     let c = tokio::time::timeout(
         CALL_TIMEOUT,
         engine
@@ -93,8 +93,11 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, String
             .inspect_container(id, None::<InspectContainerOptions>),
     )
     .await
-    .map_err(|_| format!("inspect {id}: no answer within {CALL_TIMEOUT:?}"))?
-    .map_err(|e| format!("inspect {id}: {e}"))?;
+    .map_err(|_| EngineError::Timeout {
+        what: format!("inspect container {id}"),
+        after: CALL_TIMEOUT,
+    })?
+    .map_err(|e| EngineError::api(format!("inspect container {id}"), e))?;
     let state = c.state.unwrap_or_default();
     let config = c.config.unwrap_or_default();
     let container_labels = config.labels.unwrap_or_default();
@@ -135,11 +138,16 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, String
 }
 
 /// Every container of the project, found by its Compose labels, inspected.
-pub async fn list_project(engine: &Engine, project: &str) -> Result<Vec<ContainerState>, String> {
+pub async fn list_project(
+    engine: &Engine,
+    project: &str,
+) -> Result<Vec<ContainerState>, EngineError> {
     let list = tokio::time::timeout(CALL_TIMEOUT, engine.list_project_containers(project, None))
         .await
-        .map_err(|_| format!("list containers: no answer within {CALL_TIMEOUT:?}"))?
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| EngineError::Timeout {
+            what: format!("list the containers of project {project}"),
+            after: CALL_TIMEOUT,
+        })??;
     let inspections = list.iter().map(|c| inspect(engine, &c.id));
     let mut out = Vec::with_capacity(list.len());
     for (summary, result) in list

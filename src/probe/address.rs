@@ -73,13 +73,25 @@ impl std::str::FromStr for AddressMode {
     }
 }
 
+/// A probe that must go through a published port the service does not publish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "service {host:?} does not publish container port {port}; muster runs on the host \
+     (probe address mode `host`) and reaches services through published ports only: \
+     publish the port (`ports: [\"{port}\"]`) or run muster on the compose network"
+)]
+pub struct NotPublished {
+    pub host: String,
+    pub port: u16,
+}
+
 /// Maps `host:port` for the given mode. Returns the host and port to dial.
 pub fn map_host_port(
     mode: AddressMode,
     published: &PublishedPorts,
     host: &str,
     port: u16,
-) -> Result<(String, u16), String> {
+) -> Result<(String, u16), NotPublished> {
     if mode.effective() != AddressMode::Host {
         return Ok((host.to_string(), port));
     }
@@ -87,11 +99,10 @@ pub fn map_host_port(
         None => Ok((host.to_string(), port)),
         Some(ports) => match ports.get(&port) {
             Some(host_port) => Ok(("127.0.0.1".to_string(), *host_port)),
-            None => Err(format!(
-                "service {host:?} does not publish container port {port}; muster runs on the host \
-                 (probe address mode `host`) and reaches services through published ports only: \
-                 publish the port (`ports: [\"{port}\"]`) or run muster on the compose network"
-            )),
+            None => Err(NotPublished {
+                host: host.to_string(),
+                port,
+            }),
         },
     }
 }
@@ -106,7 +117,8 @@ pub(crate) fn map_url(
 ) -> Result<String, String> {
     let parts = split_url(url)?;
     let port = parts.port.unwrap_or(default_port);
-    let (host, port) = map_host_port(mode, published, parts.host, port)?;
+    let (host, port) =
+        map_host_port(mode, published, parts.host, port).map_err(|e| e.to_string())?;
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
@@ -153,7 +165,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(other, "http://example.test:8080/x?y");
-        let err = map_host_port(AddressMode::Host, &published(), "redis", 6380).unwrap_err();
+        let err = map_host_port(AddressMode::Host, &published(), "redis", 6380)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("6380") && err.contains("redis"), "{err}");
     }
 }

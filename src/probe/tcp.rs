@@ -41,7 +41,7 @@ impl TcpProbe {
             ));
         }
         let (host, port) = map_host_port(ctx.address_mode, &ctx.published, host, port)
-            .map_err(|e| ProbeError::field(KIND, "address", e))?;
+            .map_err(|e| ProbeError::field(KIND, "address", e.to_string()))?;
         Ok(TcpProbe {
             host,
             port,

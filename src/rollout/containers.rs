@@ -298,6 +298,21 @@ pub async fn unpublish(engine: &Engine, id: &str, networks: &[String]) -> Result
     Ok(())
 }
 
+/// Why a command could not be run inside a container (a command that ran
+/// and failed is not an error: its exit code is returned).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{step} in {container}: {source}")]
+    Engine {
+        step: &'static str,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("did not finish within {0}")]
+    Timeout(String),
+}
+
 /// Runs `sh -c command` inside a container; the exit code and the output's tail.
 pub async fn exec_shell(
     engine: &Engine,
@@ -305,7 +320,14 @@ pub async fn exec_shell(
     command: &str,
     env: Vec<String>,
     timeout: Duration,
-) -> Result<(i64, String), String> {
+) -> Result<(i64, String), ExecError> {
+    let fail = |step: &'static str| {
+        move |source| ExecError::Engine {
+            step,
+            container: short(id).to_string(),
+            source,
+        }
+    };
     let docker = engine.docker();
     let run = async {
         let exec = docker
@@ -324,12 +346,12 @@ pub async fn exec_shell(
                 },
             )
             .await
-            .map_err(|e| format!("exec in {}: {e}", short(id)))?;
+            .map_err(fail("exec"))?;
         let mut output = String::new();
         if let StartExecResults::Attached { output: mut s, .. } = docker
             .start_exec(&exec.id, None)
             .await
-            .map_err(|e| format!("exec start in {}: {e}", short(id)))?
+            .map_err(fail("exec start"))?
         {
             while let Some(chunk) = s.next().await {
                 match chunk {
@@ -337,24 +359,21 @@ pub async fn exec_shell(
                         output.push_str(&String::from_utf8_lossy(&log.into_bytes()))
                     }
                     Ok(_) => {}
-                    Err(e) => return Err(format!("exec output: {e}")),
+                    Err(e) => return Err(fail("exec output")(e)),
                 }
             }
         }
         let code = docker
             .inspect_exec(&exec.id)
             .await
-            .map_err(|e| format!("exec inspect: {e}"))?
+            .map_err(fail("exec inspect"))?
             .exit_code
             .unwrap_or(-1);
         Ok((code, crate::probe::tail(&output, 200)))
     };
     match tokio::time::timeout(timeout, run).await {
         Ok(r) => r,
-        Err(_) => Err(format!(
-            "did not finish within {}",
-            crate::duration::format(timeout)
-        )),
+        Err(_) => Err(ExecError::Timeout(crate::duration::format(timeout))),
     }
 }
 

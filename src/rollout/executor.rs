@@ -28,7 +28,7 @@ use tokio::sync::{watch, Mutex};
 use super::containers::{self, endpoints, observe, without_aliases, Observed};
 use super::options::{FailureAction, Order, PreStop, RolloutOptions};
 use super::progress::{Event, EventKind, Progress};
-use super::readiness::{image_health, Checker, ReadinessOptions, ReadinessPlan};
+use super::readiness::{image_health, Checker, NotReady, ReadinessOptions, ReadinessPlan};
 use super::revisions::{InProgress, ServiceLock, REVISION_LABEL};
 use super::RolloutError;
 use crate::clock::now_ms;
@@ -230,7 +230,7 @@ impl Executor<'_> {
                 Err(e) => {
                     return Err(RolloutError::Service {
                         service: self.service().to_string(),
-                        message: e,
+                        message: e.to_string(),
                     })
                 }
             };
@@ -246,7 +246,7 @@ impl Executor<'_> {
                     self.reporter
                         .report(EventKind::ContainerFailed {
                             container: c.name.clone(),
-                            reason,
+                            reason: reason.to_string(),
                         })
                         .await;
                     self.take_out(&c.id, &c.name, &networks, true, "not ready")
@@ -432,9 +432,9 @@ impl Executor<'_> {
             let checker = readiness
                 .checker(self.engine, &observed)
                 .await
-                .map_err(|message| RolloutError::Service {
+                .map_err(|e| RolloutError::Service {
                     service: self.service().to_string(),
-                    message,
+                    message: e.to_string(),
                 })?;
             checkers.push(checker);
         }
@@ -459,13 +459,13 @@ impl Executor<'_> {
                     ready.push((new, checker));
                 }
                 Err(reason) => {
-                    let interrupted = reason == "interrupted";
+                    let interrupted = reason == NotReady::Interrupted;
                     if !interrupted {
                         failed += 1;
                         self.reporter
                             .report(EventKind::ContainerFailed {
                                 container: new.name.clone(),
-                                reason,
+                                reason: reason.to_string(),
                             })
                             .await;
                     }
@@ -540,7 +540,7 @@ impl Executor<'_> {
                         })
                         .await;
                 }
-                Err(reason) if reason == "interrupted" => {
+                Err(NotReady::Interrupted) => {
                     self.take_out(
                         &new.id,
                         &new.name,

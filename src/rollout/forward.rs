@@ -182,14 +182,18 @@ impl Rollouts {
             service: name.to_string(),
             message,
         };
-        let mut options = options::resolve(flags, spec, rollback).map_err(err)?;
+        let mut options =
+            options::resolve(flags, spec, rollback).map_err(|e| err(e.to_string()))?;
         let image = spec.image.clone().unwrap_or_default();
         let plan = ReadinessPlan::new(
             spec,
             &self.settings,
             image_health(&self.engine, &image).await,
         );
-        if let Some(warning) = options.check_monitor(plan.minimum_monitor()).map_err(err)? {
+        if let Some(warning) = options
+            .check_monitor(plan.minimum_monitor())
+            .map_err(|e| err(e.to_string()))?
+        {
             reporter.warn(warning).await;
         }
         if options.order == Order::StartFirst {

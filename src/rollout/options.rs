@@ -205,11 +205,46 @@ enum ExtPreStop {
     Exec(String),
 }
 
-fn extension(service: &Service) -> Result<Extension, String> {
+/// Why a service's rollout settings cannot be used: each names the flag or
+/// the compose key, and what to give instead.
+#[derive(Debug, thiserror::Error)]
+pub enum OptionsError {
+    #[error("services.{service}.{EXTENSION}: {source}")]
+    Extension {
+        service: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A compose key with a value that cannot be used (`path` is the whole key).
+    #[error("{path}: {message}")]
+    Key { path: String, message: String },
+    #[error("--max-failure-ratio {0}: must be between 0 and 1 (a fraction of the replicas)")]
+    FailureRatio(f64),
+    #[error(
+        "--order stop-first takes containers down before their replacements are ready, \
+         so --max-unavailable must be at least 1 (it is 0); use --order start-first to keep capacity"
+    )]
+    StopFirstWithoutUnavailable,
+    #[error(
+        "--history-limit {0}: must be at least 2 (the running revision and the one to go back to)"
+    )]
+    HistoryLimit(u32),
+    #[error("--progress-deadline must be more than 0s")]
+    ZeroProgressDeadline,
+    /// The monitor window is shorter than the readiness check needs to fail once.
+    #[error("{shortfall}; give --monitor {required} or more, or --force")]
+    MonitorTooShort { shortfall: String, required: String },
+}
+
+fn extension(service: &Service) -> Result<Extension, OptionsError> {
     match service.extensions.get(EXTENSION) {
         None => Ok(Extension::default()),
-        Some(value) => serde_json::from_value(value.clone())
-            .map_err(|e| format!("services.{}.{EXTENSION}: {e}", service.name)),
+        Some(value) => {
+            serde_json::from_value(value.clone()).map_err(|source| OptionsError::Extension {
+                service: service.name.clone(),
+                source,
+            })
+        }
     }
 }
 
@@ -219,7 +254,7 @@ pub fn resolve(
     flags: &RolloutFlags,
     service: &Service,
     rollback: bool,
-) -> Result<RolloutOptions, String> {
+) -> Result<RolloutOptions, OptionsError> {
     let deploy = service.deploy.clone().unwrap_or_default();
     let (config, config_name) = match (rollback, &deploy.rollback_config) {
         (true, Some(c)) => (c.clone(), "rollback_config"),
@@ -300,8 +335,9 @@ pub fn resolve(
     let order = match flags.order {
         Some(o) => o,
         None => match order.as_deref() {
-            Some(text) => text.parse().map_err(|e| {
-                format!("services.{}.deploy.{config_name}.order: {e}", service.name)
+            Some(text) => text.parse::<Order>().map_err(|e| OptionsError::Key {
+                path: format!("services.{}.deploy.{config_name}.order", service.name),
+                message: e,
             })?,
             None => Order::StartFirst,
         },
@@ -309,11 +345,12 @@ pub fn resolve(
     let failure_action = match flags.failure_action {
         Some(a) => a,
         None => match failure_action.as_deref() {
-            Some(text) => text.parse().map_err(|e| {
-                format!(
-                    "services.{}.deploy.{config_name}.failure_action: {e}",
+            Some(text) => text.parse().map_err(|e| OptionsError::Key {
+                path: format!(
+                    "services.{}.deploy.{config_name}.failure_action",
                     service.name
-                )
+                ),
+                message: e,
             })?,
             None => FailureAction::Rollback,
         },
@@ -321,9 +358,7 @@ pub fn resolve(
     let parallelism = flags.parallelism.or(parallelism).unwrap_or(1);
     let max_failure_ratio = flags.max_failure_ratio.or(max_failure_ratio).unwrap_or(0.0);
     if !(0.0..=1.0).contains(&max_failure_ratio) || max_failure_ratio.is_nan() {
-        return Err(format!(
-            "--max-failure-ratio {max_failure_ratio}: must be between 0 and 1 (a fraction of the replicas)"
-        ));
+        return Err(OptionsError::FailureRatio(max_failure_ratio));
     }
     let max_unavailable = flags
         .max_unavailable
@@ -333,34 +368,30 @@ pub fn resolve(
             Order::StopFirst => parallelism.max(1),
         });
     if order == Order::StopFirst && max_unavailable == 0 {
-        return Err(
-            "--order stop-first takes containers down before their replacements are ready, \
-             so --max-unavailable must be at least 1 (it is 0); use --order start-first to keep capacity"
-                .to_string(),
-        );
+        return Err(OptionsError::StopFirstWithoutUnavailable);
     }
     let history_limit = flags
         .history_limit
         .or(ext.history_limit)
         .unwrap_or(DEFAULT_HISTORY_LIMIT);
     if history_limit < 2 {
-        return Err(format!(
-            "--history-limit {history_limit}: must be at least 2 (the running revision and the one to go back to)"
-        ));
+        return Err(OptionsError::HistoryLimit(history_limit));
     }
     let progress_deadline = flags
         .progress_deadline
         .or(ext.progress_deadline)
         .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
     if progress_deadline.is_zero() {
-        return Err("--progress-deadline must be more than 0s".to_string());
+        return Err(OptionsError::ZeroProgressDeadline);
     }
     let pre_stop = match (&flags.pre_stop, &ext.pre_stop) {
         (Some(p), _) => Some(p.clone()),
-        (None, Some(ExtPreStop::Http(text))) => Some(
-            PreStop::http(text)
-                .map_err(|e| format!("services.{}.{EXTENSION}.pre_stop.http: {e}", service.name))?,
-        ),
+        (None, Some(ExtPreStop::Http(text))) => {
+            Some(PreStop::http(text).map_err(|e| OptionsError::Key {
+                path: format!("services.{}.{EXTENSION}.pre_stop.http", service.name),
+                message: e.to_string(),
+            })?)
+        }
         (None, Some(ExtPreStop::Exec(command))) => Some(PreStop::Exec {
             command: command.clone(),
         }),
@@ -394,7 +425,7 @@ impl RolloutOptions {
     pub fn check_monitor(
         &mut self,
         required: Option<(Duration, String)>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, OptionsError> {
         let given = self.sources.get("monitor").map(String::as_str) != Some("default");
         let Some((required, why)) = required else {
             if !given {
@@ -417,10 +448,10 @@ impl RolloutOptions {
         if self.force {
             Ok(Some(format!("{message} (kept because of --force)")))
         } else {
-            Err(format!(
-                "{message}; give --monitor {} or more, or --force",
-                duration::format(required)
-            ))
+            Err(OptionsError::MonitorTooShort {
+                shortfall: message,
+                required: duration::format(required),
+            })
         }
     }
 
@@ -519,6 +550,7 @@ mod tests {
         };
         assert!(resolve(&flags, &s, false)
             .unwrap_err()
+            .to_string()
             .contains("--max-unavailable"));
         let flags = RolloutFlags {
             max_failure_ratio: Some(1.5),
@@ -539,7 +571,7 @@ mod tests {
             false,
         )
         .unwrap();
-        let e = o.check_monitor(need.clone()).unwrap_err();
+        let e = o.check_monitor(need.clone()).unwrap_err().to_string();
         assert!(
             e.contains("--monitor 30s") && e.contains("retries 3"),
             "{e}"
@@ -575,7 +607,9 @@ mod tests {
         );
         s.extensions
             .insert(EXTENSION.into(), serde_json::json!({"drian": "3s"}));
-        let e = resolve(&RolloutFlags::default(), &s, false).unwrap_err();
+        let e = resolve(&RolloutFlags::default(), &s, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("x-muster-rollout") && e.contains("drian"), "{e}");
         assert!(PreStop::http("FETCH http://x").is_err());
         assert!(PreStop::http("https://x").is_err());

@@ -64,6 +64,28 @@ pub struct ReadinessPlan {
     pub namespace: String,
 }
 
+/// Why a container is not (or no longer) ready.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The check's own reason (a probe failed out, the container exited,
+    /// its healthcheck said unhealthy).
+    #[error("{0}")]
+    Failed(String),
+    #[error("not ready within the progress deadline {deadline} (last: {last})")]
+    Deadline { deadline: String, last: String },
+    /// The rollout was asked to stop (Ctrl-C, SIGTERM).
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// A probe of `x-muster.probes` that cannot be set up for a container.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("x-muster.probes[{index}]: {message}")]
+pub struct ProbeSetupError {
+    pub index: usize,
+    pub message: String,
+}
+
 /// What readiness needs of muster's settings (built by the settings from
 /// flags, environment, the config file and defaults).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -171,8 +193,13 @@ impl ReadinessPlan {
         }
     }
 
-    /// A checker for one container.
-    pub async fn checker(&self, engine: &Engine, container: &Observed) -> Result<Checker, String> {
+    /// A checker for one container (a probe of `x-muster.probes` that cannot
+    /// be set up for it is an error).
+    pub async fn checker(
+        &self,
+        engine: &Engine,
+        container: &Observed,
+    ) -> Result<Checker, ProbeSetupError> {
         let now = Instant::now();
         let kind = match &self.basis {
             Basis::Running => CheckKind::Running,
@@ -183,7 +210,7 @@ impl ReadinessPlan {
                     let probe = self
                         .build_probe(engine, container, spec)
                         .await
-                        .map_err(|e| format!("x-muster.probes[{index}]: {e}"))?;
+                        .map_err(|message| ProbeSetupError { index, message })?;
                     probes.push(ProbeSlot {
                         timing: spec.timing.clone(),
                         probe,
@@ -408,22 +435,22 @@ impl Checker {
         engine: &Engine,
         deadline: Duration,
         cancel: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Result<String, String> {
+    ) -> Result<String, NotReady> {
         let until = Instant::now() + deadline;
         loop {
             let last = match self.poll(engine).await {
                 Verdict::Ready(detail) => return Ok(detail),
-                Verdict::Failed(reason) => return Err(reason),
+                Verdict::Failed(reason) => return Err(NotReady::Failed(reason)),
                 Verdict::Pending(reason) => reason,
             };
             if Instant::now() >= until {
-                return Err(format!(
-                    "not ready within the progress deadline {} (last: {last})",
-                    crate::duration::format(deadline)
-                ));
+                return Err(NotReady::Deadline {
+                    deadline: crate::duration::format(deadline),
+                    last,
+                });
             }
             if *cancel.borrow() {
-                return Err("interrupted".to_string());
+                return Err(NotReady::Interrupted);
             }
             let tick = self.tick();
             tokio::select! {
@@ -444,20 +471,24 @@ impl Checker {
         engine: &Engine,
         window: Duration,
         cancel: &mut tokio::sync::watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotReady> {
         let until = Instant::now() + window;
         loop {
             match self.poll(engine).await {
                 Verdict::Ready(_) => {}
-                Verdict::Failed(reason) => return Err(reason),
-                Verdict::Pending(reason) if reason.starts_with("not ready") => return Err(reason),
-                Verdict::Pending(reason) => return Err(format!("not ready: {reason}")),
+                Verdict::Failed(reason) => return Err(NotReady::Failed(reason)),
+                Verdict::Pending(reason) if reason.starts_with("not ready") => {
+                    return Err(NotReady::Failed(reason))
+                }
+                Verdict::Pending(reason) => {
+                    return Err(NotReady::Failed(format!("not ready: {reason}")))
+                }
             }
             if Instant::now() >= until {
                 return Ok(());
             }
             if *cancel.borrow() {
-                return Err("interrupted".to_string());
+                return Err(NotReady::Interrupted);
             }
             let left = until.saturating_duration_since(Instant::now());
             let tick = self.tick().min(left);

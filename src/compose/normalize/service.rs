@@ -91,7 +91,7 @@ pub(super) fn service(
             }
             let env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
             let pairs = crate::compose::env::read_dotenv(&file.path, &env)
-                .map_err(|m| err(ef, &format!("{}[{i}]", f("env_file")), m))?;
+                .map_err(|m| err(ef, &format!("{}[{i}]", f("env_file")), m.to_string()))?;
             for (k, v) in pairs {
                 svc.environment.insert(k, Some(v));
             }
