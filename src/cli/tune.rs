@@ -13,23 +13,8 @@ use super::{CliResult, Global, TuneArgs};
 
 pub fn run(global: &Global, settings: &Settings, args: &TuneArgs) -> CliResult {
     let project = super::compose::load_project(global)?;
-    let unknown: Vec<&String> = args
-        .services
-        .iter()
-        .filter(|s| !project.services.contains_key(*s))
-        .collect();
-    if !unknown.is_empty() {
-        let known: Vec<&str> = project.services.keys().map(String::as_str).collect();
-        return Err(format!(
-            "no such service: {} (the project has: {})",
-            unknown
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            known.join(", ")
-        )
-        .into());
+    for name in &args.services {
+        project.service(name)?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

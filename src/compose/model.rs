@@ -34,6 +34,43 @@ pub struct Project {
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
+/// A service name the project does not have (given on the command line or
+/// asked of a running muster). The one error for it, wherever it is found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no such service: {name} (project {project} has: {known}){hint}")]
+pub struct UnknownService {
+    pub name: String,
+    pub project: String,
+    /// The project's services, comma-separated.
+    pub known: String,
+    /// Why, when the name is a service its profiles leave out.
+    pub hint: String,
+}
+
+impl Project {
+    /// The service called `name`, or an error that lists the ones there are.
+    pub fn service(&self, name: &str) -> Result<&Service, UnknownService> {
+        self.services.get(name).ok_or_else(|| self.unknown(name))
+    }
+
+    /// The error for a name this project has no service for.
+    pub fn unknown(&self, name: &str) -> UnknownService {
+        let hint = if self.disabled_services.iter().any(|s| s == name) {
+            "; it is defined but not enabled by the selected profiles: \
+             add its profile with --profile or COMPOSE_PROFILES"
+                .to_string()
+        } else {
+            String::new()
+        };
+        UnknownService {
+            name: name.to_string(),
+            project: self.name.clone(),
+            known: self.services.keys().cloned().collect::<Vec<_>>().join(", "),
+            hint,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Service {
     pub name: String,
@@ -328,4 +365,37 @@ pub struct Volume {
     pub external: bool,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_service_lists_the_known_ones_and_says_when_a_profile_leaves_it_out() {
+        let mut p = Project {
+            name: "shop".into(),
+            disabled_services: vec!["debug".into()],
+            ..Default::default()
+        };
+        for n in ["api", "db"] {
+            p.services.insert(
+                n.into(),
+                Service {
+                    name: n.into(),
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(p.service("api").map(|s| s.name.as_str()), Ok("api"));
+        let e = p.service("nope").unwrap_err().to_string();
+        assert_eq!(e, "no such service: nope (project shop has: api, db)");
+        let e = p.service("debug").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "no such service: debug (project shop has: api, db); it is defined but not enabled"
+            ) && e.contains("--profile"),
+            "{e}"
+        );
+    }
 }

@@ -58,12 +58,8 @@ use revisions::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
-    #[error("no such service: {name} (project {project} has: {known})")]
-    UnknownService {
-        name: String,
-        project: String,
-        known: String,
-    },
+    #[error(transparent)]
+    UnknownService(#[from] crate::compose::UnknownService),
     #[error("service {service} is not running ({detail}): a rollout replaces running containers; start it first with `muster up {service}`")]
     NotRunning { service: String, detail: String },
     #[error("service {service}: image {image} is not present on the engine (muster never pulls: build or load it first); nothing was changed")]
@@ -156,20 +152,7 @@ struct Drive {
 
 impl Rollouts {
     fn service(&self, name: &str) -> Result<&Service, RolloutError> {
-        self.project
-            .services
-            .get(name)
-            .ok_or_else(|| RolloutError::UnknownService {
-                name: name.to_string(),
-                project: self.project.name.clone(),
-                known: self
-                    .project
-                    .services
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+        Ok(self.project.service(name)?)
     }
 
     fn reporter(&self, service: &str, record: Option<InProgress>) -> Reporter {

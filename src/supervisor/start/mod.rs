@@ -78,12 +78,8 @@ pub struct ProbeGate {
 pub enum UpError {
     #[error(transparent)]
     Engine(#[from] EngineError),
-    #[error("no such service: {name} (project {project} has: {known})")]
-    UnknownService {
-        name: String,
-        project: String,
-        known: String,
-    },
+    #[error(transparent)]
+    UnknownService(#[from] crate::compose::UnknownService),
     #[error("service {service} depends on {dependency}, which is not defined (or not enabled by a profile)")]
     MissingDependency { service: String, dependency: String },
     #[error("dependency cycle: {}", .0.join(" -> "))]
@@ -441,18 +437,7 @@ fn select(
     no_deps: bool,
 ) -> Result<(BTreeSet<String>, Vec<String>), UpError> {
     for name in wanted {
-        if !project.services.contains_key(name) {
-            return Err(UpError::UnknownService {
-                name: name.clone(),
-                project: project.name.clone(),
-                known: project
-                    .services
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
+        project.service(name)?;
     }
     let mut selected = BTreeSet::new();
     let mut skipped = Vec::new();
@@ -605,7 +590,7 @@ mod tests {
         assert_eq!(lv["d"], 2);
         assert!(matches!(
             select(&p, &["zz".into()], false),
-            Err(UpError::UnknownService { .. })
+            Err(UpError::UnknownService(_))
         ));
     }
 
