@@ -126,6 +126,31 @@ impl ConfRedis {
         format!("redis://{user}:{password}@127.0.0.1:{}", self.port)
     }
 
+    /// Waits until `needle` is in one of the append-only files (the write
+    /// Redis does at most a second or two after it answered, with everysec).
+    fn wait_in_aof(&self, needle: &[u8], within: Duration) {
+        let aof_dir = self.dir.path().join("appendonlydir");
+        let until = std::time::Instant::now() + within;
+        loop {
+            let found = std::fs::read_dir(&aof_dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read(e.path()).ok())
+                .any(|bytes| bytes.windows(needle.len()).any(|w| w == needle));
+            if found {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{:?} not in {} after {within:?}",
+                String::from_utf8_lossy(needle),
+                aof_dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL (no shutdown save) and start again on the same port and dir.
     fn kill_and_restart(&mut self) {
         self.kill();
@@ -346,8 +371,13 @@ async fn history_store_works_as_the_muster_user_and_not_as_the_agent_user() {
         Ok(())
     );
 
-    // Persistence: appendonly + everysec keeps what was acknowledged across a
-    // SIGKILL (no shutdown save happens).
+    // Persistence: appendonly + everysec keeps what reached the append-only
+    // file across a SIGKILL (no shutdown save happens). With everysec Redis
+    // may answer before it writes the file (it postpones the write while a
+    // background fsync is slow, as on a loaded machine) and promises only
+    // "at most a second lost": wait until the last write is in the file,
+    // then kill.
+    redis.wait_in_aof(b"ops-2", Duration::from_secs(15));
     redis.kill_and_restart();
     let again = HistoryStore::redis(&redis.url("muster", &muster_pw), NS, "proj")
         .await
