@@ -128,8 +128,10 @@ async fn until_ok(p: &mut Box<dyn Probe>, within: Duration) -> ProbeOutcome {
     }
 }
 
+/// One run. The bound is generous: an exec through the engine takes a few
+/// hundred ms on a quiet machine and more on a loaded CI one.
 async fn once(p: &mut Box<dyn Probe>) -> ProbeOutcome {
-    run_once(p.as_mut(), Duration::from_secs(2)).await
+    run_once(p.as_mut(), Duration::from_secs(10)).await
 }
 
 const WEB: &[&str] = &[
@@ -276,14 +278,17 @@ async fn exec_and_docker_probes_against_a_container() {
         ..Default::default()
     };
 
-    let mut ok = probe("exec: { command: [sh, -c, \"echo fine\"] }\n", &ctx);
+    let mut ok = probe(
+        "exec: { command: [sh, -c, \"echo fine\"] }\ntimeout: 10s\n",
+        &ctx,
+    );
     let outcome = once(&mut ok).await;
     assert!(
         outcome.is_ok() && outcome.reason.contains("fine"),
         "{outcome:?}"
     );
     let mut bad = probe(
-        "exec: { command: [sh, -c, \"echo not-yet >&2; exit 3\"] }\n",
+        "exec: { command: [sh, -c, \"echo not-yet >&2; exit 3\"] }\ntimeout: 10s\n",
         &ctx,
     );
     let outcome = once(&mut bad).await;
@@ -308,7 +313,7 @@ async fn exec_and_docker_probes_against_a_container() {
         "{}",
         outcome.reason
     );
-    let mut touch = probe("exec: { command: [touch, /tmp/ok] }\n", &ctx);
+    let mut touch = probe("exec: { command: [touch, /tmp/ok] }\ntimeout: 10s\n", &ctx);
     assert!(once(&mut touch).await.is_ok());
     let outcome = until_ok(&mut health, Duration::from_secs(15)).await;
     assert!(
