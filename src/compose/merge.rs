@@ -1,11 +1,17 @@
-//! Merging a later compose file over an earlier one with Compose's rules:
-//! mappings merge key by key; `command`, `entrypoint`, `healthcheck.test`,
-//! `profiles` and scalars are replaced; `ports` merge by container port and
-//! protocol, `volumes` by target; `environment`, `labels`, `build.args`,
-//! `extra_hosts`, `sysctls`, `annotations` merge by key (list or map form);
-//! `depends_on` and `networks` merge by name; `env_file` appends without
-//! duplicates; other lists append without duplicates. A value tagged `!reset`
-//! removes what came before; `!override` replaces it without merging.
+//! Merging a later compose file over an earlier one with Compose's rules
+//! (compose-go `override/merge.go` and `override/uncity.go`): mappings merge
+//! key by key; `command`, `entrypoint`, `healthcheck.test` and scalars are
+//! replaced; `profiles`, `dns`, `dns_opt`, `dns_search` and `tmpfs` append
+//! (a single string counts as a one-item list) without duplicates; `ports`
+//! append, and an entry equal to an earlier one (the same text, or the same
+//! host IP, published port, target and protocol) replaces it; `volumes` merge
+//! by target; `environment`, `labels`, `build.args`, `extra_hosts`,
+//! `sysctls`, `annotations` merge by key (list or map form); `depends_on` and
+//! `networks` merge by name; `env_file` appends without duplicates; other
+//! lists append without duplicates. A value tagged `!reset` removes what came
+//! before; `!override` replaces it without merging. After the last merge,
+//! [`enforce_unicity`] drops repeated `ports`, `volumes` and `expose`
+//! entries inside each service, as Compose does even for a single file.
 
 use super::yaml::{Key, Node, Tag, Value};
 
@@ -27,13 +33,16 @@ pub fn merge_top(base: Node, over: Node) -> Node {
 /// Merges two service definitions (also used by `extends`).
 pub fn merge_service(base: Node, over: Node) -> Node {
     merge_map_with(base, over, &|key, b, o| match key {
-        "command" | "entrypoint" | "profiles" | "dns" | "dns_opt" | "dns_search" | "tmpfs" => o,
+        "command" | "entrypoint" => o,
+        "profiles" | "dns" | "dns_opt" | "dns_search" | "tmpfs" => {
+            merge_list_by(as_seq(b), as_seq(o), scalar_key)
+        }
         "environment" | "labels" | "extra_hosts" | "sysctls" | "annotations" => {
             merge_map_generic(to_keyed_map(b, '='), to_keyed_map(o, '='))
         }
         "depends_on" => merge_map_generic(depends_on_map(b), depends_on_map(o)),
         "networks" => merge_map_generic(list_to_null_map(b), list_to_null_map(o)),
-        "ports" => merge_list_by(b, o, port_key),
+        "ports" => merge_list_by(b, o, port_identity),
         "volumes" => merge_list_by(b, o, volume_key),
         "env_file" => merge_list_by(b, o, env_file_key),
         "healthcheck" => merge_map_with(b, o, &|k, hb, ho| {
@@ -261,24 +270,87 @@ fn build_map(node: Node) -> Node {
     }
 }
 
-/// Container port + protocol of a short or long port entry.
-pub fn port_key(node: &Node) -> Option<String> {
-    match &node.value {
-        Value::Scalar { text, .. } => {
-            let (spec, proto) = text.rsplit_once('/').unwrap_or((text, "tcp"));
-            let target = spec.rsplit(':').next()?;
-            Some(format!("{target}/{proto}"))
+/// A lone scalar as a one-item list (`dns: 8.8.8.8`), anything else as it is.
+fn as_seq(node: Node) -> Node {
+    match node.value {
+        Value::Scalar { .. } if node.tag == Tag::None => {
+            let pos = node.pos.clone();
+            Node {
+                value: Value::Seq(vec![node]),
+                pos,
+                tag: Tag::None,
+            }
         }
+        _ => node,
+    }
+}
+
+fn scalar_key(node: &Node) -> Option<String> {
+    Some(node.to_json().to_string())
+}
+
+/// What makes two `ports` entries the same one (compose-go's port indexer):
+/// the whole text of a short entry; host IP (default 0.0.0.0), published
+/// port, target and protocol (default tcp) of a long one.
+pub fn port_identity(node: &Node) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(text.clone()),
         Value::Map(_) => {
-            let target = node.get("target")?.as_scalar()?;
-            let proto = node
-                .get("protocol")
-                .and_then(Node::as_scalar)
-                .unwrap_or("tcp");
-            Some(format!("{target}/{proto}"))
+            let field = |k: &str| node.get(k).and_then(Node::as_scalar);
+            Some(format!(
+                "{}:{}:{}/{}",
+                field("host_ip").unwrap_or("0.0.0.0"),
+                field("published").unwrap_or(""),
+                field("target")?,
+                field("protocol").unwrap_or("tcp"),
+            ))
         }
         _ => None,
     }
+}
+
+/// Drops repeated entries of each service's `ports` (by [`port_identity`]),
+/// `volumes` (by target) and `expose`; a repeat replaces the first one where
+/// it stood. Run after the last merge.
+pub fn enforce_unicity(tree: &mut Node) {
+    let Some(Value::Map(services)) = tree.get_mut("services").map(|services| &mut services.value)
+    else {
+        return;
+    };
+    for (_, service) in services.iter_mut() {
+        let Value::Map(entries) = &mut service.value else {
+            continue;
+        };
+        for (key, value) in entries.iter_mut() {
+            let index: fn(&Node) -> Option<String> = match key.name.as_str() {
+                "ports" => port_identity,
+                "volumes" => volume_key,
+                "expose" => scalar_text,
+                _ => continue,
+            };
+            if let Value::Seq(items) = &mut value.value {
+                let mut kept: Vec<Node> = Vec::with_capacity(items.len());
+                let mut at: std::collections::HashMap<String, usize> = Default::default();
+                for item in items.drain(..) {
+                    match index(&item) {
+                        Some(k) => match at.get(&k) {
+                            Some(&i) => kept[i] = item,
+                            None => {
+                                at.insert(k, kept.len());
+                                kept.push(item);
+                            }
+                        },
+                        None => kept.push(item),
+                    }
+                }
+                *items = kept;
+            }
+        }
+    }
+}
+
+fn scalar_text(node: &Node) -> Option<String> {
+    node.as_scalar().map(str::to_string)
 }
 
 /// Target path of a short or long volume entry.
@@ -321,5 +393,92 @@ pub fn strip_tags(node: &mut Node) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn yaml(text: &str) -> Node {
+        crate::compose::yaml::parse(text, &Arc::from("t.yaml")).expect("test YAML parses")
+    }
+
+    fn service(tree: &Node) -> serde_json::Value {
+        tree.get("services").unwrap().get("s").unwrap().to_json()
+    }
+
+    #[test]
+    fn dns_tmpfs_and_profiles_append_and_a_string_is_one_item() {
+        // compose-go override/merge_dns_test.go (Test_mergeYamlDNSMixed) and
+        // merge_tmpfs_test.go (TestMergeTmpfsString).
+        let base = yaml(
+            "services:\n  s:\n    dns: [8.8.8.8, 9.9.9.9]\n    dns_search: dc1.example.com\n    tmpfs: /foo\n    profiles: [p1, p2]\n",
+        );
+        let over = yaml(
+            "services:\n  s:\n    dns: 9.9.9.9\n    dns_search: [dc2.example.com]\n    tmpfs: /bar\n    profiles: [p2, p3]\n",
+        );
+        let s = service(&merge_top(base, over));
+        assert_eq!(s["dns"], serde_json::json!(["8.8.8.8", "9.9.9.9"]));
+        assert_eq!(
+            s["dns_search"],
+            serde_json::json!(["dc1.example.com", "dc2.example.com"])
+        );
+        assert_eq!(s["tmpfs"], serde_json::json!(["/foo", "/bar"]));
+        assert_eq!(s["profiles"], serde_json::json!(["p1", "p2", "p3"]));
+    }
+
+    #[test]
+    fn repeated_ports_volumes_and_expose_in_one_service_are_dropped() {
+        // compose-go override/uncity_test.go: Test_PortsShortUnicity,
+        // Test_PortsLongtUnicity, Test_VolumeUnicity.
+        let mut tree = yaml(
+            r#"services:
+  s:
+    ports:
+      - "9080:80"
+      - "9081:81"
+      - "9080:80"
+      - "5000"
+      - "6060:6060/udp"
+      - "9080:6060/udp"
+      - { target: 80, host_ip: 127.0.0.1, published: "8080", protocol: tcp, mode: host }
+      - { target: 81, published: "8080", protocol: tcp }
+      - { target: 80, host_ip: 127.0.0.2, published: "8080", protocol: tcp }
+      - { target: 81, published: "8080" }
+    volumes:
+      - .:/foo
+      - foo:/bar
+      - src:/foo
+    expose: ["3000", "3000", "4000"]
+"#,
+        );
+        enforce_unicity(&mut tree);
+        let s = service(&tree);
+        let ports: Vec<String> = s["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| match p {
+                serde_json::Value::String(t) => t.clone(),
+                other => format!("{}:{}", other["host_ip"], other["target"]),
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                "9080:80",
+                "9081:81",
+                "5000",
+                "6060:6060/udp",
+                "9080:6060/udp",
+                "\"127.0.0.1\":80",
+                "null:81",
+                "\"127.0.0.2\":80"
+            ]
+        );
+        assert_eq!(s["volumes"], serde_json::json!(["src:/foo", "foo:/bar"]));
+        assert_eq!(s["expose"], serde_json::json!(["3000", "4000"]));
     }
 }

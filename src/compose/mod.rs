@@ -207,6 +207,7 @@ impl Loader {
             )
         });
         merge::strip_tags(&mut tree);
+        merge::enforce_unicity(&mut tree);
         Ok(tree)
     }
 }

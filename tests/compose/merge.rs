@@ -41,7 +41,7 @@ fn scalars_are_replaced_and_maps_merge() {
 }
 
 #[test]
-fn command_entrypoint_and_profiles_are_replaced() {
+fn command_and_entrypoint_are_replaced_profiles_are_unioned() {
     let p = merged();
     let api = &p.services["api"];
     assert_eq!(api.command, Some(vec!["serve".to_string()]));
@@ -49,19 +49,24 @@ fn command_entrypoint_and_profiles_are_replaced() {
         api.entrypoint,
         Some(vec!["/other-entry.sh".to_string(), "-x".to_string()])
     );
-    assert_eq!(api.profiles, vec!["b"]);
+    // compose-go override/merge_profiles_test.go TestMergeProfilesUnicity:
+    // both files' profiles, each once.
+    assert_eq!(api.profiles, vec!["a", "b"]);
     let only_a = load_ok(
         &["merge-base.yaml", "merge-override.yaml"],
         &[("COMPOSE_PROFILES", "a")],
     );
     assert!(
-        only_a.disabled_services.contains(&"api".to_string()),
-        "profile a was replaced"
+        only_a.services.contains_key("api"),
+        "profile a is still one of api's"
     );
 }
 
 #[test]
-fn ports_merge_by_container_port() {
+fn ports_append_and_only_repeats_are_dropped() {
+    // compose-go appends `ports` on merge and then removes repeats
+    // (override/uncity.go, Test_PortsShortUnicity): 8080:80 from the base
+    // stays next to the override's 18080:80.
     let api = &merged().services["api"];
     let got: Vec<(u16, Option<&str>)> = api
         .ports
@@ -70,7 +75,12 @@ fn ports_merge_by_container_port() {
         .collect();
     assert_eq!(
         got,
-        vec![(80, Some("18080")), (90, Some("9090")), (70, Some("7070"))]
+        vec![
+            (80, Some("8080")),
+            (90, Some("9090")),
+            (80, Some("18080")),
+            (70, Some("7070"))
+        ]
     );
 }
 
