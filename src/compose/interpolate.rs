@@ -1,6 +1,7 @@
 //! Variable interpolation as Compose does it: `$VAR`, `${VAR}`, `${VAR:-default}`,
 //! `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `${VAR:+alt}`, `${VAR+alt}`,
-//! nested defaults (`${A:-${B:-c}}`) and `$$` for a literal `$`. Values are
+//! nested defaults (`${A:-${B:-c}}`), defaults holding braces, and `$$` for a
+//! literal `$`; a `$` that starts no variable (`$1`, `a $ b`) stays as it is. Values are
 //! interpolated, keys are not. An unset variable without a default becomes an empty
 //! string with a warning, as in Compose.
 
@@ -83,10 +84,12 @@ pub fn interpolate(input: &str, env: &mut Env<'_>) -> Result<String, Interpolate
                 }
                 i = j;
             }
+            // A `$` that starts no variable (`a $ string`, `^REGEX$`,
+            // `$1`, `$@`) is kept as it is, as compose-go's template does
+            // (template_test.go TestUnescaped).
             _ => {
-                return Err(InterpolateError::Invalid {
-                    reason: "a `$` must start $VAR or ${VAR}; write `$$` for a literal `$`".into(),
-                })
+                out.push('$');
+                i += 1;
             }
         }
     }
@@ -104,6 +107,10 @@ fn matching_brace(chars: &[char], start: usize) -> Option<usize> {
                 depth += 1;
                 i += 1;
             }
+            // A plain `{` opens a level too, so that a default holding braces
+            // (`${JSON:-{"json":1}}`) is one default, whether or not JSON is
+            // set (compose-go TestValueWithCurlyBracesDefault).
+            '{' => depth += 1,
             '}' => {
                 if depth == 0 {
                     return Some(i);
@@ -269,7 +276,18 @@ mod tests {
         );
         assert_eq!(run("${EMPTY?must be set}", &vars).unwrap(), "");
         assert!(run("${A", &vars).is_err());
-        assert!(run("echo $1", &vars).is_err());
+        // compose-go template_test.go TestUnescaped: a `$` that starts no
+        // variable stays.
+        for kept in ["a $ string", "^REGEX$", "echo $1 $@", "$}", "$"] {
+            assert_eq!(run(kept, &vars).unwrap(), kept);
+        }
+        assert!(run("${1}", &vars).is_err());
+        // TestValueWithCurlyBracesDefault / TestNoValueWithCurlyBracesDefault.
+        let json = [("JSON", r#"{"json":2}"#)];
+        for t in [r#"ok ${JSON:-{"json":1}}"#, r#"ok ${JSON-{"json":1}}"#] {
+            assert_eq!(run(t, &json).unwrap(), r#"ok {"json":2}"#, "{t}");
+            assert_eq!(run(t, &[]).unwrap(), r#"ok {"json":1}"#, "{t}");
+        }
         assert!(run("${A:x}", &vars).is_err());
     }
 }

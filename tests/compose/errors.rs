@@ -110,7 +110,7 @@ fn other_bad_values() {
     );
     assert_eq!(
         load_err(&["bad/bad-interp.yaml"], &[]),
-        "bad/bad-interp.yaml:4:14: services.a.command: invalid interpolation format: a `$` must start $VAR or ${VAR}; write `$$` for a literal `$`"
+        "bad/bad-interp.yaml:4:14: services.a.command: invalid interpolation format: `${1}` has no variable name"
     );
     assert_eq!(
         load_err(&["bad/bad-name.yaml"], &[]),
