@@ -129,17 +129,7 @@ fn merge_list_by(base: Node, over: Node, key: fn(&Node) -> Option<String>) -> No
     let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value.clone()) else {
         return over;
     };
-    for item in over_items {
-        let k = key(&item);
-        match k.and_then(|k| {
-            items
-                .iter()
-                .position(|i| key(i).as_deref() == Some(k.as_str()))
-        }) {
-            Some(i) => items[i] = item,
-            None => items.push(item),
-        }
-    }
+    append_unique(&mut items, over_items, key);
     Node {
         value: Value::Seq(items),
         pos: base.pos,
@@ -148,6 +138,34 @@ fn merge_list_by(base: Node, over: Node, key: fn(&Node) -> Option<String>) -> No
 }
 
 /// `["A=1", "B"]` -> `{A: "1", B: null}`; a mapping is returned as it is.
+/// Appends `new` to `items`; an entry whose key matches an earlier one
+/// replaces it where it stands (entries without a key are always appended).
+/// Linear: keys are looked up in a map, not by scanning the list.
+fn append_unique(
+    items: &mut Vec<Node>,
+    new: impl IntoIterator<Item = Node>,
+    key: fn(&Node) -> Option<String>,
+) {
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(k) = key(item) {
+            at.entry(k).or_insert(i);
+        }
+    }
+    for item in new {
+        match key(&item) {
+            Some(k) => match at.get(&k) {
+                Some(&i) => items[i] = item,
+                None => {
+                    at.insert(k, items.len());
+                    items.push(item);
+                }
+            },
+            None => items.push(item),
+        }
+    }
+}
+
 pub fn to_keyed_map(node: Node, sep: char) -> Node {
     let Value::Seq(items) = &node.value else {
         return node;
@@ -329,21 +347,8 @@ pub fn enforce_unicity(tree: &mut Node) {
                 _ => continue,
             };
             if let Value::Seq(items) = &mut value.value {
-                let mut kept: Vec<Node> = Vec::with_capacity(items.len());
-                let mut at: std::collections::HashMap<String, usize> = Default::default();
-                for item in items.drain(..) {
-                    match index(&item) {
-                        Some(k) => match at.get(&k) {
-                            Some(&i) => kept[i] = item,
-                            None => {
-                                at.insert(k, kept.len());
-                                kept.push(item);
-                            }
-                        },
-                        None => kept.push(item),
-                    }
-                }
-                *items = kept;
+                let all = std::mem::take(items);
+                append_unique(items, all, index);
             }
         }
     }
