@@ -83,7 +83,13 @@ impl Healer {
             self.request_restart(&name, Trigger::Unready, reason);
         }
         self.check_waits(&snap);
-        self.publish(&snap, degraded);
+        // A restart decision may have just written a state (`failed` past the
+        // budget); publish against the store as it is now, so the alert and
+        // the dependents' degraded marks land in the same view as that state
+        // instead of one healer pass later.
+        let snap = self.store.snapshot();
+        let marks = self::degraded(&snap);
+        self.publish(&snap, marks);
     }
 
     /// Writes heal status, degraded flags and (when following) container ids
