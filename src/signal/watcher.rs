@@ -3,7 +3,7 @@
 //! notifications, optionally NATS) rather than by polling. When the
 //! subscription drops it reads the keys on a period until it can subscribe again.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -16,8 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
 use muster_signal::client::open_client;
-use muster_signal::protocol::agent_of_ready_key;
-use muster_signal::read::EXPIRED;
+use muster_signal::read::{EXPIRED, MAX_VALUE_BYTES};
 use muster_signal::{
     events_channel, notready_key, ready_key, validate_name, validate_namespace, Event, Readiness,
     SignalError,
@@ -105,7 +104,14 @@ struct Inner {
     nats_subscribed: AtomicBool,
     expiry: RwLock<ExpiryNotifications>,
     commands: mpsc::UnboundedSender<String>,
+    /// Keys under the namespace that name no valid agent (not UTF-8, or a
+    /// name the protocol refuses), each warned about once and then skipped.
+    /// Bounded: past [`MAX_WARNED_KEYS`] further ones are skipped silently.
+    warned_keys: Mutex<HashSet<Vec<u8>>>,
 }
+
+/// How many distinct invalid keys the watcher remembers having warned about.
+const MAX_WARNED_KEYS: usize = 1024;
 
 struct Tasks(Vec<JoinHandle<()>>);
 
@@ -154,6 +160,7 @@ impl AgentWatcher {
             nats_subscribed: AtomicBool::new(false),
             expiry: RwLock::new(ExpiryNotifications::Unknown),
             commands: tx,
+            warned_keys: Mutex::new(HashSet::new()),
         });
         let mut tasks = vec![tokio::spawn(redis_loop(inner.clone(), client, rx))];
         if let Some(url) = inner.config.nats_url.clone() {
@@ -274,6 +281,31 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl Inner {
+    /// The agent a `{ns}:ready:{agent}` key (as Redis returned it) belongs
+    /// to, or `None` for a key of another kind. A key under the ready prefix
+    /// that is not UTF-8 or not a valid agent name is skipped, with one WARN
+    /// the first time it is seen.
+    fn agent_of_key(&self, key: &[u8]) -> Option<String> {
+        let prefix = format!("{}:ready:", self.config.namespace);
+        let rest = key.strip_prefix(prefix.as_bytes())?;
+        let problem = match std::str::from_utf8(rest) {
+            Ok(agent) => match validate_name(agent) {
+                Ok(()) => return Some(agent.to_string()),
+                Err(e) => e.to_string(),
+            },
+            Err(_) => "the agent name is not UTF-8".to_string(),
+        };
+        let mut warned = lock(&self.warned_keys);
+        if warned.len() < MAX_WARNED_KEYS && warned.insert(key.to_vec()) {
+            tracing::warn!(
+                key = %String::from_utf8_lossy(key).escape_debug(),
+                problem = %problem,
+                "skipping a key under the ready prefix that names no valid agent (delete it with redis-cli DEL)"
+            );
+        }
+        None
+    }
+
     fn apply(&self, agent: &str, readiness: Readiness, source: Source) {
         {
             let mut view = write(&self.view);
@@ -298,6 +330,15 @@ impl Inner {
     }
 
     fn apply_event_payload(&self, payload: &[u8], source: Source) {
+        if payload.len() > MAX_VALUE_BYTES {
+            // Not parsed; the key itself is read at the next resync.
+            tracing::debug!(
+                bytes = payload.len(),
+                ?source,
+                "ignored an oversized ready event"
+            );
+            return;
+        }
         match serde_json::from_slice::<Event>(payload) {
             Ok(event) if validate_name(&event.agent).is_ok() => {
                 self.apply(&event.agent, Readiness::from_event(&event), source)
@@ -376,7 +417,9 @@ async fn resync(inner: &Inner, conn: &mut MultiplexedConnection) -> redis::Redis
     let pattern = format!("{ns}:ready:*");
     let mut cursor: u64 = 0;
     loop {
-        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+        // Keys as bytes: anyone allowed to write under the namespace can
+        // create a key that is not UTF-8, and it must not break the resync.
+        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
             .arg(&pattern)
@@ -385,10 +428,8 @@ async fn resync(inner: &Inner, conn: &mut MultiplexedConnection) -> redis::Redis
             .query_async(conn)
             .await?;
         for k in keys {
-            if let Some(a) = agent_of_ready_key(ns, &k) {
-                if validate_name(a).is_ok() {
-                    agents.insert(a.to_string());
-                }
+            if let Some(a) = inner.agent_of_key(&k) {
+                agents.insert(a);
             }
         }
         if next == 0 {
@@ -494,7 +535,11 @@ async fn redis_loop(
             }
         }
         if let Err(e) = resync(&inner, &mut conn).await {
-            tracing::warn!(error = %e, "agent watcher resync failed");
+            // Wait before connecting again: an error that comes back on every
+            // try must cost one WARN per poll period, not a busy loop.
+            tracing::warn!(error = %e, "agent watcher resync failed; trying again in {:?}", cfg.poll_period);
+            drain_tracked(&mut track_rx);
+            tokio::time::sleep(cfg.poll_period).await;
             continue;
         }
         if warned_down {
@@ -520,9 +565,8 @@ async fn redis_loop(
                     if channel == events {
                         inner.apply_event_payload(msg.get_payload_bytes(), Source::Event);
                     } else if channel == expired_channel {
-                        let key = String::from_utf8_lossy(msg.get_payload_bytes());
-                        if let Some(agent) = agent_of_ready_key(&cfg.namespace, &key) {
-                            inner.apply(agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
+                        if let Some(agent) = inner.agent_of_key(msg.get_payload_bytes()) {
+                            inner.apply(&agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
                         }
                     }
                 }

@@ -10,4 +10,5 @@ mod support;
 
 mod agent;
 mod cli;
+mod foreign;
 mod watcher;

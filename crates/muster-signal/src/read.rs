@@ -17,6 +17,48 @@ pub const NO_SIGNAL: &str = "no ready signal (never sent, expired, or Redis lost
 /// Reason given when the ready key expired (seen through keyspace notifications).
 pub const EXPIRED: &str = "ready signal expired (no heartbeat within its TTL)";
 
+/// Agent-supplied text (progress, not-ready reason) is cut to this many
+/// characters when it is read: it ends up in /status, /readyz?verbose,
+/// `muster status` and log lines, and an agent must not be able to make
+/// those megabytes long.
+pub const MAX_TEXT_CHARS: usize = 512;
+
+/// A ready value, not-ready value or event larger than this is not parsed:
+/// it reads as a corrupt signal (ready key) or a not-ready reason saying so.
+/// The protocol's own values stay far below it (meta is at most
+/// [`crate::protocol::MAX_META_BYTES`]).
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Agent-supplied text as one plain line: control characters (newlines,
+/// terminal escapes), Unicode line separators and bidirectional overrides
+/// are written as escapes (`\n`, `\u{1b}`), and the text is cut to
+/// [`MAX_TEXT_CHARS`] characters (ending in `…`). What an agent writes can
+/// then never forge another line in a log, a table or a verbose report.
+pub fn plain_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_TEXT_CHARS + 8));
+    for (n, c) in text.chars().enumerate() {
+        if n == MAX_TEXT_CHARS {
+            out.push('…');
+            break;
+        }
+        let invisible = matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}'
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || invisible {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn too_large(what: &str, raw: &[u8]) -> String {
+    format!(
+        "{what} of {} bytes, over the {MAX_VALUE_BYTES}-byte limit",
+        raw.len()
+    )
+}
+
 /// An agent's readiness as read from Redis or from an event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -103,7 +145,7 @@ impl Readiness {
             },
             EventStatus::Starting => Readiness::Starting {
                 since_ms: event.since,
-                progress: event.progress.clone(),
+                progress: event.progress.as_deref().map(plain_line),
                 deadline_ms: event.deadline,
             },
             EventStatus::Stopping => Readiness::Stopping {
@@ -112,8 +154,8 @@ impl Readiness {
             EventStatus::NotReady => Readiness::NotReady {
                 reason: event
                     .reason
-                    .clone()
-                    .unwrap_or_else(|| "not ready".to_string()),
+                    .as_deref()
+                    .map_or_else(|| "not ready".to_string(), plain_line),
                 since_ms: Some(event.since),
             },
         }
@@ -122,6 +164,11 @@ impl Readiness {
     /// Reads the raw values of the ready key and the not-ready key.
     pub fn decode(ready: Option<&[u8]>, notready: Option<&[u8]>) -> Readiness {
         if let Some(raw) = ready {
+            if raw.len() > MAX_VALUE_BYTES {
+                return Readiness::Corrupt {
+                    detail: too_large("value", raw),
+                };
+            }
             return match serde_json::from_slice::<SignalValue>(raw) {
                 Ok(v) => match v.status {
                     Status::Ready => Readiness::Ready {
@@ -130,7 +177,7 @@ impl Readiness {
                     },
                     Status::Starting => Readiness::Starting {
                         since_ms: v.since,
-                        progress: v.progress,
+                        progress: v.progress.as_deref().map(plain_line),
                         deadline_ms: v.deadline,
                     },
                     Status::Stopping => Readiness::Stopping { since_ms: v.since },
@@ -145,14 +192,18 @@ impl Readiness {
                 reason: NO_SIGNAL.to_string(),
                 since_ms: None,
             },
+            Some(raw) if raw.len() > MAX_VALUE_BYTES => Readiness::NotReady {
+                reason: too_large("not-ready reason", raw),
+                since_ms: None,
+            },
             Some(raw) => match serde_json::from_slice::<NotReadyValue>(raw) {
                 Ok(v) => Readiness::NotReady {
-                    reason: v.reason,
+                    reason: plain_line(&v.reason),
                     since_ms: Some(v.since),
                 },
                 // A plain-text reason (e.g. written with redis-cli) is the reason itself.
                 Err(_) => Readiness::NotReady {
-                    reason: String::from_utf8_lossy(raw).chars().take(512).collect(),
+                    reason: plain_line(&String::from_utf8_lossy(raw)),
                     since_ms: None,
                 },
             },
@@ -211,6 +262,42 @@ pub fn read_signal_blocking(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agent_text_is_one_bounded_plain_line() {
+        assert_eq!(plain_line("loading 40%"), "loading 40%");
+        assert_eq!(
+            plain_line("ok\nmuster: service db ready\x1b[2J"),
+            "ok\\nmuster: service db ready\\u{1b}[2J"
+        );
+        assert_eq!(plain_line("a\u{202E}b\u{2028}c"), "a\\u{202e}b\\u{2028}c");
+        let long = "x".repeat(MAX_TEXT_CHARS * 10);
+        let cut = plain_line(&long);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS + 1);
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn oversized_values_are_not_parsed() {
+        let progress = "p".repeat(MAX_VALUE_BYTES);
+        let raw = format!(r#"{{"status":"starting","since":5,"progress":"{progress}"}}"#);
+        match Readiness::decode(Some(raw.as_bytes()), None) {
+            Readiness::Corrupt { detail } => assert!(detail.contains("over the"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+        let r = Readiness::decode(None, Some(raw.as_bytes()));
+        assert!(!r.is_ready());
+        assert!(
+            r.reason().starts_with("not-ready reason of "),
+            "{}",
+            r.reason()
+        );
+        // Within the limit, the text is cut and made plain.
+        let raw = br#"{"status":"starting","since":5,"progress":"a\nb"}"#;
+        assert_eq!(Readiness::decode(Some(raw), None).progress(), Some("a\\nb"));
+        let raw = br#"{"reason":"line1\nline2","since":5}"#;
+        assert_eq!(Readiness::decode(None, Some(raw)).reason(), "line1\\nline2");
+    }
 
     #[test]
     fn decodes() {
