@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,6 +22,9 @@ const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// a Redis that is only slow (a loaded host) must not split the history in
 /// two, while a refused connection falls back at once.
 const REDIS_CONNECT_ATTEMPTS: u32 = 3;
+/// Reconnection tries the connection manager makes for one command after
+/// the link broke (exponential backoff up to 2 s between them).
+const REDIS_RECONNECT_TRIES: usize = 4;
 /// Each Redis command after connecting.
 const REDIS_COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
 /// A state-file lock older than this was left by a crashed process.
@@ -74,7 +77,11 @@ pub struct LockHolder {
 #[derive(Clone)]
 enum Backend {
     Redis {
-        conn: MultiplexedConnection,
+        /// Reconnects by itself after Redis restarts or the link drops: the
+        /// command that meets the broken link fails, the ones after it go
+        /// to a new connection (a plain multiplexed connection stayed broken
+        /// for good, and every history write failed with "broken pipe").
+        conn: ConnectionManager,
         url: String,
     },
     File {
@@ -136,7 +143,7 @@ impl HistoryStore {
             Ok::<_, redis::RedisError>(conn)
         };
         let mut attempt = 1;
-        let conn = loop {
+        let _answered = loop {
             match tokio::time::timeout(REDIS_CONNECT_TIMEOUT, connect()).await {
                 Ok(result) => break result.map_err(|e| err(e.to_string(), Some(e)))?,
                 Err(_) if attempt < REDIS_CONNECT_ATTEMPTS => {
@@ -153,6 +160,15 @@ impl HistoryStore {
                 }
             }
         };
+        // Redis answered; from here on a manager keeps the link, reconnecting
+        // with backoff (bounded tries per command; every command has its own
+        // timeout below as well).
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_number_of_retries(REDIS_RECONNECT_TRIES)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| err(e.to_string(), Some(e)))?;
         Ok(HistoryStore {
             backend: Backend::Redis { conn, url: shown },
             prefix: format!("{namespace}:{project}"),
@@ -481,7 +497,7 @@ fn redis_timeout(url: &str) -> HistoryError {
 }
 
 async fn redis_cmd<T: redis::FromRedisValue>(
-    conn: &MultiplexedConnection,
+    conn: &ConnectionManager,
     url: &str,
     cmd: &redis::Cmd,
 ) -> Result<T, HistoryError> {
@@ -493,7 +509,7 @@ async fn redis_cmd<T: redis::FromRedisValue>(
 }
 
 async fn redis_query<T: redis::FromRedisValue>(
-    conn: &MultiplexedConnection,
+    conn: &ConnectionManager,
     url: &str,
     pipe: &redis::Pipeline,
 ) -> Result<T, HistoryError> {

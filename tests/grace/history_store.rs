@@ -118,3 +118,44 @@ async fn unreachable_redis_falls_back_to_the_state_file() {
         vec![json!({"ms": 1200})]
     );
 }
+
+/// Issue #15 item 2: after Redis restarts, history writes reach it again
+/// (before, every write failed with "broken pipe" for as long as muster ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_backend_reconnects_after_redis_restarts() {
+    let mut redis = RedisServer::start();
+    let store = HistoryStore::redis(&redis.url(), "mtrc", "proj")
+        .await
+        .unwrap();
+    store
+        .push("restarts:db", &json!({"n": 1}), 10)
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        redis.kill();
+        redis.restart();
+    });
+    // The first command may meet the broken link; within a few tries the
+    // manager has a new connection and writes land again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut errors = Vec::new();
+    loop {
+        match store.push("restarts:db", &json!({"n": 2}), 10).await {
+            Ok(()) => break,
+            Err(e) => errors.push(e.to_string()),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "history never wrote to the restarted Redis: {errors:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(errors.len() <= 2, "too many failed writes: {errors:?}");
+    // The restarted Redis has no persistence here: only the new entry.
+    assert_eq!(
+        store.list("restarts:db", 10).await.unwrap(),
+        vec![json!({"n": 2})]
+    );
+    // And it keeps working.
+    assert_eq!(store.next_counter("restarts:total").await.unwrap(), 1);
+}
