@@ -26,7 +26,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::url::redact_url;
+use crate::url::redact_url_path;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,7 +202,7 @@ pub struct WebhookTarget {
     path: String,
     /// `Authorization: Basic …` from the URL's user info.
     basic: Option<String>,
-    /// The URL with its password replaced, for logs.
+    /// The URL with its password, path and query hidden, for logs and errors.
     shown: String,
     https: bool,
 }
@@ -210,7 +210,7 @@ pub struct WebhookTarget {
 impl WebhookTarget {
     /// Accepts `http[s]://[user[:password]@]host[:port][/path][?query]`.
     pub fn parse(url: &str) -> Result<WebhookTarget, NotifyError> {
-        let shown = redact_url(url);
+        let shown = redact_url_path(url);
         let parts = crate::url::split_url(url).map_err(|message| NotifyError::Url {
             shown: shown.clone(),
             message,
@@ -516,7 +516,8 @@ mod tests {
         assert_eq!(t.path, "/?x=1");
         let t = WebhookTarget::parse("https://u:pw@hooks.slack.com/x").unwrap();
         assert_eq!((t.port, t.https), (443, true));
-        assert_eq!(t.shown(), "https://u:***@hooks.slack.com/x");
+        // The path of a webhook URL is often its secret (Slack's /services/…).
+        assert_eq!(t.shown(), "https://u:***@hooks.slack.com/…");
         // An escape at the very end of the password is decoded too.
         let t = WebhookTarget::parse("http://ops:s3cret%40@127.0.0.1/").unwrap();
         assert_eq!(

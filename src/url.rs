@@ -19,6 +19,25 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A URL reduced to what may be logged when its path and query can hold
+/// tokens (webhooks: Slack's `/services/T…/B…/secret`, `?token=`): the
+/// password hidden as in [`redact_url`], and everything after the host and
+/// port written as `/…`.
+pub fn redact_url_path(url: &str) -> String {
+    let shown = redact_url(url);
+    let Some((scheme, rest)) = shown.split_once("://") else {
+        return shown;
+    };
+    // The authority ends at the first '/', '?' or '#' after the user info.
+    let after_user = rest.rfind('@').map_or(0, |at| at + 1);
+    match rest[after_user..].find(['/', '?', '#']) {
+        Some(i) if !matches!(&rest[after_user + i..], "/" | "") => {
+            format!("{scheme}://{}/…", &rest[..after_user + i])
+        }
+        _ => shown,
+    }
+}
+
 /// The password (or token, for `scheme://token@host`) of a URL, when it has
 /// one: what [`redact_url`] hides, for hiding it in other text too.
 pub fn secret(url: &str) -> Option<&str> {
@@ -86,6 +105,26 @@ fn parse_port(p: &str) -> Result<u16, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_url_path_hides_password_path_and_query() {
+        assert_eq!(
+            redact_url_path("https://ops:s3cret@hooks.example:8443/services/T0/B1/XyZ?token=abc"),
+            "https://ops:***@hooks.example:8443/…"
+        );
+        assert_eq!(
+            redact_url_path("http://hooks.example?token=abc"),
+            "http://hooks.example/…"
+        );
+        assert_eq!(
+            redact_url_path("http://hooks.example/"),
+            "http://hooks.example/"
+        );
+        assert_eq!(
+            redact_url_path("http://hooks.example:80"),
+            "http://hooks.example:80"
+        );
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -252,9 +252,36 @@ pub struct DemoAgentArgs {
     pub ttl: String,
 }
 
+/// Libraries whose debug output can carry secrets: bollard logs Engine API
+/// requests and replies (container environments), async-nats its CONNECT
+/// (user and password), hyper/h2/rustls/redis the bytes they move. At
+/// `--log debug` or `trace` they stay at `info` unless the filter names them
+/// (`--log debug,bollard=debug` still shows bollard's output).
+const SECRET_BEARING_CRATES: &[&str] = &[
+    "bollard",
+    "async_nats",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "tokio_rustls",
+    "redis",
+];
+
 pub fn init_tracing(global: &Global) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_new(&global.log).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let mut filter = EnvFilter::try_new(&global.log).unwrap_or_else(|_| EnvFilter::new("warn"));
+    let verbose = global.log.contains("debug") || global.log.contains("trace");
+    if verbose {
+        for krate in SECRET_BEARING_CRATES {
+            if global.log.contains(krate) {
+                continue;
+            }
+            if let Ok(directive) = format!("{krate}=info").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
