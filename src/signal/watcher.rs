@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use crate::clock::now_ms;
 use muster_signal::client::open_client;
-use muster_signal::read::{EXPIRED, MAX_VALUE_BYTES};
+use muster_signal::read::{EXPIRED, MAX_VALUE_BYTES, NO_SIGNAL};
 use muster_signal::{
     events_channel, notready_key, ready_key, validate_name, validate_namespace, Event, Readiness,
     SignalError,
@@ -38,6 +38,13 @@ pub struct WatcherConfig {
     pub enable_expiry_events: bool,
     /// Per connection attempt and command.
     pub timeout: Duration,
+    /// After Redis was unreachable (or restarted), how long an agent keeps
+    /// the state it had when its key is found missing: a Redis restart
+    /// without persistence loses every key, and a live agent re-asserts its
+    /// signal at its next heartbeat (every TTL/2). Default: half the
+    /// protocol's default TTL plus 2 s. Expiry events and the agents' own
+    /// signals are applied at once, hold or not.
+    pub reassert_window: Duration,
 }
 
 impl WatcherConfig {
@@ -50,6 +57,7 @@ impl WatcherConfig {
             resync_period: Duration::from_secs(30),
             enable_expiry_events: true,
             timeout: Duration::from_secs(2),
+            reassert_window: muster_signal::DEFAULT_TTL / 2 + Duration::from_secs(2),
         }
     }
 }
@@ -108,6 +116,20 @@ struct Inner {
     /// name the protocol refuses), each warned about once and then skipped.
     /// Bounded: past [`MAX_WARNED_KEYS`] further ones are skipped silently.
     warned_keys: Mutex<HashSet<Vec<u8>>>,
+    /// The coordination outage: when the watcher lost Redis, and until when
+    /// missing keys are not taken as agents gone (see `reassert_window`).
+    outage: Mutex<Outage>,
+}
+
+/// Redis outages as the watcher saw them.
+#[derive(Debug, Default)]
+struct Outage {
+    /// Set when the subscription or a connection attempt failed.
+    down_since: Option<Instant>,
+    /// After Redis answered again: missing keys are held until then.
+    hold_until: Option<Instant>,
+    /// Agents whose missing key is being held, each logged once.
+    held: BTreeSet<String>,
 }
 
 /// How many distinct invalid keys the watcher remembers having warned about.
@@ -161,6 +183,7 @@ impl AgentWatcher {
             expiry: RwLock::new(ExpiryNotifications::Unknown),
             commands: tx,
             warned_keys: Mutex::new(HashSet::new()),
+            outage: Mutex::new(Outage::default()),
         });
         let mut tasks = vec![tokio::spawn(redis_loop(inner.clone(), client, rx))];
         if let Some(url) = inner.config.nats_url.clone() {
@@ -306,11 +329,65 @@ impl Inner {
         None
     }
 
+    /// Redis could not be reached, or the subscription dropped.
+    fn lost_redis(&self) {
+        let mut outage = lock(&self.outage);
+        outage.down_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Redis answers again after an outage: from now, a missing
+    /// key is held for `reassert_window`. Returns when the hold ends.
+    fn reached_redis(&self) -> Option<Instant> {
+        let mut outage = lock(&self.outage);
+        if let Some(since) = outage.down_since.take() {
+            let until = Instant::now() + self.config.reassert_window;
+            outage.hold_until = Some(until);
+            tracing::info!(
+                down_for = ?since.elapsed(),
+                hold = ?self.config.reassert_window,
+                "coordination Redis is back; agents whose keys are missing keep their last state while they re-assert"
+            );
+        }
+        outage.hold_until
+    }
+
+    /// True when a poll that found no key for `agent` must not change its
+    /// view: inside the hold after an outage, and the agent was last seen
+    /// in a live state.
+    fn hold_missing(&self, agent: &str, old: &AgentView, new: &Readiness) -> bool {
+        let missing =
+            matches!(new, Readiness::NotReady { reason, since_ms: None } if reason == NO_SIGNAL);
+        let was_live = matches!(
+            old.readiness,
+            Readiness::Ready { .. } | Readiness::Starting { .. }
+        );
+        if !missing || !was_live {
+            return false;
+        }
+        let mut outage = lock(&self.outage);
+        let Some(until) = outage.hold_until else {
+            return false;
+        };
+        if Instant::now() >= until {
+            outage.hold_until = None;
+            outage.held.clear();
+            return false;
+        }
+        if outage.held.insert(agent.to_string()) {
+            tracing::info!(agent, left = ?until.saturating_duration_since(Instant::now()),
+                "key missing after the Redis outage; keeping the agent's last state until it re-asserts or the hold ends");
+        }
+        true
+    }
+
     fn apply(&self, agent: &str, readiness: Readiness, source: Source) {
         {
             let mut view = write(&self.view);
             if let Some(old) = view.get(agent) {
                 if old.readiness == readiness {
+                    return;
+                }
+                if source == Source::Poll && self.hold_missing(agent, old, &readiness) {
                     return;
                 }
             }
@@ -501,6 +578,7 @@ async fn redis_loop(
         let (mut conn, pubsub, expiry) = match attempt.await {
             Ok(x) => x,
             Err(e) => {
+                inner.lost_redis();
                 if !warned_down {
                     tracing::warn!(error = %e, redis = %crate::url::redact_url(&cfg.redis_url),
                         "agent watcher cannot subscribe; reading keys every {:?} until it can",
@@ -509,6 +587,7 @@ async fn redis_loop(
                 }
                 // Fallback: read the keys if a plain connection works.
                 if let Ok(mut conn) = command_connection(&client, cfg.timeout).await {
+                    inner.reached_redis();
                     let _ = resync(&inner, &mut conn).await;
                 }
                 drain_tracked(&mut track_rx);
@@ -534,6 +613,8 @@ async fn redis_loop(
                 ExpiryNotifications::Unknown => {}
             }
         }
+        // Redis answers: start the hold (if it was away) before reading keys.
+        let hold_until = inner.reached_redis();
         if let Err(e) = resync(&inner, &mut conn).await {
             // Wait before connecting again: an error that comes back on every
             // try must cost one WARN per poll period, not a busy loop.
@@ -557,6 +638,11 @@ async fn redis_loop(
             cfg.resync_period
         };
         let mut next_resync = Instant::now() + resync_every;
+        // When the hold after an outage ends, read every key once more: an
+        // agent that did not re-assert in time is then not ready.
+        if let Some(until) = hold_until {
+            next_resync = next_resync.min(until + Duration::from_millis(10));
+        }
         loop {
             tokio::select! {
                 msg = stream.next() => {
@@ -584,6 +670,7 @@ async fn redis_loop(
             }
         }
         inner.subscribed.send_replace(false);
+        inner.lost_redis();
         tracing::warn!(
             "agent watcher lost its Redis subscription; reading keys every {:?} and re-subscribing",
             cfg.poll_period

@@ -392,3 +392,72 @@ async fn acl_user_without_config_works_through_the_url() {
     .unwrap();
     assert!(!bad.wait_subscribed(Duration::from_millis(500)).await);
 }
+
+/// Issue #15 item 1: Redis restarts without persistence and loses every key.
+/// A live agent (heartbeating) keeps its `ready` through the outage and the
+/// re-assertion; one that stopped heartbeating during the outage is not
+/// ready once the hold after the outage ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_that_loses_keys_is_not_an_agent_failure() {
+    let mut redis = RedisServer::start();
+    let ns = "ro";
+    let mut cfg = WatcherConfig::new(redis.url(), ns);
+    cfg.poll_period = Duration::from_millis(100);
+    cfg.resync_period = Duration::from_secs(3600);
+    // TTL 4 s below: heartbeats every 2 s; the hold covers one of them.
+    cfg.reassert_window = Duration::from_secs(3);
+    let w = watcher(cfg).await;
+    let opts = ClientOptions {
+        namespace: ns.into(),
+        ttl: Duration::from_secs(4),
+        ..ClientOptions::default()
+    };
+    let live = Client::connect_with(&redis.url(), opts.clone())
+        .await
+        .unwrap();
+    live.mark_ready("live", &[]).await.unwrap();
+    {
+        // An agent that is gone by the time Redis is back (its client drops
+        // here, so nothing re-asserts its key).
+        let gone = Client::connect_with(&redis.url(), opts).await.unwrap();
+        gone.mark_ready("gone", &[]).await.unwrap();
+    }
+    for agent in ["live", "gone"] {
+        assert!(w
+            .wait_for(agent, Duration::from_secs(2), |r| r.is_ready())
+            .await
+            .is_some());
+    }
+    let mut changes = w.changes();
+
+    tokio::task::block_in_place(|| redis.restart());
+    assert!(
+        w.wait_subscribed(Duration::from_secs(10)).await,
+        "no re-subscribe"
+    );
+    // Through the hold, both keep their state; the live one re-asserts.
+    let gone_seen = w
+        .wait_for("gone", Duration::from_secs(8), |r| !r.is_ready())
+        .await
+        .expect("the agent that did not re-assert is not ready after the hold");
+    assert!(
+        gone_seen.readiness.reason().contains("no ready signal"),
+        "{:?}",
+        gone_seen.readiness
+    );
+    assert!(w.readiness("live").is_ready());
+    // The live agent's key is back in Redis (re-asserted by its heartbeat).
+    let stored = redis_cli(redis.port, &["GET", "ro:ready:live"]);
+    assert!(stored.contains("\"ready\""), "{stored}");
+    // And the watcher never said anything but ready for it.
+    while let Ok(change) = changes.try_recv() {
+        if change.agent == "live" {
+            assert!(
+                change.view.readiness.is_ready(),
+                "live agent flipped: {:?}",
+                change.view
+            );
+        }
+    }
+    drop(live);
+}
