@@ -4,7 +4,10 @@
 -- the event, all in one atomic step. Returns 1 when something changed.
 -- KEYS[1] {ns}:ready:{agent}  KEYS[2] {ns}:notready:{agent}
 -- ARGV[1] value JSON  ARGV[2] TTL ms  ARGV[3] {ns}:events  ARGV[4] event JSON
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+-- pcall: a key of another type (someone ran LPUSH on it) is overwritten by
+-- the SET below instead of failing every write with WRONGTYPE.
+local cur = redis.pcall('GET', KEYS[1])
+if cur == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 0
 end

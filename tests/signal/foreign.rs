@@ -153,3 +153,26 @@ async fn agent_text_is_bounded_and_single_line_everywhere_it_is_read() {
         "{stderr:?}"
     );
 }
+
+/// Issue #15 item 12: a ready or not-ready key of another type (someone ran
+/// LPUSH on it) no longer makes every `signal` fail with WRONGTYPE: the
+/// protocol's scripts replace it.
+#[test]
+fn a_wrong_typed_key_is_replaced_by_the_next_signal() {
+    let redis = RedisServer::start();
+    let ns = "fw";
+    redis_cli_raw(redis.port, &[b"LPUSH", b"fw:ready:wt", b"x"]);
+    redis_cli_raw(redis.port, &[b"HSET", b"fw:notready:wt", b"f", b"v"]);
+    let muster = || Muster::new().redis(&redis.url()).namespace(ns);
+    let out = muster().run(&["signal", "not-ready", "--agent", "wt", "--reason", "boot"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        redis_cli_raw(redis.port, &[b"TYPE", b"fw:notready:wt"]),
+        "string"
+    );
+    redis_cli_raw(redis.port, &[b"LPUSH", b"fw:ready:wt2", b"x"]);
+    let out = muster().run(&["signal", "ready", "--agent", "wt2"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = muster().run(&["check", "--agent", "wt2"]);
+    assert!(out.status.success(), "{out:?}");
+}
