@@ -134,7 +134,7 @@ pub struct UpArgs {
     /// Services to start (with their dependencies); default all.
     pub services: Vec<String>,
     /// Give up waiting after this long (Go duration) [default: no limit].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub wait_timeout: Option<String>,
     /// Do not start the named services' dependencies.
     #[arg(long)]
@@ -164,7 +164,7 @@ pub struct StatusArgs {
 #[derive(Args, Debug, Default)]
 pub struct CheckArgs {
     /// Agent name: read its ready signal from Redis.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = agent_value)]
     pub agent: Option<String>,
     /// Service name: ask a running muster's health endpoint.
     #[arg(long, value_name = "NAME")]
@@ -190,7 +190,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub key: Option<String>,
     /// Give up after this long (Go duration).
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    #[arg(long, default_value = "2s", value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub timeout: String,
 }
 
@@ -198,7 +198,7 @@ pub struct CheckArgs {
 pub struct SignalArgs {
     /// ready | not-ready | starting | stopping | heartbeat
     pub action: String,
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = agent_value)]
     pub agent: String,
     /// Metadata `k=v` (repeatable).
     #[arg(long = "meta", value_name = "K=V")]
@@ -210,10 +210,10 @@ pub struct SignalArgs {
     #[arg(long)]
     pub progress: Option<String>,
     /// For `starting`: push the start deadline this far out (Go duration).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub extend: Option<String>,
     /// Key TTL (Go duration).
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub ttl: String,
 }
 
@@ -243,12 +243,12 @@ pub struct GraphArgs {
 #[derive(Args, Debug, Default)]
 pub struct DemoAgentArgs {
     /// Agent name (default: $MUSTER_AGENT or the hostname).
-    #[arg(long)]
+    #[arg(long, value_parser = agent_value)]
     pub agent: Option<String>,
     /// Simulated start-up time (Go duration).
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub startup: String,
-    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub ttl: String,
 }
 
@@ -267,6 +267,22 @@ const SECRET_BEARING_CRATES: &[&str] = &[
     "tokio_rustls",
     "redis",
 ];
+
+/// Checks a `DURATION` flag while the command line is parsed, so a bad one is
+/// a usage error (exit 2) in every subcommand alike; the value stays text for
+/// the code that reads it.
+pub fn duration_value(text: &str) -> Result<String, String> {
+    muster::duration::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks an `--agent NAME` flag while the command line is parsed (exit 2).
+pub fn agent_value(text: &str) -> Result<String, String> {
+    muster::signal::validate_name(text)
+        .map(|()| text.to_string())
+        .map_err(|e| e.to_string())
+}
 
 pub fn init_tracing(global: &Global) {
     use tracing_subscriber::EnvFilter;

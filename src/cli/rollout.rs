@@ -60,7 +60,7 @@ pub struct TuningArgs {
     #[arg(long, value_name = "ORDER")]
     pub order: Option<String>,
     /// How long each new container must stay ready after it joined [default: update_config.monitor, else max(5s, what its check needs)].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub monitor: Option<String>,
     /// stop-first: containers down at once [default: parallelism].
     #[arg(long, value_name = "N")]
@@ -72,13 +72,13 @@ pub struct TuningArgs {
     #[arg(long, value_name = "F")]
     pub max_failure_ratio: Option<f64>,
     /// How long one new container may take to become ready [default: 10m].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub progress_deadline: Option<String>,
     /// Pause between batches [default: update_config.delay, else 0s].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub delay: Option<String>,
     /// How long an old container keeps serving after it left the service name [default: 2s].
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::cli::duration_value)]
     pub drain: Option<String>,
     /// Before an old container leaves: an HTTP call, "[METHOD ]URL" ({container}, {id}, {ip}, {service}, {number} are filled in).
     #[arg(long, value_name = "[METHOD ]URL", conflicts_with = "pre_stop_exec")]

@@ -202,11 +202,18 @@ fn bad_names_big_meta_and_usage_errors_are_refused() {
     let url = redis.url();
     let long = "a".repeat(129);
     for bad in ["bad name", "a/b", "a:b", "ünï", long.as_str(), ""] {
-        let o = muster(&url, "v", &["signal", "ready", "--agent", bad]);
-        assert_eq!(code(&o), 1, "{bad}: {}", stderr(&o));
-        assert!(stderr(&o).contains("invalid agent name"), "{}", stderr(&o));
-        let o = muster(&url, "v", &["check", "--agent", bad]);
-        assert_eq!(code(&o), 2, "{bad}: {}", stderr(&o));
+        // A bad name is a usage error (exit 2) in every subcommand alike.
+        for sub in [
+            &["signal", "ready"][..],
+            &["signal", "heartbeat"],
+            &["check"],
+        ] {
+            let mut args = sub.to_vec();
+            args.extend(["--agent", bad]);
+            let o = muster(&url, "v", &args);
+            assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains("invalid agent name"), "{}", stderr(&o));
+        }
     }
     assert_eq!(
         code(&muster(
@@ -240,7 +247,7 @@ fn bad_names_big_meta_and_usage_errors_are_refused() {
         "v",
         &["signal", "ready", "--agent", "m", "--ttl", "30 seconds"],
     );
-    assert_eq!(code(&o), 1);
+    assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--ttl"), "{}", stderr(&o));
     assert_eq!(
         code(&muster(&url, "v", &["signal", "bogus", "--agent", "m"])),
