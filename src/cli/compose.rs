@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use muster::compose::graph::Graph;
 use muster::compose::{self, LoadOptions, Project};
+use muster::config::Settings;
 
 use super::{CliResult, ConfigArgs, Global, GraphArgs};
 
@@ -26,8 +27,19 @@ pub fn load_project(global: &Global) -> Result<Project, compose::ComposeError> {
     compose::load(&load_options(global))
 }
 
-pub fn config(global: &Global, args: &ConfigArgs) -> CliResult {
+/// Loads the project and checks its probes as `up` would build them, so
+/// `config` and `graph` refuse what `up` and `status` refuse.
+fn load_checked(
+    global: &Global,
+    settings: &Settings,
+) -> Result<Project, Box<dyn std::error::Error + Send + Sync>> {
     let project = load_project(global)?;
+    muster::supervisor::plan::check_probes(&project, &settings.plan())?;
+    Ok(project)
+}
+
+pub fn config(global: &Global, settings: &Settings, args: &ConfigArgs) -> CliResult {
+    let project = load_checked(global, settings)?;
     // Everything is rendered before anything is printed: an error leaves no half output.
     let text = if args.services {
         let names: Vec<&String> = project.services.keys().collect();
@@ -48,8 +60,8 @@ pub fn config(global: &Global, args: &ConfigArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn graph(global: &Global, args: &GraphArgs) -> CliResult {
-    let project = load_project(global)?;
+pub fn graph(global: &Global, settings: &Settings, args: &GraphArgs) -> CliResult {
+    let project = load_checked(global, settings)?;
     let graph = Graph::new(&project)?;
     let text = if args.dot {
         graph.to_dot(&project.name)

@@ -328,8 +328,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
         Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
         Command::History(args) => rollout::history(&global, &settings, &args),
-        Command::Config(args) => compose::config(&global, &args),
-        Command::Graph(args) => compose::graph(&global, &args),
+        Command::Config(args) => compose::config(&global, &settings, &args),
+        Command::Graph(args) => compose::graph(&global, &settings, &args),
         Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
     };
     match result {

@@ -224,6 +224,54 @@ pub fn plan_with_grace(
     })
 }
 
+/// Checks every probe the project would run, as `up` and `status` build
+/// them, without connecting anywhere: `muster config` and `muster graph`
+/// refuse the same probe settings that `up` refuses, with the same
+/// file:line:col. What only a running engine can tell (an `exec` or `docker`
+/// probe's container) is left to `up`.
+pub fn check_probes(project: &Project, options: &PlanOptions) -> Result<(), PlanError> {
+    for (name, service) in &project.services {
+        let Some(muster) = service.muster_settings(&options.services) else {
+            continue;
+        };
+        let from_compose = service.compose_probes().is_some();
+        let ctx = ProbeContext {
+            service: name.clone(),
+            address_mode: options.probe_address,
+            ..ProbeContext::default()
+        };
+        for (index, spec) in muster.probes.iter().enumerate() {
+            let (field, message) = match &spec.kind {
+                ProbeKind::Agent(agent) => {
+                    let agent = agent.name.as_deref().unwrap_or(name);
+                    match crate::signal::validate_name(agent) {
+                        Ok(()) => continue,
+                        Err(e) => (Some("name"), e.to_string()),
+                    }
+                }
+                _ => match crate::probe::build(spec, &ctx) {
+                    Ok(_) | Err(crate::probe::ProbeError::Unavailable { .. }) => continue,
+                    Err(e) => (e.field_name(), e.to_string()),
+                },
+            };
+            let at = ProbeAt {
+                service: name,
+                index,
+                kind: spec.kind.name(),
+                field,
+                from_compose,
+            };
+            return Err(probe_error(
+                &project.config_files,
+                options.config_path.as_deref(),
+                at,
+                message,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Which probe an error is about.
 #[derive(Debug, Clone, Copy)]
 pub struct ProbeAt<'a> {

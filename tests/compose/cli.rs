@@ -148,3 +148,44 @@ fn example_stack_is_valid_for_docker_compose_too() {
     };
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// Issue #15 item 12: `config` and `graph` refuse the probe settings that
+/// `up` and `status` refuse, at the same file:line:col, and print nothing.
+#[test]
+fn config_and_graph_refuse_probes_that_up_refuses() {
+    let dir = crate::support::TempDir::new("muster-config-probe");
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(
+        &file,
+        "services:\n  cache:\n    image: redis:7\n    x-muster:\n      probes:\n        - redis: { url: \"redis://cache:notaport\" }\n  worker:\n    image: busybox\n    x-muster:\n      probes:\n        - agent: { name: \"bad name\" }\n",
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    for sub in ["config", "graph"] {
+        let out = muster(&[sub, "-f", &f]);
+        assert_eq!(out.status.code(), Some(1), "{sub}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{sub}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{f}:6:"))
+                && err.contains("services.cache.x-muster.probes[0]")
+                && err.contains("bad port \"notaport\""),
+            "{sub}: {err}"
+        );
+    }
+    // With the port fixed, the agent's name is the next refusal.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("cache:notaport", "cache:6379"),
+    )
+    .unwrap();
+    let out = muster(&["config", "-f", &f]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{f}:11:")) && err.contains("invalid agent name"),
+        "{err}"
+    );
+}
