@@ -112,7 +112,13 @@ impl Loader {
     ) -> Result<Node, ComposeError> {
         let mut tree = self.read_raw(path, from)?;
         if tree.is_null() {
-            tree.value = Value::Map(vec![]);
+            // As compose-go (loader_test.go TestEmptyFile): a file with no
+            // document (empty, or only comments) is refused, not read as an
+            // empty project.
+            return Err(ComposeError::Io {
+                path: path.to_path_buf(),
+                message: "empty compose file (it has no YAML document; give it at least a `services:` key)".into(),
+            });
         }
         if !matches!(tree.value, Value::Map(_)) {
             return Err(ComposeError::Field {

@@ -149,3 +149,14 @@ fn unknown_fields_warn_with_did_you_mean() {
             .to_string()
     ));
 }
+
+/// compose-go `loader_test.go` TestEmptyFile: a file with no YAML document
+/// is "empty compose file", not an empty project (issue 15 item 12, #17).
+#[test]
+fn empty_file_is_refused() {
+    let e = load_err(&["empty-comments-only.yaml"], &[]);
+    assert_eq!(
+        e,
+        "empty-comments-only.yaml: empty compose file (it has no YAML document; give it at least a `services:` key)"
+    );
+}
