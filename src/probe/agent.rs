@@ -75,17 +75,19 @@ pub fn outcome_for(readiness: &Readiness, latency: Duration) -> ProbeOutcome {
             ..
         } => {
             let now = crate::clock::now_ms();
-            let text = if *deadline > now {
-                format!(
+            if *deadline > now {
+                let text = format!(
                     "{} (start deadline in {})",
                     readiness.reason(),
                     crate::duration::format(Duration::from_millis(deadline - now))
-                )
+                );
+                ProbeOutcome::starting(latency, text)
             } else {
-                format!("{} (start deadline passed)", readiness.reason())
-            };
-            ProbeOutcome::fail(latency, text)
+                let text = format!("{} (start deadline passed)", readiness.reason());
+                ProbeOutcome::fail(latency, text)
+            }
         }
+        Readiness::Starting { .. } => ProbeOutcome::starting(latency, readiness.reason()),
         other => ProbeOutcome::fail(latency, other.reason()),
     }
 }

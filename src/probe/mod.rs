@@ -48,6 +48,11 @@ pub struct ProbeOutcome {
     pub latency: Duration,
     /// Wall-clock time the check finished, unix milliseconds.
     pub at_ms: u64,
+    /// The target itself says it is (re)starting (an agent's `starting`
+    /// signal): not ready, and a service that was ready goes back to
+    /// `starting` with a new start window instead of counting failures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restarting: bool,
 }
 
 impl ProbeOutcome {
@@ -57,6 +62,14 @@ impl ProbeOutcome {
 
     pub fn fail(latency: Duration, reason: impl Into<String>) -> Self {
         Self::new(ProbeStatus::Fail, latency, reason)
+    }
+
+    /// Not ready because the target says it is starting (see [`Self::restarting`]).
+    pub fn starting(latency: Duration, reason: impl Into<String>) -> Self {
+        ProbeOutcome {
+            restarting: true,
+            ..Self::new(ProbeStatus::Fail, latency, reason)
+        }
     }
 
     pub fn timeout(latency: Duration) -> Self {
@@ -73,6 +86,7 @@ impl ProbeOutcome {
             reason: reason.into(),
             latency,
             at_ms: crate::clock::now_ms(),
+            restarting: false,
         }
     }
 

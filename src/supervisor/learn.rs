@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::state::Cause;
 use super::{ServiceState, StateEvent, StateStore};
 use crate::compose::xmuster::GraceSetting;
 use crate::engine::Engine;
@@ -187,6 +188,11 @@ impl RecorderState {
         let service = event.service;
         let at = event.transition.at_ms;
         match event.transition.to {
+            // An agent starting again inside a running container: no
+            // container start, so no start-up sample (and none under way).
+            ServiceState::Starting if event.transition.cause == Some(Cause::AgentRestarting) => {
+                self.starts.remove(&service);
+            }
             ServiceState::Starting => {
                 let kind = self.note(&service, at).await;
                 self.starts.insert(service, (at, kind));

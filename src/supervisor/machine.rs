@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::compose::xmuster::{ProbeRole, ProbeTiming};
 use crate::probe::ProbeOutcome;
-use crate::supervisor::state::ServiceState;
+use crate::supervisor::state::{Cause, ServiceState};
 
 /// What the machine asks the supervisor to do; acted on outside the machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,7 @@ pub struct MachineTransition {
     pub to: ServiceState,
     pub at: Instant,
     pub reason: String,
+    pub cause: Option<Cause>,
 }
 
 /// What one event changed.
@@ -239,6 +240,9 @@ impl ServiceMachine {
             return Step::none();
         };
         let ok = outcome.is_ok();
+        // The target's own word that it is starting again: not passing at
+        // once (a flaky failure would wait for its threshold).
+        let restarting = !ok && outcome.restarting;
         track.last = Some(outcome);
         if ok {
             track.consecutive_successes = track.consecutive_successes.saturating_add(1);
@@ -248,6 +252,9 @@ impl ServiceMachine {
             }
         } else {
             track.consecutive_successes = 0;
+            if restarting {
+                track.passing = false;
+            }
             if !in_window {
                 track.consecutive_failures = track.consecutive_failures.saturating_add(1);
                 if track.consecutive_failures >= track.failure_threshold {
@@ -296,6 +303,25 @@ impl ServiceMachine {
             ProbeRole::Readiness => {
                 if !self.startup_passed {
                     return Step::none();
+                }
+                if restarting && matches!(self.state, ServiceState::Ready | ServiceState::Unready) {
+                    // Back to `starting` with a fresh start window (an agent
+                    // deadline extends it further): not ready, and no restart
+                    // while it is open.
+                    let until = now + self.grace;
+                    if self.window_end.is_none_or(|end| end < until) {
+                        self.window_end = Some(until);
+                    }
+                    let reason = format!(
+                        "the agent is starting again: {}",
+                        self.probes[index].last_reason()
+                    );
+                    return self.move_to_caused(
+                        ServiceState::Starting,
+                        now,
+                        &reason,
+                        Some(Cause::AgentRestarting),
+                    );
                 }
                 self.evaluate(now)
             }
@@ -387,6 +413,16 @@ impl ServiceMachine {
     }
 
     fn move_to(&mut self, to: ServiceState, now: Instant, reason: &str) -> Step {
+        self.move_to_caused(to, now, reason, None)
+    }
+
+    fn move_to_caused(
+        &mut self,
+        to: ServiceState,
+        now: Instant,
+        reason: &str,
+        cause: Option<Cause>,
+    ) -> Step {
         if self.state == to {
             return Step::none();
         }
@@ -395,6 +431,7 @@ impl ServiceMachine {
             to,
             at: now,
             reason: reason.to_string(),
+            cause,
         };
         self.state = to;
         self.since = now;
@@ -556,6 +593,49 @@ mod tests {
         assert_eq!(m.state(), ServiceState::Starting);
         m.probe_result(0, fail("loading model 40%"), secs(t0, 61));
         assert_eq!(m.state(), ServiceState::Unready);
+    }
+
+    /// Issue #15 item 3: a ready agent that says `starting` (a reload, with
+    /// or without a deadline) is not ready at once, is not restarted inside
+    /// its new window, and is ready again when it says so; a second probe
+    /// that passes meanwhile does not make it ready.
+    #[test]
+    fn agent_starting_again_leaves_ready_with_a_new_window() {
+        let t0 = Instant::now();
+        let probes = [
+            timing(ProbeRole::Readiness, 1, 1),
+            timing(ProbeRole::Readiness, 1, 1),
+        ];
+        let mut m = ServiceMachine::new(&probes, Duration::from_secs(10), t0);
+        m.started(t0);
+        m.probe_result(0, ok(), secs(t0, 1));
+        m.probe_result(1, ok(), secs(t0, 1));
+        assert_eq!(m.state(), ServiceState::Ready);
+
+        let starting = ProbeOutcome::starting(Duration::from_micros(50), "starting: reload");
+        let step = m.probe_result(0, starting.clone(), secs(t0, 100));
+        let t = step.transition.expect("ready -> starting");
+        assert_eq!(
+            (t.from, t.to),
+            (ServiceState::Ready, ServiceState::Starting)
+        );
+        assert_eq!(t.cause, Some(Cause::AgentRestarting));
+        assert!(t.reason.contains("starting: reload"), "{}", t.reason);
+        m.extend_deadline(secs(t0, 130));
+        // The other probe passing does not make it ready; the agent's
+        // failures inside the window do not make it unready.
+        m.probe_result(1, ok(), secs(t0, 101));
+        m.probe_result(0, starting.clone(), secs(t0, 120));
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.probe_result(0, ok(), secs(t0, 125));
+        assert_eq!(m.state(), ServiceState::Ready);
+
+        // Still `starting` past its window: unready, as any start.
+        m.probe_result(0, starting.clone(), secs(t0, 200));
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.probe_result(0, starting, secs(t0, 211));
+        assert_eq!(m.state(), ServiceState::Unready);
+        // An ordinary failure of a ready service keeps its threshold.
     }
 
     #[test]

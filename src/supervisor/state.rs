@@ -66,6 +66,20 @@ pub struct Transition {
     /// Unix milliseconds.
     pub at_ms: u64,
     pub reason: String,
+    /// Why, when followers must tell it apart from the usual meaning of the
+    /// move (absent for most transitions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
+}
+
+/// What made a transition happen, where the states alone do not say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// `ready` -> `starting` because the agent said it is starting again (a
+    /// model reload): no container started, so the grace recorder does not
+    /// take it for a start-up.
+    AgentRestarting,
 }
 
 /// What the supervisor knows about one service, as of the snapshot.

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 
 use super::state::{
-    EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition,
+    Cause, EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition,
 };
 use crate::clock::unix_ms;
 use crate::probe::ProbeOutcome;
@@ -140,6 +140,17 @@ impl StateStore {
     /// Moves a service to `to`, recording the transition and emitting an event.
     /// A move to the state it is already in only updates the reason.
     pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
+        self.transition_caused(service, to, reason, None);
+    }
+
+    /// [`Self::transition`] with the cause followers need to tell it apart.
+    pub fn transition_caused(
+        &self,
+        service: &str,
+        to: ServiceState,
+        reason: impl Into<String>,
+        cause: Option<Cause>,
+    ) {
         let reason = reason.into();
         let mut event = None;
         let written = self.modify_held(|snap| {
@@ -155,6 +166,7 @@ impl StateStore {
                 to,
                 at_ms: unix_ms(std::time::SystemTime::now()),
                 reason: reason.clone(),
+                cause,
             };
             status.state = to;
             status.since_ms = transition.at_ms;

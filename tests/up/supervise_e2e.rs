@@ -123,6 +123,44 @@ services:
         verbose.contains("[-]worker") && verbose.contains("lost GPU"),
         "{verbose}"
     );
+
+    // Issue #15 item 3: a ready agent that says it is starting again (a
+    // model reload, with a start deadline) is not ready while it reloads,
+    // and is not restarted for it.
+    let signal = |args: &[&str]| {
+        let status = muster(&coordination, &namespace)
+            .args(["signal"])
+            .args(args)
+            .args(["--agent", "worker"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "signal {args:?}");
+    };
+    signal(&["ready"]);
+    wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
+    signal(&[
+        "starting",
+        "--progress",
+        "reloading model",
+        "--extend",
+        "30s",
+    ]);
+    let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(10));
+    assert!(
+        verbose.contains("[-]worker") && verbose.contains("reloading model"),
+        "{verbose}"
+    );
+    let (_, worker) = http_get(listen_port, "/status/worker").unwrap();
+    let worker: serde_json::Value = serde_json::from_str(&worker).unwrap();
+    assert_eq!(worker["state"], "starting", "{worker:#}");
+    // A while inside the window: still starting, never restarted.
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, worker) = http_get(listen_port, "/status/worker").unwrap();
+    let worker: serde_json::Value = serde_json::from_str(&worker).unwrap();
+    assert_eq!(worker["state"], "starting", "{worker:#}");
+    assert_eq!(worker["heal"]["muster_restarts"], 0, "{worker:#}");
+    signal(&["ready"]);
+    wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
 }
 
 /// `up --serve cache` starts cache only: worker (probed, never started) is

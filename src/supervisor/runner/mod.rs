@@ -539,7 +539,8 @@ impl Loop {
                 s.restarts = restarts;
             });
             entry.dirty = false;
-            self.store.transition(&entry.name, t.to, t.reason);
+            self.store
+                .transition_caused(&entry.name, t.to, t.reason, t.cause);
         }
         if let Some(decision) = step.decision {
             tracing::warn!(service = %entry.name, ?decision, "probe asks for a restart");
