@@ -31,6 +31,7 @@ from ._protocol import (
     ready_key,
     validate_name,
     validate_namespace,
+    validate_text,
 )
 from .errors import CommandRefused, RedisUnavailable, SignalError
 
@@ -85,8 +86,8 @@ class Core:
         meta: Optional[Mapping[str, object]] = None,
     ) -> Command:
         """Records a starting/ready/stopping state and returns its ``EVAL``."""
-        if progress is not None and not isinstance(progress, str):
-            raise TypeError(f"progress must be a string, not {type(progress).__name__}")
+        if progress is not None:
+            validate_text(self.agent, "progress", progress)
         wire_meta = canonical_meta(self.agent, meta)
         now = now_ms()
         deadline = now + millis(extend, "extend") if extend is not None else None
@@ -104,6 +105,7 @@ class Core:
 
     def down(self, reason: str) -> Command:
         """Records a not-ready state and returns its ``EVAL``."""
+        validate_text(self.agent, "reason", reason)
         self.last = next_down(self.last, reason, now_ms(), host=self.host, pid=self.pid)
         return self.command_now()
 
@@ -168,6 +170,8 @@ class Core:
         if isinstance(exc, KeyboardInterrupt):
             return "stopped on SIGINT"
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        # A message may carry undecodable bytes (lone surrogates): keep them visible, as \udcxx.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         return text[:512]
 
 
