@@ -8,11 +8,12 @@ every decision here means they cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Optional
+from typing import Any, Optional
 
 import redis.exceptions
 
@@ -41,6 +42,27 @@ log = logging.getLogger("muster_signal")
 RETRY_SECONDS = 0.25
 #: Shortest heartbeat period.
 MIN_PERIOD_SECONDS = 0.05
+
+
+def quiet_handshake(redis_class: type) -> dict[str, Any]:
+    """Options that keep redis-py from sending, on each connect, commands the
+    shipped ``agent`` ACL user may not run: ``CLIENT SETINFO`` (redis-py 5+)
+    and ``CLIENT MAINT_NOTIFICATIONS`` (8+). redis-py ignores the refusals,
+    but Redis 7.2+ records each one in ``ACL LOG`` (and every Redis counts
+    them in ``INFO errorstats``); the Rust crate skips them too. Options this
+    redis-py does not know are not passed (4.x sends neither)."""
+    params = inspect.signature(redis_class).parameters
+    opts: dict[str, Any] = {}
+    if "driver_info" in params:
+        opts["driver_info"] = None
+    elif "lib_name" in params:
+        opts["lib_name"] = None
+        opts["lib_version"] = None
+    if "maint_notifications_config" in params:
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        opts["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    return opts
 
 
 def now_ms() -> int:
