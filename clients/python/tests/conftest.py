@@ -95,6 +95,18 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment() -> Iterator[None]:
+    """The shell's MUSTER_* and COMPOSE_* settings (a namespace, a Redis URL, a
+    listen address of a muster you run) reach neither the clients under test
+    nor the muster processes the tests start (``MUSTER_BIN`` excepted)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("MUSTER_", "COMPOSE_")) and key != "MUSTER_BIN":
+                mp.delenv(key)
+        yield
+
+
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
