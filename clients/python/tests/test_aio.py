@@ -68,6 +68,7 @@ def test_async_outage_and_recovery(own_redis: RedisServer) -> None:
 
     async def main() -> None:
         c = AsyncClient("async-c", redis_url=own_redis.url(), ttl=2, timeout=0.5)
+        assert (c.agent, c.namespace, c.ttl) == ("async-c", "muster", 2.0)
         with pytest.raises(muster_signal.RedisUnavailable):
             await c.ready()
         own_redis.start()

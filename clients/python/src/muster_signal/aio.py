@@ -70,6 +70,10 @@ class AsyncClient:
     def namespace(self) -> str:
         return self._core.namespace
 
+    @property
+    def ttl(self) -> float:
+        return self._core.ttl_ms / 1000
+
     async def ready(self, meta: Optional[Mapping[str, object]] = None) -> None:
         """See ``Client.ready``."""
         async with self._locked():
