@@ -58,5 +58,17 @@ fi
   -r clients/python/requirements-test.txt
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
   --no-build-isolation --no-deps --force-reinstall ./clients/python
+# A wheelhouse for clients/python/tests/test_install.py, which runs a real
+# `pip install ./clients/python` (build backend in an isolated build, as on a
+# fresh machine) into fresh venvs with no index: the pinned hatchling and
+# redis-py, and redis-py 4.3.4 (Debian bookworm's python3-redis, the oldest
+# release the package is tested with). Fetched once.
+wheels=target/python-wheels
+if ! ls "$wheels"/hatchling-*.whl "$wheels"/redis-4.3.4-*.whl >/dev/null 2>&1; then
+  echo "setup: fetching the wheelhouse for the Python install test ($wheels)"
+  for pin in $(grep -E '^(hatchling|redis)==' clients/python/requirements-test.txt) redis==4.3.4; do
+    "$venv/bin/python" -m pip download -q --disable-pip-version-check -d "$wheels" "$pin"
+  done
+fi
 
 echo "setup: redis-server $(redis-server --version | awk '{print $3}'), nats-server $(nats-server --version 2>&1 | awk '{print $2}'), docker $(docker version --format '{{.Server.Version}}'), $("$venv/bin/python" --version)"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: install/start what the tests need, then run every test of
 # the workspace against a real Redis, NATS and Docker engine, then the Python
-# client's tests (pytest, against real redis-servers and the muster binary),
-# its type check (mypy --strict) and lint (ruff).
+# client's tests (pytest, against real redis-servers, the muster binary and
+# the Docker engine), its type check (mypy --strict) and lint (ruff).
 #
 # Extra arguments go to `cargo test` (e.g. `--test signal`); with extra
 # arguments the Python part is skipped unless PYTHON_TESTS=1. PYTHON_TESTS=0

@@ -10,6 +10,7 @@ stops and restarts one) and killed afterwards, also when a test fails.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from typing import Optional
 
 import pytest
 import redis
+
+from muster_signal._protocol import Down, Up, canonical_meta
 
 REPO = Path(__file__).resolve().parents[3]
 CLIENT = Path(__file__).resolve().parents[1]
@@ -92,6 +95,18 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment() -> Iterator[None]:
+    """The shell's MUSTER_* and COMPOSE_* settings (a namespace, a Redis URL, a
+    listen address of a muster you run) reach neither the clients under test
+    nor the muster processes the tests start (``MUSTER_BIN`` excepted)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("MUSTER_", "COMPOSE_")) and key != "MUSTER_BIN":
+                mp.delenv(key)
+        yield
+
+
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()
@@ -112,6 +127,10 @@ def own_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     yield server
     server.close()
+
+
+ACL_ADMIN = "pytest-admin"
+ACL_ADMIN_PASSWORD = secrets.token_hex(16)
 
 
 def compose_default(file: str, var: str) -> str:
@@ -136,6 +155,9 @@ def acl_redis() -> Iterator[RedisServer]:
         elif key == "bind":
             line = "bind 127.0.0.1"
         lines.append(line)
+    # One user of the test's own, to read ACL LOG (what Redis refused); the
+    # shipped users stay as they are.
+    lines.append(f"user {ACL_ADMIN} on >{ACL_ADMIN_PASSWORD} ~* &* +@all")
     conf = work / "redis.conf"
     conf.write_text("\n".join(lines) + "\n")
     server = RedisServer.__new__(RedisServer)
@@ -196,3 +218,23 @@ def wait_until(check: object, timeout: float, step: float = 0.01) -> float:
             return time.monotonic() - start
         time.sleep(step)
     raise AssertionError(f"not true within {timeout}s")
+
+
+def up_from(agent: str, value: dict[str, object]) -> Up:
+    """The ``Up`` state a stored (or test-vector) signal value describes."""
+    meta = value.get("meta")
+    assert meta is None or isinstance(meta, dict)
+    return Up(
+        value["status"],  # type: ignore[arg-type]
+        value["since"],  # type: ignore[arg-type]
+        progress=value.get("progress"),  # type: ignore[arg-type]
+        deadline=value.get("deadline"),  # type: ignore[arg-type]
+        host=value.get("host"),  # type: ignore[arg-type]
+        pid=value.get("pid"),  # type: ignore[arg-type]
+        meta=canonical_meta(agent, meta),
+    )
+
+
+def down_from(value: dict[str, object]) -> Down:
+    """The ``Down`` state a stored (or test-vector) not-ready value describes."""
+    return Down(value["reason"], value["since"], value.get("host"), value.get("pid"))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 import redis
-from conftest import RedisServer
+from conftest import ACL_ADMIN, ACL_ADMIN_PASSWORD, RedisServer
 
 import muster_signal
 from muster_signal import Client
@@ -19,6 +19,8 @@ def test_agent_user_can_do_everything_the_client_needs(
     acl_redis: RedisServer, passwords: dict[str, str]
 ) -> None:
     url = acl_redis.url("agent", passwords["agent"])
+    admin = redis.Redis.from_url(acl_redis.url(ACL_ADMIN, ACL_ADMIN_PASSWORD))
+    admin.acl_log_reset()
     c = Client("acl-agent", redis_url=url)
     c.starting("loading", extend=30)
     c.ready({"port": 1})
@@ -43,6 +45,8 @@ def test_agent_user_can_do_everything_the_client_needs(
     asyncio.run(main())
     assert not muster.exists("muster:ready:acl-async")
     assert muster.exists("muster:notready:acl-async")
+    # Nothing either client sent (connection handshake included) was refused.
+    assert admin.acl_log() == []
 
 
 def test_agent_user_can_do_nothing_else(acl_redis: RedisServer, passwords: dict[str, str]) -> None:
@@ -65,3 +69,5 @@ def test_agent_user_can_do_nothing_else(acl_redis: RedisServer, passwords: dict[
     ):
         with pytest.raises(redis.exceptions.ResponseError):
             call()
+    admin = redis.Redis.from_url(acl_redis.url(ACL_ADMIN, ACL_ADMIN_PASSWORD))
+    assert {e["username"] for e in admin.acl_log()} == {"agent"}  # and Redis logged each

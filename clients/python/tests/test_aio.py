@@ -68,6 +68,7 @@ def test_async_outage_and_recovery(own_redis: RedisServer) -> None:
 
     async def main() -> None:
         c = AsyncClient("async-c", redis_url=own_redis.url(), ttl=2, timeout=0.5)
+        assert (c.agent, c.namespace, c.ttl) == ("async-c", "muster", 2.0)
         with pytest.raises(muster_signal.RedisUnavailable):
             await c.ready()
         own_redis.start()
@@ -75,6 +76,17 @@ def test_async_outage_and_recovery(own_redis: RedisServer) -> None:
         while not own_redis.admin().exists("muster:ready:async-c"):
             assert time.monotonic() - start < 2, "not re-asserted within 2 s"
             await asyncio.sleep(0.02)
+        # A restart that loses the data while the agent runs: back within
+        # TTL/2 (1 s) plus a retry, with the value the agent last asserted.
+        before = own_redis.admin().get("muster:ready:async-c")
+        own_redis.stop()
+        await asyncio.sleep(0.3)
+        own_redis.start()
+        start = time.monotonic()
+        while not own_redis.admin().exists("muster:ready:async-c"):
+            assert time.monotonic() - start < 3, "not re-asserted within 3 s of the restart"
+            await asyncio.sleep(0.02)
+        assert own_redis.admin().get("muster:ready:async-c") == before
         task = c._task
         await c.aclose()
         assert task is not None and task.done()

@@ -4,6 +4,7 @@ SIGTERM; and that no password reaches a log line or an error."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import signal
@@ -68,6 +69,30 @@ def test_ready_writes_the_protocol_value(rs: RedisServer, events: redis.client.P
         no_event(events)
         assert c.read().is_ready
         assert c.read().meta == {"model": "small", "port": 8080}
+
+
+def test_sends_nothing_redis_refuses(rs: RedisServer) -> None:
+    """No command of the client's, the connection handshake included, is one
+    Redis answers with an error (redis-py's CLIENT SETINFO and CLIENT
+    MAINT_NOTIFICATIONS are turned off: the agent ACL user may not run them)."""
+    from muster_signal.aio import AsyncClient
+
+    admin = rs.admin()
+    admin.config_resetstat()  # after the admin's own handshake
+    with Client("quiet", redis_url=rs.url()) as c:
+        c.starting("x", extend=5)
+        c.ready({"port": 1})
+        c.heartbeat_now()
+        c.read("other")
+
+    async def main() -> None:
+        async with AsyncClient("quiet-async", redis_url=rs.url()) as a:
+            await a.ready()
+            await a.heartbeat_now()
+
+    asyncio.run(main())
+    assert admin.info("errorstats") == {}
+    assert admin.info("commandstats")["cmdstat_eval"]["calls"] >= 8
 
 
 def test_starting_extends_the_deadline(rs: RedisServer, events: redis.client.PubSub) -> None:

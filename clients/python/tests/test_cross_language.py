@@ -20,10 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RedisServer, free_port, wait_line, wait_port, wait_until
+from conftest import (
+    RedisServer,
+    down_from,
+    free_port,
+    up_from,
+    wait_line,
+    wait_port,
+    wait_until,
+)
 
 from muster_signal import Client
-from muster_signal._protocol import Down, Up, canonical_meta, dumps
+from muster_signal._protocol import dumps
 from muster_signal.read import decode
 
 # A seed-style agent: the two module functions, settings from the environment.
@@ -202,24 +210,14 @@ def test_rust_and_python_write_the_same_bytes(rs: RedisServer, muster_bin: Path)
         if status == "not_ready":
             raw = admin.get("muster:notready:rust-agent")
             assert raw is not None
-            stored = json.loads(raw)
-            down = Down(stored["reason"], stored["since"], stored.get("host"), stored.get("pid"))
+            down = down_from(json.loads(raw))
             assert dumps(down.value()).encode() == raw
             assert dumps(down.event("rust-agent")).encode() == event
             assert decode(None, raw).reason == f"broker down: {note}"
             continue
         raw = admin.get("muster:ready:rust-agent")
         assert raw is not None
-        v = json.loads(raw)
-        up = Up(
-            v["status"],
-            v["since"],
-            progress=v.get("progress"),
-            deadline=v.get("deadline"),
-            host=v.get("host"),
-            pid=v.get("pid"),
-            meta=canonical_meta("rust-agent", v.get("meta")),
-        )
+        up = up_from("rust-agent", json.loads(raw))
         assert dumps(up.value()).encode() == raw, "Python would write other bytes"
         assert dumps(up.event("rust-agent", 30000)).encode() == event
         assert decode(raw, None).status == status

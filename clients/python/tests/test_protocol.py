@@ -4,8 +4,11 @@ package's protocol files are the repository's canonical ones, byte for byte."""
 
 from __future__ import annotations
 
+import inspect
+import json
+
 import pytest
-from conftest import REPO
+from conftest import REPO, down_from, up_from
 
 import muster_signal
 from muster_signal import _config, _protocol
@@ -60,6 +63,39 @@ def test_meta_limit_and_canonical_form() -> None:
             canonical_meta("a", bad)
     with pytest.raises(muster_signal.InvalidMeta):
         canonical_meta("a", ["not", "a", "mapping"])  # type: ignore[arg-type]
+    # serde_json reads integers beyond 64 bits as floats: refused, not silently changed.
+    assert canonical_meta("a", {"n": 2**64 - 1, "m": -(2**63)}) == {"m": -(2**63), "n": 2**64 - 1}
+    for big in (2**64, -(2**63) - 1):
+        with pytest.raises(muster_signal.InvalidMeta, match="64-bit"):
+            canonical_meta("a", {"n": [big]})
+    with pytest.raises(muster_signal.InvalidMeta, match="Unicode"):
+        canonical_meta("a", {"k": "bad \udcff"})
+
+
+def test_text_that_is_not_unicode_is_refused_before_it_is_recorded() -> None:
+    core = Core("a", "redis://127.0.0.1:1", None, 30, None, 3600, 1)
+    with pytest.raises(muster_signal.InvalidText, match="progress"):
+        core.up("starting", progress="loading \udcff")
+    with pytest.raises(muster_signal.InvalidText, match="reason"):
+        core.down("bad \ud800 reason")
+    assert core.last is None  # nothing for the heartbeat to fail on forever
+    assert issubclass(muster_signal.InvalidText, ValueError)
+    # An exception message with such text still becomes a reason Redis can store.
+    reason = core.exit_reason(OSError("no file \udcff"))
+    assert reason == "OSError: no file \\udcff"
+    reason.encode("utf-8")
+
+
+def test_seed_functions_have_the_guide_s_signatures() -> None:
+    """An agent written to the usual guide changes only its import line."""
+    ready = inspect.signature(muster_signal.mark_agent_ready)
+    assert list(ready.parameters) == ["name", "meta"]
+    assert ready.parameters["meta"].default is None
+    not_ready = inspect.signature(muster_signal.mark_agent_not_ready)
+    assert list(not_ready.parameters) == ["name", "reason"]
+    assert all(p.default is inspect.Parameter.empty for p in not_ready.parameters.values())
+    for p in [*ready.parameters.values(), *not_ready.parameters.values()]:
+        assert p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def test_dumps_escapes_like_serde_json() -> None:
@@ -67,6 +103,40 @@ def test_dumps_escapes_like_serde_json() -> None:
     text = 'é "q" \\ \n\r\t\b\f \x01\x1f \x7f \u2028 😀'
     want = '"é \\"q\\" \\\\ \\n\\r\\t\\b\\f \\u0001\\u001f \x7f \u2028 😀"'
     assert dumps(text) == want
+
+
+def test_writes_the_shared_test_vectors() -> None:
+    """protocol/vectors.json: the bytes the Rust crate's test proves serde_json
+    writes for the same states (crates/muster-signal/src/protocol.rs)."""
+    vectors = json.loads((REPO / "protocol" / "vectors.json").read_text(encoding="utf-8"))
+    assert len(vectors["signal"]) >= 5 and len(vectors["not_ready"]) >= 2
+    for case in vectors["signal"]:
+        up = up_from(case["agent"], case["state"])
+        assert dumps(up.value()) == case["value"], case["name"]
+        assert dumps(up.event(case["agent"], case["ttl_ms"])) == case["event"], case["name"]
+        assert decode(case["value"].encode(), None).status == case["state"]["status"]
+    for case in vectors["not_ready"]:
+        down = down_from(case["state"])
+        assert dumps(down.value()) == case["value"], case["name"]
+        assert dumps(down.event(case["agent"])) == case["event"], case["name"]
+        assert decode(None, case["value"].encode()).reason == case["state"]["reason"]
+
+
+def test_floats_as_serde_json_writes_them() -> None:
+    # Python's repr differs from serde_json only below 1e-4.
+    for value, want in [
+        (1e-05, "0.00001"),
+        (-1.25e-05, "-0.0000125"),
+        (1.5e-07, "1.5e-7"),
+        (1e-300, "1e-300"),
+        (0.0001, "0.0001"),
+        (1e16, "1e+16"),
+        (1e15, "1000000000000000.0"),
+        (12.5, "12.5"),
+        (-0.0, "-0.0"),
+    ]:
+        assert _protocol.format_float(value) == want
+        assert float(want) == value  # still the same number
 
 
 def test_value_and_event_bytes() -> None:

@@ -324,6 +324,49 @@ mod tests {
         assert_eq!(agent_of_ready_key("ns", "ns:notready:a"), None);
     }
 
+    /// protocol/vectors.json, the bytes every client must write for a given
+    /// state (the Python package's tests check the same file): serde_json's
+    /// compact form, meta keys sorted, floats in serde_json's notation.
+    #[test]
+    fn writes_the_test_vectors() {
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../../../protocol/vectors.json")).unwrap();
+        let cases = |kind: &str| file[kind].as_array().unwrap().clone();
+        let text = |case: &serde_json::Value, k: &str| case[k].as_str().unwrap().to_string();
+        // The bytes this crate writes for the case's state, and how it reads them back.
+        let check = |case: &serde_json::Value, value: String, event: Event| {
+            let name = text(case, "name");
+            assert_eq!(value, text(case, "value"), "{name}");
+            assert_eq!(
+                serde_json::to_string(&event).unwrap(),
+                text(case, "event"),
+                "{name}"
+            );
+            let raw = text(case, "value");
+            match event.reason {
+                Some(reason) => {
+                    let read = crate::Readiness::decode(None, Some(raw.as_bytes()));
+                    assert_eq!(read.reason(), reason, "{name}");
+                }
+                None => {
+                    let read = crate::Readiness::decode(Some(raw.as_bytes()), None);
+                    assert_eq!(read.status(), text(&case["state"], "status"), "{name}");
+                }
+            }
+        };
+        for case in cases("signal") {
+            let value: SignalValue = serde_json::from_value(case["state"].clone()).unwrap();
+            let ttl = Duration::from_millis(case["ttl_ms"].as_u64().unwrap());
+            let event = Event::from_value(&text(&case, "agent"), &value, ttl);
+            check(&case, serde_json::to_string(&value).unwrap(), event);
+        }
+        for case in cases("not_ready") {
+            let value: NotReadyValue = serde_json::from_value(case["state"].clone()).unwrap();
+            let event = Event::from_not_ready(&text(&case, "agent"), &value);
+            check(&case, serde_json::to_string(&value).unwrap(), event);
+        }
+    }
+
     /// The constants above are the ones protocol/protocol.json states, and the
     /// Python client's copies of the protocol files are byte-identical.
     #[test]

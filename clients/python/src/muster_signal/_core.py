@@ -8,11 +8,12 @@ every decision here means they cannot drift apart.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Optional
+from typing import Any, Optional
 
 import redis.exceptions
 
@@ -31,6 +32,7 @@ from ._protocol import (
     ready_key,
     validate_name,
     validate_namespace,
+    validate_text,
 )
 from .errors import CommandRefused, RedisUnavailable, SignalError
 
@@ -40,6 +42,27 @@ log = logging.getLogger("muster_signal")
 RETRY_SECONDS = 0.25
 #: Shortest heartbeat period.
 MIN_PERIOD_SECONDS = 0.05
+
+
+def quiet_handshake(redis_class: type) -> dict[str, Any]:
+    """Options that keep redis-py from sending, on each connect, commands the
+    shipped ``agent`` ACL user may not run: ``CLIENT SETINFO`` (redis-py 5+)
+    and ``CLIENT MAINT_NOTIFICATIONS`` (8+). redis-py ignores the refusals,
+    but Redis 7.2+ records each one in ``ACL LOG`` (and every Redis counts
+    them in ``INFO errorstats``); the Rust crate skips them too. Options this
+    redis-py does not know are not passed (4.x sends neither)."""
+    params = inspect.signature(redis_class).parameters
+    opts: dict[str, Any] = {}
+    if "driver_info" in params:
+        opts["driver_info"] = None
+    elif "lib_name" in params:
+        opts["lib_name"] = None
+        opts["lib_version"] = None
+    if "maint_notifications_config" in params:
+        from redis.maint_notifications import MaintNotificationsConfig
+
+        opts["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    return opts
 
 
 def now_ms() -> int:
@@ -85,8 +108,8 @@ class Core:
         meta: Optional[Mapping[str, object]] = None,
     ) -> Command:
         """Records a starting/ready/stopping state and returns its ``EVAL``."""
-        if progress is not None and not isinstance(progress, str):
-            raise TypeError(f"progress must be a string, not {type(progress).__name__}")
+        if progress is not None:
+            validate_text(self.agent, "progress", progress)
         wire_meta = canonical_meta(self.agent, meta)
         now = now_ms()
         deadline = now + millis(extend, "extend") if extend is not None else None
@@ -104,6 +127,7 @@ class Core:
 
     def down(self, reason: str) -> Command:
         """Records a not-ready state and returns its ``EVAL``."""
+        validate_text(self.agent, "reason", reason)
         self.last = next_down(self.last, reason, now_ms(), host=self.host, pid=self.pid)
         return self.command_now()
 
@@ -168,6 +192,8 @@ class Core:
         if isinstance(exc, KeyboardInterrupt):
             return "stopped on SIGINT"
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        # A message may carry undecodable bytes (lone surrogates): keep them visible, as \udcxx.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         return text[:512]
 
 

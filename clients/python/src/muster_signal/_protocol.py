@@ -17,9 +17,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from json.encoder import encode_basestring as _string
 from typing import Optional, Union
 
-from .errors import InvalidMeta, InvalidName, InvalidNamespace, MetaTooLarge
+from .errors import InvalidMeta, InvalidName, InvalidNamespace, InvalidText, MetaTooLarge
 
 
 def _read(name: str) -> str:
@@ -42,6 +43,10 @@ _KEYS: dict[str, str] = {str(k): str(v) for k, v in _SPEC["keys"].items()}
 NO_SIGNAL = "no ready signal (never sent, expired, or Redis lost it)"
 #: Reason when the ready key expired (seen through keyspace notifications).
 EXPIRED = "ready signal expired (no heartbeat within its TTL)"
+
+# Integers in meta must fit serde_json's i64 / u64, or muster reads them as floats.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _NAMESPACE_RE = re.compile(r"[A-Za-z0-9._:-]+")
@@ -100,6 +105,10 @@ def _canonical(agent: str, value: object, path: str) -> JSON:
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise InvalidMeta(
+                agent, f"{path} is {value}, outside the 64-bit integers muster reads exactly"
+            )
         return int(value)
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
@@ -125,9 +134,59 @@ def _sort_key(agent: str, path: str) -> Callable[[object], str]:
 
 
 def dumps(value: JSON) -> str:
-    """Compact JSON with the same escapes serde_json writes (UTF-8 as is,
-    control characters as ``\\u00xx``)."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """Compact JSON exactly as serde_json writes it: UTF-8 as is, control
+    characters as ``\\u00xx``, floats as ``format_float`` (docs/protocol.md, "Values")."""
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
+
+
+def _encode(value: JSON, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(_string(value))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
+    elif isinstance(value, float):
+        out.append(format_float(value))
+    elif isinstance(value, dict):
+        out.append("{")
+        for i, (k, v) in enumerate(value.items()):
+            if i:
+                out.append(",")
+            out.append(_string(k))
+            out.append(":")
+            _encode(v, out)
+        out.append("}")
+    else:
+        out.append("[")
+        for i, v in enumerate(value):
+            if i:
+                out.append(",")
+            _encode(v, out)
+        out.append("]")
+
+
+def format_float(value: float) -> str:
+    """A finite float as serde_json writes it: the shortest digits that read
+    back exactly (``repr``'s), in plain notation for 1e-5 <= |x| < 1e16
+    (``12.5``, ``0.00001``, ``100.0``), otherwise ``1.5e-7`` / ``1e+16``
+    (no zero padding in the exponent, ``+`` on positive ones). Python's
+    ``repr`` differs only below 1e-4: ``1e-05``, ``1.5e-07``."""
+    text = float.__repr__(value)
+    if "e" not in text:
+        return text
+    mantissa, exp_text = text.split("e")
+    exp = int(exp_text)
+    if exp == -5:
+        sign = "-" if mantissa.startswith("-") else ""
+        return sign + "0.0000" + mantissa.lstrip("-").replace(".", "")
+    return f"{mantissa}e{'+' if exp > 0 else '-'}{abs(exp)}"
 
 
 def canonical_meta(agent: str, meta: Optional[Mapping[str, object]]) -> dict[str, JSON]:
@@ -145,6 +204,18 @@ def canonical_meta(agent: str, meta: Optional[Mapping[str, object]]) -> dict[str
     if size > MAX_META_BYTES:
         raise MetaTooLarge(agent, size, MAX_META_BYTES)
     return out
+
+
+def validate_text(agent: str, what: str, text: object) -> str:
+    """``progress`` and ``reason``: strings that encode to UTF-8 (checked
+    here, so a bad one is refused before it becomes the state to re-assert)."""
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a string, not {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidText(agent, what, e.reason) from None
+    return text
 
 
 def millis(seconds: float, what: str) -> int:

@@ -17,7 +17,7 @@ from typing import Optional
 import redis.asyncio
 import redis.exceptions
 
-from ._core import Core, log
+from ._core import Core, log, quiet_handshake
 from ._protocol import DEFAULT_NOTREADY_TTL, DEFAULT_TTL, Command
 from .errors import CommandRefused, InvalidUrl, RedisUnavailable, SignalError
 from .read import Readiness, decode
@@ -46,6 +46,7 @@ class AsyncClient:
                 self._core.url,
                 socket_timeout=self._core.timeout,
                 socket_connect_timeout=self._core.timeout,
+                **quiet_handshake(redis.asyncio.Redis),
             )
         except ValueError as e:
             raise InvalidUrl(f"invalid Redis URL {self._core.safe_url}: {e}") from None
@@ -68,6 +69,10 @@ class AsyncClient:
     @property
     def namespace(self) -> str:
         return self._core.namespace
+
+    @property
+    def ttl(self) -> float:
+        return self._core.ttl_ms / 1000
 
     async def ready(self, meta: Optional[Mapping[str, object]] = None) -> None:
         """See ``Client.ready``."""

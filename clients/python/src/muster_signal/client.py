@@ -19,7 +19,7 @@ from typing import Optional
 
 import redis
 
-from ._core import Core, log
+from ._core import Core, log, quiet_handshake
 from ._protocol import DEFAULT_NOTREADY_TTL, DEFAULT_TTL, Command
 from .errors import CommandRefused, InvalidUrl, RedisUnavailable, SignalError
 from .read import Readiness, decode
@@ -68,6 +68,7 @@ class Client:
                 self._core.url,
                 socket_timeout=self._core.timeout,
                 socket_connect_timeout=self._core.timeout,
+                **quiet_handshake(redis.Redis),
             )
         except ValueError as e:
             raise InvalidUrl(f"invalid Redis URL {self._core.safe_url}: {e}") from None

@@ -47,6 +47,14 @@ class InvalidMeta(SignalError, ValueError):
         super().__init__(f"meta for agent {agent!r}: {why}")
 
 
+class InvalidText(SignalError, ValueError):
+    """A ``progress`` or ``reason`` that is not valid Unicode text (a lone
+    surrogate, as from ``os.fsdecode`` of bad bytes): Redis stores UTF-8."""
+
+    def __init__(self, agent: str, what: str, why: str) -> None:
+        super().__init__(f"{what} for agent {agent!r} is not valid Unicode text ({why})")
+
+
 class InvalidUrl(SignalError, ValueError):
     """A Redis URL that does not parse (shown with its password replaced by ***)."""
 
