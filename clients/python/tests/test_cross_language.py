@@ -242,3 +242,35 @@ def test_rust_and_python_write_the_same_bytes(rs: RedisServer, muster_bin: Path)
         )
         assert out.returncode == (0 if mine.is_ready else 1)
     c.close()
+
+
+def test_foreign_values_read_the_same_in_rust_and_python(rs: RedisServer, muster_bin: Path) -> None:
+    """Raw values anyone could write (newlines, terminal escapes, bidi
+    overrides, over-long text, over-size values) read as the same single line
+    in ``muster check`` (the Rust reader) and in ``muster_signal.read``."""
+    admin = rs.admin()
+    forged = "bye\nmuster: all ready\x1b[2J\u202eevil\x00"
+    long_text = "é" * 600
+    cases = {
+        "ready": json.dumps({"status": "starting", "since": 5, "progress": forged}),
+        "notready": json.dumps({"reason": forged, "since": 5}),
+        "plain": forged,
+        "long": json.dumps({"reason": long_text, "since": 5}),
+        "huge-ready": json.dumps({"status": "starting", "since": 5, "progress": "x" * 20000}),
+        "huge-notready": "r" * 20000,
+    }
+    for name, raw in cases.items():
+        admin.delete(f"muster:ready:{name}", f"muster:notready:{name}")
+        key = "ready" if name in ("ready", "huge-ready") else "notready"
+        admin.set(f"muster:{key}:{name}", raw.encode("utf-8"))
+        rust_view = json.loads(check(muster_bin, rs.url(), name, "--json").stdout)
+        ready_raw, notready_raw = admin.mget(f"muster:ready:{name}", f"muster:notready:{name}")
+        mine = decode(ready_raw, notready_raw)
+        assert (rust_view["status"], rust_view["reason"]) == (mine.status, mine.reason), name
+        assert "\n" not in mine.reason and "\x1b" not in mine.reason, name
+        assert len(mine.reason) < 700, name
+    assert decode(None, json.dumps({"reason": forged, "since": 1})).reason == (
+        "bye\\nmuster: all ready\\u{1b}[2J\\u{202e}evil\\u{0}"
+    )
+    assert decode(None, json.dumps({"reason": long_text, "since": 1})).reason == "é" * 512 + "…"
+    admin.close()

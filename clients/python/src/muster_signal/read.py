@@ -14,10 +14,50 @@ from typing import Optional, Union
 
 from ._protocol import EXPIRED, JSON, NO_SIGNAL
 
-__all__ = ["EXPIRED", "NO_SIGNAL", "Readiness", "decode"]
+__all__ = [
+    "EXPIRED",
+    "MAX_TEXT_CHARS",
+    "MAX_VALUE_BYTES",
+    "NO_SIGNAL",
+    "Readiness",
+    "decode",
+    "plain_line",
+]
 
 _U64 = 2**64
 _U32 = 2**32
+
+#: Agent text (progress, not-ready reason) is read as one line of at most
+#: this many characters (docs/protocol.md, "What readers do with foreign data").
+MAX_TEXT_CHARS = 512
+#: Values larger than this are not parsed.
+MAX_VALUE_BYTES = 16 * 1024
+
+_INVISIBLE = frozenset(
+    [0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+)
+_SHORT_ESCAPES = {"\t": "\\t", "\r": "\\r", "\n": "\\n"}
+
+
+def plain_line(text: str) -> str:
+    """Agent text as one plain line, exactly as the Rust reader writes it:
+    control characters, line separators and bidi overrides as escapes
+    (``\\n``, ``\\u{1b}``), cut to ``MAX_TEXT_CHARS`` characters plus ``…``."""
+    out = []
+    for n, ch in enumerate(text):
+        if n == MAX_TEXT_CHARS:
+            out.append("\u2026")
+            break
+        c = ord(ch)
+        if c < 0x20 or 0x7F <= c <= 0x9F or c in _INVISIBLE:
+            out.append(_SHORT_ESCAPES.get(ch, f"\\u{{{c:x}}}"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _too_large(what: str, raw: bytes) -> str:
+    return f"{what} of {len(raw)} bytes, over the {MAX_VALUE_BYTES}-byte limit"
 
 
 @dataclass(frozen=True)
@@ -99,20 +139,23 @@ def _decode_ready(raw: bytes) -> Readiness:
     if status == "starting":
         assert progress is None or isinstance(progress, str)  # noqa: S101
         assert deadline is None or isinstance(deadline, int)  # noqa: S101
-        return Readiness("starting", since_ms=since, progress=progress, deadline_ms=deadline)
+        text = None if progress is None else plain_line(progress)
+        return Readiness("starting", since_ms=since, progress=text, deadline_ms=deadline)
     return Readiness("stopping", since_ms=since)
 
 
 def _decode_notready(raw: bytes) -> Readiness:
+    if len(raw) > MAX_VALUE_BYTES:
+        return Readiness("not_ready", detail=_too_large("not-ready reason", raw))
     try:
         value = json.loads(raw.decode("utf-8"))
         if isinstance(value, dict) and isinstance(value.get("reason"), str):
             since = _since(value)
-            return Readiness("not_ready", since_ms=since, detail=value["reason"])
+            return Readiness("not_ready", since_ms=since, detail=plain_line(value["reason"]))
     except (UnicodeDecodeError, ValueError, _Corrupt):
         pass
     # A plain-text reason (e.g. written with redis-cli) is the reason itself.
-    return Readiness("not_ready", detail=raw.decode("utf-8", errors="replace")[:512])
+    return Readiness("not_ready", detail=plain_line(raw.decode("utf-8", errors="replace")))
 
 
 def decode(ready: Union[bytes, str, None], notready: Union[bytes, str, None]) -> Readiness:
@@ -122,6 +165,8 @@ def decode(ready: Union[bytes, str, None], notready: Union[bytes, str, None]) ->
     if isinstance(notready, str):
         notready = notready.encode("utf-8")
     if ready is not None:
+        if len(ready) > MAX_VALUE_BYTES:
+            return Readiness("corrupt", detail=_too_large("value", ready))
         try:
             return _decode_ready(ready)
         except _Corrupt as e:
