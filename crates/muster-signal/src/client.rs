@@ -262,10 +262,14 @@ impl Client {
             host: Some(self.shared.host.clone()),
             pid: Some(self.shared.pid),
         };
+        // Recorded before the write: when Redis is away, the heartbeat
+        // re-asserts what the agent said last, never the state before it
+        // (an agent that said "not ready" during an outage must not come
+        // back as ready).
+        agents.insert(agent.to_string(), Last::Down(value.clone()));
         let mut conn = self.shared.conn.clone();
         let opts = &self.shared.opts;
         set_not_ready(&mut conn, &opts.namespace, agent, &value, opts.notready_ttl).await?;
-        agents.insert(agent.to_string(), Last::Down(value));
         Ok(())
     }
 
@@ -339,10 +343,11 @@ impl Client {
             pid: Some(self.shared.pid),
             meta,
         };
+        // Recorded before the write, as in `mark_not_ready`.
+        agents.insert(agent.to_string(), Last::Up(value.clone()));
         let mut conn = self.shared.conn.clone();
         let opts = &self.shared.opts;
         assert_value(&mut conn, &opts.namespace, agent, &value, opts.ttl).await?;
-        agents.insert(agent.to_string(), Last::Up(value));
         Ok(())
     }
 }
