@@ -32,7 +32,7 @@ from conftest import (
 
 from muster_signal import Client
 from muster_signal._protocol import dumps
-from muster_signal.read import decode
+from muster_signal.read import decode, plain_line
 
 # A seed-style agent: the two module functions, settings from the environment.
 SEED_AGENT = """
@@ -213,7 +213,8 @@ def test_rust_and_python_write_the_same_bytes(rs: RedisServer, muster_bin: Path)
             down = down_from(json.loads(raw))
             assert dumps(down.value()).encode() == raw
             assert dumps(down.event("rust-agent")).encode() == event
-            assert decode(None, raw).reason == f"broker down: {note}"
+            # Read back as one plain line: control characters escaped.
+            assert decode(None, raw).reason == plain_line(f"broker down: {note}")
             continue
         raw = admin.get("muster:ready:rust-agent")
         assert raw is not None

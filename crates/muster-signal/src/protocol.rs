@@ -345,8 +345,9 @@ mod tests {
             let raw = text(case, "value");
             match event.reason {
                 Some(reason) => {
+                    // Read back as one plain line (control characters escaped).
                     let read = crate::Readiness::decode(None, Some(raw.as_bytes()));
-                    assert_eq!(read.reason(), reason, "{name}");
+                    assert_eq!(read.reason(), crate::read::plain_line(&reason), "{name}");
                 }
                 None => {
                     let read = crate::Readiness::decode(Some(raw.as_bytes()), None);
