@@ -113,6 +113,11 @@ pub struct ServiceMachine {
     probes: Vec<ProbeTrack>,
     transitions: Vec<MachineTransition>,
     restarts: u32,
+    /// The container exited and has not started again: nothing it answered
+    /// before counts, and no probe result can make the service ready (a
+    /// probe may still reach something else on that port, or pass on a
+    /// stale view for a moment).
+    exited: bool,
 }
 
 /// Transitions kept per machine.
@@ -130,6 +135,7 @@ impl ServiceMachine {
             probes: probes.iter().map(ProbeTrack::new).collect(),
             transitions: Vec::new(),
             restarts: 0,
+            exited: false,
         }
     }
 
@@ -176,6 +182,7 @@ impl ServiceMachine {
 
     /// The container started: `starting`, with a fresh start window.
     pub fn started(&mut self, now: Instant) -> Step {
+        self.exited = false;
         self.window_end = Some(now + self.grace);
         for p in &mut self.probes {
             p.reset();
@@ -217,6 +224,11 @@ impl ServiceMachine {
     /// The container exited by itself. A one-shot service that exits 0 is `completed`.
     pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool) -> Step {
         self.window_end = None;
+        // What the probes said was about the container that is gone.
+        self.exited = true;
+        for p in &mut self.probes {
+            p.reset();
+        }
         if code == 0 && one_shot {
             self.move_to(ServiceState::Completed, now, "exited 0")
         } else {
@@ -270,6 +282,10 @@ impl ServiceMachine {
                 | ServiceState::Failed
         ) {
             // Not running (pending, stopped, completed, blocked): results are kept, not acted on.
+            return Step::none();
+        }
+        if self.exited {
+            // `failed` by its exit: only a new start moves it again.
             return Step::none();
         }
         let role = self.probes[index].role;
@@ -636,6 +652,33 @@ mod tests {
         m.probe_result(0, starting, secs(t0, 211));
         assert_eq!(m.state(), ServiceState::Unready);
         // An ordinary failure of a ready service keeps its threshold.
+    }
+
+    /// Issue #15 item 6: a service whose container exited stays `failed`
+    /// (it went failed -> ready -> unready when one more probe result came in
+    /// on the old counters) until its container starts again.
+    #[test]
+    fn an_exited_container_stays_failed_until_it_starts_again() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 3)], Duration::ZERO, t0);
+        m.started(t0);
+        m.probe_result(0, ok(), secs(t0, 1));
+        assert_eq!(m.state(), ServiceState::Ready);
+        m.exited(secs(t0, 2), 3, false);
+        assert_eq!(m.state(), ServiceState::Failed);
+        for (s, outcome) in [
+            (3, fail("connection refused")),
+            (4, ok()),
+            (5, fail("refused")),
+        ] {
+            let step = m.probe_result(0, outcome, secs(t0, s));
+            assert_eq!(step.transition, None, "at {s}s");
+            assert_eq!(m.state(), ServiceState::Failed);
+        }
+        m.restarted(secs(t0, 6));
+        assert_eq!(m.state(), ServiceState::Starting);
+        m.probe_result(0, ok(), secs(t0, 7));
+        assert_eq!(m.state(), ServiceState::Ready);
     }
 
     #[test]

@@ -9,4 +9,5 @@ mod support;
 
 mod cli;
 mod engine;
+mod exits;
 mod notify_https;
