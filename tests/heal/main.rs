@@ -9,5 +9,4 @@ mod support;
 
 mod cli;
 mod engine;
-mod exits;
 mod notify_https;

@@ -244,36 +244,3 @@ async fn client_refuses_bad_names_and_big_meta() {
     assert!(r.is_err());
     assert!(started.elapsed() < Duration::from_secs(20));
 }
-
-/// A state said while Redis is away is the one the heartbeat re-asserts when
-/// Redis is back: an agent that said "not ready" during the outage must not
-/// come back as ready (the Python client already kept the new state).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_said_during_an_outage_is_the_one_reasserted() {
-    let mut redis = RedisServer::start();
-    let opts = ClientOptions {
-        namespace: "ou".into(),
-        ttl: Duration::from_secs(2),
-        ..ClientOptions::default()
-    };
-    let client = Client::connect_with(&redis.url(), opts).await.unwrap();
-    client.mark_ready("w", &[]).await.unwrap();
-    tokio::task::block_in_place(|| redis.kill());
-    assert!(client.mark_not_ready("w", "draining").await.is_err());
-    tokio::task::block_in_place(|| redis.restart());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = client.read("w").await;
-        if let Ok(r) = &r {
-            if r.reason() == "draining" {
-                break;
-            }
-            assert!(!r.is_ready(), "re-asserted the old ready: {r:?}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not-ready never re-asserted: {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}

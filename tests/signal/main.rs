@@ -10,5 +10,4 @@ mod support;
 
 mod agent;
 mod cli;
-mod foreign;
 mod watcher;
