@@ -104,6 +104,9 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
+    /// `pull_policy:` as written; `up` reads `build` (always build) from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     /// Replica count: `deploy.replicas`, else `scale`, else 1.

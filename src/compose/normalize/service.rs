@@ -48,6 +48,7 @@ pub(super) fn service(
         command: command(node.get("command"), &f("command"))?,
         entrypoint: command(node.get("entrypoint"), &f("entrypoint"))?,
         restart: opt_string(node.get("restart"), &f("restart"))?,
+        pull_policy: opt_string(node.get("pull_policy"), &f("pull_policy"))?,
         stop_grace_period: opt_duration(node.get("stop_grace_period"), &f("stop_grace_period"))?,
         stop_signal: opt_string(node.get("stop_signal"), &f("stop_signal"))?,
         user: opt_string(node.get("user"), &f("user"))?,

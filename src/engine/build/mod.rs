@@ -334,7 +334,10 @@ impl Output {
             self.step_log.clear();
         } else if let Some(id) = line.strip_prefix("Successfully built ") {
             self.image_id.get_or_insert_with(|| id.trim().to_string());
-        } else {
+        } else if !line.starts_with(" ---> ")
+            && !line.starts_with("Removing intermediate container")
+        {
+            // The step's own output, without the builder's bookkeeping.
             self.step_log.push(line.to_string());
         }
         on_line(line);
@@ -505,6 +508,41 @@ pub fn split_reference(reference: &str) -> (&str, &str) {
     }
 }
 
+/// Where each service's build output goes: `(service, line)`.
+pub type LineSink = std::sync::Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// How many builds run at once (`muster build` of many services).
+pub const PARALLEL_BUILDS: usize = 4;
+
+/// Builds the buildable services among `names` (all when empty), up to
+/// [`PARALLEL_BUILDS`] at once; one result per image, in service order.
+pub async fn build_services(
+    engine: &Engine,
+    project: &Project,
+    names: &[String],
+    flags: BuildFlags,
+    sink: LineSink,
+) -> Vec<Result<BuiltImage, BuildError>> {
+    let services = buildable(project, names);
+    let mut results: Vec<(String, Result<BuiltImage, BuildError>)> =
+        futures_util::stream::iter(services.into_iter().map(|service| {
+            let sink = sink.clone();
+            async move {
+                let name = service.name.clone();
+                let mut on_line = |line: &str| sink(&name, line);
+                let r = engine
+                    .build_service(project, service, flags, &mut on_line)
+                    .await;
+                (service.name.clone(), r)
+            }
+        }))
+        .buffer_unordered(PARALLEL_BUILDS)
+        .collect()
+        .await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Services of `project` that have `build:`, among `names` (all when empty),
 /// one per image name (two services sharing an image build it once).
 pub fn buildable<'a>(project: &'a Project, names: &[String]) -> Vec<&'a Service> {
@@ -547,7 +585,7 @@ mod tests {
         out.push("Step 1/2 : FROM scratch\n ---> \nStep 2/2 : RU", &mut sink);
         out.push("N false\n ---> Running in 1\nboom\n", &mut sink);
         assert_eq!(out.step, Some((2, "2/2: RUN false".to_string())));
-        assert_eq!(out.step_log, vec![" ---> Running in 1", "boom"]);
+        assert_eq!(out.step_log, vec!["boom"]);
         assert_eq!(seen.len(), 5);
     }
 }
