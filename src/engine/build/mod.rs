@@ -398,8 +398,15 @@ impl Engine {
                 }
                 Err(e) => {
                     drop(stream);
-                    // A failed walk shows up as a broken request: say why.
+                    // A failed walk shows up as a broken request: say why
+                    // (unless the walk failed only because the request did).
                     if let Ok(Err(source)) = sender.await {
+                        if source.kind() == std::io::ErrorKind::BrokenPipe {
+                            return Err(BuildError::Engine {
+                                service: name,
+                                source: EngineError::api(format!("build {image}"), e),
+                            });
+                        }
                         return Err(BuildError::Archive {
                             service: name,
                             context: context_root,
@@ -417,6 +424,8 @@ impl Engine {
         out.finish(on_line);
         let stats: ContextStats = match sender.await {
             Ok(Ok(stats)) => stats,
+            // The engine answered before it read the whole context: its answer is the news.
+            Ok(Err(_)) if failure.is_some() => ContextStats::default(),
             Ok(Err(source)) => {
                 return Err(BuildError::Archive {
                     service: name,
