@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
+mod build;
 pub mod compose;
 mod rollout;
 mod signal;
@@ -103,6 +104,8 @@ pub enum Command {
     Up(UpArgs),
     /// Stop and remove the project's containers and networks.
     Down(DownArgs),
+    /// Build the images of services that have `build:` (or SERVICES), through the engine's build API.
+    Build(build::BuildArgs),
     /// List the project's containers with state, health and uptime.
     Ps,
     /// Each service's readiness as muster sees it; exit 0 only when all required services are ready.
@@ -145,6 +148,12 @@ pub struct UpArgs {
     /// Keep running and serve the health endpoint (implies --watch).
     #[arg(long)]
     pub serve: bool,
+    /// Build the images of services with `build:` before starting them.
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Never build: a service whose image is missing fails.
+    #[arg(long)]
+    pub no_build: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -319,6 +328,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),
+        Command::Build(args) => build::run(&global, &args),
         Command::Ps => stack::ps(&global),
         Command::Check(args) => signal::check(args, &settings, global.json),
         Command::Signal(args) => signal::signal(args, &settings, global.json),

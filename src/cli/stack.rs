@@ -8,7 +8,7 @@ use muster::compose::Project;
 use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
-use muster::supervisor::start::{ProbeGate, UpOptions, UpOutcome};
+use muster::supervisor::start::{BuildPolicy, ProbeGate, UpOptions, UpOutcome};
 use muster::supervisor::supervise::Supervision;
 use muster::supervisor::{ServiceState, StateStore};
 
@@ -200,6 +200,13 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
                 services: probed,
                 control: supervision.controller(),
             }),
+            build: if args.build {
+                BuildPolicy::Always
+            } else if args.no_build {
+                BuildPolicy::Never
+            } else {
+                BuildPolicy::Missing
+            },
         };
         let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
         supervision.up_finished();
@@ -381,8 +388,8 @@ pub fn ps(global: &Global) -> CliResult {
         }
         let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
         println!(
-            "{:<width$}  {:<16} {:<10} {:<10} {:<8} PORTS",
-            "NAME", "SERVICE", "STATE", "HEALTH", "UPTIME"
+            "{:<width$}  {:<16} {:<10} {:<10} {:<8} {:<19} PORTS",
+            "NAME", "SERVICE", "STATE", "HEALTH", "UPTIME", "IMAGE ID"
         );
         for r in &rows {
             let state = match r.exit_code {
@@ -396,7 +403,7 @@ pub fn ps(global: &Global) -> CliResult {
                 .collect::<Vec<_>>()
                 .join(", ");
             println!(
-                "{:<width$}  {:<16} {:<10} {:<10} {:<8} {ports}",
+                "{:<width$}  {:<16} {:<10} {:<10} {:<8} {:<19} {ports}",
                 r.name,
                 r.service,
                 state,
@@ -404,6 +411,7 @@ pub fn ps(global: &Global) -> CliResult {
                 r.uptime_s
                     .map(muster::supervisor::stack::format_uptime)
                     .unwrap_or_else(|| "-".into()),
+                super::build::short_id(&r.image_id),
             );
         }
         Ok(ExitCode::SUCCESS)

@@ -76,7 +76,7 @@ pub struct Service {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// `build:` is kept (normalised to a context + dockerfile) but muster never builds.
+    /// `build:`; when there is no `image:`, `image` is `<project>-<service>` (Compose's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
     /// `command:` as an argv; a string form is split with shell-word rules.
@@ -104,6 +104,9 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
+    /// `pull_policy:` as written; `up` reads `build` (always build) from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     /// Replica count: `deploy.replicas`, else `scale`, else 1.
@@ -140,13 +143,60 @@ pub struct Service {
     pub extensions: BTreeMap<String, serde_json::Value>,
 }
 
+/// A service's `build:` as the Compose specification has it. muster builds
+/// through the Engine's classic build API (`muster build`, `up --build`);
+/// keys that API cannot apply are kept in `unapplied` and warned about.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Build {
+    /// The context directory, absolute (a URL is kept as written and refused when building).
     pub context: String,
+    /// The Dockerfile, relative to the context (or absolute); `None` = `Dockerfile`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// A Dockerfile given in the compose file itself (wins over `dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile_inline: Option<String>,
+    /// Build arguments; `None` = listed without a value and not set in the environment.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub args: BTreeMap<String, Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Extra names for the built image (besides the service's image name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
+    /// Network mode of the `RUN` steps (`host`, `none`, `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// `host:ip` entries added to the `RUN` steps' /etc/hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// Bytes of /dev/shm for the `RUN` steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_cache: bool,
+    /// Always pull the `FROM` images.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pull: bool,
+    /// `platforms:`; the first one is passed to the engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub platforms: Vec<String>,
+    /// True when the service has no `image:` and its image is named
+    /// `<project>-<service>` by muster (as Compose does): there is nothing to pull.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_image: bool,
+    /// Compose-spec build keys set in the file that the engine's build API
+    /// cannot apply (`ssh`, `secrets`, …); warned about when loading.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unapplied: Vec<String>,
+    /// Where `build.context` (or `build:`) is written, `file:line:col`, for errors
+    /// found when building (a missing directory, a git URL).
+    #[serde(skip)]
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -121,6 +121,51 @@ pub const HEALTHCHECK_KEYS: &[&str] = &[
     "start_interval",
     "disable",
 ];
+/// Every key the Compose specification defines under `build:`.
+pub const BUILD_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "entitlements",
+    "args",
+    "ssh",
+    "cache_from",
+    "cache_to",
+    "additional_contexts",
+    "extra_hosts",
+    "isolation",
+    "privileged",
+    "labels",
+    "no_cache",
+    "no_cache_filter",
+    "pull",
+    "network",
+    "secrets",
+    "shm_size",
+    "tags",
+    "target",
+    "ulimits",
+    "platforms",
+    "provenance",
+    "sbom",
+];
+
+/// Keys of `build:` that the engine's classic build API (`POST /build`) has
+/// no parameter for: BuildKit-only features and build-time privileges.
+pub const UNAPPLIED_BUILD_KEYS: &[&str] = &[
+    "entitlements",
+    "ssh",
+    "cache_to",
+    "additional_contexts",
+    "isolation",
+    "privileged",
+    "no_cache_filter",
+    "secrets",
+    "ulimits",
+    "provenance",
+    "sbom",
+];
+
 pub const DEPENDS_ON_KEYS: &[&str] = &["condition", "required", "restart"];
 pub const DEPLOY_KEYS: &[&str] = &[
     "mode",
@@ -186,6 +231,34 @@ pub fn warn_unknown_fields(tree: &Node, warnings: &mut Vec<Warning>) {
         }
         if let Some(d) = svc.get("deploy") {
             check_keys(d, DEPLOY_KEYS, &format!("{path}.deploy"), warnings);
+        }
+        if let Some(b) = svc.get("build") {
+            let build_path = format!("{path}.build");
+            check_keys(b, BUILD_KEYS, &build_path, warnings);
+            for (k, v) in b.entries().unwrap_or(&[]) {
+                if UNAPPLIED_BUILD_KEYS.contains(&k.name.as_str()) && !v.is_null() {
+                    push_warning(
+                        warnings,
+                        format!(
+                            "{}: `{build_path}.{}` is not applied: the Docker engine's build API \
+                             (the classic builder muster uses) has no such option",
+                            k.pos, k.name
+                        ),
+                    );
+                }
+            }
+            if let Some(p) = b.get("platforms").and_then(|p| match &p.value {
+                Value::Seq(items) if items.len() > 1 => Some(p),
+                _ => None,
+            }) {
+                push_warning(
+                    warnings,
+                    format!(
+                        "{}: `{build_path}.platforms`: muster builds for the first platform only",
+                        p.pos
+                    ),
+                );
+            }
         }
         if let Some(deps) = svc.get("depends_on").and_then(Node::entries) {
             for (dep, v) in deps {

@@ -50,6 +50,8 @@ pub struct ContainerInfo {
     /// Docker's status text (`Up 3 minutes (healthy)`).
     pub status: String,
     pub image: String,
+    /// The ID (`sha256:…`) of the image the container was created from.
+    pub image_id: String,
     pub config_hash: Option<String>,
     /// Services this one depends on (from the compose depends_on label).
     pub depends_on: Vec<String>,
@@ -92,6 +94,7 @@ impl ContainerInfo {
             state: s.state.map(|s| s.to_string()).unwrap_or_default(),
             status: s.status.unwrap_or_default(),
             image: s.image.unwrap_or_default(),
+            image_id: s.image_id.unwrap_or_default(),
             config_hash: labels.get(labels::CONFIG_HASH).cloned(),
             depends_on: labels
                 .get(labels::DEPENDS_ON)

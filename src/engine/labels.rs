@@ -137,6 +137,23 @@ pub fn config_hash(service: &Service) -> String {
     format!("{:016x}", fnv1a(json.as_bytes()))
 }
 
+/// Whether an existing container still matches the service: the same config
+/// hash and, when the image's current ID is known, the same image. A rebuilt
+/// (or re-pulled) image keeps its name, so the config hash cannot see it; the
+/// container's image ID does.
+pub fn is_current(
+    container_hash: Option<&str>,
+    wanted_hash: &str,
+    container_image_id: &str,
+    wanted_image_id: Option<&str>,
+) -> bool {
+    container_hash == Some(wanted_hash)
+        && match wanted_image_id {
+            Some(id) if !container_image_id.is_empty() => id == container_image_id,
+            _ => true,
+        }
+}
+
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
     for b in bytes {
@@ -175,5 +192,26 @@ mod tests {
         assert_eq!(parse_depends_on(&depends_on_value(&a)), vec!["b"]);
         a.image = Some("x:2".into());
         assert_ne!(config_hash(&a), h);
+    }
+
+    #[test]
+    fn a_rebuilt_image_under_the_same_name_makes_the_container_stale() {
+        let s = Service {
+            name: "a".into(),
+            image: Some("proj-a".into()),
+            replicas: 1,
+            ..Default::default()
+        };
+        let h = config_hash(&s);
+        assert!(is_current(Some(&h), &h, "sha256:old", Some("sha256:old")));
+        assert!(!is_current(Some(&h), &h, "sha256:old", Some("sha256:new")));
+        assert!(!is_current(
+            Some("other"),
+            &h,
+            "sha256:old",
+            Some("sha256:old")
+        ));
+        // The image's ID unknown (not present): the hash decides.
+        assert!(is_current(Some(&h), &h, "sha256:old", None));
     }
 }

@@ -1,10 +1,11 @@
 //! A thin, typed layer over the Docker Engine API (bollard).
 //!
-//! One module per responsibility: [`client`] (connecting, errors),
+//! One module per responsibility: [`build`] (image builds), [`client`] (connecting, errors),
 //! [`containers`], [`networks`], [`volumes`], [`images`], [`events`],
 //! [`labels`] (Docker Compose's labels and the config hash) and
 //! [`translate`] (compose model -> container create options).
 
+pub mod build;
 pub mod client;
 pub mod containers;
 pub mod events;

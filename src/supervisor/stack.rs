@@ -95,6 +95,9 @@ pub struct PsRow {
     pub number: u32,
     pub id: String,
     pub image: String,
+    /// The ID of the image the container runs (`sha256:…`): after a rebuild
+    /// or a new pull under the same name, this is what changed.
+    pub image_id: String,
     /// `running`, `exited`, …
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`; `None` without a healthcheck.
@@ -133,6 +136,7 @@ pub async fn ps(engine: &Engine, project: &str) -> Result<Vec<PsRow>, EngineErro
             number: c.number,
             id: c.id.chars().take(12).collect(),
             image: c.image,
+            image_id: c.image_id,
             state: details.status,
             health: details.health.map(|h| h.to_string()),
             exit_code: details.exit_code,

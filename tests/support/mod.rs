@@ -9,6 +9,7 @@
 // Each area uses a different part of this module (and its re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod build;
 pub mod certs;
 pub mod compose;
 pub mod grace;
@@ -250,7 +251,8 @@ impl DockerProject {
         format!("label=com.docker.compose.project={}", self.name)
     }
 
-    /// Removes containers, then networks and volumes of this project.
+    /// Removes containers, then networks, volumes and images of this project
+    /// (muster labels the images it builds with the project).
     pub fn remove_all(&self) {
         let filter = self.label_filter();
         for (list, remove) in [
@@ -262,6 +264,10 @@ impl DockerProject {
             (
                 vec!["volume", "ls", "-q", "--filter"],
                 vec!["volume", "rm", "-f"],
+            ),
+            (
+                vec!["image", "ls", "-aq", "--filter"],
+                vec!["image", "rm", "-f"],
             ),
         ] {
             let out = Command::new("docker")

@@ -3,12 +3,13 @@
 //! relative paths made absolute, implicit dependencies added, profiles applied.
 //!
 //! One file per part of the syntax: [`values`] (typed readers every other file
-//! uses), [`service`] (one service entry), [`ports`], [`mounts`] (a service's
+//! uses), [`service`] (one service entry), [`build`], [`ports`], [`mounts`] (a service's
 //! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
 //! [`deploy`] and [`xmuster`]. This file reads the project level: its name,
 //! profiles, top-level networks and volumes, and every service through
 //! [`service`].
 
+mod build;
 mod dependencies;
 mod deploy;
 mod healthcheck;
@@ -129,7 +130,12 @@ pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Pro
     let all_profiles = setup.profiles.iter().any(|p| p == "*");
     for (k, v) in entries {
         let path = format!("services.{}", k.name);
-        let svc = service(&k.name, v, &path, &setup.project_dir, &lookup)?;
+        let mut svc = service(&k.name, v, &path, &setup.project_dir, &lookup)?;
+        if let (None, Some(build)) = (&svc.image, svc.build.as_mut()) {
+            // Compose's name for an image it builds: `<project>-<service>`.
+            build.local_image = true;
+            svc.image = Some(default_image_name(&project.name, &k.name));
+        }
         let enabled = svc.profiles.is_empty()
             || all_profiles
             || svc.profiles.iter().any(|p| setup.profiles.contains(p));
@@ -140,6 +146,11 @@ pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Pro
         }
     }
     Ok(project)
+}
+
+/// The image name Compose gives a service that has `build:` and no `image:`.
+pub fn default_image_name(project: &str, service: &str) -> String {
+    format!("{project}-{service}")
 }
 
 fn network(node: &Node, path: &str) -> R<Network> {

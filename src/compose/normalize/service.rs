@@ -1,11 +1,12 @@
 //! One entry of `services:` -> [`Service`]: the walk over its fields, plus
-//! `build:`, `env_file:` and the service's `networks:`. The larger syntaxes
-//! (ports, volumes, dependencies, healthcheck, deploy, x-muster) have their own
+//! `env_file:` and the service's `networks:`. The larger syntaxes
+//! (build, ports, volumes, dependencies, healthcheck, deploy, x-muster) have their own
 //! files; this one puts their results together.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::build::build;
 use super::dependencies::{add_implicit_dependencies, depends_on};
 use super::deploy::deploy;
 use super::healthcheck::healthcheck;
@@ -47,6 +48,7 @@ pub(super) fn service(
         command: command(node.get("command"), &f("command"))?,
         entrypoint: command(node.get("entrypoint"), &f("entrypoint"))?,
         restart: opt_string(node.get("restart"), &f("restart"))?,
+        pull_policy: opt_string(node.get("pull_policy"), &f("pull_policy"))?,
         stop_grace_period: opt_duration(node.get("stop_grace_period"), &f("stop_grace_period"))?,
         stop_signal: opt_string(node.get("stop_signal"), &f("stop_signal"))?,
         user: opt_string(node.get("user"), &f("user"))?,
@@ -158,34 +160,6 @@ pub(super) fn service(
     }
     add_implicit_dependencies(&mut svc);
     Ok(svc)
-}
-
-fn build(
-    node: &Node,
-    path: &str,
-    project_dir: &Path,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> R<Option<Build>> {
-    match &node.value {
-        Value::Null => Ok(None),
-        Value::Scalar { text, .. } => Ok(Some(Build {
-            context: absolute_path(project_dir, text),
-            ..Default::default()
-        })),
-        Value::Map(_) => {
-            let context = opt_string(node.get("context"), &format!("{path}.context"))?
-                .unwrap_or_else(|| ".".to_string());
-            Ok(Some(Build {
-                context: absolute_path(project_dir, &context),
-                dockerfile: opt_string(node.get("dockerfile"), &format!("{path}.dockerfile"))?,
-                args: match node.get("args") {
-                    Some(a) => key_values(a, &format!("{path}.args"), lookup)?,
-                    None => BTreeMap::new(),
-                },
-            }))
-        }
-        Value::Seq(_) => Err(err(node, path, "expected a path or a mapping")),
-    }
 }
 
 fn env_files(node: &Node, path: &str, project_dir: &Path) -> R<Vec<EnvFile>> {

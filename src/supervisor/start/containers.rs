@@ -35,6 +35,11 @@ pub(super) async fn prepare(
             .map_err(|e| e.to_string())?,
     };
     let hash = labels::config_hash(service);
+    // The image's current ID: a rebuilt image keeps its name but not its ID.
+    let image_id = match &service.image {
+        Some(image) => engine.image_info(image).await.ok().flatten().map(|i| i.id),
+        None => None,
+    };
     let wanted = service.replicas;
 
     // Scale down / drop duplicates first.
@@ -73,7 +78,15 @@ pub(super) async fn prepare(
     let mut kept = 0;
     for number in slots {
         match by_number.remove(&number) {
-            Some(c) if !force && c.config_hash.as_deref() == Some(hash.as_str()) => {
+            Some(c)
+                if !force
+                    && labels::is_current(
+                        c.config_hash.as_deref(),
+                        &hash,
+                        &c.image_id,
+                        image_id.as_deref(),
+                    ) =>
+            {
                 if c.state != "running" {
                     to_start.push(c.id.clone());
                 } else {

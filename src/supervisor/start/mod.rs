@@ -42,10 +42,12 @@ use crate::compose::{Condition, Project, Service};
 use crate::engine::translate::{self, TranslateError};
 use crate::engine::{labels, Engine, EngineError, EngineEvent};
 
+mod build;
 mod containers;
 mod follow;
 mod service;
 
+pub use self::build::BuildPolicy;
 use self::containers::{launch, prepare, Prepared};
 use self::follow::follow;
 use self::service::{run_service, waiting_reason};
@@ -63,6 +65,8 @@ pub struct UpOptions {
     pub cancel: Option<watch::Receiver<bool>>,
     /// Services whose readiness muster's own probes decide (see [`ProbeGate`]).
     pub probe_gate: Option<ProbeGate>,
+    /// When services with `build:` get their image built (`--build`, `--no-build`).
+    pub build: BuildPolicy,
 }
 
 /// Hands readiness of the probed services to the probe runner: `up` tells it
@@ -152,6 +156,9 @@ struct Ctx {
     /// call yet. Services that still wait for dependencies create their
     /// containers only while this is 0, so creation never slows a start.
     starting: watch::Sender<usize>,
+    build_policy: BuildPolicy,
+    /// One build per image (see `build.rs`).
+    builds: self::build::Builds,
 }
 
 impl Ctx {
@@ -343,6 +350,8 @@ pub async fn up(
         images,
         existing: std::sync::Mutex::new(by_service),
         starting,
+        build_policy: options.build,
+        builds: self::build::builds_for(project, &order),
     });
 
     let mut tasks = JoinSet::new();

@@ -1,4 +1,4 @@
-//! One service's task in `up`: fail at once on a missing image, create its
+//! One service's task in `up`: build its image or fail at once on a missing one, create its
 //! containers off the critical path, wait for each dependency's condition
 //! (woken by the dependency's own task), start, then follow until settled.
 
@@ -73,17 +73,9 @@ pub(super) async fn run_service(
         me.send_modify(|p| p.failed = Some(reason));
     };
 
-    // 1. A missing image fails the service at once (muster never pulls).
-    let image = match &service.image {
-        Some(image) => image,
-        None => {
-            return fail(format!(
-                "no image (muster never builds; set `image:` for {name})"
-            ))
-        }
-    };
-    if let Some(Err(reason)) = ctx.images.get(image.as_str()) {
-        return fail(reason.clone());
+    // 1. Build the image (see build.rs); a missing one fails the service at once.
+    if let Err(reason) = super::build::ensure_image(&ctx, service).await {
+        return fail(reason);
     }
 
     // 2. Create (not start) the containers while the dependencies get ready,

@@ -1,0 +1,99 @@
+//! Builds inside `up`: a service with `build:` gets its image built before
+//! its containers are created when `up --build` asks for it, when its
+//! `pull_policy` is `build`, or when the image is missing; `up --no-build`
+//! never builds (a missing image then fails the service, naming the flag).
+//!
+//! Why a file of its own: it keeps the hook in the service task to one call,
+//! and the decision (build or not, and why a missing image fails) in one
+//! place. Services that share an image wait for one build of it.
+
+use super::*;
+use crate::engine::build::{dockerfile, BuildFlags};
+
+/// What `up` does about images of services that have `build:`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BuildPolicy {
+    /// Build when the image is missing (or `pull_policy: build`).
+    #[default]
+    Missing,
+    /// `up --build`: build every selected service that has `build:`.
+    Always,
+    /// `up --no-build`: never build.
+    Never,
+}
+
+/// One build per image per `up`, shared by the services that use the image.
+pub(super) type Builds = HashMap<String, Arc<tokio::sync::OnceCell<Result<(), String>>>>;
+
+/// The images of the selected services that have `build:`.
+pub(super) fn builds_for(project: &Project, order: &[String]) -> Builds {
+    order
+        .iter()
+        .map(|n| &project.services[n])
+        .filter(|s| s.build.is_some())
+        .filter_map(|s| s.image.clone())
+        .map(|image| (image, Arc::default()))
+        .collect()
+}
+
+/// Makes sure the service's image is there: builds it when the policy says
+/// so, else fails with the reason a missing image is missing.
+pub(super) async fn ensure_image(ctx: &Ctx, service: &Service) -> Result<(), String> {
+    let name = &service.name;
+    let Some(image) = &service.image else {
+        return Err(format!("no image (set `image:` or `build:` for {name})"));
+    };
+    let present = ctx.images.get(image.as_str());
+    let missing = matches!(present, Some(Err(_)));
+    if service.build.is_some() {
+        let wanted = match ctx.build_policy {
+            BuildPolicy::Never => false,
+            BuildPolicy::Always => true,
+            BuildPolicy::Missing => missing || service.pull_policy.as_deref() == Some("build"),
+        };
+        if wanted {
+            return build_once(ctx, service, image).await;
+        }
+        if missing {
+            return Err(format!(
+                "image {image} is not present and --no-build forbids building it (run `muster build {name}` first)"
+            ));
+        }
+    }
+    match present {
+        Some(Err(reason)) => Err(reason.clone()),
+        _ => Ok(()),
+    }
+}
+
+async fn build_once(ctx: &Ctx, service: &Service, image: &str) -> Result<(), String> {
+    let cell = ctx.builds.get(image).cloned().unwrap_or_default();
+    let name = service.name.clone();
+    cell.get_or_init(|| async {
+        ctx.store
+            .transition(&name, ServiceState::Pending, format!("building {image}"));
+        let store = ctx.store.clone();
+        let mut on_line = |line: &str| {
+            if let Some((_, step)) = dockerfile::parse_step(line) {
+                store.transition(
+                    &name,
+                    ServiceState::Pending,
+                    format!("building {image}: {step}"),
+                );
+            }
+        };
+        match ctx
+            .engine
+            .build_service(&ctx.project, service, BuildFlags::default(), &mut on_line)
+            .await
+        {
+            Ok(built) => {
+                tracing::info!(service = %name, image = %built.image, id = %built.id, "built");
+                Ok(())
+            }
+            Err(e) => Err(crate::error_text::error_chain(&e)),
+        }
+    })
+    .await
+    .clone()
+}
