@@ -3,7 +3,7 @@
 # muster on a fresh machine, with no registry. Installs what is missing,
 # builds the images locally, starts the stack in dependency order, serves the
 # health endpoint in the background and prints `muster status`.
-# Redis runs with config/redis.conf: muster connects as its `muster` user.
+# Redis runs with redis.conf: muster connects as its `muster` user.
 # Stop it with the two commands the script prints at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."

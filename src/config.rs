@@ -359,6 +359,20 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The example the repository ships (config/muster.example.yaml) is a
+    /// config file muster accepts as written.
+    #[test]
+    fn shipped_example_settings_load() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/muster.example.yaml");
+        let settings = Settings::resolve(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(settings.namespace, "muster");
+        assert!(settings.services["api"].probes.len() == 1);
+    }
+
     #[test]
     fn server_options_from_settings() {
         let mut settings = Settings {
