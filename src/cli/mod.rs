@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
 pub mod compose;
+mod endpoint;
 mod rollout;
 mod signal;
 mod stack;
@@ -64,7 +65,8 @@ pub struct Global {
     /// Key prefix in Redis, one per stack [default: muster].
     #[arg(long, global = true, env = "MUSTER_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Health endpoint address [default: 127.0.0.1:8686].
+    /// Health endpoint address [default: a port derived from the project and
+    /// namespace, 127.0.0.1:28700-29699].
     #[arg(long, global = true, env = "MUSTER_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// How probe hostnames are reached: auto, network (muster on the compose
@@ -277,7 +279,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),
         Command::Ps => stack::ps(&global),
-        Command::Check(args) => signal::check(args, &settings, global.json),
+        Command::Check(args) => signal::check(args, &global, &settings),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),

@@ -3,6 +3,7 @@
 
 pub mod heal;
 pub mod learn;
+pub mod lock;
 pub mod machine;
 pub mod once;
 pub mod plan;
