@@ -9,6 +9,8 @@ pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
 pub mod compose;
 mod endpoint;
+mod manual;
+pub mod plugin;
 mod rollout;
 mod signal;
 mod stack;
@@ -129,6 +131,23 @@ pub enum Command {
     Graph(GraphArgs),
     /// A demo agent: slow start, then ready, heartbeats, not-ready on SIGTERM.
     DemoAgent(DemoAgentArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print muster's man page (roff), or write every subcommand's page to a directory.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ManArgs {
+    /// Write muster.1 and one muster-SUBCOMMAND.1 per subcommand here instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -269,6 +288,15 @@ pub fn init_tracing(global: &Global) {
 
 pub fn run(cli: Cli) -> ExitCode {
     let global = cli.global;
+    // Generated from the definitions alone: no settings needed.
+    let result = match &cli.command {
+        Command::Completions(args) => Some(manual::completions(args, global.json)),
+        Command::Man(args) => Some(manual::man(args, global.json)),
+        _ => None,
+    };
+    if let Some(result) = result {
+        return result.unwrap_or_else(|e| print_error(&*e));
+    }
     // A bad config file is reported before any subcommand does anything.
     let settings = match global.settings() {
         Ok(settings) => settings,
@@ -290,6 +318,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(args) => compose::config(&global, &args),
         Command::Graph(args) => compose::graph(&global, &args),
         Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     };
     match result {
         Ok(code) => code,
