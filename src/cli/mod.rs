@@ -10,6 +10,7 @@ pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 pub mod compose;
 mod endpoint;
 mod manual;
+mod pause;
 pub mod plugin;
 mod rollout;
 mod signal;
@@ -131,10 +132,29 @@ pub enum Command {
     Graph(GraphArgs),
     /// A demo agent: slow start, then ready, heartbeats, not-ready on SIGTERM.
     DemoAgent(DemoAgentArgs),
+    /// Maintenance: stop healing and alerts for one service until `resume` (kept across muster restarts).
+    Pause(PauseArgs),
+    /// End a service's maintenance: muster heals it and alerts for it again.
+    Resume(ResumeArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
     /// Print muster's man page (roff), or write every subcommand's page to a directory.
     Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// The service to pause.
+    pub service: String,
+    /// Why (shown in status, /readyz?verbose and the page).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The service to resume.
+    pub service: String,
 }
 
 #[derive(Args, Debug)]
@@ -318,6 +338,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(args) => compose::config(&global, &args),
         Command::Graph(args) => compose::graph(&global, &args),
         Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
+        Command::Pause(args) => pause::pause(&global, &settings, &args),
+        Command::Resume(args) => pause::resume(&global, &settings, &args),
         Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     };
     match result {

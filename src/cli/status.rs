@@ -358,11 +358,19 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
     if status.degraded && !status.degraded_by.is_empty() {
         reason.push_str(&format!(" [degraded: {}]", status.degraded_by.join(", ")));
     }
-    let state = if status.degraded && status.state.is_ready() {
+    let mut state = if status.degraded && status.state.is_ready() {
         format!("{} (degraded)", status.state)
     } else {
         status.state.to_string()
     };
+    if let Some(p) = &status.heal.paused {
+        state.push_str(" (paused)");
+        reason.push_str(&format!(" [paused by {}", p.by));
+        if let Some(why) = &p.reason {
+            reason.push_str(&format!(": {why}"));
+        }
+        reason.push(']');
+    }
     [name, state, since, kind, latency, reason]
 }
 
@@ -376,7 +384,7 @@ fn fmt_latency(d: Duration) -> String {
     }
 }
 
-fn fmt_age(ms: u64) -> String {
+pub(super) fn fmt_age(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=59 => format!("{s}s ago"),

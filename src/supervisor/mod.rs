@@ -6,6 +6,7 @@ pub mod learn;
 pub mod lock;
 pub mod machine;
 pub mod once;
+pub mod pause;
 pub mod plan;
 pub mod runner;
 pub mod stack;

@@ -10,3 +10,4 @@ mod support;
 mod cli;
 mod engine;
 mod notify_https;
+mod pause;

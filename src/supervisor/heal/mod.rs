@@ -36,6 +36,7 @@ mod engine_view;
 mod history;
 pub mod hook;
 mod notify;
+mod pause;
 pub mod policy;
 mod publish;
 mod restart;
@@ -52,7 +53,9 @@ use tokio::time::Instant;
 
 use self::policy::{Budget, Verdict};
 use super::runner::{Control, ServiceDecision};
-use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, ServiceStatus};
+use super::state::{
+    EngineLink, ExitNote, HealStatus, PauseNote, RestartNote, ServiceState, ServiceStatus,
+};
 use super::store::StateStore;
 use crate::clock::now_ms;
 use crate::compose::xmuster::MusterService;
@@ -192,10 +195,23 @@ pub fn spawn(
     // Not aborted on drop: it ends when the healer is gone, after writing
     // what was queued (a restart made just before shutdown stays recorded).
     tokio::spawn(write_history(options.history.clone(), history_rx));
+    // Paused services (maintenance), read from the history store.
+    let (paused_tx, paused_rx) = tokio_watch::channel(BTreeMap::new());
+    let mut tasks = vec![watcher];
+    if let Some(history) = options.history.clone() {
+        tasks.push(tokio::spawn(pause::poll(history, paused_tx)));
+    }
     let healer = Healer::new(store, control, probed, &options, done_tx, history_tx);
-    let main = tokio::spawn(healer.run(options.history, engine_rx, decisions, done_rx, follow_rx));
+    let channels = Channels {
+        engine_rx,
+        decisions,
+        done_rx,
+        follow_rx,
+        paused_rx,
+    };
+    tasks.push(tokio::spawn(healer.run(options.history, channels)));
     HealHandle {
-        tasks: vec![watcher, main],
+        tasks,
         follow: follow_tx,
     }
 }
@@ -299,6 +315,16 @@ impl Ctr {
 struct Done {
     service: String,
     result: Result<(), String>,
+}
+
+/// What the healer's loop listens to.
+struct Channels {
+    engine_rx: mpsc::Receiver<EngineMsg>,
+    decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    follow_rx: tokio_watch::Receiver<bool>,
+    /// The paused services, whenever they change.
+    paused_rx: tokio_watch::Receiver<BTreeMap<String, PauseNote>>,
 }
 
 struct Healer {
@@ -410,14 +436,15 @@ impl Healer {
         }
     }
 
-    async fn run(
-        mut self,
-        history: Option<HistoryStore>,
-        mut engine_rx: mpsc::Receiver<EngineMsg>,
-        decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
-        mut done_rx: mpsc::UnboundedReceiver<Done>,
-        mut follow_rx: tokio_watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, history: Option<HistoryStore>, channels: Channels) {
+        let Channels {
+            mut engine_rx,
+            decisions,
+            mut done_rx,
+            mut follow_rx,
+            mut paused_rx,
+        } = channels;
+        let mut paused_open = true;
         // Say at once that exits of these services are judged here (`up` reads it).
         let snap = self.store.snapshot();
         self.publish(&snap, degraded(&snap));
@@ -468,6 +495,14 @@ impl Healer {
                     } else if *follow_rx.borrow_and_update() && !self.following {
                         self.following = true;
                         tracing::debug!("up finished: following every service");
+                    }
+                }
+                changed = paused_rx.changed(), if paused_open => {
+                    if changed.is_err() {
+                        paused_open = false;
+                    } else {
+                        let paused = paused_rx.borrow_and_update().clone();
+                        self.set_paused(&paused);
                     }
                 }
                 _ = sleep_until(due), if due.is_some() => self.on_due(),

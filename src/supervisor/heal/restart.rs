@@ -9,6 +9,10 @@ use super::*;
 impl Healer {
     pub(super) fn on_decision(&mut self, d: ServiceDecision) {
         let crate::supervisor::machine::Decision::Restart { reason } = d.decision;
+        if self.is_paused(&d.service) {
+            tracing::info!(service = %d.service, reason = %reason, "paused: probe gave up, not restarting");
+            return;
+        }
         let Some(svc) = self.services.get(&d.service) else {
             return;
         };
@@ -59,6 +63,10 @@ impl Healer {
         let Some(svc) = self.services.get_mut(service) else {
             return;
         };
+        if svc.status.paused.is_some() {
+            tracing::debug!(service = %service, reason = %reason, "paused; not restarting");
+            return;
+        }
         if svc.gave_up {
             tracing::debug!(service = %service, "restart budget already spent; not restarting");
             return;
