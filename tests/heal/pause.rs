@@ -5,10 +5,9 @@
 //! history), and `muster resume web` hands it back to the healer, which then
 //! restarts it. Pausing an unknown service is an error naming the known ones.
 
+use crate::on_unhealthy::breakable_service;
 use crate::support::grace::wait_service;
-use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, Muster, RedisServer, TempDir, BUSYBOX_IMAGE,
-};
+use crate::support::{self, http_get, DockerProject, KillOnDrop, Muster, RedisServer, TempDir};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -36,28 +35,10 @@ fn pause_stops_healing_until_resumed_and_survives_a_muster_restart() {
     let redis = RedisServer::start();
     let dir = TempDir::new("muster-pause");
     let file = dir.path().join("compose.yaml");
+    // `web` is ready while /tmp/ready exists; removing it makes web unready.
     std::fs::write(
         &file,
-        format!(
-            r#"
-services:
-  web:
-    image: {BUSYBOX_IMAGE}
-    command: ["sh", "-c", "touch /tmp/ready; exec sleep 100000"]
-    stop_grace_period: 1s
-    x-muster:
-      probes:
-        - exec: {{ command: ["test", "-f", "/tmp/ready"] }}
-          period: 200ms
-          failure_threshold: 2
-          timeout: 10s
-      grace: 1s
-      restart:
-        backoff: 200ms
-        budget: 5
-        window: 10m
-"#
-        ),
+        format!("services:\n{}", breakable_service("web", "restart")),
     )
     .unwrap();
     let port = support::free_port();

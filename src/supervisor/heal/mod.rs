@@ -32,6 +32,7 @@
 //! back (`publish.rs`), notifications (`notify.rs`) and restart records in
 //! the history store (`history.rs`). This file holds the types and the loop.
 
+mod action;
 mod engine_view;
 mod history;
 pub mod hook;
@@ -59,7 +60,7 @@ use super::state::{
 use super::store::StateStore;
 use crate::clock::now_ms;
 use crate::compose::xmuster::MusterService;
-use crate::compose::xmuster::RestartSettings;
+use crate::compose::xmuster::{OnUnhealthy, RestartSettings};
 use crate::compose::{Condition, Project};
 use crate::engine::watch::{self, ContainerState, EngineMsg, Reconnect};
 use crate::engine::{Engine, EngineEvent};
@@ -255,6 +256,8 @@ struct WaitDep {
 struct Svc {
     name: String,
     settings: RestartSettings,
+    /// `x-muster.on_unhealthy`: restart (default), stop, kill or none.
+    on_unhealthy: OnUnhealthy,
     /// The compose restart policy as written (`no` when absent).
     policy: String,
     stop_grace: Option<Duration>,
@@ -378,6 +381,12 @@ impl Healer {
                         .and_then(|m| m.restart.clone())
                 })
                 .unwrap_or_default();
+            let on_unhealthy = service
+                .muster
+                .as_ref()
+                .or_else(|| options.config_services.get(name))
+                .map(|m| m.on_unhealthy)
+                .unwrap_or_default();
             // The graph's dependents, those whose edge says `restart: true`.
             let restart_dependents = graph
                 .as_ref()
@@ -402,6 +411,7 @@ impl Healer {
                 name.clone(),
                 Svc {
                     name: name.clone(),
+                    on_unhealthy,
                     policy: service.restart.clone().unwrap_or_else(|| "no".into()),
                     stop_grace: service.stop_grace_period,
                     probed: probed.contains(name),

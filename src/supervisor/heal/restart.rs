@@ -13,6 +13,9 @@ impl Healer {
             tracing::info!(service = %d.service, reason = %reason, "paused: probe gave up, not restarting");
             return;
         }
+        if self.act_unhealthy(&d.service, &reason) {
+            return;
+        }
         let Some(svc) = self.services.get(&d.service) else {
             return;
         };
@@ -58,6 +61,12 @@ impl Healer {
 
     /// Schedules a restart after the backoff, or gives up when the budget is spent.
     pub(super) fn request_restart(&mut self, service: &str, trigger: Trigger, reason: String) {
+        if !matches!(trigger, Trigger::Dependency(_))
+            && !self.is_paused(service)
+            && self.act_unhealthy(service, &reason)
+        {
+            return;
+        }
         let running = !self.running_ids(service).is_empty();
         let now = now_ms();
         let Some(svc) = self.services.get_mut(service) else {
