@@ -131,13 +131,15 @@ pub enum FindError {
 
 /// The addresses to ask, in order: `listen` as given (an unspecified IP such
 /// as `0.0.0.0` asked on loopback, `http://host:port/` accepted), else the
-/// derived ports of `wanted`'s stack on 127.0.0.1.
+/// derived ports of `wanted`'s stack on 127.0.0.1 and then
+/// [`identity::LEGACY_ADDRESS`].
 pub fn addresses(listen: Option<&str>, wanted: &Wanted) -> Result<Vec<String>, FindError> {
     match (listen, &wanted.project) {
         (Some(listen), _) => Ok(vec![connect_address(listen)]),
         (None, Some(project)) => Ok(identity::derived_addresses(project, &wanted.namespace)
             .iter()
             .map(ToString::to_string)
+            .chain(std::iter::once(identity::LEGACY_ADDRESS.to_string()))
             .collect()),
         (None, None) => Err(FindError::NoAddress),
     }
@@ -292,8 +294,9 @@ mod tests {
             ["muster:8686"]
         );
         let derived = addresses(None, &wanted).unwrap();
-        assert_eq!(derived.len(), usize::from(identity::DERIVED_CANDIDATES));
+        assert_eq!(derived.len(), usize::from(identity::DERIVED_CANDIDATES) + 1);
         assert!(derived[0].starts_with("127.0.0.1:"));
+        assert_eq!(derived.last().unwrap(), identity::LEGACY_ADDRESS);
         let nameless = Wanted {
             project: None,
             namespace: "muster".into(),

@@ -53,6 +53,11 @@ pub const DERIVED_PORT_FIRST: u16 = 28700;
 pub const DERIVED_PORT_COUNT: u16 = 1000;
 /// How many ports from the derived one a muster tries to bind, and clients ask.
 pub const DERIVED_CANDIDATES: u16 = 8;
+/// The address muster used by default before the derived rule: clients ask
+/// it last (a muster pinned there with `--listen`, e.g. the example stack's
+/// sidecar published on 127.0.0.1:8686), and believe it only when its
+/// headers name their stack.
+pub const LEGACY_ADDRESS: &str = "127.0.0.1:8686";
 
 impl Identity {
     /// True when this is the muster of `project` in `namespace`.
