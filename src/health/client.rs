@@ -114,7 +114,25 @@ impl Lookup {
                 wanted.describe()
             );
         }
-        let tried: Vec<String> = self.elsewhere.iter().map(ToString::to_string).collect();
+        // Addresses that failed the same way are named together.
+        let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+        for e in &self.elsewhere {
+            let (addr, why) = match e {
+                Elsewhere::Unreachable { addr, error } => (addr.as_str(), error.clone()),
+                other => ("", other.to_string()),
+            };
+            match groups.iter_mut().find(|(w, _)| *w == why) {
+                Some((_, addrs)) => addrs.push(addr),
+                None => groups.push((why, vec![addr])),
+            }
+        }
+        let tried: Vec<String> = groups
+            .into_iter()
+            .map(|(why, addrs)| match addrs.as_slice() {
+                [""] => why,
+                _ => format!("{}: {why}", addrs.join(", ")),
+            })
+            .collect();
         format!(
             "no muster of {} answers ({})",
             wanted.describe(),
