@@ -8,7 +8,7 @@ use muster::compose::Project;
 use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
-use muster::supervisor::lock::SupervisorLock;
+use muster::supervisor::lock::{LockError, SupervisorLock};
 use muster::supervisor::start::{ProbeGate, UpOptions, UpOutcome};
 use muster::supervisor::supervise::Supervision;
 use muster::supervisor::{ServiceState, StateStore};
@@ -57,14 +57,23 @@ async fn bind_endpoint(
 }
 
 /// One supervising muster per project: refused, naming the first one's pid
-/// and address, when another holds the project's lock.
+/// and address, when another holds the project's lock. A store that cannot
+/// keep the lock (an unwritable state file) is a warning, not a refusal:
+/// supervising matters more than the guard.
 async fn lock_project(
     settings: &Settings,
     project: &Project,
     endpoint: Option<&Endpoint>,
-) -> Result<SupervisorLock, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<Option<SupervisorLock>, Box<dyn std::error::Error + Send + Sync>> {
     let listen = endpoint.map(|e| e.options.listen);
-    Ok(SupervisorLock::take(&settings.history(), &project.name, listen).await?)
+    match SupervisorLock::take(&settings.history(), &project.name, listen).await {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ LockError::Held { .. }) => Err(e.into()),
+        Err(e @ LockError::Store { .. }) => {
+            tracing::warn!(error = %muster::error_text::error_chain(&e), "supervising without the project lock: a second muster for this project would not be refused");
+            Ok(None)
+        }
+    }
 }
 
 /// Serves the bound health endpoint until SIGTERM/SIGINT.
@@ -162,7 +171,9 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
             });
         }
         start_health_server(endpoint, &store).await?;
-        lock.release().await;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -183,7 +194,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             false => None,
         };
         let lock = match keep_running {
-            true => Some(lock_project(settings, &project, endpoint.as_ref()).await?),
+            true => lock_project(settings, &project, endpoint.as_ref()).await?,
             false => None,
         };
         let engine = Engine::connect().await?;

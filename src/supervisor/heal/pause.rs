@@ -44,9 +44,12 @@ pub(super) async fn poll(
     history: HistoryStore,
     tx: tokio_watch::Sender<BTreeMap<String, PauseNote>>,
 ) {
+    // The same failure every second is logged once.
+    let mut last_error: Option<String> = None;
     loop {
         match crate::supervisor::pause::load(&history).await {
             Ok(paused) => {
+                last_error = None;
                 tx.send_if_modified(|current| {
                     let changed = *current != paused;
                     if changed {
@@ -55,7 +58,13 @@ pub(super) async fn poll(
                     changed
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "cannot read the paused services"),
+            Err(e) => {
+                let text = e.to_string();
+                if last_error.as_ref() != Some(&text) {
+                    tracing::warn!(error = %text, "cannot read the paused services");
+                    last_error = Some(text);
+                }
+            }
         }
         if tx.is_closed() {
             return;
