@@ -227,6 +227,7 @@ fn simulate(policy: &Policy, services: &[Service], seed: u64) -> Tally {
         ..ProbeTiming::default()
     };
     let muster = MusterService {
+        on_unhealthy: Default::default(),
         probes: vec![ProbeSpec {
             kind: ProbeKind::Exec(ExecProbeSpec {
                 command: vec!["ready".into()],

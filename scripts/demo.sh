@@ -3,7 +3,7 @@
 # muster on a fresh machine, with no registry. Installs what is missing,
 # builds the images locally, starts the stack in dependency order, serves the
 # health endpoint in the background and prints `muster status`.
-# Redis runs with config/redis.conf: muster connects as its `muster` user.
+# Redis runs with redis.conf: muster connects as its `muster` user.
 # Stop it with the two commands the script prints at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,10 @@ bash scripts/build-python-agent-image.sh
 muster=target/debug/muster
 export MUSTER_REDIS_URL=redis://muster:${MUSTER_REDIS_PASSWORD:-change-me-muster}@127.0.0.1:${DEMO_REDIS_PORT:-16379}
 export MUSTER_PROBE_ADDRESS=host
-export MUSTER_LISTEN=${MUSTER_LISTEN:-127.0.0.1:8686}
+# No MUSTER_LISTEN: the supervisor takes the port derived from the project and
+# namespace (127.0.0.1:28700-29699), and `status` / `check` find it by the same
+# rule, so the demo never answers for another project's muster. Set
+# MUSTER_LISTEN to pin an address (e.g. 127.0.0.1:8686).
 args=(-f compose/demo.yaml -p muster-demo)
 
 "$muster" "${args[@]}" up --wait-timeout 3m
@@ -37,11 +40,12 @@ fi
 nohup "$muster" "${args[@]}" serve >/tmp/muster-demo-serve.log 2>&1 &
 echo $! >"$pidfile"
 for _ in $(seq 1 50); do
-  "$muster" check --self >/dev/null 2>&1 && break
+  "$muster" "${args[@]}" check --self >/dev/null 2>&1 && break
   sleep 0.2
 done
 sleep 2
 "$muster" "${args[@]}" status
 echo
-echo "status page: http://${MUSTER_LISTEN}/   (supervisor log: /tmp/muster-demo-serve.log)"
+url=$(grep -o 'http://[^ ]*/' /tmp/muster-demo-serve.log | head -n 1)
+echo "status page: ${url:-see /tmp/muster-demo-serve.log}   (supervisor log: /tmp/muster-demo-serve.log)"
 echo "stop:        kill \$(cat $pidfile); $muster ${args[*]} down"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes a copy of config/redis.conf with your own passwords (and namespace):
+# Writes a copy of redis.conf with your own passwords (and namespace):
 # the `#<sha256>` of the muster and agent users is replaced, the file keeps no
 # plain password. Unset variables keep what the input file has.
 #
@@ -12,7 +12,7 @@
 # (REDIS_CONF is relative to the compose file's directory.)
 set -euo pipefail
 out=${1:?usage: redis-conf.sh OUTPUT [INPUT]  (env: MUSTER_REDIS_PASSWORD, AGENT_REDIS_PASSWORD, MUSTER_NAMESPACE)}
-in=${2:-$(dirname "$0")/../config/redis.conf}
+in=${2:-$(dirname "$0")/../redis.conf}
 
 fail() {
   echo "redis-conf.sh: $*" >&2

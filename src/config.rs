@@ -27,7 +27,6 @@ use crate::supervisor::plan::PlanOptions;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8686";
 pub const DEFAULT_CONFIG_PATH: &str = "config/muster.yaml";
 
 /// `config/muster.yaml` as written.
@@ -59,7 +58,9 @@ pub struct Settings {
     pub redis_url: String,
     pub nats_url: Option<String>,
     pub namespace: String,
-    pub listen: String,
+    /// The health endpoint's address as set; `None`: derived from the
+    /// project and namespace ([`crate::health::identity`]).
+    pub listen: Option<String>,
     /// How probe hostnames are reached (see [`AddressMode`]).
     pub probe_address: AddressMode,
     /// The local fallback of [`crate::history::HistoryStore`] (see [`default_state_file`]).
@@ -195,7 +196,7 @@ impl Settings {
                 .listen
                 .clone()
                 .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+                .filter(|l| !l.trim().is_empty()),
             probe_address: overrides
                 .probe_address
                 .or(file.probe_address)
@@ -277,9 +278,35 @@ impl Settings {
         }
     }
 
-    /// The health server, listening on `listen`; the rest keep their defaults.
-    pub fn server(&self) -> Result<ServerOptions, HealthError> {
-        ServerOptions::listening_on(&self.listen)
+    /// The health server of `project` (read from `compose_files`), and the
+    /// addresses to bind, in order: `listen` as set, else the project's
+    /// derived ports ([`crate::health::identity`]). `listen` in the options
+    /// is the first of them until the CLI binds one.
+    pub fn server(
+        &self,
+        project: &str,
+        compose_files: &[PathBuf],
+    ) -> Result<(ServerOptions, Vec<std::net::SocketAddr>), HealthError> {
+        let addrs = match &self.listen {
+            Some(listen) => vec![crate::health::parse_listen(listen)?],
+            None => crate::health::identity::derived_addresses(project, &self.namespace),
+        };
+        let identity = crate::health::Identity {
+            project: project.to_string(),
+            namespace: self.namespace.clone(),
+            compose_files: compose_files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            pid: std::process::id(),
+            listen: String::new(),
+        };
+        let options = ServerOptions {
+            listen: addrs[0],
+            identity: Some(identity),
+            ..ServerOptions::default()
+        };
+        Ok((options, addrs))
     }
 }
 
@@ -344,7 +371,7 @@ mod tests {
         .unwrap();
         assert_eq!(settings.redis_url, "redis://file:1");
         assert_eq!(settings.namespace, "flagns");
-        assert_eq!(settings.listen, DEFAULT_LISTEN);
+        assert_eq!(settings.listen, None);
         std::fs::write(&path, "redis_urll: x\n").unwrap();
         let err = Settings::resolve(&Overrides {
             config: Some(path.clone()),
@@ -359,13 +386,27 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// The example the repository ships (config/muster.example.yaml) is a
+    /// config file muster accepts as written.
+    #[test]
+    fn shipped_example_settings_load() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/muster.example.yaml");
+        let settings = Settings::resolve(&Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(settings.namespace, "muster");
+        assert!(settings.services["api"].probes.len() == 1);
+    }
+
     #[test]
     fn server_options_from_settings() {
         let mut settings = Settings {
             redis_url: DEFAULT_REDIS_URL.into(),
             nats_url: None,
             namespace: "muster".into(),
-            listen: "0.0.0.0:8687".into(),
+            listen: Some("0.0.0.0:8687".into()),
             services: Default::default(),
             config_path: None,
             probe_address: Default::default(),
@@ -374,14 +415,24 @@ mod tests {
             webhook_url: None,
             webhook_ca_file: None,
         };
-        let options = settings.server().unwrap();
+        let (options, addrs) = settings.server("shop", &[]).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());
+        assert_eq!(addrs, vec![options.listen]);
+        let id = options.identity.as_ref().unwrap();
+        assert!(id.is_stack("shop", "muster"));
         assert_eq!(
             options.liveness_window,
             Some(crate::health::DEFAULT_LIVENESS_WINDOW)
         );
-        settings.listen = "nonsense".into();
-        let e = settings.server().unwrap_err().to_string();
+        settings.listen = None;
+        let (options, addrs) = settings.server("shop", &[]).unwrap();
+        assert_eq!(
+            addrs,
+            crate::health::identity::derived_addresses("shop", "muster")
+        );
+        assert_eq!(options.listen, addrs[0]);
+        settings.listen = Some("nonsense".into());
+        let e = settings.server("shop", &[]).unwrap_err().to_string();
         assert!(e.contains("\"nonsense\"") && e.contains("listen"), "{e}");
     }
 }

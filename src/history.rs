@@ -13,6 +13,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub mod lock;
+
 use crate::clock::now_ms;
 use crate::url::redact_url;
 

@@ -9,6 +9,10 @@ pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
 mod build;
 pub mod compose;
+mod endpoint;
+mod manual;
+mod pause;
+pub mod plugin;
 mod rollout;
 mod signal;
 mod stack;
@@ -65,7 +69,8 @@ pub struct Global {
     /// Key prefix in Redis, one per stack [default: muster].
     #[arg(long, global = true, env = "MUSTER_NAMESPACE")]
     pub namespace: Option<String>,
-    /// Health endpoint address [default: 127.0.0.1:8686].
+    /// Health endpoint address [default: a port derived from the project and
+    /// namespace, 127.0.0.1:28700-29699].
     #[arg(long, global = true, env = "MUSTER_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// How probe hostnames are reached: auto, network (muster on the compose
@@ -130,6 +135,42 @@ pub enum Command {
     Graph(GraphArgs),
     /// A demo agent: slow start, then ready, heartbeats, not-ready on SIGTERM.
     DemoAgent(DemoAgentArgs),
+    /// Maintenance: stop healing and alerts for one service until `resume` (kept across muster restarts).
+    Pause(PauseArgs),
+    /// End a service's maintenance: muster heals it and alerts for it again.
+    Resume(ResumeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print muster's man page (roff), or write every subcommand's page to a directory.
+    Man(ManArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PauseArgs {
+    /// The service to pause.
+    pub service: String,
+    /// Why (shown in status, /readyz?verbose and the page).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The service to resume.
+    pub service: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ManArgs {
+    /// Write muster.1 and one muster-SUBCOMMAND.1 per subcommand here instead.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -319,6 +360,15 @@ pub fn init_tracing(global: &Global) {
 
 pub fn run(cli: Cli) -> ExitCode {
     let global = cli.global;
+    // Generated from the definitions alone: no settings needed.
+    let result = match &cli.command {
+        Command::Completions(args) => Some(manual::completions(args, global.json)),
+        Command::Man(args) => Some(manual::man(args, global.json)),
+        _ => None,
+    };
+    if let Some(result) = result {
+        return result.unwrap_or_else(|e| print_error(&*e));
+    }
     // A bad config file is reported before any subcommand does anything.
     let settings = match global.settings() {
         Ok(settings) => settings,
@@ -330,7 +380,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(args) => stack::down(&global, &args),
         Command::Build(args) => build::run(&global, &args),
         Command::Ps => stack::ps(&global),
-        Command::Check(args) => signal::check(args, &settings, global.json),
+        Command::Check(args) => signal::check(args, &global, &settings),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),
@@ -341,6 +391,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Config(args) => compose::config(&global, &settings, &args),
         Command::Graph(args) => compose::graph(&global, &settings, &args),
         Command::DemoAgent(args) => signal::demo_agent(args, &settings, global.json),
+        Command::Pause(args) => pause::pause(&global, &settings, &args),
+        Command::Resume(args) => pause::resume(&global, &settings, &args),
+        Command::Completions(_) | Command::Man(_) => unreachable!("answered above"),
     };
     match result {
         Ok(code) => code,

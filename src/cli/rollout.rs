@@ -326,10 +326,16 @@ fn status(global: &Global, settings: &Settings, args: &RolloutStatusArgs) -> Cli
     runtime()?.block_on(async move {
         let rollouts = open(global, settings, &[args.service.as_str()]).await?;
         let report = rollouts.status(&args.service, mode).await?;
+        let supervisor = supervisor_of(global, settings);
         if global.json {
-            println!("{}", serde_json::to_string(&report)?);
+            let mut value = serde_json::to_value(&report)?;
+            if let Some(map) = value.as_object_mut() {
+                map.insert("supervisor".into(), supervisor.0);
+            }
+            println!("{value}");
         } else {
             print_status(&report);
+            println!("{}", supervisor.1);
         }
         // Exit 0 when nothing is left unfinished and what was done went
         // through (a revert that was asked for and worked counts).
@@ -344,6 +350,38 @@ fn status(global: &Global, settings: &Settings, args: &RolloutStatusArgs) -> Cli
             ExitCode::from(1)
         })
     })
+}
+
+/// The muster that supervises this project, checked by its identity: JSON
+/// (`{"listen", "pid"}` or null) and one line for people.
+fn supervisor_of(global: &Global, settings: &Settings) -> (serde_json::Value, String) {
+    let wanted = super::endpoint::wanted(global, settings);
+    let timeout = std::time::Duration::from_secs(1);
+    let lookup = match super::endpoint::find(settings, &wanted, "/healthz", timeout) {
+        Ok(lookup) => lookup,
+        Err(e) => {
+            return (
+                serde_json::Value::Null,
+                format!("supervisor: unknown ({e})"),
+            )
+        }
+    };
+    match &lookup.found {
+        Some((addr, reply)) => {
+            let pid = reply.identity().map(|id| id.pid).unwrap_or(0);
+            (
+                serde_json::json!({ "listen": addr, "pid": pid }),
+                format!(
+                    "supervisor: the muster at {addr} (pid {pid}) supervises {}",
+                    wanted.describe()
+                ),
+            )
+        }
+        None => (
+            serde_json::Value::Null,
+            format!("supervisor: none; {}", lookup.why_not(&wanted)),
+        ),
+    }
 }
 
 fn print_status(report: &StatusReport) {

@@ -1,7 +1,5 @@
 //! `muster signal`, `muster check` and `muster demo-agent`.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -18,7 +16,7 @@ use muster::signal::{
 use muster::supervisor::once::run_once;
 use muster::url::redact_url;
 
-use super::{CheckArgs, CliResult, DemoAgentArgs, SignalArgs};
+use super::{CheckArgs, CliResult, DemoAgentArgs, Global, SignalArgs};
 
 fn usage(msg: &str) -> CliResult {
     eprintln!("muster: usage error: {msg}");
@@ -32,7 +30,8 @@ fn parse_duration(flag: &str, text: &str) -> Result<Duration, String> {
 // ---------------------------------------------------------------- check
 
 /// `muster check`: 0 ready, 1 not ready (reason on stderr), 2 usage error.
-pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
+pub fn check(args: CheckArgs, global: &Global, settings: &Settings) -> CliResult {
+    let json = global.json;
     let chosen = [
         args.agent.is_some(),
         args.service.is_some(),
@@ -106,40 +105,47 @@ pub fn check(args: CheckArgs, settings: &Settings, json: bool) -> CliResult {
             };
         return Ok(report(json, "agent", agent, ready, &status, &reason));
     }
+    let wanted = super::endpoint::wanted(global, settings);
     let (kind, name, path) = match &args.service {
         Some(service) => {
             if let Err(e) = validate_name(service) {
                 return usage(&e.to_string().replace("agent name", "service name"));
             }
-            ("service", service.as_str(), format!("/status/{service}"))
+            ("service", service.clone(), format!("/status/{service}"))
         }
-        None => ("muster", settings.listen.as_str(), "/healthz".to_string()),
+        None => ("muster", wanted.describe(), "/healthz".to_string()),
     };
-    let (ready, status, reason) = match http_get(&settings.listen, &path, timeout) {
-        Err(e) => (
+    // Only the muster of this stack counts: one of another project (a
+    // default port shared by two stacks) is named, never believed.
+    let lookup = super::endpoint::find(settings, &wanted, &path, timeout)?;
+    let (ready, status, reason) = match lookup.found {
+        None if lookup.other().is_some() => {
+            (false, "wrong muster".to_string(), lookup.why_not(&wanted))
+        }
+        None => (
             false,
             "unknown".to_string(),
-            format!("muster at {} not reachable: {e}", settings.listen),
+            format!("muster not reachable: {}", lookup.why_not(&wanted)),
         ),
-        Ok((code, _)) if kind == "muster" => {
-            if code == 200 {
+        Some((_, reply)) if kind == "muster" => {
+            if reply.code == 200 {
                 (true, "ok".to_string(), String::new())
             } else {
                 (
                     false,
-                    format!("http {code}"),
-                    format!("/healthz answered {code}"),
+                    format!("http {}", reply.code),
+                    format!("/healthz answered {}", reply.code),
                 )
             }
         }
-        Ok((404, _)) => (
+        Some((_, reply)) if reply.code == 404 => (
             false,
             "unknown".to_string(),
             format!("muster knows no service {name:?}"),
         ),
-        Ok((code, body)) => service_state(code, &body),
+        Some((_, reply)) => service_state(reply.code, &reply.body),
     };
-    Ok(report(json, kind, name, ready, &status, &reason))
+    Ok(report(json, kind, &name, ready, &status, &reason))
 }
 
 /// A probe's config error in the words of the `check` flags: the probe's
@@ -280,69 +286,6 @@ fn report(json: bool, kind: &str, name: &str, ready: bool, status: &str, reason:
         eprintln!("{kind} {name} not ready: {reason}");
         ExitCode::from(1)
     }
-}
-
-/// A minimal HTTP/1.1 GET (Connection: close). Returns status and body.
-fn http_get(addr: &str, path: &str, timeout: Duration) -> std::io::Result<(u16, Vec<u8>)> {
-    let sock = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("address resolves to nothing"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: muster-check\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    parse_http_response(&raw)
-}
-
-fn parse_http_response(raw: &[u8]) -> std::io::Result<(u16, Vec<u8>)> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("incomplete HTTP response"))?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let code: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| bad("no HTTP status code"))?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = &raw[end + 4..];
-    if !chunked {
-        return Ok((code, body.to_vec()));
-    }
-    let mut out = Vec::new();
-    let mut rest = body;
-    loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| bad("bad chunk"))?;
-        let size_text = String::from_utf8_lossy(&rest[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| bad("bad chunk size"))?;
-        rest = &rest[line_end + 2..];
-        if size == 0 {
-            break;
-        }
-        if rest.len() < size {
-            return Err(bad("truncated chunk"));
-        }
-        out.extend_from_slice(&rest[..size]);
-        rest = rest.get(size + 2..).unwrap_or(&[]);
-    }
-    Ok((code, out))
 }
 
 // ---------------------------------------------------------------- signal
@@ -631,19 +574,6 @@ pub fn demo_agent(args: DemoAgentArgs, settings: &Settings, json: bool) -> CliRe
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_http() {
-        let (code, body) =
-            parse_http_response(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").unwrap();
-        assert_eq!((code, body.as_slice()), (200, &b"ok"[..]));
-        let (code, body) = parse_http_response(
-            b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
-        )
-        .unwrap();
-        assert_eq!((code, body.as_slice()), (503, &b"abcde"[..]));
-        assert!(parse_http_response(b"garbage").is_err());
-    }
 
     #[test]
     fn service_states() {

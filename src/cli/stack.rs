@@ -8,6 +8,7 @@ use muster::compose::Project;
 use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
+use muster::supervisor::lock::{LockError, SupervisorLock};
 use muster::supervisor::start::{BuildPolicy, ProbeGate, UpOptions, UpOutcome};
 use muster::supervisor::supervise::Supervision;
 use muster::supervisor::{ServiceState, StateStore};
@@ -32,24 +33,63 @@ fn project_name(global: &Global) -> Result<String, Box<dyn std::error::Error + S
     }
 }
 
-/// Binds the health endpoint and serves it until SIGTERM/SIGINT.
-async fn start_health_server(
+/// The health endpoint, bound but not serving yet: bound first, so that the
+/// supervisor lock can name its address.
+struct Endpoint {
+    listener: tokio::net::TcpListener,
+    options: health::ServerOptions,
+}
+
+/// Binds the health endpoint of `project`: `listen` as set, else the first
+/// free one of the project's derived ports.
+async fn bind_endpoint(
     settings: &Settings,
-    store: &StateStore,
-) -> Result<tokio::task::JoinHandle<()>, Box<dyn std::error::Error + Send + Sync>> {
-    let options = settings.server()?;
-    let listener = health::bind(options.listen).await?;
+    project: &Project,
+) -> Result<Endpoint, Box<dyn std::error::Error + Send + Sync>> {
+    let (mut options, addrs) = settings.server(&project.name, &project.config_files)?;
+    let listener = health::bind_first(&addrs).await?;
     let addr = listener.local_addr()?;
+    options.listen = addr;
+    if let Some(identity) = options.identity.as_mut() {
+        identity.listen = addr.to_string();
+    }
+    Ok(Endpoint { listener, options })
+}
+
+/// One supervising muster per project: refused, naming the first one's pid
+/// and address, when another holds the project's lock. A store that cannot
+/// keep the lock (an unwritable state file) is a warning, not a refusal:
+/// supervising matters more than the guard.
+async fn lock_project(
+    settings: &Settings,
+    project: &Project,
+    endpoint: Option<&Endpoint>,
+) -> Result<Option<SupervisorLock>, Box<dyn std::error::Error + Send + Sync>> {
+    let listen = endpoint.map(|e| e.options.listen);
+    match SupervisorLock::take(&settings.history(), &project.name, listen).await {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e @ LockError::Held { .. }) => Err(e.into()),
+        Err(e @ LockError::Store { .. }) => {
+            tracing::warn!(error = %muster::error_text::error_chain(&e), "supervising without the project lock: a second muster for this project would not be refused");
+            Ok(None)
+        }
+    }
+}
+
+/// Serves the bound health endpoint until SIGTERM/SIGINT.
+fn start_health_server(endpoint: Endpoint, store: &StateStore) -> tokio::task::JoinHandle<()> {
+    let Endpoint { listener, options } = endpoint;
+    let addr = options.listen;
     tracing::info!(%addr, "health endpoint listening");
     eprintln!(
         "muster: health endpoint on http://{addr}/ (status page), /readyz, /status, /metrics"
     );
     let store = store.clone();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         if let Err(e) = health::serve(listener, store, options, health::shutdown_signal()).await {
             tracing::error!(error = %e, "health endpoint stopped");
         }
-    }))
+    })
 }
 
 /// muster's probes for the project, started on `store` with tuned grace
@@ -100,6 +140,8 @@ async fn start_supervision(
 pub fn serve(global: &Global, settings: &Settings) -> CliResult {
     let project = load_project(global)?;
     runtime()?.block_on(async move {
+        let endpoint = bind_endpoint(settings, &project).await?;
+        let lock = lock_project(settings, &project, Some(&endpoint)).await?;
         let engine = Engine::connect().await?;
         let store = StateStore::new(&project.name);
         let graph = muster::compose::graph::Graph::new(&project)?;
@@ -128,7 +170,10 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
                 s.image = image;
             });
         }
-        start_health_server(settings, &store).await?.await?;
+        start_health_server(endpoint, &store).await?;
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -142,11 +187,20 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
     };
     let mut project = load_project(global)?;
     runtime()?.block_on(async move {
+        let keep_running = args.watch || args.serve;
+        // A supervising up takes the project's lock before it touches anything.
+        let endpoint = match args.serve {
+            true => Some(bind_endpoint(settings, &project).await?),
+            false => None,
+        };
+        let lock = match keep_running {
+            true => lock_project(settings, &project, endpoint.as_ref()).await?,
+            false => None,
+        };
         let engine = Engine::connect().await?;
         // Rollouts: finish an interrupted one, keep the revision one made (issue 8).
         super::rollout::prepare_up(global, settings, &engine, &args.services, &mut project).await?;
         let store = StateStore::new(&project.name);
-        let keep_running = args.watch || args.serve;
         // `up SERVICES`: only what this up starts is supervised and counted
         // in /readyz.
         let supervised = muster::supervisor::start::selected_project(
@@ -167,11 +221,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
                 .await?,
             );
         }
-        let server = if args.serve {
-            Some(start_health_server(settings, &store).await?)
-        } else {
-            None
-        };
+        let server = endpoint.map(|endpoint| start_health_server(endpoint, &store));
         let probed: std::collections::BTreeSet<String> = store
             .snapshot()
             .services
@@ -271,6 +321,9 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         }
         recorder.finish(Duration::from_secs(15)).await;
         drop(supervision);
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok(code)
     })
 }

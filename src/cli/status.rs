@@ -118,29 +118,31 @@ fn mark_unprobed(plan: &Plan, snapshot: &mut StackSnapshot) {
 
 pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult {
     let mode = settings.probe_address;
+    // A running muster answers first, but only the one of this stack.
+    let live = match args.direct {
+        true => None,
+        false => ask_live(global, settings),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (snapshot, source) = runtime.block_on(async {
-        if !args.direct {
-            match fetch_live(&settings.listen).await {
-                Ok(snap) => return Ok((snap, Source::Live(settings.listen.clone()))),
-                Err(e) => tracing::debug!(listen = %settings.listen, error = %e, "no running muster; probing directly"),
-            }
-        }
-        // The compose file is read only when probing here: a running muster
-        // already knows its stack.
-        let plan = plan(global, settings)?;
-        let mut snap = probe_directly(&plan.project, &plan.services, mode)
-            .await
-            .map_err(|e| locate_error(&plan, settings, e))?;
-        mark_unprobed(&plan, &mut snap);
-        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
-            snap,
-            Source::Probed(mode.effective()),
-        ))
-    })?;
+    let (snapshot, source) = match live {
+        Some(found) => found,
+        None => runtime.block_on(async {
+            // The compose file is read only when probing here: a running
+            // muster already knows its stack.
+            let plan = plan(global, settings)?;
+            let mut snap = probe_directly(&plan.project, &plan.services, mode)
+                .await
+                .map_err(|e| locate_error(&plan, settings, e))?;
+            mark_unprobed(&plan, &mut snap);
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
+                snap,
+                Source::Probed(mode.effective()),
+            ))
+        })?,
+    };
     if global.json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
@@ -159,21 +161,43 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
     })
 }
 
-/// `GET /status` of a running muster.
-async fn fetch_live(listen: &str) -> Result<StackSnapshot, String> {
-    let url = if listen.contains("://") {
-        format!("{}/status", listen.trim_end_matches('/'))
-    } else {
-        format!("http://{listen}/status")
+/// `GET /status` of the muster of this stack, when one answers. A muster of
+/// another stack on the address is named on stderr and not believed.
+fn ask_live(global: &Global, settings: &Settings) -> Option<(StackSnapshot, Source)> {
+    let wanted = super::endpoint::wanted(global, settings);
+    let lookup = match super::endpoint::find(settings, &wanted, "/status", LIVE_TIMEOUT) {
+        Ok(lookup) => lookup,
+        Err(e) => {
+            tracing::debug!(error = %e, "no muster to ask; probing directly");
+            return None;
+        }
     };
-    let (code, body) = muster::probe::http::get(&url, Duration::from_millis(1500))
-        .await
-        .map_err(|e| e.to_string())?;
-    if code != 200 {
-        return Err(format!("{url} answered HTTP {code}"));
+    let Some((addr, reply)) = lookup.found.as_ref() else {
+        if lookup.other().is_some() {
+            eprintln!(
+                "muster status: {}; probing directly",
+                lookup.why_not(&wanted)
+            );
+        } else {
+            tracing::debug!(why = %lookup.why_not(&wanted), "no running muster; probing directly");
+        }
+        return None;
+    };
+    if reply.code != 200 {
+        tracing::warn!(%addr, code = reply.code, "the muster's /status failed; probing directly");
+        return None;
     }
-    serde_json::from_slice(&body).map_err(|e| format!("{url} did not answer a muster status: {e}"))
+    match serde_json::from_slice(&reply.body) {
+        Ok(snap) => Some((snap, Source::Live(addr.clone()))),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "the muster's /status is not a muster status; probing directly");
+            None
+        }
+    }
 }
+
+/// How long one request to a running muster may take.
+const LIVE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Runs every probe once, with Docker for exec/docker probes and published ports for `host` mode.
 pub async fn probe_directly(
@@ -334,11 +358,19 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
     if status.degraded && !status.degraded_by.is_empty() {
         reason.push_str(&format!(" [degraded: {}]", status.degraded_by.join(", ")));
     }
-    let state = if status.degraded && status.state.is_ready() {
+    let mut state = if status.degraded && status.state.is_ready() {
         format!("{} (degraded)", status.state)
     } else {
         status.state.to_string()
     };
+    if let Some(p) = &status.heal.paused {
+        state.push_str(" (paused)");
+        reason.push_str(&format!(" [paused by {}", p.by));
+        if let Some(why) = &p.reason {
+            reason.push_str(&format!(": {why}"));
+        }
+        reason.push(']');
+    }
     [name, state, since, kind, latency, reason]
 }
 
@@ -352,7 +384,7 @@ fn fmt_latency(d: Duration) -> String {
     }
 }
 
-fn fmt_age(ms: u64) -> String {
+pub(super) fn fmt_age(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..=59 => format!("{s}s ago"),

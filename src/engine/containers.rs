@@ -243,6 +243,18 @@ impl Engine {
         }
     }
 
+    /// Sends SIGKILL (a container that is not running is not an error).
+    pub async fn kill_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::KillContainerOptionsBuilder::new()
+            .signal("SIGKILL")
+            .build();
+        match self.docker().kill_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_status(&e, 304) || is_status(&e, 404) || is_status(&e, 409) => Ok(()),
+            Err(e) => Err(EngineError::api(format!("kill container {id}"), e)),
+        }
+    }
+
     /// Removes a container (forced: a running one is killed); anonymous volumes too when `volumes`.
     pub async fn remove_container(&self, id: &str, volumes: bool) -> Result<(), EngineError> {
         let options = RemoveContainerOptions {

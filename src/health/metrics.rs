@@ -207,6 +207,12 @@ impl Collector for SnapshotCollector {
         )?;
         gauge_family(
             &mut encoder,
+            "muster_service_paused",
+            "1 while the service is paused for maintenance (muster pause): no healing, no alerts",
+            services().map(|s| (one(s), i64::from(s.heal.paused.is_some()))),
+        )?;
+        gauge_family(
+            &mut encoder,
             "muster_service_grace_period_seconds",
             "The service's effective grace (start) period",
             services().map(|s| (one(s), s.grace_ms as f64 / 1000.0)),

@@ -29,7 +29,9 @@
 //! the stack); after that a silent supervisor makes liveness fail, so an
 //! orchestrator restarts muster. `liveness_window: None` turns the check off.
 
+pub mod client;
 mod events;
+pub mod identity;
 mod metrics;
 mod page;
 mod readyz;
@@ -40,6 +42,7 @@ mod status;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+pub use identity::Identity;
 pub use readyz::{liveness_report, readiness_report, CheckReport, Liveness};
 pub use server::serve;
 pub use status::StatusView;
@@ -64,6 +67,9 @@ pub struct ServerOptions {
     pub sse_keepalive: Duration,
     /// On shutdown, open connections get this long to finish.
     pub shutdown_drain: Duration,
+    /// The stack this muster supervises: sent as `X-Muster-*` headers on
+    /// every answer and as `muster` in `/status` (see [`identity`]).
+    pub identity: Option<Identity>,
 }
 
 pub const DEFAULT_LIVENESS_WINDOW: Duration = Duration::from_secs(10);
@@ -83,6 +89,7 @@ impl Default for ServerOptions {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             sse_keepalive: DEFAULT_SSE_KEEPALIVE,
             shutdown_drain: DEFAULT_SHUTDOWN_DRAIN,
+            identity: None,
         }
     }
 }
@@ -176,6 +183,29 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, HealthErr
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| HealthError::Bind { addr, source })
+}
+
+/// Binds the first of `addrs` that is free: the derived ports of a stack
+/// ([`identity::derived_addresses`]), where one taken by another process
+/// moves muster on to the next. Other errors stop at once.
+pub async fn bind_first(addrs: &[SocketAddr]) -> Result<tokio::net::TcpListener, HealthError> {
+    let mut last = None;
+    for addr in addrs {
+        match bind(*addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(HealthError::Bind { addr, source })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
+                tracing::info!(%addr, "derived port in use; trying the next");
+                last = Some(HealthError::Bind { addr, source });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(HealthError::InvalidListen {
+        input: String::new(),
+        reason: "no address to bind".into(),
+    }))
 }
 
 /// The response body of every route, the SSE stream's included: one boxed

@@ -130,8 +130,14 @@ pub fn readiness_report(
             (false, true) => (false, why),
             (false, false) => (true, format!("not required; {why}")),
         };
+        let mut notes = Vec::new();
         if svc.degraded && !svc.degraded_by.is_empty() {
-            let note = format!("degraded: {}", svc.degraded_by.join(", "));
+            notes.push(format!("degraded: {}", svc.degraded_by.join(", ")));
+        }
+        if let Some(p) = &svc.heal.paused {
+            notes.push(format!("paused by {}: no healing, no alerts", p.by));
+        }
+        for note in notes {
             detail = if detail.is_empty() {
                 note
             } else {

@@ -165,6 +165,21 @@ async fn drain_body(app: &App, body: Incoming) -> Result<(), Response<Body>> {
 }
 
 pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let mut res = answer(&app, req).await;
+    // Every answer names the stack, so a client can tell it reached the
+    // muster of its own project (see `identity.rs`).
+    if let Some(identity) = &app.options.identity {
+        let h = res.headers_mut();
+        for (name, value) in identity.headers() {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                h.insert(name, value);
+            }
+        }
+    }
+    res
+}
+
+async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let route = route(parts.uri.path());
     if let Route::NotFound(path) = route {
@@ -192,7 +207,7 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Bo
             return res;
         }
     };
-    if let Err(res) = drain_body(&app, body).await {
+    if let Err(res) = drain_body(app, body).await {
         return res;
     }
     let query = parse_query(parts.uri.query());
@@ -253,7 +268,12 @@ pub(crate) async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Bo
                 ),
             }
         }
-        Route::Status => respond(StatusCode::OK, JSON, app.status.json(app.store.snapshot())),
+        Route::Status => respond(
+            StatusCode::OK,
+            JSON,
+            app.status
+                .json(app.store.snapshot(), app.options.identity.as_ref()),
+        ),
         Route::StatusOne(name) => {
             let snap = app.store.snapshot();
             match snap.services.get(&name) {

@@ -39,6 +39,10 @@ pub struct StatusView {
     /// Services marked degraded (a dependency is not ready).
     #[serde(default)]
     pub degraded: Vec<String>,
+    /// The stack this muster supervises (project, namespace, compose files,
+    /// pid, address), so a client can tell it is asking the right muster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muster: Option<super::Identity>,
     #[serde(flatten)]
     pub snapshot: StackSnapshot,
 }
@@ -66,6 +70,7 @@ impl StatusView {
                 .filter(|s| s.degraded)
                 .map(|s| s.name.clone())
                 .collect(),
+            muster: None,
             snapshot: snapshot.clone(),
         }
     }
@@ -82,7 +87,11 @@ pub(crate) struct StatusCache {
 }
 
 impl StatusCache {
-    pub(crate) fn json(&self, snapshot: Arc<StackSnapshot>) -> Bytes {
+    pub(crate) fn json(
+        &self,
+        snapshot: Arc<StackSnapshot>,
+        identity: Option<&super::Identity>,
+    ) -> Bytes {
         {
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((snap, body)) = last.as_ref() {
@@ -91,7 +100,7 @@ impl StatusCache {
                 }
             }
         }
-        let body = Bytes::from(render(&snapshot));
+        let body = Bytes::from(render(&snapshot, identity));
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the newer of two concurrently rendered snapshots.
         let newer = last
@@ -104,8 +113,9 @@ impl StatusCache {
     }
 }
 
-fn render(snapshot: &StackSnapshot) -> Vec<u8> {
-    let view = StatusView::of(snapshot);
+fn render(snapshot: &StackSnapshot, identity: Option<&super::Identity>) -> Vec<u8> {
+    let mut view = StatusView::of(snapshot);
+    view.muster = identity.cloned();
     // Serialising plain data with string keys cannot fail.
     let mut body = serde_json::to_vec(&view).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');

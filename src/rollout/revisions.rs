@@ -8,7 +8,6 @@
 
 use crate::clock::now_ms;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,8 @@ use serde_json::Value;
 use super::options::RolloutOptions;
 use super::RolloutError;
 use crate::compose::Service;
+use crate::history::lock::HeldLock;
+pub use crate::history::lock::Who;
 use crate::history::{HistoryError, HistoryStore};
 
 /// How long the lock lives without a refresh (a killed muster frees it after this).
@@ -327,93 +328,8 @@ impl InProgress {
     }
 }
 
-/// Who runs muster: `user@host`, and this process's id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Who {
-    pub user: String,
-    pub host: String,
-    pub pid: u32,
-}
-
-impl Who {
-    pub fn current() -> Who {
-        let user = ["USER", "LOGNAME"]
-            .iter()
-            .filter_map(|k| std::env::var(k).ok())
-            .find(|v| !v.trim().is_empty())
-            .or_else(user_from_passwd)
-            .unwrap_or_else(|| "unknown".to_string());
-        Who {
-            user,
-            host: muster_signal::protocol::hostname(),
-            pid: std::process::id(),
-        }
-    }
-
-    /// `user@host`.
-    pub fn user_at_host(&self) -> String {
-        format!("{}@{}", self.user, self.host)
-    }
-
-    /// The lock owner string: `user@host pid N`.
-    pub fn owner(&self) -> String {
-        format!("{}@{} pid {}", self.user, self.host, self.pid)
-    }
-
-    /// True when `owner` names a process on this host that no longer exists
-    /// (a muster that was killed): its lock may be taken over at once.
-    pub fn owner_is_dead(&self, owner: &str) -> bool {
-        let Some((user_host, pid)) = owner.rsplit_once(" pid ") else {
-            return false;
-        };
-        let Some((_, host)) = user_host.split_once('@') else {
-            return false;
-        };
-        let Ok(pid) = pid.trim().parse::<u32>() else {
-            return false;
-        };
-        host == self.host && pid != self.pid && !process_alive(pid)
-    }
-}
-
-/// True when `pid` runs (a zombie, killed but not yet reaped, does not count).
-fn process_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // `pid (comm) S …`: the state follows the last `)`.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_none_or(|state| state != "Z" && state != "X"),
-        Err(_) => false,
-    }
-}
-
-/// The name of this process's user from /etc/passwd (no `USER` in containers).
-fn user_from_passwd() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_string();
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid)
-        .map(|f| f[0].to_string())
-        .or(Some(format!("uid {uid}")))
-}
-
 /// The lock of one service's rollout, refreshed in the background until released.
-pub struct ServiceLock {
-    store: HistoryStore,
-    name: String,
-    owner: String,
-    refresher: tokio::task::JoinHandle<()>,
-    lost: Arc<std::sync::atomic::AtomicBool>,
-}
+pub struct ServiceLock(HeldLock);
 
 impl ServiceLock {
     /// Takes the lock for `who`. A lock held by a live process is refused
@@ -425,75 +341,23 @@ impl ServiceLock {
         who: &Who,
     ) -> Result<ServiceLock, RolloutError> {
         let name = format!("rollout:{service}");
-        let owner = who.owner();
-        for _ in 0..2 {
-            match store.acquire_lock(&name, &owner, LOCK_TTL).await? {
-                Ok(()) => {
-                    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let refresher = {
-                        let store = store.clone();
-                        let name = name.clone();
-                        let owner = owner.clone();
-                        let lost = lost.clone();
-                        tokio::spawn(async move {
-                            loop {
-                                tokio::time::sleep(LOCK_REFRESH).await;
-                                match store.acquire_lock(&name, &owner, LOCK_TTL).await {
-                                    Ok(Ok(())) => {}
-                                    Ok(Err(holder)) => {
-                                        tracing::error!(lock = %name, holder = %holder.owner, "rollout lock was taken over");
-                                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                                    }
-                                    Err(e) => {
-                                        tracing::warn!(lock = %name, error = %e, "cannot refresh the rollout lock")
-                                    }
-                                }
-                            }
-                        })
-                    };
-                    return Ok(ServiceLock {
-                        store: store.clone(),
-                        name,
-                        owner,
-                        refresher,
-                        lost,
-                    });
-                }
-                Err(holder) if who.owner_is_dead(&holder.owner) => {
-                    tracing::warn!(service, holder = %holder.owner, "the rollout lock's owner is gone; taking it over");
-                    store.release_lock(&name, &holder.owner).await?;
-                }
-                Err(holder) => {
-                    return Err(RolloutError::Locked {
-                        service: service.to_string(),
-                        owner: holder.owner,
-                        expires_in_ms: holder.expires_in_ms,
-                    })
-                }
-            }
+        match HeldLock::take(store, &name, &who.owner(), who, LOCK_TTL, LOCK_REFRESH).await? {
+            Ok(lock) => Ok(ServiceLock(lock)),
+            Err(holder) => Err(RolloutError::Locked {
+                service: service.to_string(),
+                owner: holder.owner,
+                expires_in_ms: holder.expires_in_ms,
+            }),
         }
-        Err(RolloutError::Service {
-            service: service.to_string(),
-            message: "could not take the rollout lock".into(),
-        })
     }
 
     /// True when someone else took the lock (ours expired): stop at once.
     pub fn is_lost(&self) -> bool {
-        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+        self.0.is_lost()
     }
 
     pub async fn release(self) {
-        self.refresher.abort();
-        if let Err(e) = self.store.release_lock(&self.name, &self.owner).await {
-            tracing::warn!(lock = %self.name, error = %e, "cannot release the rollout lock (it expires by itself)");
-        }
-    }
-}
-
-impl Drop for ServiceLock {
-    fn drop(&mut self) {
-        self.refresher.abort();
+        self.0.release().await
     }
 }
 
@@ -522,21 +386,6 @@ mod tests {
         assert_eq!(s.image.as_deref(), Some("x:1"));
         assert_eq!(s.environment["B"].as_deref(), Some("2"));
         assert_eq!(m.describe(), "--image x:1 --env A=1 --env B=2");
-    }
-
-    #[test]
-    fn dead_owner_detection() {
-        let who = Who {
-            user: "u".into(),
-            host: "h".into(),
-            pid: std::process::id(),
-        };
-        // A pid that cannot exist.
-        assert!(who.owner_is_dead("u@h pid 4294967294"));
-        // Our parent is alive.
-        assert!(!who.owner_is_dead(&format!("u@h pid {}", std::os::unix::process::parent_id())));
-        assert!(!who.owner_is_dead("u@other pid 4294967294"));
-        assert!(!who.owner_is_dead("garbage"));
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 pub mod heal;
 pub mod learn;
+pub mod lock;
 pub mod machine;
 pub mod once;
+pub mod pause;
 pub mod plan;
 pub mod runner;
 pub mod stack;

@@ -130,6 +130,7 @@ pub fn plan_with_grace(
         grace: GraceSetting::Auto,
         required: true,
         restart: None,
+        on_unhealthy: Default::default(),
     };
     let resolver = docker.clone().map(|docker| {
         Arc::new(LabelResolver {

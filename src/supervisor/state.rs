@@ -158,6 +158,22 @@ pub struct HealStatus {
     /// not restarted, a restart the engine refused). Cleared on recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<String>,
+    /// Maintenance: `muster pause SERVICE` turned healing and alerts off for
+    /// this service until `muster resume SERVICE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<PauseNote>,
+}
+
+/// A service paused for maintenance (stored in the history store, so it
+/// survives a muster restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseNote {
+    /// Unix ms when it was paused.
+    pub since_ms: u64,
+    /// `user@host` of whoever paused it.
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// One restart.

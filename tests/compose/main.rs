@@ -13,3 +13,4 @@ mod errors;
 mod large;
 mod load;
 mod merge;
+mod shell;

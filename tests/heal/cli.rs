@@ -126,8 +126,15 @@ services:
         "{verbose}"
     );
 
-    // `muster status` asks the running muster: a table with the alert, and JSON.
-    let out = run(muster(&dir).args(["--listen", &format!("127.0.0.1:{listen}"), "status"]));
+    // `muster status` asks the running muster of the same project (`-p`, as
+    // `up` was given): a table with the alert, and JSON.
+    let out = run(muster(&dir).args([
+        "-p",
+        &project.name,
+        "--listen",
+        &format!("127.0.0.1:{listen}"),
+        "status",
+    ]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -143,6 +150,8 @@ services:
     assert!(hang_row.contains("[restarts: 1, budget 1/1]"), "{hang_row}");
     let out = run(muster(&dir).args([
         "--json",
+        "-p",
+        &project.name,
         "--listen",
         &format!("127.0.0.1:{listen}"),
         "status",

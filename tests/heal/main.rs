@@ -10,3 +10,5 @@ mod support;
 mod cli;
 mod engine;
 mod notify_https;
+mod on_unhealthy;
+mod pause;

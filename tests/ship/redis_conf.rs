@@ -1,4 +1,4 @@
-//! config/redis.conf as shipped: a real redis-server runs a copy of it (only
+//! redis.conf as shipped: a real redis-server runs a copy of it (only
 //! port, dir and bind changed) and muster works through its two ACL users:
 //! the agent user signals, the muster user watches, checks and keeps history,
 //! and the agent user cannot reach anything else.
@@ -172,7 +172,7 @@ impl Drop for ConfRedis {
 }
 
 fn shipped() -> PathBuf {
-    repo().join("config/redis.conf")
+    repo().join("redis.conf")
 }
 
 async fn conn(url: &str) -> redis::aio::MultiplexedConnection {

@@ -426,9 +426,11 @@ fn http_server(
                 .find(|(p, _, _)| *p == path)
                 .map(|(_, s, b)| (*s, *b))
                 .unwrap_or((404, "{}"));
-            // Chunked on purpose: hyper answers this way too.
+            // Chunked on purpose: hyper answers this way too. The headers
+            // say which stack this muster supervises (namespace "s", as the
+            // checks below are run).
             let resp = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nx-muster-project: demo\r\nx-muster-namespace: s\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
                 body.len()
             );
             stream.write_all(resp.as_bytes()).unwrap();

@@ -109,7 +109,8 @@ fn status_reports_bad_probe_config_with_file_and_key() {
     );
 }
 
-/// Serves one fixed body on GET /status to every connection, until dropped.
+/// Serves one fixed body on GET /status to every connection, until dropped,
+/// as the muster of project `demo` in this test process's namespace.
 fn serve_status(body: String) -> (String, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -128,7 +129,8 @@ fn serve_status(body: String) -> (String, std::thread::JoinHandle<()>) {
             };
             let _ = write!(
                 stream,
-                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nX-Muster-Project: demo\r\nX-Muster-Namespace: mt{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                std::process::id(),
                 body.len()
             );
         }
@@ -161,7 +163,7 @@ fn status_prints_a_running_musters_snapshot() {
     snap.services.insert("memory-agent".into(), agent);
     let (addr, server) = serve_status(serde_json::to_string(&snap).unwrap());
     let dir = TempDir::new("muster-status-live");
-    let out = muster(&dir, &["--listen", &addr, "status"]);
+    let out = muster(&dir, &["-p", "demo", "--listen", &addr, "status"]);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(1), "an agent still starting: {all}");
     assert!(all.contains(&format!("from the muster at {addr}")), "{all}");
@@ -175,7 +177,7 @@ fn status_prints_a_running_musters_snapshot() {
         all.contains("ENGINE event stream lost 30s ago (connection refused)"),
         "{all}"
     );
-    let out = muster(&dir, &["--listen", &addr, "status", "--json"]);
+    let out = muster(&dir, &["-p", "demo", "--listen", &addr, "status", "--json"]);
     let back: StackSnapshot = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(back, snap);
     server.join().unwrap();

@@ -11,3 +11,4 @@ mod support;
 mod check_infra;
 mod cli;
 mod compose;
+mod right_muster;

@@ -1,5 +1,5 @@
 """Fixtures: real redis-server processes on free loopback ports (never 6379),
-a copy of the repository's config/redis.conf with its ACL users, and the
+a copy of the repository's redis.conf with its ACL users, and the
 muster binary for the cross-language tests.
 
 Why it exists: every test of the client talks to a real Redis; nothing here
@@ -142,11 +142,11 @@ def compose_default(file: str, var: str) -> str:
 
 @pytest.fixture(scope="module")
 def acl_redis() -> Iterator[RedisServer]:
-    """redis-server running the shipped config/redis.conf (port, dir, bind changed)."""
+    """redis-server running the shipped redis.conf (port, dir, bind changed)."""
     port = free_port()
     work = Path(tempfile.mkdtemp(prefix="muster-pytest-redisconf-"))
     lines = []
-    for line in (REPO / "config" / "redis.conf").read_text().splitlines():
+    for line in (REPO / "redis.conf").read_text().splitlines():
         key = line.split(" ", 1)[0]
         if key == "port":
             line = f"port {port}"

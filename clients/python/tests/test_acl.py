@@ -1,4 +1,4 @@
-"""config/redis.conf as shipped: its ``agent`` user can do everything this
+"""redis.conf as shipped: its ``agent`` user can do everything this
 client does (sync and asyncio), and nothing else: no other keys, channels,
 namespaces or commands."""
 

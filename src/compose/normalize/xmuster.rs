@@ -5,7 +5,7 @@
 
 use super::values::{boolean, R};
 use crate::compose::error::ComposeError;
-use crate::compose::xmuster::{GraceSetting, MusterService, ProbeSpec};
+use crate::compose::xmuster::{GraceSetting, MusterService, OnUnhealthy, ProbeSpec};
 use crate::compose::yaml::{Node, Value};
 
 /// `x-muster:` -> [`MusterService`]; each probe is read on its own so an error
@@ -49,6 +49,23 @@ pub(super) fn muster(node: &Node, path: &str) -> R<MusterService> {
                 out.required = boolean(v, &p)
                     .map_err(|_| merr(v, p.clone(), "expected true or false".into()))?
             }
+            "on_unhealthy" => {
+                let text = match &v.value {
+                    Value::Scalar { text, .. } => Some(text.as_str()),
+                    _ => None,
+                };
+                out.on_unhealthy = text.and_then(OnUnhealthy::parse).ok_or_else(|| {
+                    let shown = text.map_or_else(|| v.to_json().to_string(), |t| format!("{t:?}"));
+                    merr(
+                        v,
+                        p.clone(),
+                        format!(
+                            "unknown value {shown}; allowed values: {}",
+                            OnUnhealthy::ALLOWED.join(", ")
+                        ),
+                    )
+                })?;
+            }
             "restart" => {
                 out.restart = Some(serde_json::from_value(v.to_json()).map_err(|e| {
                     let message = e.to_string();
@@ -58,7 +75,7 @@ pub(super) fn muster(node: &Node, path: &str) -> R<MusterService> {
             other => {
                 let hint = crate::compose::validate::suggest(
                     other,
-                    &["probes", "grace", "required", "restart"],
+                    &["probes", "grace", "required", "restart", "on_unhealthy"],
                 )
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();

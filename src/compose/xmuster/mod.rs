@@ -29,6 +29,54 @@ pub struct MusterService {
     /// Automatic restarts (backoff, budget, post-restart hook); defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<RestartSettings>,
+    /// What muster does when the service turns unhealthy (unready past its
+    /// failure threshold, or a liveness/startup probe gave up).
+    #[serde(default, skip_serializing_if = "OnUnhealthy::is_restart")]
+    pub on_unhealthy: OnUnhealthy,
+}
+
+/// `x-muster.on_unhealthy`, as Podman's `--health-on-failure`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnUnhealthy {
+    /// Restart the containers, with the backoff and budget of `restart:`.
+    #[default]
+    Restart,
+    /// Stop the containers (their stop signal and `stop_grace_period`); the
+    /// engine's restart policy does not bring back a stopped container.
+    Stop,
+    /// SIGKILL the containers; a restart policy (`always`, `on-failure`)
+    /// may start them again.
+    Kill,
+    /// Only report: state, alert and notification, no action.
+    None,
+}
+
+impl OnUnhealthy {
+    pub const ALLOWED: [&'static str; 4] = ["restart", "stop", "kill", "none"];
+
+    pub fn parse(text: &str) -> Option<OnUnhealthy> {
+        match text {
+            "restart" => Some(OnUnhealthy::Restart),
+            "stop" => Some(OnUnhealthy::Stop),
+            "kill" => Some(OnUnhealthy::Kill),
+            "none" => Some(OnUnhealthy::None),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnUnhealthy::Restart => "restart",
+            OnUnhealthy::Stop => "stop",
+            OnUnhealthy::Kill => "kill",
+            OnUnhealthy::None => "none",
+        }
+    }
+
+    fn is_restart(&self) -> bool {
+        *self == OnUnhealthy::Restart
+    }
 }
 
 fn default_true() -> bool {

@@ -32,10 +32,12 @@
 //! back (`publish.rs`), notifications (`notify.rs`) and restart records in
 //! the history store (`history.rs`). This file holds the types and the loop.
 
+mod action;
 mod engine_view;
 mod history;
 pub mod hook;
 mod notify;
+mod pause;
 pub mod policy;
 mod publish;
 mod restart;
@@ -52,11 +54,13 @@ use tokio::time::Instant;
 
 use self::policy::{Budget, Verdict};
 use super::runner::{Control, ServiceDecision};
-use super::state::{EngineLink, ExitNote, HealStatus, RestartNote, ServiceState, ServiceStatus};
+use super::state::{
+    EngineLink, ExitNote, HealStatus, PauseNote, RestartNote, ServiceState, ServiceStatus,
+};
 use super::store::StateStore;
 use crate::clock::now_ms;
 use crate::compose::xmuster::MusterService;
-use crate::compose::xmuster::RestartSettings;
+use crate::compose::xmuster::{OnUnhealthy, RestartSettings};
 use crate::compose::{Condition, Project};
 use crate::engine::watch::{self, ContainerState, EngineMsg, Reconnect};
 use crate::engine::{Engine, EngineEvent};
@@ -192,10 +196,23 @@ pub fn spawn(
     // Not aborted on drop: it ends when the healer is gone, after writing
     // what was queued (a restart made just before shutdown stays recorded).
     tokio::spawn(write_history(options.history.clone(), history_rx));
+    // Paused services (maintenance), read from the history store.
+    let (paused_tx, paused_rx) = tokio_watch::channel(BTreeMap::new());
+    let mut tasks = vec![watcher];
+    if let Some(history) = options.history.clone() {
+        tasks.push(tokio::spawn(pause::poll(history, paused_tx)));
+    }
     let healer = Healer::new(store, control, probed, &options, done_tx, history_tx);
-    let main = tokio::spawn(healer.run(options.history, engine_rx, decisions, done_rx, follow_rx));
+    let channels = Channels {
+        engine_rx,
+        decisions,
+        done_rx,
+        follow_rx,
+        paused_rx,
+    };
+    tasks.push(tokio::spawn(healer.run(options.history, channels)));
     HealHandle {
-        tasks: vec![watcher, main],
+        tasks,
         follow: follow_tx,
     }
 }
@@ -239,6 +256,8 @@ struct WaitDep {
 struct Svc {
     name: String,
     settings: RestartSettings,
+    /// `x-muster.on_unhealthy`: restart (default), stop, kill or none.
+    on_unhealthy: OnUnhealthy,
     /// The compose restart policy as written (`no` when absent).
     policy: String,
     stop_grace: Option<Duration>,
@@ -301,6 +320,16 @@ struct Done {
     result: Result<(), String>,
 }
 
+/// What the healer's loop listens to.
+struct Channels {
+    engine_rx: mpsc::Receiver<EngineMsg>,
+    decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    follow_rx: tokio_watch::Receiver<bool>,
+    /// The paused services, whenever they change.
+    paused_rx: tokio_watch::Receiver<BTreeMap<String, PauseNote>>,
+}
+
 struct Healer {
     store: StateStore,
     control: mpsc::UnboundedSender<Control>,
@@ -352,6 +381,12 @@ impl Healer {
                         .and_then(|m| m.restart.clone())
                 })
                 .unwrap_or_default();
+            let on_unhealthy = service
+                .muster
+                .as_ref()
+                .or_else(|| options.config_services.get(name))
+                .map(|m| m.on_unhealthy)
+                .unwrap_or_default();
             // The graph's dependents, those whose edge says `restart: true`.
             let restart_dependents = graph
                 .as_ref()
@@ -376,6 +411,7 @@ impl Healer {
                 name.clone(),
                 Svc {
                     name: name.clone(),
+                    on_unhealthy,
                     policy: service.restart.clone().unwrap_or_else(|| "no".into()),
                     stop_grace: service.stop_grace_period,
                     probed: probed.contains(name),
@@ -410,14 +446,15 @@ impl Healer {
         }
     }
 
-    async fn run(
-        mut self,
-        history: Option<HistoryStore>,
-        mut engine_rx: mpsc::Receiver<EngineMsg>,
-        decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
-        mut done_rx: mpsc::UnboundedReceiver<Done>,
-        mut follow_rx: tokio_watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, history: Option<HistoryStore>, channels: Channels) {
+        let Channels {
+            mut engine_rx,
+            decisions,
+            mut done_rx,
+            mut follow_rx,
+            mut paused_rx,
+        } = channels;
+        let mut paused_open = true;
         // Say at once that exits of these services are judged here (`up` reads it).
         let snap = self.store.snapshot();
         self.publish(&snap, degraded(&snap));
@@ -468,6 +505,14 @@ impl Healer {
                     } else if *follow_rx.borrow_and_update() && !self.following {
                         self.following = true;
                         tracing::debug!("up finished: following every service");
+                    }
+                }
+                changed = paused_rx.changed(), if paused_open => {
+                    if changed.is_err() {
+                        paused_open = false;
+                    } else {
+                        let paused = paused_rx.borrow_and_update().clone();
+                        self.set_paused(&paused);
                     }
                 }
                 _ = sleep_until(due), if due.is_some() => self.on_due(),

@@ -18,6 +18,10 @@ impl Healer {
         let Some(svc) = self.services.get(service) else {
             return;
         };
+        if svc.status.paused.is_some() {
+            tracing::info!(service = %service, event = ?event, reason = %reason, "paused: not notified");
+            return;
+        }
         let restarts =
             svc.status.muster_restarts + svc.status.engine_restarts + svc.status.external_restarts;
         let budget = (svc.settings.budget > 0).then(|| BudgetNote {

@@ -39,6 +39,10 @@ impl Healer {
                 }
                 continue;
             }
+            if svc.status.paused.is_some() {
+                // Maintenance: nothing is acted on until resumed.
+                continue;
+            }
             if state == ServiceState::Unready
                 && svc.settings.on_unready
                 && svc.acted_unready_since != Some(status.since_ms)

@@ -9,6 +9,13 @@ use super::*;
 impl Healer {
     pub(super) fn on_decision(&mut self, d: ServiceDecision) {
         let crate::supervisor::machine::Decision::Restart { reason } = d.decision;
+        if self.is_paused(&d.service) {
+            tracing::info!(service = %d.service, reason = %reason, "paused: probe gave up, not restarting");
+            return;
+        }
+        if self.act_unhealthy(&d.service, &reason) {
+            return;
+        }
         let Some(svc) = self.services.get(&d.service) else {
             return;
         };
@@ -54,11 +61,21 @@ impl Healer {
 
     /// Schedules a restart after the backoff, or gives up when the budget is spent.
     pub(super) fn request_restart(&mut self, service: &str, trigger: Trigger, reason: String) {
+        if !matches!(trigger, Trigger::Dependency(_))
+            && !self.is_paused(service)
+            && self.act_unhealthy(service, &reason)
+        {
+            return;
+        }
         let running = !self.running_ids(service).is_empty();
         let now = now_ms();
         let Some(svc) = self.services.get_mut(service) else {
             return;
         };
+        if svc.status.paused.is_some() {
+            tracing::debug!(service = %service, reason = %reason, "paused; not restarting");
+            return;
+        }
         if svc.gave_up {
             tracing::debug!(service = %service, "restart budget already spent; not restarting");
             return;
