@@ -24,6 +24,7 @@ use crate::rollout::readiness::ReadinessOptions;
 use crate::signal::WatcherConfig;
 use crate::supervisor::heal::HealConfig;
 use crate::supervisor::plan::PlanOptions;
+use crate::supervisor::start::images::{PullOptions, DEFAULT_PULL_PARALLEL};
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
@@ -51,6 +52,8 @@ pub struct ConfigFile {
     pub webhook_url: Option<String>,
     /// For an https:// webhook: PEM CA certificates to trust instead of the system's.
     pub webhook_ca_file: Option<PathBuf>,
+    /// How many images are pulled at once (default 4).
+    pub pull_parallel: Option<usize>,
 }
 
 /// Settings after every source was applied.
@@ -73,6 +76,8 @@ pub struct Settings {
     pub webhook_url: Option<String>,
     /// CA certificates for an https:// webhook (see [`crate::notify`]).
     pub webhook_ca_file: Option<PathBuf>,
+    /// Images pulled at once (see [`PullOptions`]).
+    pub pull_parallel: usize,
 }
 
 /// Values given by flags or environment (already merged by clap).
@@ -87,6 +92,7 @@ pub struct Overrides {
     pub state_file: Option<PathBuf>,
     pub webhook_url: Option<String>,
     pub webhook_ca_file: Option<PathBuf>,
+    pub pull_parallel: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +114,8 @@ pub enum ConfigError {
     },
     /// A webhook setting muster cannot use; `from` names where it was set,
     /// the source's field which setting (`webhook_url`, `webhook_ca_file`).
+    #[error("{from}: pull_parallel must be at least 1")]
+    PullParallel { from: String },
     #[error("{from}: {}: {}", source.field(), source.detail())]
     Webhook {
         from: String,
@@ -177,6 +185,18 @@ impl Settings {
                     source,
                 })?;
         }
+        let pull_parallel = with_source(
+            &overrides.pull_parallel,
+            &file.pull_parallel,
+            "--pull-parallel / MUSTER_PULL_PARALLEL",
+            &file_name,
+        );
+        if let Some((0, from)) = &pull_parallel {
+            return Err(ConfigError::PullParallel { from: from.clone() });
+        }
+        let pull_parallel = pull_parallel
+            .map(|(n, _)| n)
+            .unwrap_or(DEFAULT_PULL_PARALLEL);
         let webhook_url = webhook_url.map(|(url, _)| url);
         let webhook_ca_file = webhook_ca_file.map(|(path, _)| path);
         Ok(Settings {
@@ -210,6 +230,7 @@ impl Settings {
             grace,
             webhook_url,
             webhook_ca_file,
+            pull_parallel,
         })
     }
 }
@@ -274,6 +295,13 @@ impl Settings {
             services: self.services.clone(),
             redis_url: self.redis_url.clone(),
             namespace: self.namespace.clone(),
+        }
+    }
+
+    /// Image pulls (`up`, `muster pull`, `rollout --image`).
+    pub fn pull(&self) -> PullOptions {
+        PullOptions {
+            parallel: self.pull_parallel,
         }
     }
 
@@ -373,6 +401,7 @@ mod tests {
             grace: Default::default(),
             webhook_url: None,
             webhook_ca_file: None,
+            pull_parallel: DEFAULT_PULL_PARALLEL,
         };
         let options = settings.server().unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());

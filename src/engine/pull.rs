@@ -14,14 +14,14 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{self, AuthError, Credentials};
 use super::client::Engine;
 use super::reference::{ImageRef, ReferenceError};
 
 /// Where one image's pull is.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PullProgress {
     /// The image as the compose file names it.
     pub image: String,
