@@ -154,7 +154,10 @@ impl Printer {
 fn done_text(done: &muster::engine::PullDone) -> String {
     let secs = done.elapsed.as_secs_f64();
     let rate = if secs > 0.0 {
-        format!(", {}/s", human_bytes((done.downloaded as f64 / secs) as u64))
+        format!(
+            ", {}/s",
+            human_bytes((done.downloaded as f64 / secs) as u64)
+        )
     } else {
         String::new()
     };
@@ -190,14 +193,8 @@ pub fn run(global: &Global, settings: &Settings, args: &PullArgs) -> CliResult {
         let (events, rx) = broadcast::channel(1024);
         let (done_tx, done_rx) = oneshot::channel();
         let printer = spawn_printer(rx, Mode::choose(global.json, args.quiet), done_rx);
-        let result = images::pull_project(
-            &engine,
-            &project,
-            &args.services,
-            &settings.pull(),
-            events,
-        )
-        .await;
+        let result =
+            images::pull_project(&engine, &project, &args.services, &settings.pull(), events).await;
         let _ = done_tx.send(());
         let _ = printer.await;
         let report = result?;

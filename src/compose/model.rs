@@ -188,7 +188,9 @@ impl PullPolicy {
                     let every = crate::duration::parse(period)
                         .map_err(|e| format!("invalid pull_policy {other:?}: {e}"))?;
                     if every.is_zero() {
-                        return Err(format!("invalid pull_policy {other:?}: the period must be above 0"));
+                        return Err(format!(
+                            "invalid pull_policy {other:?}: the period must be above 0"
+                        ));
                     }
                     PullPolicy::Refresh(every)
                 }

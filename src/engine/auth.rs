@@ -171,14 +171,16 @@ pub async fn credentials_in(path: &Path, key: &str) -> Result<Option<Credentials
     from_file(&config, path, key)
 }
 
-fn from_file(config: &ConfigFile, path: &Path, key: &str) -> Result<Option<Credentials>, AuthError> {
+fn from_file(
+    config: &ConfigFile,
+    path: &Path,
+    key: &str,
+) -> Result<Option<Credentials>, AuthError> {
     let host = registry_host(key);
-    let found = config.auths.get_key_value(key).or_else(|| {
-        config
-            .auths
-            .iter()
-            .find(|(k, _)| registry_host(k) == host)
-    });
+    let found = config
+        .auths
+        .get_key_value(key)
+        .or_else(|| config.auths.iter().find(|(k, _)| registry_host(k) == host));
     let Some((found_key, entry)) = found else {
         return Ok(None);
     };
@@ -251,7 +253,13 @@ async fn from_helper(helper: &str, key: &str) -> Result<Option<Credentials>, Aut
             return Ok(None);
         }
         // Only the first line of what it said, and never its stdin.
-        let first = said.lines().next().unwrap_or("").chars().take(200).collect::<String>();
+        let first = said
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(200)
+            .collect::<String>();
         return Err(fail(format!("exited with {}: {first}", output.status)));
     }
     let answer: HelperAnswer = serde_json::from_slice(&output.stdout)

@@ -160,11 +160,7 @@ impl Tracker {
     /// The image's progress as of `now`.
     pub fn progress(&self, now: Instant) -> PullProgress {
         let bytes_done: u64 = self.layers.values().map(|l| l.current).sum();
-        let bytes_total: u64 = self
-            .layers
-            .values()
-            .map(|l| l.total.max(l.current))
-            .sum();
+        let bytes_total: u64 = self.layers.values().map(|l| l.total.max(l.current)).sum();
         let layers_done = self.layers.values().filter(|l| l.done).count();
         let elapsed = self
             .began
@@ -179,10 +175,7 @@ impl Tracker {
         } else {
             0
         };
-        let all_sized = self
-            .layers
-            .values()
-            .all(|l| l.total > 0 || l.downloaded);
+        let all_sized = self.layers.values().all(|l| l.total > 0 || l.downloaded);
         let eta_s = (rate_bps > 0 && all_sized && !self.layers.is_empty())
             .then(|| bytes_total.saturating_sub(bytes_done) / rate_bps);
         PullProgress {

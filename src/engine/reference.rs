@@ -58,9 +58,9 @@ impl ImageRef {
                     .split_once(':')
                     .ok_or_else(|| bad("a digest is ALGORITHM:HEX (sha256:…)"))?;
                 let algo_ok = !algo.is_empty()
-                    && algo
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c));
+                    && algo.chars().all(|c| {
+                        c.is_ascii_lowercase() || c.is_ascii_digit() || "+._-".contains(c)
+                    });
                 let hex_ok = hex.len() >= 32 && hex.chars().all(|c| c.is_ascii_hexdigit());
                 if !algo_ok || !hex_ok {
                     return Err(bad("a digest is ALGORITHM:HEX (sha256:…)"));
@@ -249,7 +249,16 @@ mod tests {
 
     #[test]
     fn bad_references_say_why() {
-        for bad in ["", "App", "app:", "app:-x", "a b", "host:5000/", "/app", "app//x"] {
+        for bad in [
+            "",
+            "App",
+            "app:",
+            "app:-x",
+            "a b",
+            "host:5000/",
+            "/app",
+            "app//x",
+        ] {
             let e = ImageRef::parse(bad).unwrap_err();
             assert_eq!(e.reference, bad);
             assert!(!e.reason.is_empty());

@@ -166,12 +166,24 @@ fn every_pull_policy_is_read() {
     assert_eq!(policy("a"), Some(PullPolicy::Always));
     assert_eq!(policy("b"), Some(PullPolicy::Missing));
     assert_eq!(policy("c"), Some(PullPolicy::Never));
-    assert_eq!(policy("d"), Some(PullPolicy::Refresh(Duration::from_secs(86_400))));
-    assert_eq!(policy("e"), Some(PullPolicy::Refresh(Duration::from_secs(7 * 86_400))));
-    assert_eq!(policy("f"), Some(PullPolicy::Refresh(Duration::from_secs(12 * 3600))));
+    assert_eq!(
+        policy("d"),
+        Some(PullPolicy::Refresh(Duration::from_secs(86_400)))
+    );
+    assert_eq!(
+        policy("e"),
+        Some(PullPolicy::Refresh(Duration::from_secs(7 * 86_400)))
+    );
+    assert_eq!(
+        policy("f"),
+        Some(PullPolicy::Refresh(Duration::from_secs(12 * 3600)))
+    );
     assert_eq!(policy("g"), None);
     assert_eq!(policy("h"), Some(PullPolicy::Build));
-    assert_eq!(policy("f").map(|p| p.to_string()).as_deref(), Some("every_12h0m0s"));
+    assert_eq!(
+        policy("f").map(|p| p.to_string()).as_deref(),
+        Some("every_12h0m0s")
+    );
     let e = muster::compose::PullPolicy::parse("every_0s").unwrap_err();
     assert!(e.contains("above 0"), "{e}");
     let e = muster::compose::PullPolicy::parse("every_soon").unwrap_err();

@@ -14,6 +14,7 @@ pub mod compose;
 pub mod grace;
 pub mod health;
 pub mod muster;
+pub mod registry;
 pub mod rollout;
 pub mod stack;
 pub mod webhook;

@@ -204,6 +204,11 @@ impl ImageGate {
                     image: image.clone(),
                     services: services.clone(),
                 });
+                // Pulling from now on, also before the registry's first answer.
+                tx.send_replace(ImageState::Pulling(PullProgress {
+                    image: image.clone(),
+                    ..Default::default()
+                }));
                 let result = engine
                     .pull_image(&image, |p| {
                         tx.send_replace(ImageState::Pulling(p.clone()));
@@ -254,7 +259,10 @@ pub async fn local_images(
         });
         Ok::<_, crate::engine::EngineError>((image.to_string(), local))
     });
-    futures_util::future::join_all(asks).await.into_iter().collect()
+    futures_util::future::join_all(asks)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// The decision for every service of `names`, and the images to pull
@@ -344,12 +352,15 @@ pub async fn pull_project(
     }
     let local = local_images(engine, check).await?;
     for (image, present) in &local {
-        let every_missing_only = wanted[image].iter().all(|s| {
-            project.services[s].pull_policy == Some(PullPolicy::Missing)
-        });
+        let every_missing_only = wanted[image]
+            .iter()
+            .all(|s| project.services[s].pull_policy == Some(PullPolicy::Missing));
         if present.is_some() && every_missing_only {
             wanted.remove(image);
-            skipped.insert(image.clone(), "already present (pull_policy: missing)".into());
+            skipped.insert(
+                image.clone(),
+                "already present (pull_policy: missing)".into(),
+            );
         }
     }
     for image in wanted.keys() {
@@ -454,13 +465,21 @@ mod tests {
 
     #[test]
     fn compose_pull_rules() {
-        let here = Some(Local { last_tag_ms: Some(1_000) });
+        let here = Some(Local {
+            last_tag_ms: Some(1_000),
+        });
         let gone = None;
         let s = svc(Some("app:1"), false);
         assert_eq!(decide(&s, None, here, 0), Decision::Present);
         assert_eq!(decide(&s, None, gone, 0), Decision::Pull);
-        assert_eq!(decide(&s, Some(PullPolicy::Always), here, 0), Decision::Pull);
-        assert_eq!(decide(&s, Some(PullPolicy::Never), here, 0), Decision::Present);
+        assert_eq!(
+            decide(&s, Some(PullPolicy::Always), here, 0),
+            Decision::Pull
+        );
+        assert_eq!(
+            decide(&s, Some(PullPolicy::Never), here, 0),
+            Decision::Present
+        );
         assert!(matches!(
             decide(&s, Some(PullPolicy::Never), gone, 0),
             Decision::Refuse(r) if r.contains("pull_policy is never")
@@ -468,14 +487,23 @@ mod tests {
         let daily = Some(PullPolicy::Refresh(Duration::from_secs(86_400)));
         assert_eq!(decide(&s, daily, here, 2_000), Decision::Present);
         assert_eq!(decide(&s, daily, here, 1_000 + 86_400_000), Decision::Pull);
-        assert_eq!(decide(&s, daily, Some(Local { last_tag_ms: None }), 0), Decision::Pull);
+        assert_eq!(
+            decide(&s, daily, Some(Local { last_tag_ms: None }), 0),
+            Decision::Pull
+        );
         assert_eq!(decide(&s, daily, gone, 0), Decision::Pull);
         let b = svc(Some("app:1"), true);
         assert_eq!(decide(&b, None, gone, 0), Decision::Build);
         assert_eq!(decide(&b, None, here, 0), Decision::Present);
-        assert_eq!(decide(&b, Some(PullPolicy::Build), here, 0), Decision::Build);
+        assert_eq!(
+            decide(&b, Some(PullPolicy::Build), here, 0),
+            Decision::Build
+        );
         assert_eq!(decide(&svc(None, true), None, gone, 0), Decision::Build);
-        assert!(matches!(decide(&svc(None, false), None, gone, 0), Decision::Refuse(_)));
+        assert!(matches!(
+            decide(&svc(None, false), None, gone, 0),
+            Decision::Refuse(_)
+        ));
     }
 
     #[test]
@@ -486,7 +514,10 @@ mod tests {
             s.name = name.into();
             p.services.insert(name.into(), s);
         }
-        let local = HashMap::from([("x:1".to_string(), None), ("y:1".to_string(), Some(Local { last_tag_ms: None }))]);
+        let local = HashMap::from([
+            ("x:1".to_string(), None),
+            ("y:1".to_string(), Some(Local { last_tag_ms: None })),
+        ]);
         let names: Vec<String> = p.services.keys().cloned().collect();
         let (decisions, pulls) = plan(&p, &names, &local, |s| s.pull_policy, 0);
         assert_eq!(pulls.len(), 1);
