@@ -78,6 +78,7 @@ impl Rollouts {
             service: name.to_string(),
             message: "no image (muster never builds; set `image:` or give --image)".into(),
         })?;
+        // `rollout()` pulled it (if the policy says so) before any service changed.
         let info =
             self.engine
                 .image_info(&image)

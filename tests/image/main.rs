@@ -11,6 +11,7 @@ mod auth;
 mod errors;
 mod order;
 mod pull;
+mod rollout;
 
 use std::path::PathBuf;
 use std::process::Output;
