@@ -69,7 +69,7 @@ pub enum RolloutError {
     Pull {
         service: String,
         #[source]
-        source: crate::engine::PullError,
+        source: Box<crate::engine::PullError>,
     },
     #[error("service {service} is being rolled out by {owner} (its lock expires in {}s unless refreshed); follow it with `muster rollout status {service}`", expires_in_ms.div_ceil(1000))]
     Locked {

@@ -57,7 +57,7 @@ impl Rollouts {
         };
         let done = done.map_err(|source| RolloutError::Pull {
             service: name.to_string(),
-            source,
+            source: Box::new(source),
         })?;
         reporter
             .report(EventKind::Pulled {
