@@ -5,7 +5,7 @@
 //!
 //! Each part defines the options it takes ([`HistoryOptions`],
 //! [`NotifyOptions`], [`WatcherConfig`], [`PlanOptions`], [`GraceOptions`],
-//! [`HealConfig`], [`ReadinessOptions`], [`ServerOptions`]); [`Settings`]
+//! [`HealConfig`], [`ReadinessOptions`], [`ServerOptions`], [`PullOptions`]); [`Settings`]
 //! builds them. No part imports this module: only the CLI does, so a part
 //! can be used (and tested) with options of its own.
 

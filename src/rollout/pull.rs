@@ -19,13 +19,7 @@ impl Rollouts {
         reporter: &Reporter,
     ) -> Result<ImageInfo, RolloutError> {
         let info = self.engine.image_info(image).await?;
-        let local = info.as_ref().map(|i| Local {
-            last_tag_ms: i
-                .last_tag_time
-                .as_deref()
-                .and_then(crate::engine::parse_rfc3339_ns)
-                .map(|ns| (ns / 1_000_000).max(0) as u64),
-        });
+        let local = info.as_ref().map(Local::from_info);
         let missing = || RolloutError::MissingImage {
             service: name.to_string(),
             image: image.to_string(),

@@ -82,6 +82,19 @@ pub struct Local {
     pub last_tag_ms: Option<u64>,
 }
 
+impl Local {
+    /// From the engine's inspect answer.
+    pub fn from_info(info: &crate::engine::ImageInfo) -> Local {
+        Local {
+            last_tag_ms: info
+                .last_tag_time
+                .as_deref()
+                .and_then(crate::engine::parse_rfc3339_ns)
+                .map(|ns| (ns / 1_000_000).max(0) as u64),
+        }
+    }
+}
+
 /// What to do for one service's image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -250,13 +263,7 @@ pub async fn local_images(
 ) -> Result<HashMap<String, Option<Local>>, crate::engine::EngineError> {
     let asks = images.into_iter().map(|image| async move {
         let info = engine.image_info(image).await?;
-        let local = info.map(|i| Local {
-            last_tag_ms: i
-                .last_tag_time
-                .as_deref()
-                .and_then(crate::engine::parse_rfc3339_ns)
-                .map(|ns| (ns / 1_000_000).max(0) as u64),
-        });
+        let local = info.as_ref().map(Local::from_info);
         Ok::<_, crate::engine::EngineError>((image.to_string(), local))
     });
     futures_util::future::join_all(asks)
