@@ -388,6 +388,37 @@ mod tests {
     }
 
     #[test]
+    fn pull_parallel_from_file_and_flag() {
+        let dir = std::env::temp_dir().join(format!("muster-cfg-pull-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("muster.yaml");
+        std::fs::write(&path, "pull_parallel: 2\n").unwrap();
+        let with = |flag: Option<usize>| {
+            Settings::resolve(&Overrides {
+                config: Some(path.clone()),
+                pull_parallel: flag,
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(None).unwrap().pull().parallel, 2);
+        assert_eq!(with(Some(8)).unwrap().pull().parallel, 8);
+        let err = with(Some(0)).unwrap_err().to_string();
+        assert!(
+            err.contains("MUSTER_PULL_PARALLEL") && err.contains("at least 1"),
+            "{err}"
+        );
+        std::fs::write(&path, "pull_parallel: 0\n").unwrap();
+        let err = with(None).unwrap_err().to_string();
+        assert!(
+            err.contains("muster.yaml") && err.contains("pull_parallel"),
+            "{err}"
+        );
+        let none = Settings::resolve(&Overrides::default()).unwrap();
+        assert_eq!(none.pull().parallel, DEFAULT_PULL_PARALLEL);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn server_options_from_settings() {
         let mut settings = Settings {
             redis_url: DEFAULT_REDIS_URL.into(),
