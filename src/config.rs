@@ -5,7 +5,7 @@
 //!
 //! Each part defines the options it takes ([`HistoryOptions`],
 //! [`NotifyOptions`], [`WatcherConfig`], [`PlanOptions`], [`GraceOptions`],
-//! [`HealConfig`], [`ReadinessOptions`], [`ServerOptions`]); [`Settings`]
+//! [`HealConfig`], [`ReadinessOptions`], [`ServerOptions`], [`PullOptions`]); [`Settings`]
 //! builds them. No part imports this module: only the CLI does, so a part
 //! can be used (and tested) with options of its own.
 
@@ -24,6 +24,7 @@ use crate::rollout::readiness::ReadinessOptions;
 use crate::signal::WatcherConfig;
 use crate::supervisor::heal::HealConfig;
 use crate::supervisor::plan::PlanOptions;
+use crate::supervisor::start::images::{PullOptions, DEFAULT_PULL_PARALLEL};
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
@@ -50,6 +51,8 @@ pub struct ConfigFile {
     pub webhook_url: Option<String>,
     /// For an https:// webhook: PEM CA certificates to trust instead of the system's.
     pub webhook_ca_file: Option<PathBuf>,
+    /// How many images are pulled at once (default 4).
+    pub pull_parallel: Option<usize>,
 }
 
 /// Settings after every source was applied.
@@ -74,6 +77,8 @@ pub struct Settings {
     pub webhook_url: Option<String>,
     /// CA certificates for an https:// webhook (see [`crate::notify`]).
     pub webhook_ca_file: Option<PathBuf>,
+    /// Images pulled at once (see [`PullOptions`]).
+    pub pull_parallel: usize,
 }
 
 /// Values given by flags or environment (already merged by clap).
@@ -88,6 +93,7 @@ pub struct Overrides {
     pub state_file: Option<PathBuf>,
     pub webhook_url: Option<String>,
     pub webhook_ca_file: Option<PathBuf>,
+    pub pull_parallel: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +115,8 @@ pub enum ConfigError {
     },
     /// A webhook setting muster cannot use; `from` names where it was set,
     /// the source's field which setting (`webhook_url`, `webhook_ca_file`).
+    #[error("{from}: pull_parallel must be at least 1")]
+    PullParallel { from: String },
     #[error("{from}: {}: {}", source.field(), source.detail())]
     Webhook {
         from: String,
@@ -178,6 +186,18 @@ impl Settings {
                     source,
                 })?;
         }
+        let pull_parallel = with_source(
+            &overrides.pull_parallel,
+            &file.pull_parallel,
+            "--pull-parallel / MUSTER_PULL_PARALLEL",
+            &file_name,
+        );
+        if let Some((0, from)) = &pull_parallel {
+            return Err(ConfigError::PullParallel { from: from.clone() });
+        }
+        let pull_parallel = pull_parallel
+            .map(|(n, _)| n)
+            .unwrap_or(DEFAULT_PULL_PARALLEL);
         let webhook_url = webhook_url.map(|(url, _)| url);
         let webhook_ca_file = webhook_ca_file.map(|(path, _)| path);
         Ok(Settings {
@@ -211,6 +231,7 @@ impl Settings {
             grace,
             webhook_url,
             webhook_ca_file,
+            pull_parallel,
         })
     }
 }
@@ -275,6 +296,13 @@ impl Settings {
             services: self.services.clone(),
             redis_url: self.redis_url.clone(),
             namespace: self.namespace.clone(),
+        }
+    }
+
+    /// Image pulls (`up`, `muster pull`, `rollout --image`).
+    pub fn pull(&self) -> PullOptions {
+        PullOptions {
+            parallel: self.pull_parallel,
         }
     }
 
@@ -401,6 +429,37 @@ mod tests {
     }
 
     #[test]
+    fn pull_parallel_from_file_and_flag() {
+        let dir = std::env::temp_dir().join(format!("muster-cfg-pull-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("muster.yaml");
+        std::fs::write(&path, "pull_parallel: 2\n").unwrap();
+        let with = |flag: Option<usize>| {
+            Settings::resolve(&Overrides {
+                config: Some(path.clone()),
+                pull_parallel: flag,
+                ..Default::default()
+            })
+        };
+        assert_eq!(with(None).unwrap().pull().parallel, 2);
+        assert_eq!(with(Some(8)).unwrap().pull().parallel, 8);
+        let err = with(Some(0)).unwrap_err().to_string();
+        assert!(
+            err.contains("MUSTER_PULL_PARALLEL") && err.contains("at least 1"),
+            "{err}"
+        );
+        std::fs::write(&path, "pull_parallel: 0\n").unwrap();
+        let err = with(None).unwrap_err().to_string();
+        assert!(
+            err.contains("muster.yaml") && err.contains("pull_parallel"),
+            "{err}"
+        );
+        let none = Settings::resolve(&Overrides::default()).unwrap();
+        assert_eq!(none.pull().parallel, DEFAULT_PULL_PARALLEL);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn server_options_from_settings() {
         let mut settings = Settings {
             redis_url: DEFAULT_REDIS_URL.into(),
@@ -414,6 +473,7 @@ mod tests {
             grace: Default::default(),
             webhook_url: None,
             webhook_ca_file: None,
+            pull_parallel: DEFAULT_PULL_PARALLEL,
         };
         let (options, addrs) = settings.server("shop", &[]).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());

@@ -13,6 +13,7 @@ mod endpoint;
 mod manual;
 mod pause;
 pub mod plugin;
+mod pull;
 mod rollout;
 mod signal;
 mod stack;
@@ -92,6 +93,9 @@ pub struct Global {
         value_name = "FILE"
     )]
     pub webhook_ca_file: Option<PathBuf>,
+    /// How many images are pulled at once [default: 4].
+    #[arg(long, global = true, env = "MUSTER_PULL_PARALLEL", value_name = "N")]
+    pub pull_parallel: Option<usize>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -123,6 +127,8 @@ pub enum Command {
     Serve,
     /// Print (or write as an override file) the healthcheck timings muster would use.
     Tune(TuneArgs),
+    /// Pull the images of the stack's services (or of SERVICES), a few at a time, with progress.
+    Pull(PullArgs),
     /// Replace a service's containers with a new image, batch by batch (or `rollout status SERVICE`).
     Rollout(RolloutArgs),
     /// Return a service to its previous (or a named) revision.
@@ -195,6 +201,21 @@ pub struct UpArgs {
     /// Never build: a service whose image is missing fails.
     #[arg(long)]
     pub no_build: bool,
+    /// Pull images: always, missing (only absent ones) or never [default: each service's pull_policy].
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<muster::supervisor::start::images::PullOverride>,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct PullArgs {
+    /// Services whose images to pull; default all.
+    pub services: Vec<String>,
+    /// Report failed pulls but exit 0.
+    #[arg(long)]
+    pub ignore_pull_failures: bool,
+    /// No progress output (errors and the summary still print).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -385,6 +406,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),
         Command::Tune(args) => tune::run(&global, &settings, &args),
+        Command::Pull(args) => pull::run(&global, &settings, &args),
         Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
         Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
         Command::History(args) => rollout::history(&global, &settings, &args),
@@ -420,6 +442,7 @@ impl Global {
             state_file: self.state_file.clone(),
             webhook_url: self.webhook_url.clone(),
             webhook_ca_file: self.webhook_ca_file.clone(),
+            pull_parallel: self.pull_parallel,
         })
     }
 }

@@ -241,6 +241,14 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         } else {
             tokio::spawn(print_live_lines(store.watch(), printed_rx))
         };
+        // Pull progress: live lines on a terminal, start/end lines, or JSON.
+        let (pull_events, pull_rx) = tokio::sync::broadcast::channel(1024);
+        let (pulls_done, pulls_done_rx) = tokio::sync::oneshot::channel();
+        let pull_printer = super::pull::spawn_printer(
+            pull_rx,
+            super::pull::Mode::choose(global.json, false),
+            pulls_done_rx,
+        );
         let options = UpOptions {
             services: args.services.clone(),
             no_deps: args.no_deps,
@@ -257,9 +265,14 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             } else {
                 BuildPolicy::Missing
             },
+            pull: args.pull,
+            pull_options: settings.pull(),
+            pull_events: Some(pull_events),
         };
         let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
         supervision.up_finished();
+        let _ = pulls_done.send(());
+        let _ = pull_printer.await;
         // The printer prints what is left, then ends.
         let _ = printed_tx.send(());
         let _ = printer.await;

@@ -79,6 +79,10 @@ pub struct Service {
     /// `build:`; when there is no `image:`, `image` is `<project>-<service>` (Compose's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<Build>,
+    /// `pull_policy:`; `None` when the file does not set one (`up` then pulls
+    /// a missing image, `muster pull` pulls always, as Compose does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
     /// `command:` as an argv; a string form is split with shell-word rules.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
@@ -104,9 +108,6 @@ pub struct Service {
     pub healthcheck: Option<Healthcheck>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    /// `pull_policy:` as written; `up` reads `build` (always build) from it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pull_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy: Option<Deploy>,
     /// Replica count: `deploy.replicas`, else `scale`, else 1.
@@ -197,6 +198,84 @@ pub struct Build {
     /// found when building (a missing directory, a git URL).
     #[serde(skip)]
     pub origin: String,
+}
+
+/// `pull_policy:` as Compose reads it. `if_not_present` is `missing`;
+/// `daily`, `weekly` and `every_<duration>` are [`PullPolicy::Refresh`]:
+/// pull when the image is missing or was last pulled (tagged) longer ago than
+/// the period, as docker compose's `mustPull` compares the image's
+/// `LastTagTime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PullPolicy {
+    Always,
+    Missing,
+    Never,
+    Build,
+    Refresh(Duration),
+}
+
+/// The values `pull_policy:` accepts, for error messages.
+pub const PULL_POLICIES: &str =
+    "always, missing, never, build, if_not_present, daily, weekly, every_<duration> (every_12h)";
+
+impl PullPolicy {
+    /// Parses a `pull_policy:` value (or `up --pull`'s).
+    pub fn parse(text: &str) -> Result<PullPolicy, String> {
+        const DAY: u64 = 24 * 3600;
+        Ok(match text {
+            "always" => PullPolicy::Always,
+            "missing" | "if_not_present" => PullPolicy::Missing,
+            "never" => PullPolicy::Never,
+            "build" => PullPolicy::Build,
+            "daily" => PullPolicy::Refresh(Duration::from_secs(DAY)),
+            "weekly" => PullPolicy::Refresh(Duration::from_secs(7 * DAY)),
+            other => match other.strip_prefix("every_") {
+                Some(period) => {
+                    let every = crate::duration::parse(period)
+                        .map_err(|e| format!("invalid pull_policy {other:?}: {e}"))?;
+                    if every.is_zero() {
+                        return Err(format!(
+                            "invalid pull_policy {other:?}: the period must be above 0"
+                        ));
+                    }
+                    PullPolicy::Refresh(every)
+                }
+                None => {
+                    return Err(format!(
+                        "invalid pull_policy {other:?} (expected one of {PULL_POLICIES})"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for PullPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PullPolicy::Always => f.write_str("always"),
+            PullPolicy::Missing => f.write_str("missing"),
+            PullPolicy::Never => f.write_str("never"),
+            PullPolicy::Build => f.write_str("build"),
+            PullPolicy::Refresh(d) if d.as_secs() == 24 * 3600 => f.write_str("daily"),
+            PullPolicy::Refresh(d) if d.as_secs() == 7 * 24 * 3600 => f.write_str("weekly"),
+            PullPolicy::Refresh(d) => write!(f, "every_{}", crate::duration::format(*d)),
+        }
+    }
+}
+
+impl From<PullPolicy> for String {
+    fn from(p: PullPolicy) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for PullPolicy {
+    type Error = String;
+    fn try_from(s: String) -> Result<PullPolicy, String> {
+        PullPolicy::parse(&s)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

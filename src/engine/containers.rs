@@ -194,7 +194,7 @@ impl Engine {
             .map_err(|e| {
                 if is_status(&e, 404) {
                     EngineError::NotFound {
-                        what: format!("image {image} (muster never pulls: build or load it first)"),
+                        what: format!("image {image} (not on the engine: `muster pull` or `up --pull missing` fetches it)"),
                     }
                 } else {
                     EngineError::api(format!("create container {name}"), e)

@@ -1,4 +1,5 @@
-//! Image inspection: size, creation time, labels, healthcheck. Never pulls.
+//! Image inspection: size, creation time, last tag time, labels,
+//! healthcheck. Pulls are `pull.rs`.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,9 @@ pub struct ImageInfo {
     pub labels: HashMap<String, String>,
     /// The image's healthcheck test (`["CMD-SHELL", "…"]`), if it declares one.
     pub healthcheck: Option<Vec<String>>,
+    /// RFC 3339: when the image was last tagged (pulled) on this engine, if
+    /// the engine knows (`pull_policy: daily` compares against it).
+    pub last_tag_time: Option<String>,
 }
 
 impl Engine {
@@ -33,6 +37,10 @@ impl Engine {
                         .healthcheck
                         .and_then(|h| h.test)
                         .filter(|t| super::declares_healthcheck(t)),
+                    last_tag_time: img
+                        .metadata
+                        .and_then(|m| m.last_tag_time)
+                        .map(|t| t.to_string()),
                 }))
             }
             Err(e) if is_status(&e, 404) => Ok(None),

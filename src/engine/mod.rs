@@ -2,9 +2,12 @@
 //!
 //! One module per responsibility: [`build`] (image builds), [`client`] (connecting, errors),
 //! [`containers`], [`networks`], [`volumes`], [`images`], [`events`],
-//! [`labels`] (Docker Compose's labels and the config hash) and
-//! [`translate`] (compose model -> container create options).
+//! [`labels`] (Docker Compose's labels and the config hash),
+//! [`translate`] (compose model -> container create options), and pulls:
+//! [`reference`] (image names), [`auth`] (registry credentials as the docker
+//! CLI finds them) and [`pull`] (the pull stream and its progress).
 
+pub mod auth;
 pub mod build;
 pub mod client;
 pub mod containers;
@@ -12,6 +15,8 @@ pub mod events;
 pub mod images;
 pub mod labels;
 pub mod networks;
+pub mod pull;
+pub mod reference;
 pub mod translate;
 pub mod volumes;
 pub mod watch;
@@ -20,6 +25,8 @@ pub use client::{Engine, EngineError};
 pub use containers::{ContainerDetails, ContainerInfo, PublishedPort};
 pub use events::{Action, EngineEvent, Health};
 pub use images::ImageInfo;
+pub use pull::{PullDone, PullError, PullFailure, PullProgress};
+pub use reference::ImageRef;
 
 /// Whether a healthcheck `test` (as the engine reports it, for a container
 /// or an image) declares a check: `["NONE"]` or an empty test disables one.

@@ -25,7 +25,7 @@ pub struct ContainerSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranslateError {
-    #[error("service {service}: no image (muster never builds; build it and set `image:`)")]
+    #[error("service {service}: no image (set `image:` or `build:`)")]
     NoImage { service: String },
     #[error("service {service}: restart policy `{value}` is not one of no, always, unless-stopped, on-failure[:N]")]
     Restart { service: String, value: String },

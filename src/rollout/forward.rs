@@ -76,8 +76,9 @@ impl Rollouts {
         spec.replicas = compose.replicas;
         let image = spec.image.clone().ok_or_else(|| RolloutError::Service {
             service: name.to_string(),
-            message: "no image (muster never builds; set `image:` or give --image)".into(),
+            message: "no image (set `image:`, or give --image)".into(),
         })?;
+        // `rollout()` pulled it (if the policy says so) before any service changed.
         let info =
             self.engine
                 .image_info(&image)

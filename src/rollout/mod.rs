@@ -25,6 +25,7 @@ pub mod executor;
 mod forward;
 pub mod options;
 pub mod progress;
+mod pull;
 pub mod readiness;
 pub mod recovery;
 pub mod revisions;
@@ -62,8 +63,14 @@ pub enum RolloutError {
     UnknownService(#[from] crate::compose::UnknownService),
     #[error("service {service} is not running ({detail}): a rollout replaces running containers; start it first with `muster up {service}`")]
     NotRunning { service: String, detail: String },
-    #[error("service {service}: image {image} is not present on the engine (muster never pulls: build or load it first); nothing was changed")]
+    #[error("service {service}: image {image} is not present on the engine and pull_policy is never (pull or load it first); nothing was changed")]
     MissingImage { service: String, image: String },
+    #[error("service {service}: the new image could not be pulled; nothing was changed")]
+    Pull {
+        service: String,
+        #[source]
+        source: Box<crate::engine::PullError>,
+    },
     #[error("service {service} is being rolled out by {owner} (its lock expires in {}s unless refreshed); follow it with `muster rollout status {service}`", expires_in_ms.div_ceil(1000))]
     Locked {
         service: String,
@@ -188,24 +195,24 @@ impl Rollouts {
         // Everything that can be checked up front is, so a bad second service
         // does not leave the first rolled out.
         for name in &order {
-            let service = self.service(name)?;
-            let image = req
-                .images
-                .get(name)
-                .cloned()
-                .or_else(|| service.image.clone());
-            if let Some(image) = image {
-                if self.engine.image_info(&image).await?.is_none() {
-                    return Err(RolloutError::MissingImage {
-                        service: name.clone(),
-                        image,
-                    });
-                }
-            }
+            self.service(name)?;
             let observed = observe(&self.engine, &self.project.name, name).await?;
             let record = InProgress::load(&self.store, name).await?;
             if record.is_none() && !observed.iter().any(|c| c.running) {
                 return Err(not_running(name, &observed));
+            }
+        }
+        // The new images: present, or pulled now (with progress) unless the
+        // policy is `never` — every one before the first service changes.
+        for name in &order {
+            let service = self.service(name)?;
+            let mut spec = service.clone();
+            if let Some(image) = req.images.get(name) {
+                spec.image = Some(image.clone());
+            }
+            if let Some(image) = spec.image.clone() {
+                self.ensure_image(name, &spec, &image, &self.reporter(name, None))
+                    .await?;
             }
         }
         let mut results = Vec::new();

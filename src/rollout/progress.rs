@@ -102,6 +102,17 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// The new image is being pulled (at most one event a second).
+    Pulling {
+        image: String,
+        progress: crate::engine::PullProgress,
+    },
+    /// The new image was pulled, before anything was stopped.
+    Pulled {
+        image: String,
+        downloaded: u64,
+        elapsed_ms: u64,
+    },
     /// A line of a rollout another muster drives (`muster rollout status` follows it).
     Remote {
         owner: String,
@@ -191,6 +202,18 @@ impl EventKind {
                 format!("unfinished rollout to revision {revision} ({phase}, by {owner}): {action}")
             }
             EventKind::Warning { message } => format!("warning: {message}"),
+            EventKind::Pulling { image, progress } => {
+                format!("pulling {image}: {}", progress.summary())
+            }
+            EventKind::Pulled {
+                image,
+                downloaded,
+                elapsed_ms,
+            } => format!(
+                "pulled {image} ({} in {})",
+                crate::engine::pull::human_bytes(*downloaded),
+                ms(*elapsed_ms)
+            ),
             EventKind::Remote { owner, line } => format!("[{owner}] {line}"),
             EventKind::Done {
                 revision,

@@ -116,6 +116,10 @@ pub struct ServiceStatus {
     /// Restarts, exits and alerts (see [`crate::supervisor::heal`]).
     #[serde(default)]
     pub heal: HealStatus,
+    /// While the service's image is pulled (state `pending`, reason
+    /// `pulling IMAGE`): the pull's numbers; cleared when the pull ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<crate::engine::PullProgress>,
 }
 
 /// What the healing side of the supervisor knows about a service.

@@ -291,6 +291,7 @@ impl ServiceStatus {
             grace_reasons: Vec::new(),
             degraded_by: Vec::new(),
             heal: Default::default(),
+            pull: None,
         }
     }
 }

@@ -160,3 +160,43 @@ fn empty_file_is_refused() {
         "empty-comments-only.yaml: empty compose file (it has no YAML document; give it at least a `services:` key)"
     );
 }
+
+#[test]
+fn unknown_pull_policy_lists_the_allowed_values() {
+    assert_eq!(
+        load_err(&["bad/pull-policy.yaml"], &[]),
+        "bad/pull-policy.yaml:5:18: services.api.pull_policy: invalid pull_policy \"sometimes\" (expected one of always, missing, never, build, if_not_present, daily, weekly, every_<duration> (every_12h))"
+    );
+}
+
+#[test]
+fn every_pull_policy_is_read() {
+    use muster::compose::PullPolicy;
+    let p = load_ok(&["pull-policies.yaml"], &[]);
+    let policy = |s: &str| p.services[s].pull_policy;
+    assert_eq!(policy("a"), Some(PullPolicy::Always));
+    assert_eq!(policy("b"), Some(PullPolicy::Missing));
+    assert_eq!(policy("c"), Some(PullPolicy::Never));
+    assert_eq!(
+        policy("d"),
+        Some(PullPolicy::Refresh(Duration::from_secs(86_400)))
+    );
+    assert_eq!(
+        policy("e"),
+        Some(PullPolicy::Refresh(Duration::from_secs(7 * 86_400)))
+    );
+    assert_eq!(
+        policy("f"),
+        Some(PullPolicy::Refresh(Duration::from_secs(12 * 3600)))
+    );
+    assert_eq!(policy("g"), None);
+    assert_eq!(policy("h"), Some(PullPolicy::Build));
+    assert_eq!(
+        policy("f").map(|p| p.to_string()).as_deref(),
+        Some("every_12h0m0s")
+    );
+    let e = muster::compose::PullPolicy::parse("every_0s").unwrap_err();
+    assert!(e.contains("above 0"), "{e}");
+    let e = muster::compose::PullPolicy::parse("every_soon").unwrap_err();
+    assert!(e.contains("every_soon"), "{e}");
+}

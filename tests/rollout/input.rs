@@ -31,12 +31,19 @@ fn bad_input_is_refused_before_anything_changes() {
         }
     };
 
-    // An image that is not on the engine: named, and nothing stopped.
+    // An image that is not on the engine and cannot be pulled (its registry
+    // refuses connections): named with the registry's reason, nothing stopped.
     refused(
-        &["rollout", "web", "--image", "muster-test/web:missing"],
         &[
-            "muster-test/web:missing",
-            "not present on the engine",
+            "rollout",
+            "web",
+            "--image",
+            "127.0.0.1:1/muster-test/web:missing",
+        ],
+        &[
+            "127.0.0.1:1/muster-test/web:missing",
+            "could not be pulled",
+            "connection refused",
             "nothing was changed",
         ],
     );

@@ -15,6 +15,7 @@ pub mod compose;
 pub mod grace;
 pub mod health;
 pub mod muster;
+pub mod registry;
 pub mod rollout;
 pub mod stack;
 pub mod webhook;

@@ -202,6 +202,8 @@ async fn a_failing_dependency_blocks_its_dependents_with_the_reason() {
     let guard = DockerProject::new("failing");
     let mut ghost = sh("ghost", "true");
     ghost.image = Some("muster-test/does-not-exist:1".into());
+    // Missing and not to be pulled: refused at once (pulls are tests/image/).
+    ghost.pull_policy = Some(muster::compose::PullPolicy::Never);
     let p = project(
         &guard.name,
         vec![
@@ -244,7 +246,7 @@ async fn a_failing_dependency_blocks_its_dependents_with_the_reason() {
     let (st, reason) = state(&store, "ghost");
     assert_eq!(st, ServiceState::Failed);
     assert!(
-        reason.contains("muster-test/does-not-exist:1") && reason.contains("never pulls"),
+        reason.contains("muster-test/does-not-exist:1") && reason.contains("pull_policy is never"),
         "{reason}"
     );
     let (st, reason) = state(&store, "uses-ghost");

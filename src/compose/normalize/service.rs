@@ -48,7 +48,6 @@ pub(super) fn service(
         command: command(node.get("command"), &f("command"))?,
         entrypoint: command(node.get("entrypoint"), &f("entrypoint"))?,
         restart: opt_string(node.get("restart"), &f("restart"))?,
-        pull_policy: opt_string(node.get("pull_policy"), &f("pull_policy"))?,
         stop_grace_period: opt_duration(node.get("stop_grace_period"), &f("stop_grace_period"))?,
         stop_signal: opt_string(node.get("stop_signal"), &f("stop_signal"))?,
         user: opt_string(node.get("user"), &f("user"))?,
@@ -73,6 +72,10 @@ pub(super) fn service(
                 format!("invalid restart policy {restart:?} (expected no, always, on-failure[:N] or unless-stopped)"),
             ));
         }
+    }
+    if let Some(p) = node.get("pull_policy").filter(|p| !p.is_null()) {
+        let text = string(p, &f("pull_policy"))?;
+        svc.pull_policy = Some(PullPolicy::parse(&text).map_err(|m| err(p, &f("pull_policy"), m))?);
     }
     if let Some(b) = node.get("build") {
         svc.build = build(b, &f("build"), project_dir, lookup)?;

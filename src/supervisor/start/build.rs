@@ -36,34 +36,56 @@ pub(super) fn builds_for(project: &Project, order: &[String]) -> Builds {
         .collect()
 }
 
-/// Makes sure the service's image is there: builds it when the policy says
-/// so, else fails with the reason a missing image is missing.
-pub(super) async fn ensure_image(ctx: &Ctx, service: &Service) -> Result<(), String> {
-    let name = &service.name;
+/// Applies `up --build` / `up --no-build` to the per-service image decisions
+/// of `images.rs` (which already say `Build` for a service with `build:`
+/// whose image is missing, or with `pull_policy: build`): `--build` builds
+/// every selected service that has `build:` (instead of pulling or using the
+/// image there); `--no-build` never builds, so a missing image fails the
+/// service with what to run instead.
+pub(super) fn apply_policy(
+    policy: BuildPolicy,
+    project: &Project,
+    local: &HashMap<String, Option<images::Local>>,
+    decisions: &mut BTreeMap<String, images::Decision>,
+    pulls: &mut BTreeMap<String, Vec<String>>,
+) {
+    for (name, decision) in decisions.iter_mut() {
+        let service = &project.services[name];
+        if service.build.is_none() {
+            continue;
+        }
+        match policy {
+            BuildPolicy::Missing => {}
+            BuildPolicy::Always => *decision = images::Decision::Build,
+            BuildPolicy::Never if *decision == images::Decision::Build => {
+                let image = service.image.as_deref().unwrap_or_default();
+                *decision = if local.get(image).is_some_and(Option::is_some) {
+                    images::Decision::Present
+                } else {
+                    images::Decision::Refuse(format!(
+                        "image {image} is not present and --no-build forbids building it (run `muster build {name}` first)"
+                    ))
+                };
+            }
+            BuildPolicy::Never => {}
+        }
+    }
+    // An image now built is not pulled as well.
+    for services in pulls.values_mut() {
+        services.retain(|s| decisions.get(s) == Some(&images::Decision::Pull));
+    }
+    pulls.retain(|_, services| !services.is_empty());
+}
+
+/// Builds the service's image (once per image however many services use it).
+pub(super) async fn build_image(ctx: &Ctx, service: &Service) -> Result<(), String> {
     let Some(image) = &service.image else {
-        return Err(format!("no image (set `image:` or `build:` for {name})"));
+        return Err(format!(
+            "no image (set `image:` or `build:` for {})",
+            service.name
+        ));
     };
-    let present = ctx.images.get(image.as_str());
-    let missing = matches!(present, Some(Err(_)));
-    if service.build.is_some() {
-        let wanted = match ctx.build_policy {
-            BuildPolicy::Never => false,
-            BuildPolicy::Always => true,
-            BuildPolicy::Missing => missing || service.pull_policy.as_deref() == Some("build"),
-        };
-        if wanted {
-            return build_once(ctx, service, image).await;
-        }
-        if missing {
-            return Err(format!(
-                "image {image} is not present and --no-build forbids building it (run `muster build {name}` first)"
-            ));
-        }
-    }
-    match present {
-        Some(Err(reason)) => Err(reason.clone()),
-        _ => Ok(()),
-    }
+    build_once(ctx, service, image).await
 }
 
 async fn build_once(ctx: &Ctx, service: &Service, image: &str) -> Result<(), String> {

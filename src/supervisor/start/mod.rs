@@ -2,8 +2,9 @@
 //! as its `depends_on` conditions allow.
 //!
 //! Networks, volumes, image presence and the project's existing containers
-//! are asked for once, at the same time. Then every selected service gets
-//! its own task. The task brings its containers to the wanted config (keep,
+//! are asked for once, at the same time; missing images start pulling at
+//! once, each once, a few at a time (`images.rs`). Then every selected service gets
+//! its own task. The task waits for its own image (not for the others'), brings its containers to the wanted config (keep,
 //! or create / recreate by config hash) without starting them, waits until
 //! each of its dependencies' conditions holds (service_started /
 //! service_healthy / service_completed_successfully; woken by the
@@ -45,6 +46,7 @@ use crate::engine::{labels, Engine, EngineError, EngineEvent};
 mod build;
 mod containers;
 mod follow;
+pub mod images;
 mod service;
 
 pub use self::build::BuildPolicy;
@@ -67,6 +69,12 @@ pub struct UpOptions {
     pub probe_gate: Option<ProbeGate>,
     /// When services with `build:` get their image built (`--build`, `--no-build`).
     pub build: BuildPolicy,
+    /// `up --pull`: overrides every service's `pull_policy`.
+    pub pull: Option<images::PullOverride>,
+    /// How many images are pulled at once.
+    pub pull_options: images::PullOptions,
+    /// Where pull progress goes (the CLI's progress lines); `None`: nowhere.
+    pub pull_events: Option<broadcast::Sender<images::PullEvent>>,
 }
 
 /// Hands readiness of the probed services to the probe runner: `up` tells it
@@ -147,8 +155,10 @@ struct Ctx {
     progress: HashMap<String, watch::Sender<Progress>>,
     events: broadcast::Sender<EngineEvent>,
     gate: Option<ProbeGate>,
-    /// Image -> present (or why not), checked once per `up`.
-    images: HashMap<String, Result<(), String>>,
+    /// Per service: use its image, pull it, build it, or refuse (`images.rs`).
+    decisions: BTreeMap<String, images::Decision>,
+    /// Per image: queued, pulling, ready or failed; each task awaits its own.
+    images: images::ImageGate,
     /// The project's containers per service as listed at the start of `up`;
     /// each service takes its own list once.
     existing: std::sync::Mutex<HashMap<String, Vec<crate::engine::ContainerInfo>>>,
@@ -156,7 +166,6 @@ struct Ctx {
     /// call yet. Services that still wait for dependencies create their
     /// containers only while this is 0, so creation never slows a start.
     starting: watch::Sender<usize>,
-    build_policy: BuildPolicy,
     /// One build per image (see `build.rs`).
     builds: self::build::Builds,
 }
@@ -278,21 +287,25 @@ pub async fn up(
         .iter()
         .filter_map(|n| project.services[n].image.as_deref())
         .collect();
-    let images = futures_util::future::join_all(wanted_images.into_iter().map(|image| async move {
-        let present = match engine.image_info(image).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(format!(
-                "image {image} is not present on the engine (muster never pulls: build or load it first)"
-            )),
-            Err(e) => Err(e.to_string()),
-        };
-        (image.to_string(), present)
-    }));
+    let local = images::local_images(engine, wanted_images);
     let existing = engine.list_project_containers(&project.name, None);
-    let (networks, volumes, images, existing) = tokio::join!(networks, volumes, images, existing);
+    let (networks, volumes, local, existing) = tokio::join!(networks, volumes, local, existing);
     networks?;
     volumes?;
-    let images: HashMap<String, Result<(), String>> = images.into_iter().collect();
+    let local = local?;
+    let (mut decisions, mut pulls) = images::plan(
+        project,
+        &order,
+        &local,
+        |s| options.pull.map(Into::into).or(s.pull_policy),
+        crate::clock::now_ms(),
+    );
+    self::build::apply_policy(options.build, project, &local, &mut decisions, &mut pulls);
+    let pull_events = options
+        .pull_events
+        .clone()
+        .unwrap_or_else(|| broadcast::channel(64).0);
+    let image_gate = images::ImageGate::start(engine, pulls, &options.pull_options, pull_events);
     let mut by_service: HashMap<String, Vec<crate::engine::ContainerInfo>> = HashMap::new();
     for c in existing? {
         by_service.entry(c.service.clone()).or_default().push(c);
@@ -347,10 +360,10 @@ pub async fn up(
         progress,
         events: events_tx,
         gate: options.probe_gate.clone(),
-        images,
+        decisions,
+        images: image_gate,
         existing: std::sync::Mutex::new(by_service),
         starting,
-        build_policy: options.build,
         builds: self::build::builds_for(project, &order),
     });
 

@@ -1,4 +1,5 @@
-//! One service's task in `up`: build its image or fail at once on a missing one, create its
+//! One service's task in `up`: wait for its own image (built by `build.rs`,
+//! or pulled by `images.rs`; a refused or failed one fails the service), create its
 //! containers off the critical path, wait for each dependency's condition
 //! (woken by the dependency's own task), start, then follow until settled.
 
@@ -56,6 +57,51 @@ pub(super) async fn wait_condition(
     }
 }
 
+/// Waits until `image` is pulled, showing the pull on the service (state
+/// `pending`, reason `pulling IMAGE`, the numbers in `pull`, at most 4
+/// writes a second). `Err(reason)` when the pull failed.
+async fn await_image(ctx: &Ctx, name: &str, image: &str) -> Result<(), String> {
+    let Some(mut rx) = ctx.images.watch(image) else {
+        return Ok(());
+    };
+    let mut shown_pulling = false;
+    let mut last_write: Option<Instant> = None;
+    loop {
+        let state = rx.borrow_and_update().clone();
+        match state {
+            images::ImageState::Ready => {
+                ctx.store.update(name, |s| s.pull = None);
+                return Ok(());
+            }
+            images::ImageState::Failed(reason) => {
+                ctx.store.update(name, |s| s.pull = None);
+                return Err(reason);
+            }
+            images::ImageState::Queued => {}
+            images::ImageState::Pulling(progress) => {
+                if !shown_pulling {
+                    shown_pulling = true;
+                    ctx.store
+                        .transition(name, ServiceState::Pending, format!("pulling {image}"));
+                }
+                if last_write.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                    last_write = Some(Instant::now());
+                    ctx.store.update(name, |s| s.pull = Some(progress));
+                }
+            }
+        }
+        if rx.changed().await.is_err() {
+            // The pull task ended; its last state tells how.
+            let last = rx.borrow().clone();
+            return match last {
+                images::ImageState::Ready => Ok(()),
+                images::ImageState::Failed(reason) => Err(reason),
+                _ => Err(format!("the pull of {image} stopped")),
+            };
+        }
+    }
+}
+
 pub(super) async fn run_service(
     ctx: Arc<Ctx>,
     name: String,
@@ -73,9 +119,36 @@ pub(super) async fn run_service(
         me.send_modify(|p| p.failed = Some(reason));
     };
 
-    // 1. Build the image (see build.rs); a missing one fails the service at once.
-    if let Err(reason) = super::build::ensure_image(&ctx, service).await {
-        return fail(reason);
+    // 1. Its own image: present, built or pulled now (both before the start
+    //    window, which opens at container start), or refused.
+    match ctx.decisions.get(&name) {
+        Some(images::Decision::Refuse(reason)) => return fail(reason.clone()),
+        Some(images::Decision::Build) => {
+            // A service waiting for its build does not hold back others' creation.
+            drop(slot.take());
+            if let Err(reason) = super::build::build_image(&ctx, service).await {
+                return fail(reason);
+            }
+            ctx.store
+                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            if deps.is_empty() {
+                slot = Some(StartSlot::take(&ctx.starting));
+            }
+        }
+        Some(images::Decision::Pull) => {
+            // A service waiting for its pull does not hold back others' creation.
+            drop(slot.take());
+            let image = service.image.as_deref().unwrap_or_default();
+            if let Err(reason) = await_image(&ctx, &name, image).await {
+                return fail(reason);
+            }
+            ctx.store
+                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            if deps.is_empty() {
+                slot = Some(StartSlot::take(&ctx.starting));
+            }
+        }
+        Some(images::Decision::Present) | None => {}
     }
 
     // 2. Create (not start) the containers while the dependencies get ready,
