@@ -14,6 +14,7 @@ mod interrupt;
 mod order;
 mod pull;
 mod rollout;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::Output;
