@@ -95,3 +95,73 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
         assert!(!all.contains(secret), "a credential leaked: {all}");
     }
 }
+
+/// `docker --config DIR ARGS…`, asserting success.
+fn docker_cli(config: &Path, args: &[&str]) {
+    let out = std::process::Command::new("docker")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn tune_picks_the_host_platform_from_a_manifest_list() {
+    let registry = Registry::start();
+    let (amd, _a) = pushed(
+        &registry,
+        &local_name("tune-amd"),
+        "muster/list-amd:1",
+        6 << 20,
+        2,
+    );
+    let (arm, _b) = pushed(
+        &registry,
+        &local_name("tune-arm"),
+        "muster/list-arm:1",
+        2 << 20,
+        1,
+    );
+    // A list whose second entry is annotated with another architecture than
+    // the host's (docker's manifest commands, with a config dir of their own).
+    let other = match muster::engine::registry::host_platform().1 {
+        "amd64" => "arm64",
+        _ => "amd64",
+    };
+    let list = registry.image("muster/list:1");
+    let cli = crate::support::TempDir::new("muster-manifest-cli");
+    docker_cli(
+        cli.path(),
+        &["manifest", "create", "--insecure", &list, &amd, &arm],
+    );
+    docker_cli(
+        cli.path(),
+        &[
+            "manifest", "annotate", "--os", "linux", "--arch", other, &list, &arm,
+        ],
+    );
+    docker_cli(cli.path(), &["manifest", "push", "--insecure", &list]);
+    let stack = Stack::new("pulltunelist", &[("app", &list, "")]);
+
+    let out = stack.muster(Muster::new(), &["tune", "--json"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+    let facts = &json["services"][0]["grace"]["image"];
+    assert_eq!(facts["compressed"], true, "{all}");
+    let id = facts["id"].as_str().expect("the config digest");
+    let blobs = stored_blobs(&registry, "muster/list-amd");
+    assert!(
+        blobs.iter().any(|(d, _)| d == id),
+        "{id}: not the amd64 entry's config"
+    );
+    let expected: u64 = blobs.iter().filter(|(d, _)| d != id).map(|(_, s)| s).sum();
+    assert_eq!(facts["size"].as_u64(), Some(expected), "{all}");
+}
