@@ -1,33 +1,36 @@
 //! Ctrl-C (SIGINT) and SIGTERM during a pull in `muster up`: the registry is
 //! paused with SIGSTOP (a process this test started), so the pull hangs;
 //! muster stops it, creates no container for the service, says so and exits
-//! 1. Once the registry runs again, a second `up` pulls and starts it.
+//! 1. Once the registry runs again, a second `up` pulls and starts it. The
+//! same for a build (a `RUN sleep` step) interrupted by Ctrl-C.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support::build::{BuildStack, BUSYBOX};
 use crate::support::registry::{image_present, Registry};
 use crate::support::{text, KillOnDrop, Muster};
 use crate::{local_name, pushed, Stack};
 
-/// Containers of the stack's project, running or not.
-fn containers(stack: &Stack) -> usize {
+/// Containers of a project (`label=…` filter), running or not.
+fn containers(filter: &str) -> usize {
     let out = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &stack.project.label_filter()])
+        .args(["ps", "-aq", "--filter", filter])
         .output()
         .expect("docker ps");
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
-/// Starts `muster up`, waits for its `pulling IMAGE` line, sends `signal`,
-/// and returns its exit code and whole stdout.
-fn interrupted_up(stack: &Stack, image: &str, signal: &str) -> (Option<i32>, String) {
+/// Starts `muster -f FILE -p PROJECT up`, waits for a line with `wanted`,
+/// sends `signal`, and returns its exit code and whole stdout.
+fn interrupted_up(file: &Path, project: &str, wanted: &str, signal: &str) -> (Option<i32>, String) {
     let mut muster = Muster::new();
-    let file = stack.file.display().to_string();
+    let file = file.display().to_string();
     muster
-        .args(["-f", &file, "-p", &stack.project.name, "up"])
+        .args(["-f", &file, "-p", project, "up"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = muster.spawn().expect("start muster up");
@@ -39,7 +42,6 @@ fn interrupted_up(stack: &Stack, image: &str, signal: &str) -> (Option<i32>, Str
             let _ = tx.send(line);
         }
     });
-    let wanted = format!("pulling {image} (for app)");
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = String::new();
     while !seen.contains(&wanted) {
@@ -84,7 +86,8 @@ fn an_interrupted_pull_creates_nothing_and_the_next_up_resumes() {
 
     registry.pause();
     for signal in ["INT", "TERM"] {
-        let (code, out) = interrupted_up(&stack, &image, signal);
+        let wanted = format!("pulling {image} (for app)");
+        let (code, out) = interrupted_up(&stack.file, &stack.project.name, &wanted, signal);
         assert_eq!(code, Some(1), "SIG{signal}: {out}");
         assert!(
             out.contains(&format!(
@@ -93,7 +96,11 @@ fn an_interrupted_pull_creates_nothing_and_the_next_up_resumes() {
             "SIG{signal}: {out}"
         );
         assert!(out.contains("run up again to resume"), "SIG{signal}: {out}");
-        assert_eq!(containers(&stack), 0, "SIG{signal}: {out}");
+        assert_eq!(
+            containers(&stack.project.label_filter()),
+            0,
+            "SIG{signal}: {out}"
+        );
         assert!(!image_present(&image));
     }
     registry.resume();
@@ -103,5 +110,27 @@ fn an_interrupted_pull_creates_nothing_and_the_next_up_resumes() {
     assert!(out.status.success(), "{all}");
     assert!(all.contains(&format!("{image}: pulled")), "{all}");
     assert!(image_present(&image));
-    assert_eq!(containers(&stack), 1, "{all}");
+    assert_eq!(containers(&stack.project.label_filter()), 1, "{all}");
+}
+
+#[test]
+fn an_interrupted_build_creates_nothing_and_the_next_up_builds() {
+    let stack = BuildStack::new("buildint");
+    stack.write(
+        "app/Dockerfile",
+        &format!("FROM {BUSYBOX}\nRUN sleep 6\nCMD [\"sleep\", \"100000\"]\n"),
+    );
+    let file = stack.compose("services:\n  app:\n    build: ./app\n    stop_grace_period: 1s\n");
+    let filter = format!("label=com.docker.compose.project={}", stack.name());
+
+    let (code, out) = interrupted_up(&file, stack.name(), "building", "INT");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("interrupted while building"), "{out}");
+    assert!(out.contains("run up again to resume"), "{out}");
+    assert_eq!(containers(&filter), 0, "{out}");
+
+    let out = stack.muster(&["-p", stack.name(), "up"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert_eq!(containers(&filter), 1, "{all}");
 }
