@@ -1,8 +1,8 @@
 //! Ctrl-C (SIGINT) and SIGTERM during a pull in `muster up`: the registry is
 //! paused with SIGSTOP (a process this test started), so the pull hangs;
 //! muster stops it, creates no container for the service, says so and exits
-//! 1. Once the registry runs again, a second `up` pulls and starts it. The
-//! same for a build (a `RUN sleep` step) interrupted by Ctrl-C.
+//! with code 1. Once the registry runs again, a second `up` pulls and starts
+//! it. The same for a build (a `RUN sleep` step) interrupted by Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -44,7 +44,7 @@ fn interrupted_up(file: &Path, project: &str, wanted: &str, signal: &str) -> (Op
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut seen = String::new();
-    while !seen.contains(&wanted) {
+    while !seen.contains(wanted) {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
