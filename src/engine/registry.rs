@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::{credentials_for, AuthError, Credentials};
 use super::reference::{ImageRef, ReferenceError, DOCKER_HUB};
 
-/// How long one request to the registry may take.
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request to the registry may take (`tune` asks one service
+/// after another, so an unreachable registry must not hold it up long).
+const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The manifest types asked for, single-platform and lists.
 const ACCEPT_MANIFESTS: &str = "application/vnd.docker.distribution.manifest.v2+json, \
@@ -353,7 +354,13 @@ impl Client {
     ) -> Result<Answer, RegistryError> {
         tokio::time::timeout(TIMEOUT, self.get_inner(target, authorization))
             .await
-            .map_err(|_| self.error(format!("no answer from {} within 30 s", target.authority())))?
+            .map_err(|_| {
+                self.error(format!(
+                    "no answer from {} within {} s",
+                    target.authority(),
+                    TIMEOUT.as_secs()
+                ))
+            })?
     }
 
     async fn get_inner(

@@ -41,7 +41,7 @@ fn stored_blobs(registry: &Registry, repo: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn tune_reads_a_missing_images_size_from_the_registry() {
-    let registry = Registry::start_with_auth(USER, PASSWORD);
+    let mut registry = Registry::start_with_auth(USER, PASSWORD);
     let (image, _guard) = pushed(&registry, &local_name("tune"), "muster/tune:1", 6 << 20, 2);
     let stack = Stack::new("pulltune", &[("app", &image, "")]);
     let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
@@ -94,6 +94,20 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
     for secret in [PASSWORD, b64.as_str()] {
         assert!(!all.contains(secret), "a credential leaked: {all}");
     }
+
+    // The registry down: its address and the connection error, named.
+    let host = registry.host();
+    registry.kill();
+    let mut m = Muster::new();
+    m.env("DOCKER_CONFIG", config.path());
+    let out = stack.muster(m, &["tune"]);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(
+        all.contains(&format!("connect to {host}")) && all.contains("refused"),
+        "{all}"
+    );
+    assert!(all.contains("declared values used"), "{all}");
 }
 
 /// `docker --config DIR ARGS…`, asserting success.
