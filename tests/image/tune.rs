@@ -39,6 +39,19 @@ fn stored_blobs(registry: &Registry, repo: &str) -> Vec<(String, u64)> {
     out
 }
 
+/// `muster tune ARGS…` with `DOCKER_CONFIG=config` (exit 0 asserted):
+/// its stdout and its whole output.
+fn tune(stack: &Stack, config: &Path, args: &[&str]) -> (Vec<u8>, String) {
+    let mut m = Muster::new();
+    m.env("DOCKER_CONFIG", config);
+    let mut all_args = vec!["tune"];
+    all_args.extend_from_slice(args);
+    let out = stack.muster(m, &all_args);
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    (out.stdout, all)
+}
+
 #[test]
 fn tune_reads_a_missing_images_size_from_the_registry() {
     let mut registry = Registry::start_with_auth(USER, PASSWORD);
@@ -50,13 +63,9 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
         registry.host()
     ));
 
-    let mut m = Muster::new();
-    m.env("DOCKER_CONFIG", config.path());
-    let out = stack.muster(m, &["tune", "--json"]);
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
+    let (stdout, all) = tune(&stack, config.path(), &["--json"]);
     let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
+        serde_json::from_slice(&stdout).unwrap_or_else(|e| panic!("{e}: {all}"));
     let facts = &json["services"][0]["grace"]["image"];
     assert_eq!(facts["compressed"], true, "{all}");
     assert_eq!(facts["reference"], image.as_str(), "{all}");
@@ -70,11 +79,7 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
     assert!(!image_present(&image), "tune must not pull");
 
     // The table says where the size came from.
-    let mut m = Muster::new();
-    m.env("DOCKER_CONFIG", config.path());
-    let out = stack.muster(m, &["tune"]);
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
+    let (_, all) = tune(&stack, config.path(), &[]);
     assert!(
         all.contains("compressed size from the registry manifest: not pulled yet"),
         "{all}"
@@ -82,11 +87,7 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
 
     // Without credentials: the registry's 401, named, and the declared values.
     let empty = docker_config("{}");
-    let mut m = Muster::new();
-    m.env("DOCKER_CONFIG", empty.path());
-    let out = stack.muster(m, &["tune"]);
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
+    let (_, all) = tune(&stack, empty.path(), &[]);
     assert!(
         all.contains(&registry.host()) && all.contains("401"),
         "{all}"
@@ -98,11 +99,7 @@ fn tune_reads_a_missing_images_size_from_the_registry() {
     // The registry down: its address and the connection error, named.
     let host = registry.host();
     registry.kill();
-    let mut m = Muster::new();
-    m.env("DOCKER_CONFIG", config.path());
-    let out = stack.muster(m, &["tune"]);
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
+    let (_, all) = tune(&stack, config.path(), &[]);
     assert!(
         all.contains(&format!("connect to {host}")) && all.contains("refused"),
         "{all}"
