@@ -59,7 +59,11 @@ fn plan(global: &Global, settings: &Settings) -> Result<Plan, String> {
     for (name, service) in &project.services {
         // The same choice as the supervisor's (compose `x-muster` probes win);
         // a service left without probes is shown as not probed.
-        let chosen = service.muster_settings(&settings.services);
+        // A compose `x-muster` without probes still says whether the
+        // service is required.
+        let chosen = service
+            .muster_settings(&settings.services)
+            .or(service.muster.as_ref());
         if service.compose_probes().is_some() {
             from_compose.insert(name.clone());
         }
@@ -100,14 +104,37 @@ fn locate_error(plan: &Plan, settings: &Settings, error: ProbeBuildError) -> Str
     .to_string()
 }
 
-/// Services without a probe: nothing here can decide them, so they are shown
-/// as `pending` and do not hold the exit code.
-fn mark_unprobed(plan: &Plan, snapshot: &mut StackSnapshot) {
+/// Services without a probe are judged by their containers, as `up` judges
+/// them (Compose's `service_started`): `ready` while one runs, `stopped`
+/// (required, so the exit code says the stack is down) when none does. Only
+/// when the engine cannot be asked are they `pending` and left out of the
+/// exit code.
+fn mark_unprobed(
+    plan: &Plan,
+    snapshot: &mut StackSnapshot,
+    running: &Result<BTreeMap<String, usize>, String>,
+) {
     for (name, status) in snapshot.services.iter_mut() {
-        if plan.services.get(name).is_some_and(|m| m.probes.is_empty()) {
-            status.state = ServiceState::Pending;
-            status.reason = "no muster probe".to_string();
-            status.required = false;
+        let unprobed = plan.services.get(name).filter(|m| m.probes.is_empty());
+        if let Some(muster) = unprobed {
+            status.required = muster.required;
+            match running {
+                Ok(running) => match running.get(name).copied().unwrap_or(0) {
+                    0 => {
+                        status.state = ServiceState::Stopped;
+                        status.reason = "no running container (no muster probe)".to_string();
+                    }
+                    n => {
+                        status.state = ServiceState::Ready;
+                        status.reason = format!("{n} container(s) running (no muster probe)");
+                    }
+                },
+                Err(why) => {
+                    status.state = ServiceState::Pending;
+                    status.reason = format!("no muster probe, and the engine cannot tell: {why}");
+                    status.required = false;
+                }
+            }
         }
         if let Some((image, depends_on)) = plan.compose.get(name) {
             status.image = image.clone();
@@ -136,7 +163,8 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
             let mut snap = probe_directly(&plan.project, &plan.services, mode)
                 .await
                 .map_err(|e| locate_error(&plan, settings, e))?;
-            mark_unprobed(&plan, &mut snap);
+            let running = running_containers(&plan.project).await;
+            mark_unprobed(&plan, &mut snap, &running);
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
                 snap,
                 Source::Probed(mode.effective()),
@@ -154,11 +182,32 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
         }
         return Ok(ExitCode::from(1));
     }
-    Ok(if snapshot.all_required_ready() {
+    // "0/0 required services ready" is not a ready stack.
+    let required = snapshot.services.values().filter(|s| s.required).count();
+    Ok(if required > 0 && snapshot.all_required_ready() {
         ExitCode::SUCCESS
     } else {
+        if required == 0 && !global.json {
+            eprintln!("muster status: no service could be checked (no probes, and the engine cannot tell which containers run)");
+        }
         ExitCode::from(1)
     })
+}
+
+/// Running containers per service of `project`, from the engine's labels.
+async fn running_containers(project: &str) -> Result<BTreeMap<String, usize>, String> {
+    let engine = muster::engine::Engine::connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let containers = engine
+        .list_project_containers(project, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut running = BTreeMap::new();
+    for c in containers.iter().filter(|c| c.state == "running") {
+        *running.entry(c.service.clone()).or_insert(0) += 1;
+    }
+    Ok(running)
 }
 
 /// `GET /status` of the muster of this stack, when one answers. A muster of

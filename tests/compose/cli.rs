@@ -189,3 +189,22 @@ fn config_and_graph_refuse_probes_that_up_refuses() {
         "{err}"
     );
 }
+
+/// `muster config | head` style: the reader is gone before muster writes.
+/// muster ends quietly with 141 (as a tool SIGPIPE ends), no panic message.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut cmd = Muster::new().dir(root().join("tests/fixtures/compose"));
+    cmd.env_remove("REDIS_IMAGE");
+    let mut child = cmd
+        .args(["config", "--json", "-f", &stack()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

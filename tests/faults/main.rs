@@ -11,3 +11,4 @@ mod exits;
 mod foreign;
 mod redis;
 mod secrets;
+mod stack_down;

@@ -4,10 +4,9 @@
 //! during the outage is what comes back) and the history store (writes reach
 //! Redis again).
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::RedisServer;
+use crate::support::{redis_cli, RedisServer};
 use muster::history::HistoryStore;
 use muster::signal::{AgentWatcher, Client, ClientOptions, WatcherConfig};
 use serde_json::json;
@@ -19,15 +18,6 @@ async fn watcher(cfg: WatcherConfig) -> AgentWatcher {
         "watcher did not subscribe"
     );
     w
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Issue #15 item 1: Redis restarts without persistence and loses every key.

@@ -1,7 +1,7 @@
 //! `muster signal` and `muster check` as a compose healthcheck runs them:
 //! the real binary against a real redis-server.
 
-use crate::support::{self, Muster, RedisServer};
+use crate::support::{self, redis_cli, Muster, RedisServer};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Output};
@@ -22,15 +22,6 @@ fn stderr(o: &Output) -> String {
 }
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

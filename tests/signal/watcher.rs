@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{Muster, NatsServer, RedisServer, TempDir};
+use crate::support::{redis_cli, Muster, NatsServer, RedisServer, TempDir};
 use muster::probe::agent::AgentProbe;
 use muster::probe::Probe;
 use muster::signal::{
@@ -26,15 +26,6 @@ async fn client(url: &str, ns: &str) -> Client {
         ..ClientOptions::default()
     };
     Client::connect_with(url, opts).await.unwrap()
-}
-
-fn redis_cli(port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -54,9 +54,12 @@ fn status_probes_the_compose_files_x_muster_probes() {
     assert_eq!(broken.state, ServiceState::Unready, "{broken:?}");
     assert!(broken.required);
     assert!(broken.reason.contains("refused"), "{broken:?}");
+    // No probe: judged by its containers (none run here), and required
+    // (issue #15 item 4: it was "pending" and left out of the exit code).
     let plain = &snap.services["plain"];
-    assert_eq!(plain.state, ServiceState::Pending, "{plain:?}");
-    assert_eq!(plain.reason, "no muster probe");
+    assert_eq!(plain.state, ServiceState::Stopped, "{plain:?}");
+    assert_eq!(plain.reason, "no running container (no muster probe)");
+    assert!(plain.required);
     assert!(plain.probes.is_empty());
 
     // The table says the same.
@@ -72,13 +75,14 @@ fn status_probes_the_compose_files_x_muster_probes() {
     assert!(row("cache").contains("ready"), "{all}");
     assert!(row("broken").contains("unready"), "{all}");
     assert!(row("plain").contains("no muster probe"), "{all}");
-    assert!(all.contains("1/2 required services ready"), "{all}");
+    assert!(all.contains("1/3 required services ready"), "{all}");
 
-    // Only the live service (and one without probes): ready, exit 0.
+    // Only the live service (and one without probes or a container that is
+    // not required): ready, exit 0.
     std::fs::write(
         &file,
         format!(
-            "name: statustest\nservices:\n{}  plain:\n    image: busybox\n",
+            "name: statustest\nservices:\n{}  plain:\n    image: busybox\n    x-muster: {{ required: false }}\n",
             redis_service("cache", &redis.url())
         ),
     )

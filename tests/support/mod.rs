@@ -310,6 +310,16 @@ impl Drop for KillOnDrop {
 
 /// `GET path` on 127.0.0.1:port (5 s read timeout): status code and body,
 /// or `None` when nothing answers or the answer is not HTTP.
+/// `redis-cli -p PORT ARGS…` against a test's own redis-server; its trimmed stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed (bash scripts/setup.sh)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;

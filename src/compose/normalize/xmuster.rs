@@ -22,11 +22,7 @@ pub(super) fn muster(node: &Node, path: &str) -> R<MusterService> {
     let Some(entries) = node.entries() else {
         return Err(merr(node, path.to_string(), "expected a mapping".into()));
     };
-    // MusterService::default() has required = false; the serde default (and ours) is true.
-    let mut out = MusterService {
-        required: true,
-        ..MusterService::default()
-    };
+    let mut out = MusterService::default();
     for (k, v) in entries {
         let p = format!("{path}.{}", k.name);
         match k.name.as_str() {

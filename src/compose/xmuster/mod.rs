@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// Everything muster reads from a service's `x-muster:` key.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MusterService {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -33,6 +33,21 @@ pub struct MusterService {
     /// failure threshold, or a liveness/startup probe gave up).
     #[serde(default, skip_serializing_if = "OnUnhealthy::is_restart")]
     pub on_unhealthy: OnUnhealthy,
+}
+
+/// A service with no `x-muster:` (or an empty one): no probes, `grace:
+/// auto`, required (as the serde default; a derived `Default` said
+/// not required, so `muster status` showed such services as optional).
+impl Default for MusterService {
+    fn default() -> MusterService {
+        MusterService {
+            probes: Vec::new(),
+            grace: GraceSetting::default(),
+            required: true,
+            restart: None,
+            on_unhealthy: OnUnhealthy::default(),
+        }
+    }
 }
 
 /// `x-muster.on_unhealthy`, as Podman's `--health-on-failure`.
