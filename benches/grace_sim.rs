@@ -261,6 +261,7 @@ fn simulate(policy: &Policy, services: &[Service], seed: u64) -> Tally {
                             id: start.image.clone(),
                             size: svc.size,
                             has_healthcheck: false,
+                            compressed: false,
                         }),
                         cold: &cold,
                         warm: &warm,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use muster::config::Settings;
 use muster::engine::{pull::human_bytes, Engine};
-use muster::supervisor::start::images::{self, PullEvent};
+use muster::supervisor::start::images::{self, PullEvent, PullThrottle};
 use tokio::sync::{broadcast, oneshot};
 
 use super::{CliResult, Global, PullArgs};
@@ -73,8 +73,8 @@ struct Printer {
     mode: Mode,
     bars: indicatif::MultiProgress,
     live: HashMap<String, indicatif::ProgressBar>,
-    /// Last JSON progress event per image (at most one a second).
-    last_json: HashMap<String, Instant>,
+    /// At most one JSON progress event per image a second.
+    throttle: PullThrottle,
 }
 
 impl Printer {
@@ -85,7 +85,7 @@ impl Printer {
                 indicatif::ProgressDrawTarget::stderr_with_hz(4),
             ),
             live: HashMap::new(),
-            last_json: HashMap::new(),
+            throttle: PullThrottle::default(),
         }
     }
 
@@ -100,12 +100,8 @@ impl Printer {
 
     fn json(&mut self, event: &PullEvent) {
         if let PullEvent::Progress(p) = event {
-            let now = Instant::now();
-            match self.last_json.get(&p.image) {
-                Some(t) if now.duration_since(*t) < Duration::from_secs(1) => return,
-                _ => {
-                    self.last_json.insert(p.image.clone(), now);
-                }
+            if !self.throttle.admit(&p.image, Instant::now()) {
+                return;
             }
         }
         if let Ok(line) = serde_json::to_string(event) {

@@ -231,9 +231,9 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             .collect();
         let (cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                let _ = cancel_tx.send(true);
-            }
+            // Ctrl-C or SIGTERM: pulls and builds stop, nothing more is created.
+            health::shutdown_signal().await;
+            let _ = cancel_tx.send(true);
         });
         let (printed_tx, printed_rx) = tokio::sync::oneshot::channel();
         let printer = if global.json {
@@ -307,10 +307,23 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
                     "\n{}: not ready after {secs:.1} s (--wait-timeout); started containers keep running",
                     report.project
                 ),
-                UpOutcome::Cancelled => println!(
-                    "\n{}: interrupted after {secs:.1} s; started containers keep running",
-                    report.project
-                ),
+                UpOutcome::Cancelled => {
+                    let stopped = snap
+                        .services
+                        .values()
+                        .filter(|s| s.reason.starts_with("interrupted while"))
+                        .count();
+                    let pulls = match stopped {
+                        0 => String::new(),
+                        n => format!(
+                            "; {n} pull(s) or build(s) stopped with no container created (run up again to resume)"
+                        ),
+                    };
+                    println!(
+                        "\n{}: interrupted after {secs:.1} s; started containers keep running{pulls}",
+                        report.project
+                    )
+                }
             }
         }
         let code = if report.outcome == UpOutcome::Ready {

@@ -34,6 +34,7 @@ pub fn run(global: &Global, settings: &Settings, args: &TuneArgs) -> CliResult {
             engine.as_ref(),
             Some(&history),
             &args.services,
+            muster::grace::ImageSource::EngineOrRegistry,
         )
         .await;
         let tuned: Vec<TunedService> = decisions

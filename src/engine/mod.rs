@@ -17,6 +17,7 @@ pub mod labels;
 pub mod networks;
 pub mod pull;
 pub mod reference;
+pub mod registry;
 pub mod translate;
 pub mod volumes;
 pub mod watch;

@@ -117,6 +117,7 @@ pub async fn image_facts(
             id: info.id,
             size: info.size,
             has_healthcheck: info.healthcheck.is_some(),
+            compressed: false,
         }),
         Ok(None) => Err(ImageError::Absent {
             reference: reference_owned(),
@@ -128,6 +129,45 @@ pub async fn image_facts(
     }
 }
 
+/// [`image_facts`], and for an image that is not on the engine (or with no
+/// engine) its compressed size from the registry's manifest (`muster tune`
+/// before the first pull). Its HEALTHCHECK is not known then.
+pub async fn image_facts_or_registry(
+    engine: Option<&Engine>,
+    service: &Service,
+) -> Result<ImageFacts, ImageError> {
+    match image_facts(engine, service).await {
+        Err(ImageError::Absent { reference } | ImageError::NoEngine { reference }) => {
+            match crate::engine::registry::image_size(&reference).await {
+                Ok(size) => Ok(ImageFacts {
+                    reference,
+                    id: size.config_digest.unwrap_or_default(),
+                    size: size.compressed,
+                    has_healthcheck: false,
+                    compressed: true,
+                }),
+                Err(e) => Err(ImageError::Inspect {
+                    message: format!(
+                        "not on the engine, and its registry cannot tell its size: {}",
+                        crate::error_text::error_chain(&e)
+                    ),
+                    reference,
+                }),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Where [`decide_services`] gets a service's image facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    /// The engine only (`up`, `serve`: the pull tells the size later).
+    Engine,
+    /// The engine, else the registry's manifest (`muster tune`).
+    EngineOrRegistry,
+}
+
 /// The grace decision of every service in `names` (all when empty). An image
 /// that cannot be inspected, or history that cannot be read, is warned about
 /// and the decision falls back (to the declared values, to no samples).
@@ -137,6 +177,7 @@ pub async fn decide_services(
     engine: Option<&Engine>,
     history: Option<&HistoryStore>,
     names: &[String],
+    source: ImageSource,
 ) -> BTreeMap<String, GraceDecision> {
     let cfg = &options.config;
     let mut out = BTreeMap::new();
@@ -145,7 +186,10 @@ pub async fn decide_services(
             continue;
         }
         let setting = grace_setting(service, &options.services);
-        let image = image_facts(engine, service).await;
+        let image = match source {
+            ImageSource::Engine => image_facts(engine, service).await,
+            ImageSource::EngineOrRegistry => image_facts_or_registry(engine, service).await,
+        };
         if let (GraceSetting::Auto, Err(why)) = (setting, &image) {
             tracing::warn!(service = %name, reason = %why, "grace: image cannot be inspected; using the declared start period");
         }
@@ -195,7 +239,15 @@ impl GraceRun {
     /// Opens the history (Redis, else the state file) and decides every service.
     pub async fn prepare(project: &Project, options: &GraceOptions, engine: &Engine) -> GraceRun {
         let history = HistoryStore::open(&options.history, &project.name).await;
-        let decisions = decide_services(project, options, Some(engine), Some(&history), &[]).await;
+        let decisions = decide_services(
+            project,
+            options,
+            Some(engine),
+            Some(&history),
+            &[],
+            ImageSource::Engine,
+        )
+        .await;
         GraceRun {
             decisions,
             history,

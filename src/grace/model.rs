@@ -339,7 +339,8 @@ pub fn learn(
     })
 }
 
-/// The image as the engine reported it.
+/// The image as the engine reported it (or, before its first pull, as its
+/// registry's manifest does: then `compressed`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageFacts {
     pub reference: String,
@@ -348,6 +349,9 @@ pub struct ImageFacts {
     pub size: u64,
     /// The image declares a HEALTHCHECK.
     pub has_healthcheck: bool,
+    /// `size` is the compressed size from the registry's manifest (the
+    /// image is not on the engine yet); on the engine it will be larger.
+    pub compressed: bool,
 }
 
 /// Which term gave the effective period.
@@ -551,11 +555,18 @@ pub fn decide(cfg: &GraceConfig, service: &str, inputs: &GraceInputs<'_>) -> Gra
 
     let size = size_model(cfg, image.size);
     d.size_model = size;
+    let shown_size = match image.compressed {
+        true => format!(
+            "{} (compressed size from the registry manifest: not pulled yet)",
+            show_size(image.size)
+        ),
+        false => show_size(image.size),
+    };
     let size_reason = match size {
         Some(p) => format!(
             "image {} {} → {} ({} + {} per GB)",
             image.reference,
-            show_size(image.size),
+            shown_size,
             show(p),
             show(cfg.size_base),
             show(cfg.size_per_gb)
@@ -563,7 +574,7 @@ pub fn decide(cfg: &GraceConfig, service: &str, inputs: &GraceInputs<'_>) -> Gra
         None => format!(
             "image {} {}: under the {} GB size-model threshold",
             image.reference,
-            show_size(image.size),
+            shown_size,
             show_margin(cfg.size_min_gb)
         ),
     };
@@ -659,6 +670,7 @@ mod tests {
             id: "sha256:aaaaaaaaaaaaaaaa".into(),
             size,
             has_healthcheck: false,
+            compressed: false,
         }
     }
 

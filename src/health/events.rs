@@ -3,6 +3,9 @@
 //! Frames on the wire:
 //! - `event: state` with `data:` one [`StateEvent`] as JSON (what
 //!   `muster up --json` prints), per state change;
+//! - `event: pull` with `data:` one [`PullPulse`] (image, services, bytes
+//!   done / total, layers, rate, ETA) while an image is pulled, at most one
+//!   a second per image, the last with `"done": true`;
 //! - `event: resync` with `data: {"missed":N}` when this client fell more
 //!   than the channel's capacity behind: the stream goes on from the oldest
 //!   event still held, and the client should reload `/status`;
@@ -11,6 +14,7 @@
 //! - `event: shutdown` once, when the server shuts down; the stream ends.
 //!
 //! [`StateEvent`]: crate::supervisor::StateEvent
+//! [`PullPulse`]: crate::supervisor::PullPulse
 //! [`ServerOptions::sse_keepalive`]: super::ServerOptions::sse_keepalive
 
 use std::convert::Infallible;
@@ -22,10 +26,11 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 
 use super::Body;
-use crate::supervisor::{StateEvent, StateStore};
+use crate::supervisor::{PullPulse, StateEvent, StateStore};
 
 struct Stream {
     events: broadcast::Receiver<StateEvent>,
+    pulls: broadcast::Receiver<PullPulse>,
     keepalive: tokio::time::Interval,
     shutdown: watch::Receiver<bool>,
     started: bool,
@@ -50,6 +55,7 @@ pub(crate) fn body(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = Stream {
         events: store.events(),
+        pulls: store.pull_pulses(),
         keepalive: ticker,
         shutdown,
         started: false,
@@ -81,6 +87,12 @@ pub(crate) fn body(
                 }
                 Err(RecvError::Closed) => None,
             },
+            // Pull numbers are a pulse, not history: a lagging client just
+            // gets the next one.
+            Ok(pulse) = st.pulls.recv() => {
+                let json = serde_json::to_string(&pulse).unwrap_or_default();
+                Some((frame(format!("event: pull\ndata: {json}\n\n")), st))
+            }
             _ = st.keepalive.tick() => Some((frame(&b": keep-alive\n\n"[..]), st)),
         }
     });

@@ -420,6 +420,7 @@ mod tests {
             id: image.into(),
             size: 1 << 20,
             has_healthcheck: false,
+            compressed: false,
         };
         let inputs = GraceInputs {
             setting: GraceSetting::Auto,

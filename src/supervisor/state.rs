@@ -250,6 +250,18 @@ impl StackSnapshot {
     }
 }
 
+/// A pull's numbers as `GET /events` streams them (`event: pull`): at most
+/// one a second per image, and a last one with `done` when it ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PullPulse {
+    /// The services that wait for this image.
+    pub services: Vec<String>,
+    /// The pull ended (pulled or failed); these are its last numbers.
+    pub done: bool,
+    #[serde(flatten)]
+    pub progress: crate::engine::PullProgress,
+}
+
 /// A state change as streamed by `muster up --json` and `GET /events`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StateEvent {

@@ -29,7 +29,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 
 use super::state::{
-    Cause, EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateEvent, Transition,
+    Cause, EngineLink, PullPulse, ServiceState, ServiceStatus, StackSnapshot, StateEvent,
+    Transition,
 };
 use crate::clock::unix_ms;
 use crate::probe::ProbeOutcome;
@@ -56,6 +57,7 @@ struct Inner {
     snapshot: watch::Sender<Arc<StackSnapshot>>,
     events: broadcast::Sender<StateEvent>,
     probes: broadcast::Sender<ProbeObservation>,
+    pulls: broadcast::Sender<PullPulse>,
     /// Bumped by the supervisor's loops; /healthz checks that it moves.
     heartbeat: watch::Sender<u64>,
 }
@@ -71,6 +73,7 @@ impl StateStore {
         let (snapshot, _) = watch::channel(Arc::new(snapshot));
         let (events, _) = broadcast::channel(1024);
         let (probes, _) = broadcast::channel(4096);
+        let (pulls, _) = broadcast::channel(256);
         let (heartbeat, _) = watch::channel(0);
         StateStore {
             inner: Arc::new(Inner {
@@ -78,6 +81,7 @@ impl StateStore {
                 snapshot,
                 events,
                 probes,
+                pulls,
                 heartbeat,
             }),
         }
@@ -96,6 +100,16 @@ impl StateStore {
     /// Follows state changes (what `muster up --json` and `GET /events` emit).
     pub fn events(&self) -> broadcast::Receiver<StateEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// Follows pulls' numbers (what `GET /events` streams as `event: pull`).
+    pub fn pull_pulses(&self) -> broadcast::Receiver<PullPulse> {
+        self.inner.pulls.subscribe()
+    }
+
+    /// Publishes a pull's numbers (already thinned to one a second per image).
+    pub fn publish_pull(&self, pulse: PullPulse) {
+        let _ = self.inner.pulls.send(pulse);
     }
 
     /// Follows every probe run (for metrics).

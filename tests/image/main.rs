@@ -9,9 +9,12 @@ mod support;
 
 mod auth;
 mod errors;
+mod events;
+mod interrupt;
 mod order;
 mod pull;
 mod rollout;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -78,6 +81,70 @@ pub fn pushed(
             names: vec![reference],
         },
     )
+}
+
+/// For the library-level tests: an `agent` service whose image was pushed to
+/// a fresh registry (and is not on the engine), next to `others`, with the
+/// engine and a store to run `up` on.
+pub struct PullingStack {
+    pub registry: Registry,
+    pub image: String,
+    pub project: muster::compose::Project,
+    pub engine: muster::engine::Engine,
+    pub store: muster::supervisor::StateStore,
+    _image: TestImage,
+    _project: DockerProject,
+}
+
+impl PullingStack {
+    pub async fn new(
+        test: &str,
+        size: usize,
+        layers: usize,
+        others: Vec<muster::compose::Service>,
+    ) -> PullingStack {
+        support::ensure_test_images();
+        let registry = Registry::start();
+        let repo_tag = format!("muster/{test}:1");
+        let (image, guard) = pushed(&registry, &local_name(test), &repo_tag, size, layers);
+        let project_guard = DockerProject::new(test);
+        let mut agent = support::stack::sh("agent", "exec sleep 100000");
+        agent.image = Some(image.clone());
+        let mut services = others;
+        services.push(agent);
+        let project = support::stack::project(&project_guard.name, services);
+        let engine = muster::engine::Engine::connect().await.expect("engine");
+        let store = muster::supervisor::StateStore::new(&project.name);
+        PullingStack {
+            registry,
+            image,
+            project,
+            engine,
+            store,
+            _image: guard,
+            _project: project_guard,
+        }
+    }
+
+    /// Runs `up` (120 s wait timeout) on the stack in a task.
+    pub fn spawn_up(
+        &self,
+    ) -> tokio::task::JoinHandle<
+        Result<muster::supervisor::start::UpReport, muster::supervisor::start::UpError>,
+    > {
+        let (engine, p, store) = (
+            self.engine.clone(),
+            self.project.clone(),
+            self.store.clone(),
+        );
+        tokio::spawn(async move {
+            let options = muster::supervisor::start::UpOptions {
+                wait_timeout: Some(std::time::Duration::from_secs(120)),
+                ..Default::default()
+            };
+            muster::supervisor::start::up(&engine, &p, &options, &store).await
+        })
+    }
 }
 
 /// A name unique to this test process.

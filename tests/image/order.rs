@@ -5,39 +5,25 @@
 
 use std::time::Duration;
 
-use muster::compose::Project;
-use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions, UpOutcome};
-use muster::supervisor::{ServiceState, StateStore};
+use muster::supervisor::start::UpOutcome;
+use muster::supervisor::ServiceState;
 
-use crate::support::registry::Registry;
-use crate::support::stack::{project, sh};
-use crate::support::{ensure_test_images, DockerProject};
-use crate::{local_name, pushed};
+use crate::support::stack::sh;
+use crate::PullingStack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn present_image_starts_while_another_pulls() {
-    ensure_test_images();
-    let registry = Registry::start();
-    let (image, _guard) = pushed(&registry, &local_name("slow"), "muster/slow:1", 2 << 20, 1);
-    let guard = DockerProject::new("pullorder");
-    let mut slow = sh("agent", "exec sleep 100000");
-    slow.image = Some(image.clone());
-    let p: Project = project(&guard.name, vec![sh("redis", "exec sleep 100000"), slow]);
-    let engine = Engine::connect().await.expect("engine");
-    let store = StateStore::new(&p.name);
+    let stack = PullingStack::new(
+        "pullorder",
+        2 << 20,
+        1,
+        vec![sh("redis", "exec sleep 100000")],
+    )
+    .await;
+    let (registry, image, store) = (&stack.registry, &stack.image, &stack.store);
 
     registry.pause();
-    let task = {
-        let (engine, p, store) = (engine.clone(), p.clone(), store.clone());
-        tokio::spawn(async move {
-            let options = UpOptions {
-                wait_timeout: Some(Duration::from_secs(120)),
-                ..Default::default()
-            };
-            up(&engine, &p, &options, &store).await
-        })
-    };
+    let task = stack.spawn_up();
     let mut rx = store.watch();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {

@@ -167,11 +167,34 @@ pub enum PullEvent {
     },
 }
 
+/// At most one progress event per image per second (`--json`, `/events`).
+#[derive(Debug, Default)]
+pub struct PullThrottle {
+    last: HashMap<String, std::time::Instant>,
+}
+
+impl PullThrottle {
+    /// Whether a progress event of `image` at `now` goes out.
+    pub fn admit(&mut self, image: &str, now: std::time::Instant) -> bool {
+        match self.last.get(image) {
+            Some(t) if now.duration_since(*t) < std::time::Duration::from_secs(1) => false,
+            _ => {
+                self.last.insert(image.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
 /// Per-image readiness for one `up` or `muster pull`.
 #[derive(Clone)]
 pub struct ImageGate {
     states: Arc<HashMap<String, watch::Receiver<ImageState>>>,
     events: broadcast::Sender<PullEvent>,
+    /// The pull tasks, stopped by [`ImageGate::abort`] (Ctrl-C, SIGTERM):
+    /// dropping a pull's stream closes its connection, and the engine
+    /// cancels the pull.
+    pulls: Arc<Vec<tokio::task::AbortHandle>>,
 }
 
 impl ImageGate {
@@ -180,6 +203,14 @@ impl ImageGate {
         ImageGate {
             states: Arc::new(HashMap::new()),
             events: broadcast::channel(16).0,
+            pulls: Arc::new(Vec::new()),
+        }
+    }
+
+    /// Stops every pull still running (an interrupted `up`).
+    pub fn abort(&self) {
+        for pull in self.pulls.iter() {
+            pull.abort();
         }
     }
 
@@ -203,13 +234,14 @@ impl ImageGate {
     ) -> ImageGate {
         let slots = Arc::new(Semaphore::new(options.parallel.max(1)));
         let mut states = HashMap::new();
+        let mut handles = Vec::new();
         for (image, services) in pulls {
             let (tx, rx) = watch::channel(ImageState::Queued);
             states.insert(image.clone(), rx);
             let engine = engine.clone();
             let slots = slots.clone();
             let events = events.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let Ok(_slot) = slots.acquire_owned().await else {
                     return;
                 };
@@ -247,10 +279,12 @@ impl ImageGate {
                     }
                 }
             });
+            handles.push(task.abort_handle());
         }
         ImageGate {
             states: Arc::new(states),
             events,
+            pulls: Arc::new(handles),
         }
     }
 }
@@ -511,6 +545,16 @@ mod tests {
             decide(&svc(None, false), None, gone, 0),
             Decision::Refuse(_)
         ));
+    }
+
+    #[test]
+    fn throttle_lets_one_event_a_second_per_image() {
+        let mut t = PullThrottle::default();
+        let t0 = std::time::Instant::now();
+        assert!(t.admit("a", t0));
+        assert!(!t.admit("a", t0 + Duration::from_millis(999)));
+        assert!(t.admit("b", t0 + Duration::from_millis(10)));
+        assert!(t.admit("a", t0 + Duration::from_millis(1000)));
     }
 
     #[test]

@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use super::state::{ServiceState, ServiceStatus};
+use super::state::{PullPulse, ServiceState, ServiceStatus};
 use super::store::StateStore;
 use crate::compose::graph::{Graph, GraphError};
 use crate::compose::{Condition, Project, Service};
@@ -211,6 +211,69 @@ async fn no_start_in_flight(mut rx: watch::Receiver<usize>) {
     let _ = rx.wait_for(|n| *n == 0).await.map(|_| ());
 }
 
+/// Sends each pull's numbers to the store (for `GET /events`), at most one
+/// a second per image, and the last numbers when it ends.
+fn forward_pulls(
+    store: &StateStore,
+    pulls: &BTreeMap<String, Vec<String>>,
+    mut events: broadcast::Receiver<images::PullEvent>,
+) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    let services_of = pulls.clone();
+    tokio::spawn(async move {
+        let mut throttle = images::PullThrottle::default();
+        let mut last: HashMap<String, crate::engine::PullProgress> = HashMap::new();
+        let pulse = |image: &str, done: bool, progress: crate::engine::PullProgress| PullPulse {
+            services: services_of.get(image).cloned().unwrap_or_default(),
+            done,
+            progress,
+        };
+        loop {
+            let (image, done) = match events.recv().await {
+                Ok(images::PullEvent::Progress(p)) => {
+                    let image = p.image.clone();
+                    last.insert(image.clone(), p);
+                    (image, false)
+                }
+                Ok(images::PullEvent::Done(d)) => (d.image.clone(), true),
+                Ok(images::PullEvent::Failed { image, .. }) => (image, true),
+                Ok(images::PullEvent::Started { .. }) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            if !done && !throttle.admit(&image, Instant::now()) {
+                continue;
+            }
+            let progress = match done {
+                true => last.remove(&image),
+                false => last.get(&image).cloned(),
+            }
+            .unwrap_or_else(|| crate::engine::PullProgress {
+                image: image.clone(),
+                ..Default::default()
+            });
+            store.publish_pull(pulse(&image, done, progress));
+        }
+    })
+}
+
+/// After Ctrl-C / SIGTERM: a service still pulling or building its image
+/// says so (no container was created for it).
+fn mark_interrupted(store: &StateStore, order: &[String]) {
+    let snap = store.snapshot();
+    for name in order {
+        let Some(s) = snap.services.get(name) else {
+            continue;
+        };
+        let busy = s.reason.starts_with("pulling ") || s.reason.starts_with("building ");
+        if s.state == ServiceState::Pending && busy {
+            let reason = format!("interrupted while {}: no container created", s.reason);
+            store.update(name, |s| s.pull = None);
+            store.transition(name, ServiceState::Pending, reason);
+        }
+    }
+}
+
 /// Starts `options.services` (default all) of `project` and waits until they
 /// are ready, completed, failed or blocked, the timeout passes, or it is cancelled.
 ///
@@ -305,6 +368,7 @@ pub async fn up(
         .pull_events
         .clone()
         .unwrap_or_else(|| broadcast::channel(64).0);
+    let forward = forward_pulls(store, &pulls, pull_events.subscribe());
     let image_gate = images::ImageGate::start(engine, pulls, &options.pull_options, pull_events);
     let mut by_service: HashMap<String, Vec<crate::engine::ContainerInfo>> = HashMap::new();
     for c in existing? {
@@ -403,6 +467,13 @@ pub async fn up(
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     pump.abort();
+    if outcome == UpOutcome::Cancelled {
+        // No container is created for what was still pulling or building;
+        // the next `up` pulls (or builds) again and goes on.
+        ctx.images.abort();
+        mark_interrupted(store, &order);
+    }
+    forward.abort();
 
     let recreated = order
         .iter()
