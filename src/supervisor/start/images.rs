@@ -225,24 +225,40 @@ impl ImageGate {
     }
 
     /// Starts pulling `pulls` (image -> the services that use it), at most
-    /// `options.parallel` at once, each image once. Returns at once.
+    /// `options.parallel` at once, each image once, in the order given (`up`
+    /// gives the images of the services that start first first, so a big
+    /// leaf image does not hold a slot an image on the critical path needs).
+    /// Returns at once.
     pub fn start(
         engine: &Engine,
-        pulls: BTreeMap<String, Vec<String>>,
+        pulls: impl IntoIterator<Item = (String, Vec<String>)>,
         options: &PullOptions,
         events: broadcast::Sender<PullEvent>,
     ) -> ImageGate {
         let slots = Arc::new(Semaphore::new(options.parallel.max(1)));
         let mut states = HashMap::new();
         let mut handles = Vec::new();
+        // Slots are handed out in this order: each pull waits for the one
+        // before it to have its slot (a semaphore alone serves tasks in the
+        // order the runtime happens to poll them).
+        let mut turn: Option<tokio::sync::oneshot::Receiver<()>> = None;
         for (image, services) in pulls {
             let (tx, rx) = watch::channel(ImageState::Queued);
             states.insert(image.clone(), rx);
             let engine = engine.clone();
             let slots = slots.clone();
             let events = events.clone();
+            let my_turn = turn.take();
+            let (next_tx, next_rx) = tokio::sync::oneshot::channel();
+            turn = Some(next_rx);
             let task = tokio::spawn(async move {
-                let Ok(_slot) = slots.acquire_owned().await else {
+                if let Some(my_turn) = my_turn {
+                    // An aborted predecessor drops its sender: go on then too.
+                    let _ = my_turn.await;
+                }
+                let slot = slots.acquire_owned().await;
+                let _ = next_tx.send(());
+                let Ok(_slot) = slot else {
                     return;
                 };
                 let _ = events.send(PullEvent::Started {

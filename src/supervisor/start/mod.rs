@@ -369,6 +369,16 @@ pub async fn up(
         .clone()
         .unwrap_or_else(|| broadcast::channel(64).0);
     let forward = forward_pulls(store, &pulls, pull_events.subscribe());
+    // The images of the services that start first are pulled first.
+    let first_use = |services: &[String]| {
+        services
+            .iter()
+            .filter_map(|s| order.iter().position(|o| o == s))
+            .min()
+            .unwrap_or(usize::MAX)
+    };
+    let mut pulls: Vec<(String, Vec<String>)> = pulls.into_iter().collect();
+    pulls.sort_by_key(|(_, services)| first_use(services));
     let image_gate = images::ImageGate::start(engine, pulls, &options.pull_options, pull_events);
     let mut by_service: HashMap<String, Vec<crate::engine::ContainerInfo>> = HashMap::new();
     for c in existing? {
