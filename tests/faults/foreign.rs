@@ -8,8 +8,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::signal::client;
 use crate::support::{Muster, RedisServer};
-use muster::signal::{AgentWatcher, Client, ClientOptions, Readiness, WatcherConfig};
+use muster::signal::{AgentWatcher, Readiness, WatcherConfig};
 
 /// `redis-cli` with raw byte arguments (keys that are not UTF-8).
 fn redis_cli_raw(port: u16, args: &[&[u8]]) -> String {
@@ -30,14 +31,6 @@ fn calls(port: u16, cmd: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
         .and_then(|rest| rest.split(',').next())
         .map_or(0, |n| n.parse().unwrap())
-}
-
-async fn client(url: &str, ns: &str) -> Client {
-    let opts = ClientOptions {
-        namespace: ns.into(),
-        ..ClientOptions::default()
-    };
-    Client::connect_with(url, opts).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,19 +6,11 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::signal::watcher;
 use crate::support::{redis_cli, RedisServer};
 use muster::history::HistoryStore;
-use muster::signal::{AgentWatcher, Client, ClientOptions, WatcherConfig};
+use muster::signal::{Client, ClientOptions, WatcherConfig};
 use serde_json::json;
-
-async fn watcher(cfg: WatcherConfig) -> AgentWatcher {
-    let w = AgentWatcher::start(cfg).unwrap();
-    assert!(
-        w.wait_subscribed(Duration::from_secs(5)).await,
-        "watcher did not subscribe"
-    );
-    w
-}
 
 /// Issue #15 item 1: Redis restarts without persistence and loses every key.
 /// A live agent (heartbeating) keeps its `ready` through the outage and the

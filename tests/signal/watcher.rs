@@ -4,29 +4,13 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::signal::{client, watcher};
 use crate::support::{redis_cli, Muster, NatsServer, RedisServer, TempDir};
 use muster::probe::agent::AgentProbe;
 use muster::probe::Probe;
 use muster::signal::{
     AgentWatcher, Client, ClientOptions, ExpiryNotifications, Readiness, Source, WatcherConfig,
 };
-
-async fn watcher(cfg: WatcherConfig) -> AgentWatcher {
-    let w = AgentWatcher::start(cfg).unwrap();
-    assert!(
-        w.wait_subscribed(Duration::from_secs(5)).await,
-        "watcher did not subscribe"
-    );
-    w
-}
-
-async fn client(url: &str, ns: &str) -> Client {
-    let opts = ClientOptions {
-        namespace: ns.into(),
-        ..ClientOptions::default()
-    };
-    Client::connect_with(url, opts).await.unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_flips_within_50ms_of_a_signal() {

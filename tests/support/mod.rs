@@ -17,6 +17,7 @@ pub mod health;
 pub mod muster;
 pub mod registry;
 pub mod rollout;
+pub mod signal;
 pub mod stack;
 pub mod webhook;
 
