@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::runner::{RunnerProbe, ServiceProbes};
-use crate::compose::xmuster::{GraceSetting, MusterService, ProbeKind};
+use crate::compose::xmuster::{GraceSetting, MusterService, ProbeKind, ProbeSpec};
 use crate::compose::{Project, Service};
 use crate::grace::GraceDecision;
 use crate::probe::address::PublishedPorts;
@@ -163,22 +163,9 @@ pub fn plan_with_grace(
             ..base.clone()
         };
         let mut probes = Vec::with_capacity(muster.probes.len());
-        let from_compose = service.compose_probes().is_some();
         for (index, spec) in muster.probes.iter().enumerate() {
             let err = |field: Option<&str>, message: String| {
-                let at = ProbeAt {
-                    service: name,
-                    index,
-                    kind: spec.kind.name(),
-                    field,
-                    from_compose,
-                };
-                probe_error(
-                    &project.config_files,
-                    options.config_path.as_deref(),
-                    at,
-                    message,
-                )
+                spec_error(project, options, service, index, spec, field, message)
             };
             let probe: Box<dyn crate::probe::Probe> = match &spec.kind {
                 ProbeKind::Agent(agent) => {
@@ -235,7 +222,6 @@ pub fn check_probes(project: &Project, options: &PlanOptions) -> Result<(), Plan
         let Some(muster) = service.muster_settings(&options.services) else {
             continue;
         };
-        let from_compose = service.compose_probes().is_some();
         let ctx = ProbeContext {
             service: name.clone(),
             address_mode: options.probe_address,
@@ -255,22 +241,39 @@ pub fn check_probes(project: &Project, options: &PlanOptions) -> Result<(), Plan
                     Err(e) => (e.field_name(), e.to_string()),
                 },
             };
-            let at = ProbeAt {
-                service: name,
-                index,
-                kind: spec.kind.name(),
-                field,
-                from_compose,
-            };
-            return Err(probe_error(
-                &project.config_files,
-                options.config_path.as_deref(),
-                at,
-                message,
+            return Err(spec_error(
+                project, options, service, index, spec, field, message,
             ));
         }
     }
     Ok(())
+}
+
+/// The error of probe `index` (`spec`) of `service`, pointed at where it is
+/// written: the compose file's `x-muster` when that has the service's
+/// probes, else config/muster.yaml.
+fn spec_error(
+    project: &Project,
+    options: &PlanOptions,
+    service: &Service,
+    index: usize,
+    spec: &ProbeSpec,
+    field: Option<&str>,
+    message: String,
+) -> PlanError {
+    let at = ProbeAt {
+        service: &service.name,
+        index,
+        kind: spec.kind.name(),
+        field,
+        from_compose: service.compose_probes().is_some(),
+    };
+    probe_error(
+        &project.config_files,
+        options.config_path.as_deref(),
+        at,
+        message,
+    )
 }
 
 /// Which probe an error is about.
