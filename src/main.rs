@@ -40,6 +40,7 @@ fn main() -> ExitCode {
         cli::plugin::Invocation::Plugin(args) => (args, "docker muster"),
         cli::plugin::Invocation::Plain(args) => (args, "muster"),
     };
+    let args = cli::follow_short_flag(args);
     let matches = cli::Cli::command()
         .bin_name(bin_name)
         .get_matches_from(args);

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+pub use logs::follow_short_flag;
 pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
 mod build;
 pub mod compose;
 mod endpoint;
+mod logs;
 mod manual;
 mod pause;
 pub mod plugin;
@@ -117,6 +119,8 @@ pub enum Command {
     Build(build::BuildArgs),
     /// List the project's containers with state, health and uptime.
     Ps,
+    /// Print the logs of the project's containers (or SERVICES'), `service-N  | line`, as `docker compose logs`.
+    Logs(logs::LogsArgs),
     /// Each service's readiness as muster sees it; exit 0 only when all required services are ready.
     Status(StatusArgs),
     /// Exit 0 when an agent / service / Redis / NATS is ready, 1 (reason on stderr) when not.
@@ -401,6 +405,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Down(args) => stack::down(&global, &args),
         Command::Build(args) => build::run(&global, &args),
         Command::Ps => stack::ps(&global),
+        Command::Logs(args) => logs::run(&global, &args),
         Command::Check(args) => signal::check(args, &global, &settings),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
         Command::Status(args) => status::run(&global, &settings, &args),

@@ -14,6 +14,7 @@ pub mod containers;
 pub mod events;
 pub mod images;
 pub mod labels;
+pub mod logs;
 pub mod networks;
 pub mod pull;
 pub mod reference;

@@ -11,4 +11,5 @@ mod support;
 mod check_infra;
 mod cli;
 mod compose;
+mod logs;
 mod right_muster;
