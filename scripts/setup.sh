@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what muster's tests and example stack need on a fresh
 # Debian machine: redis-server, nats-server, busybox-static (for locally built
-# test images), docker-registry and htpasswd (the pull tests), a Docker engine, and a Python venv (target/python) with the
+# test images), docker-registry and htpasswd (the pull tests), tmux (the status --watch test), a Docker engine, and a Python venv (target/python) with the
 # Python client's test tools and the client itself. Idempotent: skips what is
 # already there.
 set -euo pipefail
@@ -15,6 +15,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)  # tests/probe/https.rs ma
 command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)  # tests/image: a real registry to pull from
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)            # its htpasswd (bcrypt) auth
+command -v tmux >/dev/null 2>&1 || need+=(tmux)                       # tests/status/watch.rs: status --watch in a real terminal
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

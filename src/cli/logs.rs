@@ -394,6 +394,40 @@ async fn print_lines(mut rx: mpsc::Receiver<(Source, LogLine)>, mut printer: Pri
     let _ = out.flush();
 }
 
+/// The last `lines` lines of every container of `service`, oldest first
+/// across replicas (by the engine's timestamps), each `service-N  | line`
+/// (for the log pane of `status --watch`).
+pub(super) async fn recent(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+    lines: u64,
+) -> Result<Vec<String>, Box<dyn std::error::Error + Send + Sync>> {
+    let containers = engine
+        .list_project_containers(project, Some(service))
+        .await?;
+    let query = LogQuery {
+        follow: false,
+        since: None,
+        tail: Some(lines),
+        timestamps: true,
+    };
+    let mut out = Vec::new();
+    for c in &containers {
+        let source = Source::of(c);
+        let mut stream = std::pin::pin!(engine.container_logs(&c.id, &query));
+        while let Some(line) = stream.next().await {
+            let line = line?;
+            let (stamp, text) = line.text.split_once(' ').unwrap_or(("", &line.text));
+            let at = muster::engine::parse_rfc3339_ns(stamp).unwrap_or(0);
+            out.push((at, format!("{}  | {text}", source.label())));
+        }
+    }
+    // Stable: lines of one container with the same time keep their order.
+    out.sort_by_key(|(at, _)| *at);
+    Ok(out.into_iter().map(|(_, line)| line).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::follow_short_flag;

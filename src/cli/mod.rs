@@ -21,6 +21,7 @@ mod signal;
 mod stack;
 mod status;
 mod tune;
+mod watch;
 
 /// What a subcommand returns: an exit code, or an error printed with its
 /// causes as `muster: error: top: cause: cause` with exit code 1.
@@ -234,6 +235,14 @@ pub struct StatusArgs {
     /// Only probe directly; do not ask a running muster.
     #[arg(long)]
     pub direct: bool,
+    /// Keep watching: a live full-screen view on a terminal (q quits, f
+    /// filters by state, Enter shows a service's logs), a table per
+    /// --interval over a pipe.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// With --watch: how often the stack is read (Go duration).
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = crate::cli::duration_value, requires = "watch")]
+    pub interval: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -408,6 +417,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => logs::run(&global, &args),
         Command::Check(args) => signal::check(args, &global, &settings),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
+        Command::Status(args) if args.watch => watch::run(&global, &settings, &args),
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),
         Command::Tune(args) => tune::run(&global, &settings, &args),

@@ -20,7 +20,7 @@ use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
 use super::{CliResult, Global, StatusArgs};
 
 /// Where the snapshot came from, for the footer.
-enum Source {
+pub(super) enum Source {
     Live(String),
     Probed(AddressMode),
 }
@@ -144,33 +144,14 @@ fn mark_unprobed(
 }
 
 pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult {
-    let mode = settings.probe_address;
-    // A running muster answers first, but only the one of this stack.
-    let live = match args.direct {
-        true => None,
-        false => ask_live(global, settings),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (snapshot, source) = match live {
-        Some(found) => found,
-        None => runtime.block_on(async {
-            // The compose file is read only when probing here: a running
-            // muster already knows its stack.
-            let plan = plan(global, settings)?;
-            let mut snap = probe_directly(&plan.project, &plan.services, mode)
-                .await
-                .map_err(|e| locate_error(&plan, settings, e))?;
-            let running = running_containers(&plan.project).await;
-            mark_unprobed(&plan, &mut snap, &running);
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
-                snap,
-                Source::Probed(mode.effective()),
-            ))
-        })?,
-    };
+    let (snapshot, source, note) = snapshot(global, settings, args.direct, &runtime)?;
+    if let Some(note) = note {
+        eprintln!("muster status: {note}");
+    }
     if global.json {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
@@ -194,6 +175,41 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
     })
 }
 
+/// The stack's state: from this project's running muster (unless `direct`),
+/// else by probing once. The note says why a muster that answered was not
+/// believed (another stack's), for the caller to show where it fits.
+pub(super) fn snapshot(
+    global: &Global,
+    settings: &Settings,
+    direct: bool,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(StackSnapshot, Source, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
+    let mode = settings.probe_address;
+    // A running muster answers first, but only the one of this stack.
+    let (live, note) = match direct {
+        true => (None, None),
+        false => ask_live(global, settings),
+    };
+    let (snapshot, source) = match live {
+        Some(found) => found,
+        None => runtime.block_on(async {
+            // The compose file is read only when probing here: a running
+            // muster already knows its stack.
+            let plan = plan(global, settings)?;
+            let mut snap = probe_directly(&plan.project, &plan.services, mode)
+                .await
+                .map_err(|e| locate_error(&plan, settings, e))?;
+            let running = running_containers(&plan.project).await;
+            mark_unprobed(&plan, &mut snap, &running);
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
+                snap,
+                Source::Probed(mode.effective()),
+            ))
+        })?,
+    };
+    Ok((snapshot, source, note))
+}
+
 /// Running containers per service of `project`, from the engine's labels.
 async fn running_containers(project: &str) -> Result<BTreeMap<String, usize>, String> {
     let engine = muster::engine::Engine::connect()
@@ -212,35 +228,41 @@ async fn running_containers(project: &str) -> Result<BTreeMap<String, usize>, St
 
 /// `GET /status` of the muster of this stack, when one answers. A muster of
 /// another stack on the address is named on stderr and not believed.
-fn ask_live(global: &Global, settings: &Settings) -> Option<(StackSnapshot, Source)> {
+type Live = (Option<(StackSnapshot, Source)>, Option<String>);
+
+fn ask_live(global: &Global, settings: &Settings) -> Live {
     let wanted = super::endpoint::wanted(global, settings);
     let lookup = match super::endpoint::find(settings, &wanted, "/status", LIVE_TIMEOUT) {
         Ok(lookup) => lookup,
         Err(e) => {
             tracing::debug!(error = %e, "no muster to ask; probing directly");
-            return None;
+            return (None, None);
         }
     };
     let Some((addr, reply)) = lookup.found.as_ref() else {
         if lookup.other().is_some() {
-            eprintln!(
-                "muster status: {}; probing directly",
-                lookup.why_not(&wanted)
+            return (
+                None,
+                Some(format!("{}; probing directly", lookup.why_not(&wanted))),
             );
-        } else {
-            tracing::debug!(why = %lookup.why_not(&wanted), "no running muster; probing directly");
         }
-        return None;
+        tracing::debug!(why = %lookup.why_not(&wanted), "no running muster; probing directly");
+        return (None, None);
     };
     if reply.code != 200 {
-        tracing::warn!(%addr, code = reply.code, "the muster's /status failed; probing directly");
-        return None;
+        let note = format!(
+            "the muster at {addr} answered /status with {}; probing directly",
+            reply.code
+        );
+        return (None, Some(note));
     }
     match serde_json::from_slice(&reply.body) {
-        Ok(snap) => Some((snap, Source::Live(addr.clone()))),
+        Ok(snap) => (Some((snap, Source::Live(addr.clone()))), None),
         Err(e) => {
-            tracing::warn!(%addr, error = %e, "the muster's /status is not a muster status; probing directly");
-            None
+            let note = format!(
+                "the muster at {addr} sent a /status muster cannot read ({e}); probing directly"
+            );
+            (None, Some(note))
         }
     }
 }
@@ -314,7 +336,7 @@ fn project_name(global: &Global) -> String {
         .collect()
 }
 
-fn render(snapshot: &StackSnapshot, source: &Source) -> String {
+pub(super) fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     let now = snapshot.at_ms;
     let mut rows: Vec<[String; 6]> = vec![[
         "SERVICE".into(),
@@ -327,17 +349,7 @@ fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     for status in snapshot.services.values() {
         rows.push(row(status, now, matches!(source, Source::Live(_))));
     }
-    let widths: Vec<usize> = (0..5)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for r in &rows {
-        for (i, width) in widths.iter().enumerate() {
-            out.push_str(&format!("{:<width$}  ", r[i], width = width));
-        }
-        out.push_str(&r[5]);
-        out.push('\n');
-    }
+    let mut out = columns(&rows);
     let required = snapshot.services.values().filter(|s| s.required).count();
     let ready = snapshot
         .services
@@ -360,6 +372,25 @@ fn render(snapshot: &StackSnapshot, source: &Source) -> String {
             fmt_age(now.saturating_sub(link.since_ms)),
             link.last_error.as_deref().unwrap_or("no reason given")
         ));
+    }
+    out
+}
+
+/// Rows as aligned columns: every column padded to its widest cell, but the
+/// last (free text) one.
+pub(super) fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N.saturating_sub(1))
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        for (i, width) in widths.iter().enumerate() {
+            out.push_str(&format!("{:<width$}  ", r[i]));
+        }
+        if let Some(last) = r.last() {
+            out.push_str(last);
+        }
+        out.push('\n');
     }
     out
 }
@@ -423,7 +454,7 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
     [name, state, since, kind, latency, reason]
 }
 
-fn fmt_latency(d: Duration) -> String {
+pub(super) fn fmt_latency(d: Duration) -> String {
     if d < Duration::from_millis(1) {
         format!("{}µs", d.as_micros())
     } else if d < Duration::from_secs(1) {

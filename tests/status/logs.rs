@@ -2,10 +2,8 @@
 //! `service-N  | ` prefixes, `--tail`, `--json`, `--timestamps`, bad input,
 //! and `-f` following a container that the engine restarts.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::support::{self, text, DockerProject, KillOnDrop, Muster, TempDir, BUSYBOX_IMAGE};
@@ -146,14 +144,7 @@ fn logs_prefix_every_replica_and_follow_a_restarted_container() {
     let mut child = follow.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let _guard = KillOnDrop(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = support::stdout_lines(stdout);
     let next = |what: &str| {
         rx.recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("no {what} line from logs -f"))

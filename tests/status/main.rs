@@ -13,3 +13,4 @@ mod cli;
 mod compose;
 mod logs;
 mod right_muster;
+mod watch;
