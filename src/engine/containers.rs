@@ -59,6 +59,9 @@ pub struct ContainerInfo {
     /// Unix seconds.
     pub created: i64,
     pub labels: HashMap<String, String>,
+    /// The engine's `HostConfig.NetworkMode`: a network name, `host`, or
+    /// `container:<id>` for one that joined another container's namespace.
+    pub network_mode: Option<String>,
 }
 
 impl ContainerInfo {
@@ -103,6 +106,7 @@ impl ContainerInfo {
             ports,
             created: s.created.unwrap_or(0),
             labels,
+            network_mode: s.host_config.and_then(|h| h.network_mode),
         }
     }
 

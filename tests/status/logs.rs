@@ -11,10 +11,9 @@ use crate::support::{self, text, DockerProject, KillOnDrop, Muster, TempDir, BUS
 /// A stack of two web replicas and one db, each saying a known line on
 /// stdout and one on stderr, then sleeping.
 fn stack(dir: &TempDir) -> PathBuf {
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    support::write_compose(
+        dir,
+        &format!(
             r#"
 services:
   web:
@@ -27,8 +26,6 @@ services:
 "#
         ),
     )
-    .unwrap();
-    file
 }
 
 fn muster(dir: &TempDir, file: &PathBuf, project: &DockerProject) -> Muster {

@@ -113,10 +113,9 @@ fn watch_shows_the_live_stack_filters_shows_logs_and_quits_cleanly() {
     support::ensure_test_images();
     let project = DockerProject::new("watch");
     let dir = TempDir::new("muster-watch");
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = support::write_compose(
+        &dir,
+        &format!(
             r#"
 services:
   db:
@@ -128,8 +127,7 @@ services:
     depends_on: [db]
 "#
         ),
-    )
-    .unwrap();
+    );
     let listen = format!("127.0.0.1:{}", support::free_port());
     let muster = || {
         let mut m = Muster::new().dir(dir.path());

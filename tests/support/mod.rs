@@ -354,3 +354,20 @@ pub fn stdout_lines(stdout: std::process::ChildStdout) -> std::sync::mpsc::Recei
     });
     rx
 }
+
+/// Writes `yaml` as `compose.yaml` in `dir` and returns its path.
+pub fn write_compose(dir: &TempDir, yaml: &str) -> PathBuf {
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, yaml).expect("write compose.yaml");
+    file
+}
+
+/// `docker inspect -f FORMAT CONTAINER`, trimmed (panics when it fails).
+pub fn docker_inspect(container: &str, format: &str) -> String {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", format, container])
+        .output()
+        .expect("run docker");
+    assert!(out.status.success(), "docker inspect {container}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

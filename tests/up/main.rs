@@ -8,4 +8,5 @@
 mod support;
 
 mod engine;
+mod network_mode;
 mod supervise_e2e;

@@ -1,6 +1,12 @@
 //! A service's containers brought to the wanted config without starting
 //! them (keep, create, or recreate by config hash; scale down first), and
 //! started when the dependencies allow.
+//!
+//! A service that joins another container's network namespace
+//! (`network_mode: service:X` or `container:NAME`) is pointed at that
+//! container's current id, and recreated when the id it joined is not the
+//! current one: the engine stores `container:<id>`, so after X is recreated a
+//! restart would rejoin a namespace that is gone (the dockhand #991 report).
 
 use super::*;
 
@@ -41,6 +47,7 @@ pub(super) async fn prepare(
         None => None,
     };
     let wanted = service.replicas;
+    let namespace = shared_namespace(ctx, service).await?;
 
     // Scale down / drop duplicates first.
     let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
@@ -85,7 +92,8 @@ pub(super) async fn prepare(
                         &hash,
                         &c.image_id,
                         image_id.as_deref(),
-                    ) =>
+                    )
+                    && joins(&c, namespace.as_deref()) =>
             {
                 if c.state != "running" {
                     to_start.push(c.id.clone());
@@ -96,7 +104,11 @@ pub(super) async fn prepare(
             }
             other => {
                 if let Some(old) = other {
-                    tracing::info!(service = %name, container = %old.name, "config changed; recreating");
+                    if joins(&old, namespace.as_deref()) {
+                        tracing::info!(service = %name, container = %old.name, "config changed; recreating");
+                    } else {
+                        tracing::info!(service = %name, container = %old.name, joined = ?old.network_mode, now = ?namespace, "the container whose network namespace it joins was recreated; recreating");
+                    }
                     engine
                         .stop_container(&old.id, service.stop_grace_period)
                         .await
@@ -106,8 +118,11 @@ pub(super) async fn prepare(
                         .await
                         .map_err(|e| e.to_string())?;
                 }
-                let spec = translate::container_spec(&ctx.project, service, number)
+                let mut spec = translate::container_spec(&ctx.project, service, number)
                     .map_err(|e| e.to_string())?;
+                if let Some(mode) = &namespace {
+                    spec.body.host_config.get_or_insert_default().network_mode = Some(mode.clone());
+                }
                 let id = engine
                     .create_container(&spec.name, spec.body, &spec.extra_networks)
                     .await
@@ -126,6 +141,42 @@ pub(super) async fn prepare(
         changed,
         kept,
     })
+}
+
+/// The namespace `service` joins as the engine stores it, `container:<id>`:
+/// X's running container with the lowest number for `service:X` (a rollout
+/// gives new containers fresh numbers), the named container for
+/// `container:NAME`. `None` for other modes, or while there is none (the
+/// create then fails with the engine's own message).
+async fn shared_namespace(ctx: &Ctx, service: &Service) -> Result<Option<String>, String> {
+    let Some(mode) = service.network_mode.as_deref() else {
+        return Ok(None);
+    };
+    if let Some(owner) = mode.strip_prefix("service:") {
+        let list = ctx
+            .engine
+            .list_project_containers(&ctx.project.name, Some(owner))
+            .await
+            .map_err(|e| e.to_string())?;
+        let running = list.iter().filter(|c| c.state == "running");
+        let pick = running
+            .min_by_key(|c| c.number)
+            .or_else(|| list.iter().min_by_key(|c| c.number));
+        return Ok(pick.map(|c| format!("container:{}", c.id)));
+    }
+    if let Some(name) = mode.strip_prefix("container:") {
+        return match ctx.engine.inspect_container(name).await {
+            Ok(details) => Ok(Some(format!("container:{}", details.id))),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    Ok(None)
+}
+
+/// Whether container `c` joined `namespace` (always, when there is none to join).
+fn joins(c: &crate::engine::ContainerInfo, namespace: Option<&str>) -> bool {
+    namespace.is_none_or(|ns| c.network_mode.as_deref() == Some(ns))
 }
 
 /// Starts the prepared containers; returns the ids of all of them.

@@ -196,7 +196,12 @@ pub(super) async fn run_service(
                 let Some((dep, restart, result)) = next else { break };
                 match result {
                     Ok(recreated) => {
-                        force_recreate |= restart && recreated;
+                        // A recreated dependency whose network namespace
+                        // this service joins is a new namespace: recreate,
+                        // as for `restart: true`.
+                        let joins = service.network_mode.as_deref()
+                            == Some(format!("service:{dep}").as_str());
+                        force_recreate |= (restart || joins) && recreated;
                         remaining.retain(|(d, _)| *d != dep);
                         if !remaining.is_empty() {
                             ctx.store.transition(
