@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 pub use logs::follow_short_flag;
 pub use rollout::{HistoryArgs, RollbackArgs, RolloutArgs};
 
+mod acl;
 mod build;
 pub mod compose;
 mod endpoint;
@@ -128,6 +129,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Send a ready signal for an agent (ready, not-ready, starting, stopping, heartbeat).
     Signal(SignalArgs),
+    /// Print one Redis ACL user per agent, confined to that agent's own keys (FCALL, no EVAL).
+    Acl(AclArgs),
     /// Supervise the running stack and serve the health endpoint.
     Serve,
     /// Print (or write as an override file) the healthcheck timings muster would use.
@@ -175,6 +178,19 @@ pub struct ResumeArgs {
 pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, elvish or powershell.
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct AclArgs {
+    /// Agents to make users for [default: every agent an `agent` probe of the stack names].
+    #[arg(long = "agent", value_name = "NAME", value_parser = crate::cli::agent_value)]
+    pub agents: Vec<String>,
+    /// Read each agent's password from DIR/NAME (made, mode 0600, when missing) and put its SHA-256 in the rule.
+    #[arg(long, value_name = "DIR")]
+    pub passwords: Option<PathBuf>,
+    /// User name = this prefix + the agent name.
+    #[arg(long, default_value = "agent-", value_name = "PREFIX")]
+    pub user_prefix: String,
 }
 
 #[derive(Args, Debug, Default)]
@@ -417,6 +433,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Logs(args) => logs::run(&global, &args),
         Command::Check(args) => signal::check(args, &global, &settings),
         Command::Signal(args) => signal::signal(args, &settings, global.json),
+        Command::Acl(args) => acl::run(&global, &settings, &args),
         Command::Status(args) if args.watch => watch::run(&global, &settings, &args),
         Command::Status(args) => status::run(&global, &settings, &args),
         Command::Serve => stack::serve(&global, &settings),

@@ -200,7 +200,11 @@ impl Rollouts {
                             action: words.clone(),
                         })
                         .await;
-                    let revision = find(rec.revision)?;
+                    // The revision record is written when a run ends; the
+                    // failures a killed muster had seen are only in the
+                    // in-progress record, next to the reason they caused.
+                    let mut revision = find(rec.revision)?;
+                    revision.failures = revision.failures.max(rec.failures);
                     let from = find(rec.from)?;
                     let revert_to = match (reverting, rec.phase) {
                         (false, _) => None,

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -111,7 +111,9 @@ struct Inner {
     subscribed: watch::Sender<bool>,
     nats_subscribed: AtomicBool,
     expiry: RwLock<ExpiryNotifications>,
-    commands: mpsc::UnboundedSender<String>,
+    /// Agents to read now, and why: newly tracked ones, and agents named by
+    /// a NATS event (a hint; the keys are the truth).
+    commands: mpsc::UnboundedSender<(String, Source)>,
     /// Keys under the namespace that name no valid agent (not UTF-8, or a
     /// name the protocol refuses), each warned about once and then skipped.
     /// Bounded: past [`MAX_WARNED_KEYS`] further ones are skipped silently.
@@ -119,6 +121,8 @@ struct Inner {
     /// The coordination outage: when the watcher lost Redis, and until when
     /// missing keys are not taken as agents gone (see `reassert_window`).
     outage: Mutex<Outage>,
+    /// Whether the last `FUNCTION LOAD` worked (`Err`: why not), so a change is logged once.
+    functions: Mutex<Result<(), String>>,
 }
 
 /// Redis outages as the watcher saw them.
@@ -184,6 +188,7 @@ impl AgentWatcher {
             commands: tx,
             warned_keys: Mutex::new(HashSet::new()),
             outage: Mutex::new(Outage::default()),
+            functions: Mutex::new(Err(String::new())),
         });
         let mut tasks = vec![tokio::spawn(redis_loop(inner.clone(), client, rx))];
         if let Some(url) = inner.config.nats_url.clone() {
@@ -204,7 +209,7 @@ impl AgentWatcher {
         validate_name(agent)?;
         let new = lock(&self.inner.tracked).insert(agent.to_string());
         if new {
-            let _ = self.inner.commands.send(agent.to_string());
+            let _ = self.inner.commands.send((agent.to_string(), Source::Poll));
         }
         Ok(())
     }
@@ -406,7 +411,13 @@ impl Inner {
         self.version.send_modify(|n| *n += 1);
     }
 
-    fn apply_event_payload(&self, payload: &[u8], source: Source) {
+    /// The event a message carries, if it is one: bounded, well-formed, a
+    /// valid agent name. An event is a hint, never the truth: anyone who may
+    /// publish on the channel can write any event about any agent, while an
+    /// agent's keys can be confined to that agent by ACL. So a Redis event
+    /// makes the watcher read the named agent's keys; its payload is applied
+    /// only for NATS events while Redis is away.
+    fn event_of(&self, payload: &[u8], source: Source) -> Option<Event> {
         if payload.len() > MAX_VALUE_BYTES {
             // Not parsed; the key itself is read at the next resync.
             tracing::debug!(
@@ -414,16 +425,18 @@ impl Inner {
                 ?source,
                 "ignored an oversized ready event"
             );
-            return;
+            return None;
         }
         match serde_json::from_slice::<Event>(payload) {
-            Ok(event) if validate_name(&event.agent).is_ok() => {
-                self.apply(&event.agent, Readiness::from_event(&event), source)
-            }
+            Ok(event) if validate_name(&event.agent).is_ok() => Some(event),
             Ok(event) => {
-                tracing::warn!(agent = %event.agent, "ignored an event with an invalid agent name")
+                tracing::warn!(agent = %event.agent, "ignored an event with an invalid agent name");
+                None
             }
-            Err(e) => tracing::warn!(error = %e, ?source, "ignored a malformed ready event"),
+            Err(e) => {
+                tracing::warn!(error = %e, ?source, "ignored a malformed ready event");
+                None
+            }
         }
     }
 }
@@ -438,6 +451,20 @@ async fn command_connection(
     client
         .get_multiplexed_async_connection_with_config(&cfg)
         .await
+}
+
+/// Loads (or replaces) the protocol's function library, so agents can write
+/// with `FCALL` and their ACL user needs no `EVAL`. Done on every connect: a
+/// Redis restarted without persistence has lost it.
+async fn load_functions(conn: &mut MultiplexedConnection) -> Result<(), String> {
+    redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg("REPLACE")
+        .arg(muster_signal::FUNCTION_LIBRARY)
+        .query_async::<String>(conn)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Checks (and, when allowed, turns on) keyspace expiry notifications.
@@ -516,7 +543,7 @@ async fn resync(inner: &Inner, conn: &mut MultiplexedConnection) -> redis::Redis
     }
     let agents: Vec<String> = agents.into_iter().collect();
     for chunk in agents.chunks(500) {
-        read_agents(inner, conn, chunk).await?;
+        read_agents(inner, conn, chunk, Source::Poll).await?;
     }
     Ok(())
 }
@@ -525,6 +552,7 @@ async fn read_agents(
     inner: &Inner,
     conn: &mut MultiplexedConnection,
     agents: &[String],
+    source: Source,
 ) -> redis::RedisResult<()> {
     if agents.is_empty() {
         return Ok(());
@@ -545,7 +573,7 @@ async fn read_agents(
         inner.apply(
             a,
             Readiness::decode(ready.as_deref(), notready.as_deref()),
-            Source::Poll,
+            source,
         );
     }
     Ok(())
@@ -554,7 +582,7 @@ async fn read_agents(
 async fn redis_loop(
     inner: Arc<Inner>,
     client: redis::Client,
-    mut track_rx: mpsc::UnboundedReceiver<String>,
+    mut track_rx: mpsc::UnboundedReceiver<(String, Source)>,
 ) {
     let cfg = inner.config.clone();
     let events = events_channel(&cfg.namespace);
@@ -573,9 +601,10 @@ async fn redis_loop(
             pubsub.subscribe(&events).await?;
             pubsub.subscribe(&expired_channel).await?;
             let expiry = ensure_expiry_events(&mut conn, cfg.enable_expiry_events).await;
-            Ok::<_, redis::RedisError>((conn, pubsub, expiry))
+            let functions = load_functions(&mut conn).await;
+            Ok::<_, redis::RedisError>((conn, pubsub, expiry, functions))
         };
-        let (mut conn, pubsub, expiry) = match attempt.await {
+        let (mut conn, pubsub, expiry, functions) = match attempt.await {
             Ok(x) => x,
             Err(e) => {
                 inner.lost_redis();
@@ -595,6 +624,20 @@ async fn redis_loop(
                 continue;
             }
         };
+        let loaded_before = std::mem::replace(&mut *lock(&inner.functions), functions.clone());
+        if loaded_before != functions {
+            match &functions {
+                Ok(()) => tracing::info!(
+                    library = muster_signal::FUNCTION_LIBRARY_NAME,
+                    "loaded the ready-signal functions into Redis; agents may use FCALL without EVAL"
+                ),
+                Err(why) => tracing::warn!(
+                    library = muster_signal::FUNCTION_LIBRARY_NAME,
+                    "could not load the ready-signal functions ({why}); agents fall back to EVAL, \
+                     and an agent user without +eval cannot signal (grant muster +function|load, Redis 7+)"
+                ),
+            }
+        }
         let previous = std::mem::replace(&mut *write(&inner.expiry), expiry.clone());
         if previous != expiry {
             match &expiry {
@@ -647,18 +690,34 @@ async fn redis_loop(
             tokio::select! {
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
-                    let channel = msg.get_channel_name();
-                    if channel == events {
-                        inner.apply_event_payload(msg.get_payload_bytes(), Source::Event);
-                    } else if channel == expired_channel {
-                        if let Some(agent) = inner.agent_of_key(msg.get_payload_bytes()) {
-                            inner.apply(&agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
+                    // Events are hints (see `event_of`): the agents they name
+                    // are read from their keys, one MGET for every message
+                    // already waiting, so a burst costs one round trip.
+                    let mut named = BTreeSet::new();
+                    let mut next = Some(msg);
+                    while let Some(msg) = next.take() {
+                        let channel = msg.get_channel_name();
+                        if channel == events {
+                            if let Some(event) = inner.event_of(msg.get_payload_bytes(), Source::Event) {
+                                named.insert(event.agent);
+                            }
+                        } else if channel == expired_channel {
+                            if let Some(agent) = inner.agent_of_key(msg.get_payload_bytes()) {
+                                inner.apply(&agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
+                            }
+                        }
+                        if named.len() < 500 {
+                            next = stream.next().now_or_never().flatten();
                         }
                     }
+                    let named: Vec<String> = named.into_iter().collect();
+                    if let Err(e) = read_agents(&inner, &mut conn, &named, Source::Event).await {
+                        tracing::debug!(error = %e, agents = named.len(), "read after events failed; the next resync reads them");
+                    }
                 }
-                Some(agent) = track_rx.recv() => {
-                    if let Err(e) = read_agents(&inner, &mut conn, std::slice::from_ref(&agent)).await {
-                        tracing::debug!(error = %e, agent, "read of a newly tracked agent failed");
+                Some((agent, source)) = track_rx.recv() => {
+                    if let Err(e) = read_agents(&inner, &mut conn, std::slice::from_ref(&agent), source).await {
+                        tracing::debug!(error = %e, agent, "read of an agent failed; the next resync reads it");
                     }
                 }
                 _ = tokio::time::sleep_until(next_resync.into()) => {
@@ -679,7 +738,7 @@ async fn redis_loop(
     }
 }
 
-fn drain_tracked(rx: &mut mpsc::UnboundedReceiver<String>) {
+fn drain_tracked(rx: &mut mpsc::UnboundedReceiver<(String, Source)>) {
     while rx.try_recv().is_ok() {}
 }
 
@@ -693,8 +752,24 @@ async fn nats_loop(inner: Arc<Inner>, url: String) {
                     inner.nats_subscribed.store(true, Ordering::SeqCst);
                     tracing::debug!(subject, "agent watcher listening on NATS");
                     warned = false;
+                    let prefix = format!("{}.ready.", inner.config.namespace);
                     while let Some(msg) = sub.next().await {
-                        inner.apply_event_payload(&msg.payload, Source::Nats);
+                        let Some(event) = inner.event_of(&msg.payload, Source::Nats) else {
+                            continue;
+                        };
+                        // NATS permissions can confine an agent to its own
+                        // subject: an event about another agent is forged.
+                        if msg.subject.as_str().strip_prefix(&prefix) != Some(event.agent.as_str())
+                        {
+                            tracing::warn!(subject = %msg.subject, agent = %event.agent,
+                                "ignored a NATS ready event whose subject names another agent");
+                            continue;
+                        }
+                        if *inner.subscribed.borrow() {
+                            let _ = inner.commands.send((event.agent, Source::Nats));
+                        } else {
+                            inner.apply(&event.agent, Readiness::from_event(&event), Source::Nats);
+                        }
                     }
                     inner.nats_subscribed.store(false, Ordering::SeqCst);
                 }

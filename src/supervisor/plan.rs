@@ -212,6 +212,27 @@ pub fn plan_with_grace(
     })
 }
 
+/// Every agent the project's `agent` probes wait for, with the service that
+/// names it, in service order (an agent named twice is listed once).
+pub fn agents(project: &Project, options: &PlanOptions) -> Vec<(String, String)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for (name, service) in &project.services {
+        let Some(muster) = service.muster_settings(&options.services) else {
+            continue;
+        };
+        for spec in &muster.probes {
+            if let ProbeKind::Agent(agent) = &spec.kind {
+                let agent = agent.name.clone().unwrap_or_else(|| name.clone());
+                if seen.insert(agent.clone()) {
+                    out.push((name.clone(), agent));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Checks every probe the project would run, as `up` and `status` build
 /// them, without connecting anywhere: `muster config` and `muster graph`
 /// refuse the same probe settings that `up` refuses, with the same

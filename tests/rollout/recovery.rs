@@ -278,3 +278,60 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
         .iter()
         .all(|c| c.image == V2 && c.running && c.revision == Some(2)));
 }
+
+/// A muster killed as it turns back from a failed rollout: the next run
+/// finishes the rollout (here it fails again and returns to revision 1) and
+/// its report and history count the failures next to the message that
+/// names them.
+#[test]
+fn a_kill_as_the_way_back_begins_is_finished_with_its_failure_count() {
+    let env = Env::new("rollbackkill");
+    env.write("compose.yaml", &web_compose(V1, 2, false));
+    env.write("probes.yaml", PROBES);
+    env.up(&["compose.yaml"]);
+    let files = ["compose.yaml", "probes.yaml"];
+
+    let mut child = env
+        .muster(&files)
+        .args([
+            "--json",
+            "rollout",
+            "web",
+            "--image",
+            BAD,
+            "--monitor",
+            "1s",
+            "--drain",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn muster");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let events = read_events_until(&mut lines, |e| e["event"] == "reverting");
+    child.kill().expect("kill -9 muster");
+    child.wait().unwrap();
+    let failed = events
+        .iter()
+        .filter(|e| e["event"] == "container_failed")
+        .count();
+    assert!(failed >= 1, "{events:?}");
+
+    let out = env.run(&files, &["--json", "rollout", "status", "web"]);
+    let report: serde_json::Value = serde_json::from_str(
+        stdout(&out)
+            .lines()
+            .last()
+            .expect("a JSON report on the last line"),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    let result = &report["result"];
+    assert_eq!(result["outcome"], "rolled_back", "{report}");
+    assert_eq!(
+        result["failures"], failed as u64,
+        "the failures of the rollout it reverted: {report}"
+    );
+    let h = history(&env, &files, "web");
+    assert_eq!(h["revisions"][0]["failures"], failed as u64, "{h}");
+}

@@ -268,7 +268,7 @@ async fn agent_user_signals_and_muster_user_watches_and_checks() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    // The shell agent's path: `muster signal` (MGET, EVAL, PEXPIRE) as the agent user.
+    // The shell agent's path: `muster signal` (MGET, FCALL, PEXPIRE) as the agent user.
     for action in ["ready", "heartbeat"] {
         let out = muster_cli(&["signal", action, "--agent", "shell-agent"], &agent_url);
         assert!(
@@ -573,6 +573,13 @@ async fn redis_conf_script_replaces_the_passwords() {
         .await;
     assert!(old.is_err(), "the default password still works");
 
+    // muster connects first, as in a stack: it loads the functions agents FCALL.
+    let watcher = AgentWatcher::start(WatcherConfig::new(
+        redis.url("muster", "ops-secret-0123456789"),
+        "prod",
+    ))
+    .unwrap();
+    assert!(watcher.wait_subscribed(Duration::from_secs(10)).await);
     let client = Client::connect_with(
         &redis.url("agent", "agent-secret-0123456789"),
         ClientOptions {
@@ -608,4 +615,143 @@ async fn redis_conf_script_replaces_the_passwords() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("AGENT_REDIS_PASSWORD"));
         assert!(!dir.path().join("never.conf").exists());
     }
+}
+
+/// redis.conf as shipped plus the users `muster acl --passwords DIR` prints
+/// for `agents`; returns the server and each agent's URL.
+fn with_agent_users(agents: &[&str]) -> (ConfRedis, TempDir, Vec<String>) {
+    let dir = TempDir::new("muster-acl");
+    let pw_dir = dir.path().join("passwords");
+    let mut args = vec!["acl", "--passwords", pw_dir.to_str().unwrap()];
+    for a in agents {
+        args.extend(["--agent", a]);
+    }
+    let out = Muster::new().namespace(NS).run(&args);
+    assert!(
+        out.status.success(),
+        "muster acl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rules = String::from_utf8_lossy(&out.stdout).to_string();
+    // The rules carry hashes, never the passwords themselves.
+    let passwords: Vec<String> = agents
+        .iter()
+        .map(|a| {
+            std::fs::read_to_string(pw_dir.join(a))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
+    for p in &passwords {
+        assert!(p.len() >= 32, "a made password is long: {p:?}");
+        assert!(
+            !rules.contains(p.as_str()),
+            "the password leaked into the rules"
+        );
+    }
+    let conf = dir.path().join("redis.conf");
+    let shipped_text = std::fs::read_to_string(shipped()).unwrap();
+    std::fs::write(&conf, format!("{shipped_text}\n{rules}")).unwrap();
+    let redis = ConfRedis::start(&conf);
+    let urls = agents
+        .iter()
+        .zip(&passwords)
+        .map(|(a, p)| redis.url(&format!("agent-{a}"), p))
+        .collect();
+    (redis, dir, urls)
+}
+
+/// Each agent's own user (from `muster acl`) may signal for that agent only,
+/// through muster's functions, may not run Lua of its own, and an event it
+/// forges about another agent does not make muster believe that agent ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_agent_users_confine_each_agent_to_its_own_signal() {
+    let (muster_pw, _) = passwords();
+    let (redis, _dir, urls) = with_agent_users(&["alpha", "beta"]);
+    let watcher =
+        AgentWatcher::start(WatcherConfig::new(redis.url("muster", &muster_pw), NS)).unwrap();
+    assert!(
+        watcher.wait_subscribed(Duration::from_secs(10)).await,
+        "redis log:\n{}",
+        redis.log()
+    );
+    watcher.track("beta").unwrap();
+
+    // alpha signals for itself (FCALL of the functions the watcher loaded).
+    let alpha = Client::connect(&urls[0]).await.unwrap();
+    alpha.mark_starting("alpha", "warming", None).await.unwrap();
+    watcher
+        .wait_for("alpha", Duration::from_secs(10), |r| {
+            r.progress() == Some("warming")
+        })
+        .await
+        .expect("alpha's own signal is seen");
+    // ... and not for beta.
+    let err = alpha.mark_ready("beta", &[]).await.unwrap_err().to_string();
+    assert!(refused(&err), "{err}");
+
+    // No Lua of its own: an endless loop would block every client of Redis.
+    let mut raw = conn(&urls[0]).await;
+    for args in [
+        &["EVAL", "while true do end", "0"][..],
+        &[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=evil\nredis.register_function('f', function() end)",
+        ],
+        &["FUNCTION", "FLUSH"],
+        &["SCRIPT", "LOAD", "return 1"],
+        &["GET", "muster:ready:beta"],
+        &["SET", "muster:ready:beta", "{}"],
+    ] {
+        let err = run(&mut raw, args).await.unwrap_err();
+        assert!(refused(&err), "{args:?}: {err}");
+    }
+
+    // A forged event about beta: published (the channel is shared), but
+    // muster reads beta's keys, which alpha may not write, and keeps beta
+    // not ready. alpha's next real signal is published after it, so once the
+    // watcher has seen that one it has handled the forged event too.
+    let forged = json!({"agent": "beta", "status": "ready", "since": 1, "ttl_ms": 30000});
+    run(&mut raw, &["PUBLISH", "muster:events", &forged.to_string()])
+        .await
+        .unwrap();
+    alpha.mark_ready("alpha", &[]).await.unwrap();
+    watcher
+        .wait_for("alpha", Duration::from_secs(10), |r| r.is_ready())
+        .await
+        .expect("alpha ready");
+    assert!(
+        !watcher.readiness("beta").is_ready(),
+        "a forged event made beta ready: {:?}",
+        watcher.get("beta")
+    );
+
+    // beta's own user can, and then muster believes it.
+    let beta = Client::connect(&urls[1]).await.unwrap();
+    beta.mark_ready("beta", &[]).await.unwrap();
+    watcher
+        .wait_for("beta", Duration::from_secs(10), |r| r.is_ready())
+        .await
+        .expect("beta's own signal is seen");
+}
+
+/// Before muster has loaded its functions into a Redis, an agent user
+/// without EVAL cannot signal: the error says why and what to do.
+#[tokio::test]
+async fn without_muster_functions_a_confined_agent_is_told_what_to_do() {
+    let (redis, _dir, urls) = with_agent_users(&["gamma"]);
+    let gamma = Client::connect(&urls[0]).await.unwrap();
+    let err = gamma.mark_ready("gamma", &[]).await.unwrap_err();
+    let text = muster::error_text::error_chain(&err);
+    assert!(
+        text.contains("functions (muster_v1) are not loaded") && text.contains("start muster"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&urls[0]),
+        "the URL (with its password) leaked: {text}"
+    );
+    drop(redis);
 }

@@ -272,20 +272,26 @@ async fn probe_answers_from_the_view_with_reason_progress_and_deadline() {
     assert!(AgentProbe::new(w, "bad name").is_err());
 }
 
+/// NATS carries a signal while the watcher's Redis is away (here: never
+/// reachable), and only for the agent its subject names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nats_events_reach_the_watcher() {
-    // The watcher's Redis is not the one the signal is written to: only NATS can carry it.
-    let watcher_redis = RedisServer::start();
+async fn nats_events_reach_the_watcher_while_redis_is_away() {
     let agent_redis = RedisServer::start();
     let nats = NatsServer::start(false);
-    let mut cfg = WatcherConfig::new(watcher_redis.url(), "n");
+    let closed = format!("redis://127.0.0.1:{}", crate::support::free_port());
+    let mut cfg = WatcherConfig::new(closed, "n");
     cfg.nats_url = Some(nats.url());
-    let w = watcher(cfg).await;
+    let w = AgentWatcher::start(cfg).unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
     while !w.is_nats_subscribed() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(w.is_nats_subscribed());
+    // An event about another agent than its subject names is forged: ignored.
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    let forged = r#"{"agent":"victim","status":"ready","since":1}"#;
+    nc.publish("n.ready.via.nats", forged.into()).await.unwrap();
+    nc.flush().await.unwrap();
     let dir = TempDir::new("muster-nats-cli");
     let out = Muster::new()
         .dir(dir.path())
@@ -310,6 +316,43 @@ async fn nats_events_reach_the_watcher() {
         .await
         .expect("NATS event seen");
     assert_eq!(v.source, Source::Nats);
+    // The forged event reached the server (flushed) before the CLI ran, so
+    // it was delivered first: it changed nothing.
+    assert!(w.get("victim").is_none(), "{:?}", w.get("victim"));
+}
+
+/// While Redis is there, a NATS event is a hint: the watcher reads the
+/// agent's keys, so an event without a key behind it changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_events_are_checked_against_redis_when_it_answers() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start(false);
+    let mut cfg = WatcherConfig::new(redis.url(), "n");
+    cfg.nats_url = Some(nats.url());
+    let w = watcher(cfg).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !w.is_nats_subscribed() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.track("ghost").unwrap();
+    let nc = async_nats::connect(nats.url()).await.unwrap();
+    let no_key = r#"{"agent":"ghost","status":"ready","since":1}"#;
+    nc.publish("n.ready.ghost", no_key.into()).await.unwrap();
+    nc.flush().await.unwrap();
+    // A real signal, written to Redis and published on NATS after it.
+    let c = client(&redis.url(), "n").await;
+    c.mark_ready("real", &[]).await.unwrap();
+    let real = r#"{"agent":"real","status":"ready","since":1}"#;
+    nc.publish("n.ready.real", real.into()).await.unwrap();
+    nc.flush().await.unwrap();
+    w.wait_for("real", Duration::from_secs(5), |r| r.is_ready())
+        .await
+        .expect("the real signal is seen");
+    assert!(
+        !w.readiness("ghost").is_ready(),
+        "an event with no key behind it made ghost ready: {:?}",
+        w.get("ghost")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

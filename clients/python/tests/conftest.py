@@ -24,6 +24,7 @@ from typing import Optional
 import pytest
 import redis
 
+from muster_signal import _protocol
 from muster_signal._protocol import Down, Up, canonical_meta
 
 REPO = Path(__file__).resolve().parents[3]
@@ -163,6 +164,11 @@ def acl_redis() -> Iterator[RedisServer]:
     server = RedisServer.__new__(RedisServer)
     server.port, server.dir, server.conf, server.proc = port, work, conf, None
     server.start()
+    # What muster does when it connects: load the ready-signal functions that
+    # the agent user (no EVAL) calls with FCALL.
+    muster_pw = compose_default("demo.yaml", "MUSTER_REDIS_PASSWORD")
+    with redis.Redis.from_url(server.url("muster", muster_pw)) as as_muster:
+        as_muster.function_load(_protocol.function_library(), replace=True)
     yield server
     server.close()
 

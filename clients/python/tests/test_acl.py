@@ -11,7 +11,7 @@ import redis
 from conftest import ACL_ADMIN, ACL_ADMIN_PASSWORD, RedisServer
 
 import muster_signal
-from muster_signal import Client
+from muster_signal import Client, _protocol
 from muster_signal.aio import AsyncClient
 
 
@@ -71,3 +71,47 @@ def test_agent_user_can_do_nothing_else(acl_redis: RedisServer, passwords: dict[
             call()
     admin = redis.Redis.from_url(acl_redis.url(ACL_ADMIN, ACL_ADMIN_PASSWORD))
     assert {e["username"] for e in admin.acl_log()} == {"agent"}  # and Redis logged each
+
+
+def test_agent_user_may_not_run_lua_of_its_own(
+    acl_redis: RedisServer, passwords: dict[str, str]
+) -> None:
+    """No EVAL for agents: a loop in a script would block every client of
+    Redis. The client's writes go through muster's functions (FCALL)."""
+    r = redis.Redis.from_url(acl_redis.url("agent", passwords["agent"]))
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        r.eval("local i = 0 while true do i = i + 1 end", 0)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        r.function_load("#!lua name=evil\nredis.register_function('f', function() end)")
+    assert (
+        r.fcall(
+            _protocol.ASSERT_FUNCTION, 2, *_keys("fcall-agent"), "{}", 5000, "muster:events", "{}"
+        )
+        == 1
+    )
+
+
+def test_without_muster_functions_a_user_without_eval_is_told_what_to_do(
+    acl_redis: RedisServer, passwords: dict[str, str]
+) -> None:
+    admin = redis.Redis.from_url(acl_redis.url(ACL_ADMIN, ACL_ADMIN_PASSWORD))
+    admin.function_delete(_protocol.FUNCTION_LIBRARY_NAME)
+    try:
+        c = Client("no-functions", redis_url=acl_redis.url("agent", passwords["agent"]))
+        with pytest.raises(
+            muster_signal.CommandRefused, match=r"functions .*muster_v1.* not loaded"
+        ):
+            c.ready()
+        c.close()
+        # With EVAL allowed (Redis 6, or a user that has it) the same write
+        # goes through EVAL of the script.
+        evaluator = Client("no-functions", redis_url=acl_redis.url(ACL_ADMIN, ACL_ADMIN_PASSWORD))
+        evaluator.ready()
+        assert evaluator.read().is_ready
+        evaluator.close()
+    finally:
+        admin.function_load(_protocol.function_library(), replace=True)
+
+
+def _keys(agent: str) -> tuple[str, str]:
+    return (f"muster:ready:{agent}", f"muster:notready:{agent}")

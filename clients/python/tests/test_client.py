@@ -16,7 +16,7 @@ import redis
 from conftest import RedisServer, free_port, run_agent_script, wait_line, wait_until
 
 import muster_signal
-from muster_signal import Client
+from muster_signal import Client, _protocol
 
 
 @pytest.fixture
@@ -78,6 +78,8 @@ def test_sends_nothing_redis_refuses(rs: RedisServer) -> None:
     from muster_signal.aio import AsyncClient
 
     admin = rs.admin()
+    # What muster does when it connects: load the functions the client calls.
+    admin.function_load(_protocol.function_library(), replace=True)
     admin.config_resetstat()  # after the admin's own handshake
     with Client("quiet", redis_url=rs.url()) as c:
         c.starting("x", extend=5)
@@ -92,7 +94,33 @@ def test_sends_nothing_redis_refuses(rs: RedisServer) -> None:
 
     asyncio.run(main())
     assert admin.info("errorstats") == {}
-    assert admin.info("commandstats")["cmdstat_eval"]["calls"] >= 8
+    assert admin.info("commandstats")["cmdstat_fcall"]["calls"] >= 8
+    admin.function_delete(_protocol.FUNCTION_LIBRARY_NAME)
+
+
+def test_without_functions_each_client_tries_fcall_once_then_evals(rs: RedisServer) -> None:
+    """Redis 6, or muster not connected yet: one refused FCALL per client,
+    then EVAL of the same script for every write."""
+    from muster_signal.aio import AsyncClient
+
+    admin = rs.admin()
+    admin.config_resetstat()
+    with Client("evaluating", redis_url=rs.url()) as c:
+        c.starting("x", extend=5)
+        c.ready({"port": 1})
+        c.not_ready("bye")
+        c.ready()
+
+    async def main() -> None:
+        async with AsyncClient("evaluating-async", redis_url=rs.url()) as a:
+            await a.ready()
+            await a.not_ready("bye")
+
+    asyncio.run(main())
+    stats = admin.info("commandstats")
+    assert stats["cmdstat_fcall"]["failed_calls"] == 2, stats["cmdstat_fcall"]
+    assert stats["cmdstat_eval"]["calls"] >= 6
+    assert admin.exists("muster:notready:evaluating-async")
 
 
 def test_starting_extends_the_deadline(rs: RedisServer, events: redis.client.PubSub) -> None:

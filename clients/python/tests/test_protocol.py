@@ -110,6 +110,7 @@ def test_writes_the_shared_test_vectors() -> None:
     writes for the same states (crates/muster-signal/src/protocol.rs)."""
     vectors = json.loads((REPO / "protocol" / "vectors.json").read_text(encoding="utf-8"))
     assert len(vectors["signal"]) >= 5 and len(vectors["not_ready"]) >= 2
+    assert _protocol.function_library() == vectors["function_library"]
     for case in vectors["signal"]:
         up = up_from(case["agent"], case["state"])
         assert dumps(up.value()) == case["value"], case["name"]

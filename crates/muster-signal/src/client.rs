@@ -12,8 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::protocol::{
     events_channel, hostname, notready_key, now_ms, ready_key, validate_meta, validate_name,
-    validate_namespace, Event, Meta, NotReadyValue, SignalValue, Status, ASSERT_SCRIPT,
-    DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, NOT_READY_SCRIPT,
+    validate_namespace, Event, Meta, NotReadyValue, SignalValue, Status, ASSERT_FUNCTION,
+    ASSERT_SCRIPT, DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, NOT_READY_FUNCTION,
+    NOT_READY_SCRIPT,
 };
 use crate::read::{read_signal, Readiness};
 use crate::SignalError;
@@ -63,6 +64,111 @@ impl ClientOptions {
     }
 }
 
+/// One write of the protocol: `FCALL` of muster's function (loaded by muster,
+/// see [`crate::protocol::FUNCTION_LIBRARY`]), or `EVAL` of the same script
+/// where the function is not there: Redis 6 has no functions, and before
+/// muster first connects to a fresh Redis the library is not loaded yet.
+struct Script {
+    function: &'static str,
+    script: &'static str,
+    keys: [String; 2],
+    args: (String, u64, String, String),
+}
+
+impl Script {
+    /// The write of `value` (kept for `ttl`) and its `event` for one agent.
+    fn new(
+        (function, script): (&'static str, &'static str),
+        namespace: &str,
+        agent: &str,
+        value: String,
+        ttl: Duration,
+        event: String,
+    ) -> Script {
+        Script {
+            function,
+            script,
+            keys: [ready_key(namespace, agent), notready_key(namespace, agent)],
+            args: (
+                value,
+                ttl.as_millis().max(1) as u64,
+                events_channel(namespace),
+                event,
+            ),
+        }
+    }
+
+    /// `FCALL function` or `EVAL script`, then the two keys and four arguments.
+    fn command(&self, verb: &str, first: &str) -> redis::Cmd {
+        let (value, ttl, channel, event) = &self.args;
+        let mut cmd = redis::cmd(verb);
+        cmd.arg(first)
+            .arg(2)
+            .arg(&self.keys)
+            .arg(value)
+            .arg(ttl)
+            .arg(channel)
+            .arg(event);
+        cmd
+    }
+
+    async fn run<C: ConnectionLike + Send>(&self, conn: &mut C) -> Result<i64, SignalError> {
+        use std::sync::atomic::Ordering;
+        // Where FCALL found no function and EVAL worked, keep using EVAL: a
+        // refused FCALL on every write would cost a round trip and an error
+        // in Redis's stats each time. EVAL refused sends us back to FCALL.
+        if PREFER_EVAL.load(Ordering::Relaxed) {
+            match self.eval(conn).await {
+                Err(e) if e.code() == Some("NOPERM") => PREFER_EVAL.store(false, Ordering::Relaxed),
+                done => return done.map_err(SignalError::from),
+            }
+        }
+        let missing = match self
+            .command("FCALL", self.function)
+            .query_async::<i64>(conn)
+            .await
+        {
+            Ok(n) => return Ok(n),
+            Err(e) if function_missing(&e) => e,
+            Err(e) => return Err(e.into()),
+        };
+        match self.eval(conn).await {
+            Ok(n) => {
+                PREFER_EVAL.store(true, Ordering::Relaxed);
+                Ok(n)
+            }
+            Err(e) if e.code() == Some("NOPERM") => Err(SignalError::NoFunctions {
+                fcall: missing,
+                eval: e,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn eval<C: ConnectionLike + Send>(&self, conn: &mut C) -> redis::RedisResult<i64> {
+        self.command("EVAL", self.script)
+            .query_async::<i64>(conn)
+            .await
+    }
+}
+
+/// Set once `FCALL` found no function and `EVAL` worked (Redis 6, or
+/// muster's functions not loaded): later writes of this process go straight
+/// to `EVAL` until one is refused.
+static PREFER_EVAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `FCALL` failed because the function is not there (not loaded, or no
+/// functions at all before Redis 7) or this user may not run `FCALL`; not
+/// when the call itself failed (a key this user may not touch, a wrong type).
+fn function_missing(e: &redis::RedisError) -> bool {
+    let detail = e.detail().unwrap_or_default().to_ascii_lowercase();
+    match e.code() {
+        Some("NOPERM") => detail.contains("'fcall'"),
+        Some("ERR") => detail.contains("function not found") || detail.contains("unknown command"),
+        _ => false,
+    }
+}
+
 /// Sets a starting/ready/stopping value (see [`ASSERT_SCRIPT`]). Returns true
 /// when the value changed (and was published), false when only the TTL was refreshed.
 pub async fn assert_value<C: ConnectionLike + Send>(
@@ -76,18 +182,15 @@ pub async fn assert_value<C: ConnectionLike + Send>(
     validate_meta(agent, &value.meta)?;
     let json = serde_json::to_string(value).unwrap_or_default();
     let event = serde_json::to_string(&Event::from_value(agent, value, ttl)).unwrap_or_default();
-    let changed: i64 = redis::cmd("EVAL")
-        .arg(ASSERT_SCRIPT)
-        .arg(2)
-        .arg(ready_key(namespace, agent))
-        .arg(notready_key(namespace, agent))
-        .arg(json)
-        .arg(ttl.as_millis().max(1) as u64)
-        .arg(events_channel(namespace))
-        .arg(event)
-        .query_async(conn)
-        .await?;
-    Ok(changed == 1)
+    let write = Script::new(
+        (ASSERT_FUNCTION, ASSERT_SCRIPT),
+        namespace,
+        agent,
+        json,
+        ttl,
+        event,
+    );
+    Ok(write.run(conn).await? == 1)
 }
 
 /// Deletes the ready key and stores the reason (see [`NOT_READY_SCRIPT`]).
@@ -102,18 +205,15 @@ pub async fn set_not_ready<C: ConnectionLike + Send>(
     validate_name(agent)?;
     let json = serde_json::to_string(value).unwrap_or_default();
     let event = serde_json::to_string(&Event::from_not_ready(agent, value)).unwrap_or_default();
-    let published: i64 = redis::cmd("EVAL")
-        .arg(NOT_READY_SCRIPT)
-        .arg(2)
-        .arg(ready_key(namespace, agent))
-        .arg(notready_key(namespace, agent))
-        .arg(json)
-        .arg(reason_ttl.as_millis().max(1) as u64)
-        .arg(events_channel(namespace))
-        .arg(event)
-        .query_async(conn)
-        .await?;
-    Ok(published == 1)
+    let write = Script::new(
+        (NOT_READY_FUNCTION, NOT_READY_SCRIPT),
+        namespace,
+        agent,
+        json,
+        reason_ttl,
+        event,
+    );
+    Ok(write.run(conn).await? == 1)
 }
 
 /// `PEXPIRE` the ready key: true when it still existed (a shell heartbeat).

@@ -28,8 +28,8 @@ pub use client::{Client, ClientOptions, ShutdownGuard};
 pub use protocol::{
     events_channel, nats_subject, notready_key, ready_key, validate_meta, validate_name,
     validate_namespace, Event, EventStatus, Meta, NotReadyValue, SignalValue, Status,
-    DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, MAX_META_BYTES, MAX_NAME_LEN,
-    PROTOCOL_VERSION,
+    ASSERT_FUNCTION, DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, FUNCTION_LIBRARY,
+    FUNCTION_LIBRARY_NAME, MAX_META_BYTES, MAX_NAME_LEN, NOT_READY_FUNCTION, PROTOCOL_VERSION,
 };
 pub use read::{read_signal, read_signal_blocking, Readiness};
 
@@ -50,6 +50,12 @@ pub enum SignalError {
     /// A Redis URL that does not parse (the URL is not repeated: it may hold a password).
     InvalidUrl(String),
     Redis(redis::RedisError),
+    /// muster's functions are not loaded (or Redis has none) and this user
+    /// may not `EVAL` the scripts either.
+    NoFunctions {
+        fcall: redis::RedisError,
+        eval: redis::RedisError,
+    },
     Io(std::io::Error),
 }
 
@@ -69,6 +75,14 @@ impl std::fmt::Display for SignalError {
             ),
             SignalError::InvalidUrl(why) => write!(f, "invalid Redis URL: {why}"),
             SignalError::Redis(e) => write!(f, "redis: {e}"),
+            SignalError::NoFunctions { fcall, .. } => write!(
+                f,
+                "muster's Redis functions ({}) are not loaded and this user may not EVAL the \
+                 scripts: start muster against this Redis first (it loads them when it \
+                 connects), load protocol's library with FUNCTION LOAD, or grant +eval \
+                 (FCALL said: {fcall})",
+                protocol::FUNCTION_LIBRARY_NAME
+            ),
             SignalError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -78,6 +92,7 @@ impl std::error::Error for SignalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SignalError::Redis(e) => Some(e),
+            SignalError::NoFunctions { eval, .. } => Some(eval),
             SignalError::Io(e) => Some(e),
             _ => None,
         }

@@ -243,6 +243,29 @@ pub const ASSERT_SCRIPT: &str = include_str!("../../../protocol/assert.lua");
 /// reason TTL ms, ARGV[3] events channel, ARGV[4] event JSON.
 pub const NOT_READY_SCRIPT: &str = include_str!("../../../protocol/notready.lua");
 
+/// The Redis 7 function library muster loads (`FUNCTION LOAD REPLACE`) when
+/// it connects: the same two scripts as [`ASSERT_FUNCTION`] and
+/// [`NOT_READY_FUNCTION`]. With it, an agent's ACL user needs `FCALL` and no
+/// `EVAL`, so it cannot run Lua of its own (a loop in `EVAL` blocks every
+/// client of that Redis and nobody else may stop it). Names are versioned
+/// (`protocol.json`, `functions`): function names are global in a Redis.
+pub const FUNCTION_LIBRARY: &str = concat!(
+    "#!lua name=muster_v1\n",
+    "redis.register_function('muster_v1_assert', function(KEYS, ARGV)\n",
+    include_str!("../../../protocol/assert.lua"),
+    "end)\n",
+    "redis.register_function('muster_v1_notready', function(KEYS, ARGV)\n",
+    include_str!("../../../protocol/notready.lua"),
+    "end)\n",
+);
+
+/// The library's name in `FUNCTION LIST`.
+pub const FUNCTION_LIBRARY_NAME: &str = "muster_v1";
+/// `FCALL` name of the ASSERT script.
+pub const ASSERT_FUNCTION: &str = "muster_v1_assert";
+/// `FCALL` name of the NOT_READY script.
+pub const NOT_READY_FUNCTION: &str = "muster_v1_notready";
+
 /// `protocol/protocol.json`: the version, defaults, limits and key templates
 /// as data, so every client's constants are tested against one file.
 pub const PROTOCOL_JSON: &str = include_str!("../../../protocol/protocol.json");
@@ -331,6 +354,7 @@ mod tests {
     fn writes_the_test_vectors() {
         let file: serde_json::Value =
             serde_json::from_str(include_str!("../../../protocol/vectors.json")).unwrap();
+        assert_eq!(file["function_library"], FUNCTION_LIBRARY);
         let cases = |kind: &str| file[kind].as_array().unwrap().clone();
         let text = |case: &serde_json::Value, k: &str| case[k].as_str().unwrap().to_string();
         // The bytes this crate writes for the case's state, and how it reads them back.
@@ -393,6 +417,10 @@ mod tests {
         assert_eq!(template("notready"), notready_key("ns", "a"));
         assert_eq!(template("events"), events_channel("ns"));
         assert_eq!(template("nats_subject"), nats_subject("ns", "a"));
+        assert_eq!(spec["functions"]["library"], FUNCTION_LIBRARY_NAME);
+        assert_eq!(spec["functions"]["assert"], ASSERT_FUNCTION);
+        assert_eq!(spec["functions"]["notready"], NOT_READY_FUNCTION);
+        assert!(FUNCTION_LIBRARY.starts_with(&format!("#!lua name={FUNCTION_LIBRARY_NAME}\n")));
         let python = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../clients/python/src/muster_signal/protocol"

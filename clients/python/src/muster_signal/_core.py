@@ -20,6 +20,7 @@ import redis.exceptions
 from . import _config
 from ._protocol import (
     DEFAULT_NAMESPACE,
+    FUNCTION_LIBRARY_NAME,
     Command,
     State,
     canonical_meta,
@@ -98,6 +99,9 @@ class Core:
         self.last: Optional[State] = None
         self.failing = False
         self.sigterm = False
+        #: FCALL found no function and EVAL worked: write with EVAL from now on
+        #: (no refused FCALL per write) until EVAL is refused.
+        self.prefer_eval = False
 
     def up(
         self,
@@ -146,6 +150,15 @@ class Core:
         if isinstance(e, (redis.exceptions.AuthenticationError, redis.exceptions.ResponseError)):
             return CommandRefused(f"Redis at {self.safe_url} refused: {e}")
         return RedisUnavailable(f"Redis at {self.safe_url} unavailable: {e}")
+
+    def no_functions(self, fcall: BaseException, refused: BaseException) -> SignalError:
+        """FCALL found no function and this user may not EVAL the script."""
+        return CommandRefused(
+            f"Redis at {self.safe_url}: muster's functions ({FUNCTION_LIBRARY_NAME}) are not "
+            "loaded and this user may not EVAL the scripts: start muster against this Redis "
+            "first (it loads them when it connects), or grant +eval "
+            f"(FCALL said: {fcall}; EVAL said: {refused})"
+        )
 
     def beat_ok(self, changed: bool) -> float:
         """After a heartbeat that worked; returns the delay to the next one."""

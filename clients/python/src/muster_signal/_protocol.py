@@ -38,6 +38,11 @@ DEFAULT_NOTREADY_TTL: float = int(_SPEC["default_notready_ttl_ms"]) / 1000
 MAX_NAME_LEN: int = int(_SPEC["max_name_len"])
 MAX_META_BYTES: int = int(_SPEC["max_meta_bytes"])
 _KEYS: dict[str, str] = {str(k): str(v) for k, v in _SPEC["keys"].items()}
+#: The Redis 7 function library muster loads; agents call its functions with
+#: FCALL, so their ACL user needs no EVAL (docs/protocol.md, "Functions").
+FUNCTION_LIBRARY_NAME: str = str(_SPEC["functions"]["library"])
+ASSERT_FUNCTION: str = str(_SPEC["functions"]["assert"])
+NOT_READY_FUNCTION: str = str(_SPEC["functions"]["notready"])
 
 #: Reason when neither key exists.
 NO_SIGNAL = "no ready signal (never sent, expired, or Redis lost it)"
@@ -355,8 +360,10 @@ def next_down(
 
 @dataclass(frozen=True)
 class Command:
-    """One ``EVAL`` of one of the two scripts: script, 2 keys, 4 arguments."""
+    """One write: ``FCALL`` of ``function``, or ``EVAL`` of the same
+    ``script`` where the function is not loaded; 2 keys, 4 arguments."""
 
+    function: str
     script: str
     keys: tuple[str, str]
     args: tuple[str, int, str, str]
@@ -368,6 +375,28 @@ def command(namespace: str, agent: str, state: State, ttl_ms: int, notready_ttl_
     channel = events_channel(namespace)
     if isinstance(state, Up):
         args = (dumps(state.value()), ttl_ms, channel, dumps(state.event(agent, ttl_ms)))
-        return Command(ASSERT_SCRIPT, keys, args)
+        return Command(ASSERT_FUNCTION, ASSERT_SCRIPT, keys, args)
     args = (dumps(state.value()), notready_ttl_ms, channel, dumps(state.event(agent)))
-    return Command(NOT_READY_SCRIPT, keys, args)
+    return Command(NOT_READY_FUNCTION, NOT_READY_SCRIPT, keys, args)
+
+
+def function_library() -> str:
+    """The library text muster loads with ``FUNCTION LOAD REPLACE`` (the same
+    bytes as the Rust crate's ``FUNCTION_LIBRARY``; test vectors pin it)."""
+    return (
+        f"#!lua name={FUNCTION_LIBRARY_NAME}\n"
+        f"redis.register_function('{ASSERT_FUNCTION}', function(KEYS, ARGV)\n"
+        f"{ASSERT_SCRIPT}end)\n"
+        f"redis.register_function('{NOT_READY_FUNCTION}', function(KEYS, ARGV)\n"
+        f"{NOT_READY_SCRIPT}end)\n"
+    )
+
+
+def function_missing(e: BaseException) -> bool:
+    """``FCALL`` failed because the function is not there (not loaded yet,
+    or Redis before 7) or this user may not run ``FCALL``: then ``EVAL`` of
+    the same script is tried. Not when the call itself failed."""
+    text = str(e).lower()
+    if "no permissions" in text:
+        return "'fcall'" in text
+    return "function not found" in text or "unknown command" in text

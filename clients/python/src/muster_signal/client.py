@@ -20,7 +20,7 @@ from typing import Optional
 import redis
 
 from ._core import Core, log, quiet_handshake
-from ._protocol import DEFAULT_NOTREADY_TTL, DEFAULT_TTL, Command
+from ._protocol import DEFAULT_NOTREADY_TTL, DEFAULT_TTL, Command, function_missing
 from .errors import CommandRefused, InvalidUrl, RedisUnavailable, SignalError
 from .read import Readiness, decode
 
@@ -177,10 +177,28 @@ class Client:
             raise
 
     def _eval(self, cmd: Command) -> bool:
+        """FCALL of muster's function; EVAL of the script where the function
+        is not loaded (and from then on, until EVAL is refused)."""
+        core = self._core
         try:
-            changed = self._redis.eval(cmd.script, 2, *cmd.keys, *cmd.args)
+            if core.prefer_eval:
+                try:
+                    changed = self._redis.eval(cmd.script, 2, *cmd.keys, *cmd.args)
+                    return bool(changed == 1)
+                except redis.exceptions.NoPermissionError:
+                    core.prefer_eval = False
+            try:
+                changed = self._redis.fcall(cmd.function, 2, *cmd.keys, *cmd.args)
+            except redis.exceptions.ResponseError as e:
+                if not function_missing(e):
+                    raise
+                try:
+                    changed = self._redis.eval(cmd.script, 2, *cmd.keys, *cmd.args)
+                except redis.exceptions.NoPermissionError as refused:
+                    raise core.no_functions(e, refused) from None
+                core.prefer_eval = True
         except (redis.RedisError, OSError) as e:
-            raise self._core.translate(e) from None
+            raise core.translate(e) from None
         return bool(changed == 1)
 
     def _start_heartbeat(self) -> None:
