@@ -122,11 +122,17 @@ fn sigkill_during_up_then_up_again_makes_no_second_container() {
     let before = containers(&project);
     let db_before = before.iter().find(|c| c.0 == "db").unwrap().clone();
 
+    let again = Instant::now();
     let out = Muster::new()
         .dir(dir.path())
         .run(&[&args[..], &["up"]].concat());
     let text = support::text(&out);
     assert!(out.status.success(), "second up failed: {text}");
+    // For the README's fault table (not asserted: no timing in tests).
+    eprintln!(
+        "sigkill during up: the second up took {:?}",
+        again.elapsed()
+    );
     let after = containers(&project);
     let services: Vec<&str> = after.iter().map(|c| c.0.as_str()).collect();
     assert_eq!(services, vec!["api", "db", "web"], "{after:?}");
@@ -235,9 +241,14 @@ fn sigkill_during_serve_then_serve_again_takes_over_without_a_restart() {
     let held = redis_cli(redis.port, &["GET", &lock_key]);
     assert!(held.contains(&format!("pid {first_pid}")), "{held}");
     // ...and a new muster takes it over at once instead of refusing.
+    let again = Instant::now();
     let (second, port) = serve(&["serve"]);
     let second_pid = second.0.id();
     let status = wait_all_ready(port, Duration::from_secs(30));
+    eprintln!(
+        "sigkill during serve: all ready under the new serve {:?} after its start",
+        again.elapsed()
+    );
     let held = redis_cli(redis.port, &["GET", &lock_key]);
     assert!(held.contains(&format!("pid {second_pid}")), "{held}");
     // A few healer passes later: nothing restarted, nothing recreated.
