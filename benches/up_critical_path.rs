@@ -388,6 +388,45 @@ fn print_chain(run: &Run) {
     println!("      {}", per.join(" | "));
 }
 
+/// Every service's `detect` (its process ready -> muster saw it ready) and
+/// every dependent's `hand-over` (its last dependency ready -> muster began
+/// starting it), not only the critical chain's, in ms.
+fn hops(run: &Run) -> (Vec<f64>, Vec<f64>) {
+    let mut detect = Vec::new();
+    let mut handover = Vec::new();
+    for (n, t) in &run.times {
+        let Some((l, i)) = parse_name(n) else {
+            continue;
+        };
+        if let (Some(started), Some(ready)) = (t.started, t.ready) {
+            detect.push(ready - (started + delay(l, i) as f64));
+        }
+        let deps_ready = deps(l, i)
+            .into_iter()
+            .map(|(dl, di)| run.times.get(&name(dl, di)).and_then(|d| d.ready))
+            .collect::<Option<Vec<f64>>>();
+        if let (Some(ready), Some(begin)) = (deps_ready, t.starting.or(t.started)) {
+            if let Some(last) = ready.into_iter().max_by(f64::total_cmp) {
+                handover.push(begin - last);
+            }
+        }
+    }
+    (detect, handover)
+}
+
+fn median_ms(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 fn print_timeline(run: &Run) {
     for (n, t) in &run.times {
         let f = |x: Option<f64>| {
@@ -591,6 +630,8 @@ fn main() {
     );
     let verbose = std::env::var("VERBOSE").is_ok_and(|v| v != "0");
     let mut results = Vec::new();
+    let mut all_detect: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut all_handover: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for row in rows {
         println!("{}:", row.label());
         let mut walls = Vec::new();
@@ -605,6 +646,23 @@ fn main() {
                 r.wall.as_secs_f64() * 1000.0
             );
             print_chain(&r);
+            let (detect, handover) = hops(&r);
+            if row != Row::Compose {
+                println!(
+                    "      all services: detect median {:.1} ms (max {:.0}) over {}; hand-over median {:.1} ms (max {:.0}) over {}",
+                    median_ms(detect.clone()),
+                    detect.iter().copied().fold(f64::NAN, f64::max),
+                    detect.len(),
+                    median_ms(handover.clone()),
+                    handover.iter().copied().fold(f64::NAN, f64::max),
+                    handover.len()
+                );
+                all_detect.entry(row.label()).or_default().extend(detect);
+                all_handover
+                    .entry(row.label())
+                    .or_default()
+                    .extend(handover);
+            }
             if verbose {
                 print_timeline(&r);
             }
@@ -622,5 +680,13 @@ fn main() {
             (median / bound as f64 - 1.0) * 100.0,
             if median <= target { "within target" } else { "OVER target" }
         );
+        if let (Some(d), Some(h)) = (all_detect.get(row.label()), all_handover.get(row.label())) {
+            println!(
+                "  {:<50} per hop, all runs: detect median {:.1} ms, hand-over median {:.1} ms",
+                "",
+                median_ms(d.clone()),
+                median_ms(h.clone())
+            );
+        }
     }
 }

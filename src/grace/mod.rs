@@ -105,12 +105,17 @@ pub async fn image_facts(
     let Some(reference) = service.image.as_deref() else {
         return Err(ImageError::NoImage);
     };
-    let reference_owned = || reference.to_string();
     let Some(engine) = engine else {
         return Err(ImageError::NoEngine {
-            reference: reference_owned(),
+            reference: reference.to_string(),
         });
     };
+    image_facts_of(engine, reference).await
+}
+
+/// Inspects the image `reference` on the engine: its facts, or why there are none.
+pub async fn image_facts_of(engine: &Engine, reference: &str) -> Result<ImageFacts, ImageError> {
+    let reference_owned = || reference.to_string();
     match engine.image_info(reference).await {
         Ok(Some(info)) => Ok(ImageFacts {
             reference: reference_owned(),
@@ -181,6 +186,9 @@ pub async fn decide_services(
 ) -> BTreeMap<String, GraceDecision> {
     let cfg = &options.config;
     let mut out = BTreeMap::new();
+    // One warning per image, naming its services (ten services of one image
+    // that is not there are one problem, not ten).
+    let mut unseen: BTreeMap<String, (ImageError, Vec<String>)> = BTreeMap::new();
     for (name, service) in &project.services {
         if !names.is_empty() && !names.contains(name) {
             continue;
@@ -191,7 +199,12 @@ pub async fn decide_services(
             ImageSource::EngineOrRegistry => image_facts_or_registry(engine, service).await,
         };
         if let (GraceSetting::Auto, Err(why)) = (setting, &image) {
-            tracing::warn!(service = %name, reason = %why, "grace: image cannot be inspected; using the declared start period");
+            let key = service.image.clone().unwrap_or_default();
+            unseen
+                .entry(key)
+                .or_insert_with(|| (why.clone(), Vec::new()))
+                .1
+                .push(name.clone());
         }
         let mut history_note = None;
         let samples = match history {
@@ -222,6 +235,26 @@ pub async fn decide_services(
         decision.reasons.extend(history_note);
         out.insert(name.clone(), decision);
     }
+    for (why, services) in unseen.into_values() {
+        let services = services.join(", ");
+        match (&why, source) {
+            // `up` pulls it next; the supervisor decides again once it starts.
+            (ImageError::Absent { .. }, ImageSource::Engine) => tracing::info!(
+                %services,
+                reason = %why,
+                "grace: image not pulled yet; the declared start period holds until it is there"
+            ),
+            // Built by `up` (no `image:`), or nothing to inspect with.
+            (ImageError::NoImage, _) => {
+                tracing::debug!(%services, reason = %why, "grace: no image to inspect; using the declared start period")
+            }
+            _ => tracing::warn!(
+                %services,
+                reason = %why,
+                "grace: image cannot be inspected; using the declared start period"
+            ),
+        }
+    }
     out
 }
 
@@ -233,6 +266,9 @@ pub struct GraceRun {
     pub keep: usize,
     /// The coefficients, to decide again as samples come in.
     pub config: GraceConfig,
+    /// service -> image reference, to inspect an image that was not there
+    /// when the decisions were made (pulled later).
+    pub references: HashMap<String, String>,
 }
 
 impl GraceRun {
@@ -248,11 +284,17 @@ impl GraceRun {
             ImageSource::Engine,
         )
         .await;
+        let references = project
+            .services
+            .iter()
+            .filter_map(|(name, s)| s.image.clone().map(|i| (name.clone(), i)))
+            .collect();
         GraceRun {
             decisions,
             history,
             keep: options.config.samples_kept,
             config: options.config.clone(),
+            references,
         }
     }
 

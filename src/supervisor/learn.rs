@@ -13,6 +13,11 @@
 //! With [`Retune`] the recorder also decides the service's grace again after
 //! each sample, so a service that restarts while muster runs gets a period
 //! learned from its newest starts (the runner applies it from the next start).
+//! A service whose image was not on the engine when grace was first decided
+//! (`up` pulls it after that) is decided again when it enters `starting`:
+//! the image is there by then, so a huge image gets its size-model period
+//! for this very start (the runner stretches the open start window), and
+//! its start-ups are recorded against the image ID.
 //!
 //! It lives in the supervisor, not in `grace/`, because it follows the
 //! supervisor's state events: grace (the model, the samples, the decisions)
@@ -58,11 +63,15 @@ pub struct RecorderOptions {
 pub struct Retune {
     pub config: GraceConfig,
     pub decisions: HashMap<String, GraceDecision>,
+    /// service -> image reference: a decision made before its image was
+    /// there (not pulled yet) is made again when the service starts.
+    pub references: HashMap<String, String>,
     pub retuned: mpsc::UnboundedSender<Retuned>,
 }
 
 /// A service's effective start period, decided again after a new start-up
-/// sample; it applies from the service's next start.
+/// sample (it applies from the service's next start) or once its image is on
+/// the engine (it also stretches the start under way).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retuned {
     pub service: String,
@@ -188,12 +197,19 @@ impl RecorderState {
         let service = event.service;
         let at = event.transition.at_ms;
         match event.transition.to {
-            // An agent starting again inside a running container: no
-            // container start, so no start-up sample (and none under way).
-            ServiceState::Starting if event.transition.cause == Some(Cause::AgentRestarting) => {
+            // An agent starting again inside a running container, or a
+            // running container taken over: no container start, so no
+            // start-up sample (and none under way).
+            ServiceState::Starting
+                if matches!(
+                    event.transition.cause,
+                    Some(Cause::AgentRestarting | Cause::Adopted)
+                ) =>
+            {
                 self.starts.remove(&service);
             }
             ServiceState::Starting => {
+                self.image_arrived(&service).await;
                 let kind = self.note(&service, at).await;
                 self.starts.insert(service, (at, kind));
             }
@@ -275,6 +291,55 @@ impl RecorderState {
         }
     }
 
+    /// A service starts whose grace was decided without its image (it was
+    /// not pulled yet): inspect it now and decide again. A changed period
+    /// goes to the runner, which applies it to this start too.
+    async fn image_arrived(&mut self, service: &str) {
+        let keep = self.options.keep;
+        let (Some(engine), Some(retune)) = (&self.options.engine, self.options.retune.as_mut())
+        else {
+            return;
+        };
+        let Some(before) = retune.decisions.get(service) else {
+            return;
+        };
+        if before.setting != GraceSetting::Auto || before.image.is_some() {
+            return;
+        }
+        let Some(reference) = retune.references.get(service).cloned() else {
+            return;
+        };
+        let facts = match crate::grace::image_facts_of(engine, &reference).await {
+            Ok(facts) => facts,
+            Err(why) => {
+                tracing::debug!(service, reason = %why, "grace: image still cannot be inspected at start");
+                return;
+            }
+        };
+        let samples = match load_samples(&self.history, service, keep).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(service, error = %e, "grace: history cannot be read; deciding from the image alone");
+                Samples::default()
+            }
+        };
+        let mut with_image = before.clone();
+        with_image.image = Some(facts.clone());
+        let after = redecide(&retune.config, &with_image, &samples);
+        let (from, to) = (before.period, after.period);
+        if adopt(&self.store, retune, service, after) {
+            tracing::info!(
+                service,
+                image = %reference,
+                size = %crate::grace::show_size(facts.size),
+                from = %crate::duration::format(from),
+                to = %crate::duration::format(to),
+                "grace: decided again now that the image is on the engine; applies to this start"
+            );
+        }
+        self.image_ids.insert(service.to_string(), facts.id);
+    }
+
     /// Decides `service`'s grace again from its history, after a new sample.
     /// A changed period goes to the runner (from the next start on); the
     /// reasons go to `/status` either way.
@@ -297,22 +362,35 @@ impl RecorderState {
             }
         };
         let after = redecide(&retune.config, before, &samples);
-        if after.period != before.period {
+        let (from, to) = (before.period, after.period);
+        if adopt(&self.store, retune, service, after) {
             tracing::info!(
                 service,
-                from = %crate::duration::format(before.period),
-                to = %crate::duration::format(after.period),
+                from = %crate::duration::format(from),
+                to = %crate::duration::format(to),
                 "grace: re-tuned from start-up history; applies from the next start"
             );
-            let _ = retune.retuned.send(Retuned {
-                service: service.to_string(),
-                grace: after.period,
-            });
         }
-        let reasons = after.reasons.clone();
-        self.store.update(service, |s| s.grace_reasons = reasons);
-        retune.decisions.insert(service.to_string(), after);
     }
+}
+
+/// Keeps `after` as `service`'s decision and shows its reasons in `/status`;
+/// a changed period goes to the runner. True when the period changed.
+fn adopt(store: &StateStore, retune: &mut Retune, service: &str, after: GraceDecision) -> bool {
+    let changed = retune
+        .decisions
+        .get(service)
+        .is_none_or(|before| before.period != after.period);
+    if changed {
+        let _ = retune.retuned.send(Retuned {
+            service: service.to_string(),
+            grace: after.period,
+        });
+    }
+    let reasons = after.reasons.clone();
+    store.update(service, |s| s.grace_reasons = reasons);
+    retune.decisions.insert(service.to_string(), after);
+    changed
 }
 
 /// True when some container of `service` started at `start_ms` or at most
@@ -368,6 +446,7 @@ impl GraceRun {
                 .iter()
                 .map(|(name, d)| (name.clone(), d.clone()))
                 .collect(),
+            references: self.references.clone(),
             retuned,
         });
         spawn_recorder(
@@ -445,6 +524,7 @@ mod tests {
                 retune: Some(Retune {
                     config: cfg.clone(),
                     decisions: HashMap::from([("api".to_string(), before)]),
+                    references: HashMap::new(),
                     retuned,
                 }),
             },

@@ -109,6 +109,8 @@ pub struct ServiceMachine {
     since: Instant,
     grace: Duration,
     window_end: Option<Instant>,
+    /// When the container last started (the start window opened).
+    started_at: Option<Instant>,
     startup_passed: bool,
     probes: Vec<ProbeTrack>,
     transitions: Vec<MachineTransition>,
@@ -131,6 +133,7 @@ impl ServiceMachine {
             since: now,
             grace,
             window_end: None,
+            started_at: None,
             startup_passed: false,
             probes: probes.iter().map(ProbeTrack::new).collect(),
             transitions: Vec::new(),
@@ -170,20 +173,35 @@ impl ServiceMachine {
         self.window_end
     }
 
+    /// When the container last started (a `starting` service's start).
+    pub fn started_at(&self) -> Option<Instant> {
+        self.started_at
+    }
+
     /// Probe failures at `now` do not count.
     pub fn in_start_window(&self, now: Instant) -> bool {
         self.window_end.is_some_and(|end| now < end)
     }
 
-    /// Changes the grace period for the next start (e.g. tuned from history).
+    /// Changes the grace period (re-tuned from history, or re-decided once
+    /// the image's size is known after its pull). It applies from the next
+    /// start; a service `starting` now gets its window stretched to `grace`
+    /// from when it started (never shortened: a window already promised is
+    /// kept, and an agent's extended deadline stays).
     pub fn set_grace(&mut self, grace: Duration) {
         self.grace = grace;
+        if self.state == ServiceState::Starting {
+            if let (Some(end), Some(started)) = (self.window_end, self.started_at) {
+                self.window_end = Some(end.max(started + grace));
+            }
+        }
     }
 
     /// The container started: `starting`, with a fresh start window.
     pub fn started(&mut self, now: Instant) -> Step {
         self.exited = false;
         self.window_end = Some(now + self.grace);
+        self.started_at = Some(now);
         for p in &mut self.probes {
             p.reset();
         }
@@ -577,15 +595,44 @@ mod tests {
         );
     }
 
-    #[test]
-    fn becoming_ready_ends_the_start_window() {
-        let t0 = Instant::now();
+    /// One readiness probe (thresholds 1), a 10 s grace, started at `t0`.
+    fn started_with_10s_grace(t0: Instant) -> ServiceMachine {
         let mut m = ServiceMachine::new(
             &[timing(ProbeRole::Readiness, 1, 1)],
             Duration::from_secs(10),
             t0,
         );
         m.started(t0);
+        m
+    }
+
+    #[test]
+    fn a_longer_grace_stretches_the_current_start_window_and_a_shorter_one_waits() {
+        let t0 = Instant::now();
+        let mut m = started_with_10s_grace(t0);
+        // The image turned out huge: 60 s from the start, not from now.
+        m.set_grace(Duration::from_secs(60));
+        assert_eq!(m.window_end(), Some(secs(t0, 60)));
+        let step = m.probe_result(0, fail("loading"), secs(t0, 30));
+        assert!(step.transition.is_none(), "inside the stretched window");
+        assert_eq!(m.state(), ServiceState::Starting);
+        // A shorter period does not cut the window already given...
+        m.set_grace(Duration::from_secs(5));
+        assert_eq!(m.window_end(), Some(secs(t0, 60)));
+        // ...and applies from the next start.
+        m.started(secs(t0, 100));
+        assert_eq!(m.window_end(), Some(secs(t0, 105)));
+        // Not starting: nothing to stretch.
+        m.probe_result(0, ok(), secs(t0, 101));
+        assert_eq!(m.state(), ServiceState::Ready);
+        m.set_grace(Duration::from_secs(600));
+        assert!(!m.in_start_window(secs(t0, 200)));
+    }
+
+    #[test]
+    fn becoming_ready_ends_the_start_window() {
+        let t0 = Instant::now();
+        let mut m = started_with_10s_grace(t0);
         m.probe_result(0, ok(), secs(t0, 1));
         assert_eq!(m.state(), ServiceState::Ready);
         // Ready ends the window early: from now on failures count.

@@ -80,6 +80,10 @@ pub enum Cause {
     /// model reload): no container started, so the grace recorder does not
     /// take it for a start-up.
     AgentRestarting,
+    /// `starting` because a supervisor took over containers that were
+    /// already running (`serve`, or a muster started again after it was
+    /// killed): no container started, so no start-up to record.
+    Adopted,
 }
 
 /// What the supervisor knows about one service, as of the snapshot.

@@ -9,6 +9,8 @@ mod support;
 
 mod exits;
 mod foreign;
+mod nats;
 mod redis;
 mod secrets;
+mod sigkill;
 mod stack_down;

@@ -10,6 +10,7 @@ mod support;
 mod auth;
 mod errors;
 mod events;
+mod grace;
 mod interrupt;
 mod order;
 mod pull;

@@ -250,3 +250,156 @@ async fn runner_drives_state_and_reports_timeouts() {
     );
     runner.stop();
 }
+
+#[test]
+fn the_start_interval_grows_with_the_time_spent_starting_up_to_the_period() {
+    let period = Duration::from_secs(1);
+    assert_eq!(start_interval(Duration::ZERO, period), START_INTERVAL_MIN);
+    assert_eq!(
+        start_interval(Duration::from_millis(500), period),
+        START_INTERVAL_MIN
+    );
+    assert_eq!(
+        start_interval(Duration::from_secs(5), period),
+        Duration::from_millis(20)
+    );
+    assert_eq!(start_interval(Duration::from_secs(3600), period), period);
+    // Never slower than the probe's own period, even a short one.
+    assert_eq!(
+        start_interval(Duration::ZERO, Duration::from_millis(3)),
+        Duration::from_millis(3)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_starting_service_is_probed_at_once_and_often_then_on_its_period_once_ready() {
+    let store = StateStore::new("t");
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let ok = Arc::new(Mutex::new(Some(false)));
+    struct Watched {
+        runs: Arc<Mutex<Vec<tokio::time::Instant>>>,
+        ok: Arc<Mutex<Option<bool>>>,
+        kind: &'static str,
+    }
+    impl Probe for Watched {
+        fn kind(&self) -> &'static str {
+            self.kind
+        }
+        fn target(&self) -> String {
+            "watched".into()
+        }
+        fn check(&mut self) -> ProbeFuture<'_> {
+            self.runs.lock().unwrap().push(tokio::time::Instant::now());
+            let ok = *self.ok.lock().unwrap() == Some(true);
+            Box::pin(async move {
+                if ok {
+                    ProbeOutcome::ok(Duration::from_micros(50), "up")
+                } else {
+                    ProbeOutcome::fail(Duration::from_micros(50), "refused")
+                }
+            })
+        }
+    }
+    let exec_runs = Arc::new(Mutex::new(Vec::new()));
+    let services = vec![
+        ServiceProbes {
+            service: "svc".into(),
+            required: true,
+            grace: Duration::from_secs(60),
+            probes: vec![RunnerProbe {
+                timing: timing(3),
+                probe: Box::new(Watched {
+                    runs: runs.clone(),
+                    ok: ok.clone(),
+                    kind: "http",
+                }),
+            }],
+        },
+        ServiceProbes {
+            service: "cmd".into(),
+            required: true,
+            grace: Duration::from_secs(60),
+            probes: vec![RunnerProbe {
+                timing: timing(3),
+                probe: Box::new(Watched {
+                    runs: exec_runs.clone(),
+                    ok: Arc::new(Mutex::new(Some(false))),
+                    kind: "exec",
+                }),
+            }],
+        },
+    ];
+    let runner = ProbeRunner::spawn(store.clone(), services, RunnerOptions::default());
+    // Let the first (spread) runs of the pending services happen.
+    settle(2).await;
+    let started = tokio::time::Instant::now();
+    runs.lock().unwrap().clear();
+    exec_runs.lock().unwrap().clear();
+    for service in ["svc", "cmd"] {
+        runner.send(Control::Started {
+            service: service.into(),
+        });
+    }
+    for _ in 0..1000 {
+        tokio::time::advance(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
+    }
+    {
+        let runs = runs.lock().unwrap();
+        // The first run at once, then every 5 ms: ~200 in the first second
+        // instead of one.
+        assert!(runs[0] - started <= Duration::from_millis(2), "{runs:?}");
+        assert!(runs.len() >= 150, "{} runs in 1 s", runs.len());
+        let gaps: Vec<_> = runs.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|g| *g <= Duration::from_millis(7)),
+            "{gaps:?}"
+        );
+    }
+    // An exec probe keeps its period while starting.
+    assert!(exec_runs.lock().unwrap().len() <= 2, "{exec_runs:?}");
+    // Ready: back on the period.
+    *ok.lock().unwrap() = Some(true);
+    settle(1).await;
+    assert_eq!(store.snapshot().services["svc"].state, ServiceState::Ready);
+    runs.lock().unwrap().clear();
+    settle(5).await;
+    let n = runs.lock().unwrap().len();
+    assert!((4..=6).contains(&n), "{n} runs in 5 s at a 1 s period");
+    runner.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_re_decided_grace_stretches_a_start_window_that_is_open() {
+    let store = StateStore::new("t");
+    let ok = Arc::new(Mutex::new(Some(false)));
+    let runner = ProbeRunner::spawn(
+        store.clone(),
+        scripted_service(&ok, Duration::from_secs(2)),
+        RunnerOptions::default(),
+    );
+    runner.send(Control::Started {
+        service: "svc".into(),
+    });
+    settle(1).await;
+    // The pull finished: the image is huge, the period is now 20 s.
+    runner.send(Control::SetGrace {
+        service: "svc".into(),
+        grace: Duration::from_secs(20),
+    });
+    settle(10).await;
+    let snap = store.snapshot();
+    assert_eq!(
+        snap.services["svc"].state,
+        ServiceState::Starting,
+        "{snap:?}"
+    );
+    assert_eq!(snap.services["svc"].grace_ms, 20_000);
+    // Past the stretched window, failures count again.
+    settle(12).await;
+    assert_eq!(
+        store.snapshot().services["svc"].state,
+        ServiceState::Unready
+    );
+    runner.stop();
+}
