@@ -342,15 +342,15 @@ impl Drop for SwarmCluster {
     }
 }
 
-/// Stops the nodes' daemons together (SIGTERM, then SIGKILL after 10 s: a
-/// worker whose manager is gone can hang in shutdown), then what they leave:
+/// Stops the nodes' daemons together (SIGTERM, then SIGKILL after 3 s: a
+/// worker whose manager is gone hangs in shutdown), then what they leave:
 /// their containerd and shims, mounts, netns.
 fn teardown_nodes(nodes: &mut [Node]) {
     let pids: Vec<u32> = nodes.iter().filter_map(Node::daemon_pid).collect();
     for pid in &pids {
         let _ = run("kill", &[&pid.to_string()]);
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(3);
     while pids.iter().any(|p| pid_alive(*p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -6,4 +6,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bad_input;
 mod cluster;
+mod deploy;
