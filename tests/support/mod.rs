@@ -15,6 +15,7 @@ pub mod compose;
 pub mod grace;
 pub mod health;
 pub mod hosts;
+pub mod levels;
 pub mod muster;
 pub mod registry;
 pub mod rollout;
