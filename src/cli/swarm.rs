@@ -48,7 +48,9 @@ fn line(p: &Progress) -> String {
             if !t.reason.is_empty() && t.state != "running" {
                 text.push_str(&format!(" ({})", t.reason));
             }
-            if state.ready {
+            if state.ready && !state.probe.is_empty() {
+                text.push_str(&format!(", ready: {}", state.probe));
+            } else if state.ready {
                 text.push_str(", ready");
             } else if !state.probe.is_empty() {
                 text.push_str(&format!(", {}", state.probe));

@@ -114,6 +114,28 @@ fn ordered_readiness_gated_deploy_across_three_nodes_then_stack_rm_removes_it() 
     let expected: BTreeSet<&str> = cluster.nodes.iter().map(|n| n.hostname.as_str()).collect();
     assert_eq!(nodes, expected, "agents spread over the nodes");
 
+    // Run again, for people: the services exist and are left as they are; every
+    // task is shown with its node and state, and the service with its count.
+    let again = stack.up(STACK, None, &[]);
+    let shown = text(&again);
+    assert!(again.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "agent: service {}_agent exists, not changed",
+            stack.name
+        )),
+        "{shown}"
+    );
+    for node in &cluster.nodes {
+        assert!(
+            shown.contains(&format!(" on {}: running at ", node.hostname)),
+            "a task line for {}:\n{shown}",
+            node.hostname
+        );
+    }
+    assert!(shown.contains("agent: ready (3/3 tasks)"), "{shown}");
+    assert!(shown.contains(", ready"), "{shown}");
+
     // docker stack sees the stack, and `docker stack rm` removes all of it.
     let manager = cluster.manager();
     let listed = manager.docker_ok(&["stack", "services", &stack.name, "--format", "{{.Name}}"]);
