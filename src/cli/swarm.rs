@@ -18,6 +18,7 @@ fn short(id: &str) -> String {
 fn line(p: &Progress) -> String {
     match p {
         Progress::Ignored(i) => format!("warning: {i}"),
+        Progress::NodeDown(d) => format!("warning: {d}"),
         Progress::Network { name, created } => match created {
             true => format!("network {name}: created (overlay, attachable)"),
             false => format!("network {name}: exists, used as it is"),
@@ -85,13 +86,13 @@ pub fn up(global: &Global, args: &UpArgs) -> CliResult {
         let progress = move |p: Progress| {
             if json {
                 // Warnings still reach a human reading stderr.
-                if let Progress::Ignored(i) = &p {
-                    eprintln!("muster: warning: {i}");
+                if let Progress::Ignored(_) | Progress::NodeDown(_) = &p {
+                    eprintln!("muster: {}", line(&p));
                 }
                 return;
             }
             match &p {
-                Progress::Ignored(_) => eprintln!("muster: {}", line(&p)),
+                Progress::Ignored(_) | Progress::NodeDown(_) => eprintln!("muster: {}", line(&p)),
                 _ => println!("{}", line(&p)),
             }
         };

@@ -44,6 +44,31 @@ pub struct Manager {
     pub nodes: HashMap<String, String>,
     /// How many nodes the swarm has.
     pub node_count: usize,
+    /// Nodes that are not ready (down, disconnected): Swarm places no tasks
+    /// there and reschedules theirs on the others.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<NodeDown>,
+}
+
+/// A node of the swarm that is not ready.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeDown {
+    pub node: String,
+    /// `down`, `disconnected`, `unknown`.
+    pub state: String,
+    /// Swarm's message (`heartbeat failure`), with the node's address.
+    pub message: String,
+}
+
+impl std::fmt::Display for NodeDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node {} is {} ({}): Swarm places no tasks there and reschedules its tasks on the \
+             other nodes; muster waits for and probes the rescheduled tasks",
+            self.node, self.state, self.message
+        )
+    }
 }
 
 /// One step of the deploy, for the caller to show.
@@ -51,6 +76,8 @@ pub struct Manager {
 pub enum Progress {
     /// A compose key Swarm does not apply.
     Ignored(Ignored),
+    /// A node of the swarm is not ready.
+    NodeDown(NodeDown),
     /// An overlay network created (or found, `created: false`).
     Network { name: String, created: bool },
     /// A service waits for these dependencies before it is created.
@@ -159,18 +186,43 @@ pub async fn manager(engine: &Engine) -> Result<Manager, SwarmError> {
             },
         });
     }
-    let nodes: HashMap<String, String> = docker
+    let listed = docker
         .list_nodes(None)
         .await
-        .map_err(api("listing the swarm's nodes"))?
-        .into_iter()
-        .filter_map(|n| Some((n.id?, n.description?.hostname?)))
+        .map_err(api("listing the swarm's nodes"))?;
+    let hostname = |n: &bollard::models::Node| {
+        n.description
+            .as_ref()
+            .and_then(|d| d.hostname.clone())
+            .or_else(|| n.id.clone())
+            .unwrap_or_default()
+    };
+    let unavailable = listed
+        .iter()
+        .filter_map(|n| {
+            let status = n.status.as_ref()?;
+            let state = status.state.map(|s| s.to_string()).unwrap_or_default();
+            (state != "ready").then(|| NodeDown {
+                node: hostname(n),
+                state,
+                message: format!(
+                    "{}, address {}",
+                    status.message.clone().unwrap_or_default(),
+                    status.addr.clone().unwrap_or_default()
+                ),
+            })
+        })
+        .collect();
+    let nodes: HashMap<String, String> = listed
+        .iter()
+        .filter_map(|n| Some((n.id.clone()?, hostname(n))))
         .collect();
     Ok(Manager {
         host: engine.host().to_string(),
         node,
         node_count: nodes.len(),
         nodes,
+        unavailable,
     })
 }
 
@@ -254,6 +306,9 @@ pub async fn deploy(
             .unwrap_or_default();
         let gating = gating_probes(name, probes)?;
         plans.insert(name.clone(), (spec, gating));
+    }
+    for down in &manager.unavailable {
+        progress(Progress::NodeDown(down.clone()));
     }
     let ignored = spec::ignored_keys(project);
     for i in &ignored {

@@ -18,7 +18,9 @@ pub mod readiness;
 pub mod spec;
 pub mod tasks;
 
-pub use deploy::{deploy, manager, DeployReport, Manager, Progress, ServiceReport, SwarmOptions};
+pub use deploy::{
+    deploy, manager, DeployReport, Manager, NodeDown, Progress, ServiceReport, SwarmOptions,
+};
 
 use std::time::Duration;
 

@@ -27,7 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// The images every node gets (built on the host by scripts/build-test-images.sh).
@@ -47,7 +47,9 @@ pub struct Node {
     pub ip: String,
     /// Its data, exec root, socket, pidfile and log.
     pub dir: PathBuf,
-    child: Option<Child>,
+    /// The `sh -c` script that starts its dockerd (for [`Node::restart_daemon`]).
+    script: String,
+    child: Mutex<Option<Child>>,
 }
 
 impl Node {
@@ -104,6 +106,21 @@ pub fn shared() -> Arc<SwarmCluster> {
     let cluster = Arc::new(SwarmCluster::start(3));
     *slot = Arc::downgrade(&cluster);
     cluster
+}
+
+/// Who may use the shared cluster now: every test holds [`hold`] while it
+/// runs; a test that takes a node down holds [`hold_exclusive`], so no other
+/// test sees two nodes where it expects three.
+static ACCESS: RwLock<()> = RwLock::new(());
+
+/// Shared use of the cluster (hold it for the whole test).
+pub fn hold() -> RwLockReadGuard<'static, ()> {
+    ACCESS.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Sole use of the cluster, for a test that disturbs its nodes.
+pub fn hold_exclusive() -> RwLockWriteGuard<'static, ()> {
+    ACCESS.write().unwrap_or_else(|p| p.into_inner())
 }
 
 fn run(cmd: &str, args: &[&str]) -> std::process::Output {
@@ -237,21 +254,52 @@ fn start_node(pid: u32, i: usize, subnet: &str, bridge: &str, dir: &Path) -> Nod
          -H unix://{d}/docker.sock --storage-driver vfs --bridge none \
          --iptables=false --ip-masq=false --label muster.test.swarm={pid}"
     );
-    let log = std::fs::File::create(node_dir.join("dockerd.log")).expect("create dockerd log");
-    let child = Command::new("nsenter")
-        .arg(format!("--net=/var/run/netns/{netns}"))
-        .args(["unshare", "--uts", "sh", "-c", &script])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup log"))
-        .stderr(log)
-        .spawn()
-        .expect("start dockerd (nsenter, unshare: util-linux)");
-    Node {
+    let node = Node {
         hostname,
         netns,
         ip,
         dir: node_dir,
-        child: Some(child),
+        script,
+        child: Mutex::new(None),
+    };
+    node.spawn_daemon();
+    node
+}
+
+impl Node {
+    /// Starts the node's dockerd in its network namespace, under a UTS
+    /// namespace of its own with the node's hostname.
+    fn spawn_daemon(&self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("dockerd.log"))
+            .expect("open dockerd log");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/var/run/netns/{}", self.netns))
+            .args(["unshare", "--uts", "sh", "-c", &self.script])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup log"))
+            .stderr(log)
+            .spawn()
+            .expect("start dockerd (nsenter, unshare: util-linux)");
+        *self.child.lock().unwrap_or_else(|p| p.into_inner()) = Some(child);
+    }
+
+    /// Kills the node's dockerd at once (SIGKILL), as a lost node: its
+    /// containers keep running, the manager stops hearing from it.
+    pub fn kill_daemon(&self) {
+        if let Some(mut child) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the node's dockerd again (same data root: it rejoins the swarm)
+    /// and waits until it answers.
+    pub fn restart_daemon(&self) {
+        self.spawn_daemon();
+        wait_for_daemon(self);
     }
 }
 
@@ -276,7 +324,8 @@ fn wait_for_daemon(node: &Node) {
     );
 }
 
-fn wait_for_nodes_ready(manager: &Node, n: usize) {
+/// Waits until `n` nodes are `Ready` in the manager's `docker node ls`.
+pub fn wait_for_nodes_ready(manager: &Node, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let ready = manager
@@ -358,10 +407,7 @@ fn teardown_nodes(nodes: &mut [Node]) {
         let _ = run("kill", &["-9", &pid.to_string()]);
     }
     for node in nodes {
-        if let Some(mut child) = node.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        node.kill_daemon();
         kill_node_processes(&node.dir);
         unmount_under(&node.dir);
         let _ = run("ip", &["netns", "del", &node.netns]);
@@ -427,7 +473,8 @@ pub fn cleanup_stale() {
                 netns: format!("mswarm{pid}n{i}"),
                 ip: String::new(),
                 dir: dir.join(format!("n{i}")),
-                child: None,
+                script: String::new(),
+                child: Mutex::new(None),
             })
             .filter(|n| n.dir.exists())
             .collect();

@@ -6,6 +6,7 @@ use crate::support::text;
 
 #[test]
 fn a_worker_is_not_a_manager_and_the_error_says_where_to_point() {
+    let _use = hosts::hold();
     let cluster = hosts::shared();
     let stack = SwarmStack::new(cluster.clone(), "worker");
     let worker = &cluster.nodes[1];
@@ -27,6 +28,7 @@ fn a_worker_is_not_a_manager_and_the_error_says_where_to_point() {
 
 #[test]
 fn an_image_missing_on_the_nodes_names_the_image_and_nodes() {
+    let _use = hosts::hold();
     let cluster = hosts::shared();
     let stack = SwarmStack::new(cluster.clone(), "noimage");
     let yaml = "services:\n  ghost:\n    image: muster-test/not-loaded:1\n    \
@@ -45,6 +47,7 @@ fn an_image_missing_on_the_nodes_names_the_image_and_nodes() {
 
 #[test]
 fn exec_probes_are_refused_before_anything_is_created() {
+    let _use = hosts::hold();
     let cluster = hosts::shared();
     let stack = SwarmStack::new(cluster.clone(), "exec");
     let yaml = "services:\n  web:\n    image: muster-test/busybox:1\n    x-muster:\n      \

@@ -10,6 +10,7 @@ use crate::support::hosts;
 
 #[test]
 fn three_nodes_one_swarm_images_everywhere_tasks_spread() {
+    let _use = hosts::hold();
     let cluster = hosts::shared();
     let manager = cluster.manager();
     let listed = manager.docker_ok(&["node", "ls", "--format", "{{.Hostname}} {{.Status}}"]);

@@ -48,6 +48,7 @@ fn swarm_created_ms(stack: &SwarmStack, service: &str) -> u64 {
 
 #[test]
 fn ordered_readiness_gated_deploy_across_three_nodes_then_stack_rm_removes_it() {
+    let _use = hosts::hold();
     let cluster = hosts::shared();
     let stack = SwarmStack::new(cluster.clone(), "order");
     let out = stack.up(STACK, None, &["--json", "--wait-timeout", "120s"]);
