@@ -13,14 +13,16 @@
 //! Layer: above `compose`, `engine` and `probe`, below the CLI (see the
 //! README's Layers table).
 
+mod cluster;
 pub mod deploy;
 pub mod readiness;
+pub mod rollout;
 pub mod spec;
 pub mod tasks;
+mod watch;
 
-pub use deploy::{
-    deploy, manager, DeployReport, Manager, NodeDown, Progress, ServiceReport, SwarmOptions,
-};
+pub use cluster::{manager, Manager, NodeDown, Progress};
+pub use deploy::{deploy, DeployReport, ServiceReport, SwarmOptions};
 
 use std::time::Duration;
 
@@ -91,6 +93,32 @@ pub enum SwarmError {
         /// One `task on node: state (reason)` per task.
         tasks: String,
     },
+    #[error(
+        "service {}: image {} was not ready within {:?} ({}); muster asked Swarm to roll \
+         back to {}: {}",
+        .0.service, .0.image, .0.after, .0.failure, .0.previous, .0.restored
+    )]
+    RolledBack(Box<RolledBack>),
+    #[error(
+        "service {service} is not deployed on the swarm (no service {name}): deploy it with \
+         `muster up --swarm` first"
+    )]
+    NotDeployed { service: String, name: String },
+    #[error(transparent)]
+    Unknown(#[from] crate::compose::UnknownService),
     #[error("service {service} was not created: its dependency {dependency} failed")]
     DependencyFailed { service: String, dependency: String },
+}
+
+/// A rollout that Swarm rolled back (boxed in [`SwarmError`]: it is large).
+#[derive(Debug)]
+pub struct RolledBack {
+    pub service: String,
+    pub image: String,
+    pub after: Duration,
+    /// The new tasks' summary when muster gave up.
+    pub failure: String,
+    pub previous: String,
+    /// How the old image's tasks are after the rollback.
+    pub restored: String,
 }

@@ -33,6 +33,8 @@ pub struct TaskView {
     /// Its address on the probed overlay network, without the prefix length.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// The image the task runs (without a pinned `@digest`).
+    pub image: String,
 }
 
 impl TaskView {
@@ -78,6 +80,11 @@ pub fn parse_tasks(json: &Value, network: &str, nodes: &HashMap<String, String>)
                 desired: text(&t["DesiredState"]),
                 reason,
                 address,
+                image: text(&t["Spec"]["ContainerSpec"]["Image"])
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
             }
         })
         .collect();
@@ -155,6 +162,7 @@ mod tests {
             },
             {
                 "ID": "t1", "Slot": 1, "NodeID": "n1", "DesiredState": "running",
+                "Spec": {"ContainerSpec": {"Image": "acme/x:2@sha256:abc"}},
                 "Status": {"State": "running", "Message": "started"},
                 "NetworksAttachments": [
                     {"Network": {"Spec": {"Name": "ingress"}}, "Addresses": ["10.0.0.5/24"]},
@@ -170,6 +178,7 @@ mod tests {
         assert_eq!(tasks[0].address.as_deref(), Some("10.212.1.3"));
         assert!(tasks[0].is_running() && !tasks[0].is_rejected());
         assert_eq!(tasks[0].reason, "");
+        assert_eq!(tasks[0].image, "acme/x:2");
         assert_eq!(tasks[1].node, "n2", "an unknown node keeps its id");
         assert_eq!(tasks[1].reason, "No such image: acme/x:1");
         assert!(tasks[1].is_rejected() && tasks[1].address.is_none());

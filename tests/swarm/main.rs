@@ -10,3 +10,4 @@ mod bad_input;
 mod cluster;
 mod deploy;
 mod node_loss;
+mod rollout;
