@@ -237,6 +237,7 @@ fn simulate(policy: &Policy, services: &[Service], seed: u64) -> Tally {
         grace: GraceSetting::Auto,
         required: true,
         restart: Default::default(),
+        ready_tasks: None,
     };
     let window = failure_window(Some(&muster), None, false);
     let mut rng = Rng(seed ^ 0x5EED);

@@ -32,59 +32,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use muster::engine::Engine;
 
-const LEVELS: usize = 4;
-const PER_LEVEL: usize = 5;
+use support::levels::{
+    critical_path_ms, delay, deps, level_by_level_ms, name, parse_name, serve_after_delay, LEVELS,
+    PER_LEVEL,
+};
+
 const INTERVAL_MS: u64 = 100;
 const PROBE_PERIOD_MS: u64 = 50;
-
-/// Delay (ms) of service `i` in level `l`: varied so the critical path is not
-/// simply the sum of each level's maximum.
-fn delay(l: usize, i: usize) -> u64 {
-    const D: [[u64; PER_LEVEL]; LEVELS] = [
-        [1500, 900, 600, 1200, 300],
-        [600, 1500, 900, 300, 1200],
-        [1200, 300, 1500, 600, 900],
-        [900, 600, 300, 1500, 1200],
-    ];
-    D[l][i]
-}
-
-fn name(l: usize, i: usize) -> String {
-    format!("s{l}{i}")
-}
-
-fn parse_name(n: &str) -> Option<(usize, usize)> {
-    let b = n.as_bytes();
-    (b.len() == 3 && b[0] == b's').then(|| ((b[1] - b'0') as usize, (b[2] - b'0') as usize))
-}
-
-/// Level l > 0 service i depends (service_healthy) on services i and i+1 of level l-1.
-fn deps(l: usize, i: usize) -> Vec<(usize, usize)> {
-    if l == 0 {
-        Vec::new()
-    } else {
-        vec![(l - 1, i), (l - 1, (i + 1) % PER_LEVEL)]
-    }
-}
-
-/// Longest sum of delays along a dependency path.
-fn critical_path_ms() -> u64 {
-    let mut best: BTreeMap<(usize, usize), u64> = BTreeMap::new();
-    for l in 0..LEVELS {
-        for i in 0..PER_LEVEL {
-            let before = deps(l, i).iter().map(|d| best[d]).max().unwrap_or(0);
-            best.insert((l, i), before + delay(l, i));
-        }
-    }
-    best.values().copied().max().unwrap_or(0)
-}
-
-/// Sum over levels of the level's largest delay (what level-by-level start costs).
-fn level_by_level_ms() -> u64 {
-    (0..LEVELS)
-        .map(|l| (0..PER_LEVEL).map(|i| delay(l, i)).max().unwrap_or(0))
-        .sum()
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Row {
@@ -111,13 +65,11 @@ fn compose_yaml(probes: bool, ports: &BTreeMap<String, u16>) -> String {
     let mut out = String::from("version: '2.4'\nservices:\n");
     for l in 0..LEVELS {
         for i in 0..PER_LEVEL {
-            let d = delay(l, i);
             let n = name(l, i);
             out.push_str(&format!(
-                "  {n}:\n    image: {img}\n    command: [\"sh\", \"-c\", \"sleep {s}.{ms:03}; mkdir -p /tmp/www; echo ok > /tmp/www/index.html; exec httpd -f -p 8080 -h /tmp/www\"]\n    stop_grace_period: 1s\n    ports: [\"127.0.0.1:{port}:8080\"]\n",
+                "  {n}:\n    image: {img}\n    command: [\"sh\", \"-c\", \"{cmd}\"]\n    stop_grace_period: 1s\n    ports: [\"127.0.0.1:{port}:8080\"]\n",
                 img = support::stack::BUSYBOX,
-                s = d / 1000,
-                ms = d % 1000,
+                cmd = serve_after_delay(l, i),
                 port = ports[&n],
             ));
             if probes {

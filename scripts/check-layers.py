@@ -50,6 +50,8 @@ LAYERS = [
     ("engine, durable store, ready signals", ["engine", "history", "signal"], {"compose"}),
     ("probes", ["probe"], {"compose", "engine", "signal"}),
     ("grace periods", ["grace"], {"compose", "engine", "history"}),
+    # up --swarm: the compose model as Swarm services, probes per task
+    ("swarm deploy", ["swarm"], {"compose", "engine", "probe"}),
     ("supervisor", ["supervisor"],
      {"compose", "engine", "history", "notify", "signal", "probe", "grace"}),
     ("rollout", ["rollout"],
@@ -57,8 +59,8 @@ LAYERS = [
     ("health endpoint (read-only over the snapshot)", ["health"],
      {"compose", "probe", "supervisor"}),
     ("composition root", ["config"],
-     {"compose", "engine", "history", "notify", "signal", "probe", "grace", "supervisor",
-      "rollout", "health"}),
+     {"compose", "engine", "history", "notify", "signal", "probe", "grace", "swarm",
+      "supervisor", "rollout", "health"}),
     ("binary", ["cli", "main"], {"*"}),
 ]
 

@@ -16,6 +16,11 @@ command -v docker >/dev/null 2>&1 || need+=(docker.io)
 command -v docker-registry >/dev/null 2>&1 || need+=(docker-registry)  # tests/image: a real registry to pull from
 command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)            # its htpasswd (bcrypt) auth
 command -v tmux >/dev/null 2>&1 || need+=(tmux)                       # tests/status/watch.rs: status --watch in a real terminal
+# tests/swarm: test-owned dockerd nodes in network namespaces (ip netns, veth,
+# bridge), the FORWARD rule between them, and nsenter/unshare to start them.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -18,5 +18,6 @@ pub mod probe;
 pub mod rollout;
 pub mod signal;
 pub mod supervisor;
+pub mod swarm;
 pub(crate) mod tls;
 pub mod url;

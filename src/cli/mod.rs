@@ -21,6 +21,7 @@ mod rollout;
 mod signal;
 mod stack;
 mod status;
+mod swarm;
 mod tune;
 mod watch;
 
@@ -225,6 +226,11 @@ pub struct UpArgs {
     /// Pull images: always, missing (only absent ones) or never [default: each service's pull_policy].
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<muster::supervisor::start::images::PullOverride>,
+    /// Deploy onto the Docker Swarm whose manager DOCKER_HOST names, as
+    /// `docker stack deploy` would, but service by service in dependency
+    /// order, each gated on muster's probes of every task.
+    #[arg(long, conflicts_with_all = ["watch", "serve", "build", "no_build", "pull", "no_deps"])]
+    pub swarm: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -426,6 +432,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     tracing::debug!(redis = %muster::url::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
+        Command::Up(args) if args.swarm => swarm::up(&global, &args),
         Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),
         Command::Build(args) => build::run(&global, &args),
@@ -439,6 +446,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => stack::serve(&global, &settings),
         Command::Tune(args) => tune::run(&global, &settings, &args),
         Command::Pull(args) => pull::run(&global, &settings, &args),
+        Command::Rollout(args) if args.swarm => swarm::rollout(&global, &args),
         Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
         Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
         Command::History(args) => rollout::history(&global, &settings, &args),

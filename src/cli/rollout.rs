@@ -31,6 +31,11 @@ pub struct RolloutArgs {
     pub env: Vec<String>,
     #[command(flatten)]
     pub tuning: TuningArgs,
+    /// Roll one service out on the Docker Swarm whose manager DOCKER_HOST
+    /// names: Swarm's rolling update, gated on muster's probes of the new
+    /// tasks, and Swarm's rollback when they are not ready by --progress-deadline.
+    #[arg(long, conflicts_with = "env")]
+    pub swarm: bool,
 }
 
 #[derive(Subcommand, Debug)]

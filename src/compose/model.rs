@@ -423,6 +423,40 @@ pub struct Deploy {
     /// `deploy.rollback_config` (same fields); read by `muster rollback` and automatic rollbacks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_config: Option<UpdateConfig>,
+    /// `deploy.mode`: `replicated` (default) or `global`; read by `up --swarm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `deploy.placement.constraints` (`node.role == worker`, …); read by `up --swarm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_constraints: Vec<String>,
+    /// `deploy.placement.preferences[].spread`; read by `up --swarm`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placement_spread: Vec<String>,
+    /// `deploy.restart_policy`; read by `up --swarm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+/// `deploy.restart_policy` as Swarm reads it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RestartPolicy {
+    /// `none`, `on-failure` or `any`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub delay: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::duration::serde_opt"
+    )]
+    pub window: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

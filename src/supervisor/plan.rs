@@ -131,6 +131,7 @@ pub fn plan_with_grace(
         required: true,
         restart: None,
         on_unhealthy: Default::default(),
+        ready_tasks: None,
     };
     let resolver = docker.clone().map(|docker| {
         Arc::new(LabelResolver {

@@ -200,3 +200,18 @@ fn every_pull_policy_is_read() {
     let e = muster::compose::PullPolicy::parse("every_soon").unwrap_err();
     assert!(e.contains("every_soon"), "{e}");
 }
+
+#[test]
+fn bad_swarm_mode_and_ready_tasks_are_named() {
+    assert_eq!(
+        load_err(&["bad/swarm-mode.yaml"], &[]),
+        "bad/swarm-mode.yaml:5:13: services.agent.deploy.mode: invalid mode \"everywhere\" (replicated or global)"
+    );
+    let e = load_err(&["bad/ready-tasks.yaml"], &[]);
+    assert!(
+        e.starts_with("bad/ready-tasks.yaml:5:20: ")
+            && e.contains("ready_tasks")
+            && e.contains("1 or more"),
+        "{e}"
+    );
+}

@@ -603,3 +603,24 @@ fn example_agent_stack_loads() {
     assert_eq!(graph.levels()[0], vec!["nats", "redis"]);
     assert_eq!(graph.level_of("planner-agent"), Some(3));
 }
+
+/// `up --swarm` reads deploy.mode, placement and restart_policy, and
+/// x-muster.ready_tasks (issue 20).
+#[test]
+fn swarm_deploy_keys_are_read() {
+    let p = load_ok(&["swarm-deploy.yaml"], &[]);
+    let agent = &p.services["agent"];
+    let d = agent.deploy.as_ref().unwrap();
+    assert_eq!(d.mode.as_deref(), Some("global"));
+    assert_eq!(
+        d.placement_constraints,
+        ["node.role == worker", "node.labels.gpu == true"]
+    );
+    assert_eq!(d.placement_spread, ["node.labels.zone"]);
+    let r = d.restart_policy.as_ref().unwrap();
+    assert_eq!(r.condition.as_deref(), Some("on-failure"));
+    assert_eq!(r.delay, Some(Duration::from_secs(5)));
+    assert_eq!(r.max_attempts, Some(3));
+    assert_eq!(r.window, Some(Duration::from_secs(120)));
+    assert_eq!(agent.muster.as_ref().unwrap().ready_tasks, Some(2));
+}

@@ -14,6 +14,8 @@ pub mod certs;
 pub mod compose;
 pub mod grace;
 pub mod health;
+pub mod hosts;
+pub mod levels;
 pub mod muster;
 pub mod registry;
 pub mod rollout;

@@ -45,10 +45,25 @@ pub struct Muster {
 impl Muster {
     /// `muster` with the isolated defaults (see the module doc).
     pub fn new() -> Muster {
+        Muster::launched_by(&[])
+    }
+
+    /// `muster` started through `launcher` (a program and its arguments, the
+    /// muster binary's path appended), e.g. `["nsenter", "--net=/proc/PID/ns/net"]`
+    /// for a muster that probes from a container's network namespace.
+    pub fn launched_by(launcher: &[&str]) -> Muster {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let scratch = run_dir().join(n.to_string());
         std::fs::create_dir_all(&scratch).expect("create the muster test directory");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_muster"));
+        let bin = env!("CARGO_BIN_EXE_muster");
+        let mut cmd = match launcher.split_first() {
+            None => Command::new(bin),
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(bin);
+                cmd
+            }
+        };
         for (key, _) in std::env::vars_os() {
             if inherited_setting(&key) {
                 cmd.env_remove(&key);

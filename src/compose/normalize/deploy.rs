@@ -2,9 +2,9 @@
 //! byte sizes they are written in) and `update_config` / `rollback_config`,
 //! which the rollout options start from.
 
-use super::values::{err, number, opt_duration, opt_string, string, R};
+use super::values::{err, number, opt_duration, opt_string, strict_list, string, R};
 use crate::compose::model::*;
-use crate::compose::yaml::Node;
+use crate::compose::yaml::{Node, Value};
 
 /// `"512m"`, `"1g"`, `"1.5GB"`, `1048576` -> bytes (powers of 1024, as Docker).
 pub fn parse_bytes(text: &str) -> Option<u64> {
@@ -93,12 +93,91 @@ pub(super) fn deploy(node: &Node, path: &str) -> R<Option<Deploy>> {
         Some(u) => Some(parse_update_config(u, &f("rollback_config"))?),
         None => None,
     };
+    let mode = opt_string(node.get("mode"), &f("mode"))?;
+    if let Some(m) = &mode {
+        if m != "replicated" && m != "global" {
+            return Err(err(
+                node.get("mode").unwrap_or(node),
+                &f("mode"),
+                format!("invalid mode {m:?} (replicated or global)"),
+            ));
+        }
+    }
+    let (placement_constraints, placement_spread) =
+        match node.get("placement").filter(|n| !n.is_null()) {
+            Some(p) => placement(p, &f("placement"))?,
+            None => (Vec::new(), Vec::new()),
+        };
+    let restart_policy = match node.get("restart_policy").filter(|n| !n.is_null()) {
+        Some(r) => Some(restart_policy(r, &f("restart_policy"))?),
+        None => None,
+    };
     Ok(Some(Deploy {
         replicas,
         resources,
         update_config,
         rollback_config,
+        mode,
+        placement_constraints,
+        placement_spread,
+        restart_policy,
     }))
+}
+
+/// `deploy.placement`: constraints and `spread` preferences.
+fn placement(node: &Node, path: &str) -> R<(Vec<String>, Vec<String>)> {
+    if node.entries().is_none() {
+        return Err(err(node, path, "expected a mapping"));
+    }
+    let constraints = match node.get("constraints").filter(|n| !n.is_null()) {
+        Some(c) => strict_list(c, &format!("{path}.constraints"))?,
+        None => Vec::new(),
+    };
+    let mut spread = Vec::new();
+    if let Some(prefs) = node.get("preferences").filter(|n| !n.is_null()) {
+        let Value::Seq(items) = &prefs.value else {
+            return Err(err(
+                prefs,
+                &format!("{path}.preferences"),
+                "expected a list",
+            ));
+        };
+        for (i, item) in items.iter().enumerate() {
+            let p = format!("{path}.preferences[{i}]");
+            match item.get("spread") {
+                Some(s) => spread.push(string(s, &format!("{p}.spread"))?),
+                None => return Err(err(item, &p, "expected `spread: <label>`")),
+            }
+        }
+    }
+    Ok((constraints, spread))
+}
+
+/// `deploy.restart_policy` (Swarm's fields).
+fn restart_policy(node: &Node, path: &str) -> R<RestartPolicy> {
+    if node.entries().is_none() {
+        return Err(err(node, path, "expected a mapping"));
+    }
+    let g = |k: &str| format!("{path}.{k}");
+    let condition = opt_string(node.get("condition"), &g("condition"))?;
+    if let Some(c) = &condition {
+        if !matches!(c.as_str(), "none" | "on-failure" | "any") {
+            return Err(err(
+                node.get("condition").unwrap_or(node),
+                &g("condition"),
+                format!("invalid condition {c:?} (none, on-failure or any)"),
+            ));
+        }
+    }
+    Ok(RestartPolicy {
+        condition,
+        delay: opt_duration(node.get("delay"), &g("delay"))?,
+        max_attempts: match node.get("max_attempts").filter(|n| !n.is_null()) {
+            Some(m) => Some(number::<u64>(m, &g("max_attempts"), "a whole number")?),
+            None => None,
+        },
+        window: opt_duration(node.get("window"), &g("window"))?,
+    })
 }
 
 /// `deploy.update_config` / `deploy.rollback_config` (Swarm's fields).

@@ -62,6 +62,19 @@ pub(super) fn muster(node: &Node, path: &str) -> R<MusterService> {
                     )
                 })?;
             }
+            "ready_tasks" => {
+                let n = match &v.value {
+                    Value::Scalar { text, .. } => text.parse::<u32>().ok().filter(|n| *n > 0),
+                    _ => None,
+                };
+                out.ready_tasks = Some(n.ok_or_else(|| {
+                    merr(
+                        v,
+                        p.clone(),
+                        "expected a whole number of tasks, 1 or more".into(),
+                    )
+                })?);
+            }
             "restart" => {
                 out.restart = Some(serde_json::from_value(v.to_json()).map_err(|e| {
                     let message = e.to_string();
@@ -71,7 +84,14 @@ pub(super) fn muster(node: &Node, path: &str) -> R<MusterService> {
             other => {
                 let hint = crate::compose::validate::suggest(
                     other,
-                    &["probes", "grace", "required", "restart", "on_unhealthy"],
+                    &[
+                        "probes",
+                        "grace",
+                        "required",
+                        "restart",
+                        "on_unhealthy",
+                        "ready_tasks",
+                    ],
                 )
                 .map(|s| format!("; did you mean `{s}`?"))
                 .unwrap_or_default();

@@ -33,6 +33,10 @@ pub struct MusterService {
     /// failure threshold, or a liveness/startup probe gave up).
     #[serde(default, skip_serializing_if = "OnUnhealthy::is_restart")]
     pub on_unhealthy: OnUnhealthy,
+    /// `up --swarm`: how many of the service's tasks must pass the probes for
+    /// the service to be ready (default: all desired replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_tasks: Option<u32>,
 }
 
 /// A service with no `x-muster:` (or an empty one): no probes, `grace:
@@ -46,6 +50,7 @@ impl Default for MusterService {
             required: true,
             restart: None,
             on_unhealthy: OnUnhealthy::default(),
+            ready_tasks: None,
         }
     }
 }
