@@ -10,6 +10,7 @@ mod support;
 
 mod cli;
 mod errors;
+mod fidelity;
 mod large;
 mod load;
 mod merge;
