@@ -7,12 +7,14 @@
 //! [`interpolate`] (`${VAR:-x}` …) -> [`extends`] (`extends:` and `include:`) ->
 //! [`merge`] (later files over earlier ones, `!reset`, `!override`) ->
 //! [`normalize`] (tree -> [`model`] types, Docker defaults, implicit deps) ->
-//! [`validate`] (dependencies, image/build, unknown-field warnings).
+//! [`validate`] (dependencies, image/build, unknown-field warnings) ->
+//! [`consistency`] (compose-go's checkConsistency refusals).
 //!
 //! Beside the pipeline: [`xmuster`], the schema of the `x-muster:` key (probes,
 //! grace, restart) that normalize reads into each service, and [`graph`], the
 //! dependency graph over the loaded model.
 
+pub mod consistency;
 pub mod discover;
 pub mod env;
 mod error;
@@ -296,5 +298,6 @@ pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Vec<Warning
     validate::warn_unknown_fields(&tree, &mut warnings);
     let project = normalize::project(&tree, &setup, &mut warnings)?;
     validate::check(&project, &tree, &setup, &mut warnings)?;
+    consistency::check(&project, &tree)?;
     Ok((project, warnings))
 }

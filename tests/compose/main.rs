@@ -9,6 +9,7 @@
 mod support;
 
 mod cli;
+mod consistency;
 mod errors;
 mod fidelity;
 mod large;
