@@ -12,7 +12,8 @@
 //!
 //! Beside the pipeline: [`xmuster`], the schema of the `x-muster:` key (probes,
 //! grace, restart) that normalize reads into each service, and [`graph`], the
-//! dependency graph over the loaded model.
+//! dependency graph over the loaded model, and [`hash`], the service in Docker
+//! Compose's JSON shape and its `com.docker.compose.config-hash`.
 
 pub mod consistency;
 pub mod discover;
@@ -20,6 +21,7 @@ pub mod env;
 mod error;
 pub mod extends;
 pub mod graph;
+pub mod hash;
 pub mod interpolate;
 pub mod locate;
 pub mod merge;

@@ -142,6 +142,25 @@ pub struct Service {
     /// Other `x-*` keys of the service, kept as they were.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extensions: BTreeMap<String, serde_json::Value>,
+    /// How the file wrote what this model folds together, for Compose's
+    /// own JSON shape of the service (and so its config hash).
+    #[serde(skip)]
+    pub written: Written,
+}
+
+/// What the normalised model does not keep but Compose's JSON shows:
+/// compose-go gives a short-syntax volume an empty `bind`/`volume` object
+/// (format/volume.go populateType) and a long one none; it keeps only the
+/// healthcheck fields the file set (muster fills in Docker's defaults); and a
+/// network listed by name (or with no settings) is `null`, not `{}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    /// Per entry of `volumes`: written in the short `src:dst[:mode]` syntax.
+    pub short_volumes: Vec<bool>,
+    /// The `healthcheck:` keys the file set (`test`, `interval`, …).
+    pub healthcheck_fields: Vec<String>,
+    /// Networks written as a list item or as a key with no value.
+    pub null_networks: Vec<String>,
 }
 
 /// A service's `build:` as the Compose specification has it. muster builds

@@ -2,23 +2,16 @@
 //! each refusal with file:line:col and field, and the near miss Compose
 //! accepts beside it.
 
-use std::collections::HashMap;
 use std::path::Path;
 
+use crate::support::compose::{load_dir, write_file};
 use crate::support::TempDir;
-use muster::compose::{self, LoadOptions, Project};
+use muster::compose::Project;
 
 fn load(dir: &Path, text: &str) -> Result<Project, String> {
-    let file = dir.join("compose.yaml");
-    std::fs::write(&file, text).expect("write fixture");
-    compose::load(&LoadOptions {
-        files: vec![file],
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.to_path_buf()),
-        project_name: Some("consistency".into()),
-        ..Default::default()
-    })
-    .map_err(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
+    write_file(dir, "compose.yaml", text);
+    load_dir(dir, &["compose.yaml"], &[], Some("consistency"))
+        .map_err(|e| e.to_string().replace(&format!("{}/", dir.display()), ""))
 }
 
 fn refused(dir: &Path, text: &str) -> String {

@@ -3,34 +3,14 @@
 //! (`createFile` in loader/include_test.go), and loaded with a controlled
 //! environment. Each test names the compose-go test or source it follows.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use crate::support::compose::{load_dir, write_file};
 use crate::support::TempDir;
-use muster::compose::{self, LoadOptions, Project};
-
-fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
-    let path = dir.join(rel);
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).expect("create fixture dir");
-    }
-    std::fs::write(&path, text).expect("write fixture");
-    path
-}
+use muster::compose::Project;
 
 fn load_in(dir: &Path, files: &[&str], vars: &[(&str, &str)], name: Option<&str>) -> Project {
-    let options = LoadOptions {
-        files: files.iter().map(|f| dir.join(f)).collect(),
-        environment: Some(
-            vars.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        ),
-        working_dir: Some(dir.to_path_buf()),
-        project_name: name.map(str::to_string),
-        ..Default::default()
-    };
-    compose::load(&options).unwrap_or_else(|e| panic!("loading {files:?}: {e}"))
+    load_dir(dir, files, vars, name).unwrap_or_else(|e| panic!("loading {files:?}: {e}"))
 }
 
 #[test]
@@ -38,7 +18,7 @@ fn compose_project_name_is_visible_to_interpolation() {
     // compose-go loader_test.go TestProjectNameInterpolation and loader.go
     // projectName: the name is settled first, then set as COMPOSE_PROJECT_NAME.
     let dir = TempDir::new("muster-fidelity-name");
-    write(
+    write_file(
         &dir.0,
         "compose.yaml",
         "name: from-file\nservices:\n  web:\n    image: img:${COMPOSE_PROJECT_NAME}\n    environment:\n      - COMPOSE_PROJECT_NAME\n",
@@ -53,7 +33,7 @@ fn compose_project_name_is_visible_to_interpolation() {
     let p = load_in(&dir.0, &["compose.yaml"], &[], Some("from-flag"));
     assert_eq!(p.services["web"].image.as_deref(), Some("img:from-flag"));
     // An interpolated `name:` is interpolated before it names the project.
-    write(
+    write_file(
         &dir.0,
         "named.yaml",
         "name: ${STACK:-fallback}\nservices:\n  web:\n    image: img:${COMPOSE_PROJECT_NAME}\n",
@@ -70,8 +50,8 @@ fn dotenv_values_read_shell_variables() {
     // compose-go cli/options_test.go TestEnvVariablePrecedence: `.env` has
     // BAR=${FOO}, FOO is exported in the shell: BAR is the shell's FOO.
     let dir = TempDir::new("muster-fidelity-dotenv");
-    write(&dir.0, ".env", "FOO=from-dotenv\nBAR=${FOO}\n");
-    write(
+    write_file(&dir.0, ".env", "FOO=from-dotenv\nBAR=${FOO}\n");
+    write_file(
         &dir.0,
         "compose.yaml",
         "services:\n  web:\n    image: img:${BAR}\n",
@@ -85,7 +65,7 @@ fn legacy_external_name_keeps_the_name_and_external_defaults_to_the_key() {
     // compose-go transform/external.go (external: {name: x} adopts x) and
     // loader/normalize.go setNameFromKey (an external resource is named by its key).
     let dir = TempDir::new("muster-fidelity-external");
-    write(
+    write_file(
         &dir.0,
         "compose.yaml",
         "services:\n  web:\n    image: img\n    networks: [front, back]\n    volumes: [data:/data, cache:/cache]\n\
@@ -103,19 +83,14 @@ volumes:\n  data:\n    external:\n      name: my-cool-volume\n  cache:\n    exte
     assert_eq!(volume_name(&p, "data"), "my-cool-volume");
     assert_eq!(volume_name(&p, "cache"), "cache");
     // A different `name:` beside external.name is refused, as compose-go.
-    write(
+    write_file(
         &dir.0,
         "conflict.yaml",
         "services:\n  web:\n    image: img\nvolumes:\n  data:\n    name: a\n    external:\n      name: b\n",
     );
-    let e = compose::load(&LoadOptions {
-        files: vec![dir.0.join("conflict.yaml")],
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.0.clone()),
-        ..Default::default()
-    })
-    .expect_err("name and external.name conflict")
-    .to_string();
+    let e = load_dir(&dir.0, &["conflict.yaml"], &[], None)
+        .expect_err("name and external.name conflict")
+        .to_string();
     assert!(
         e.contains("conflict.yaml:8:7: volumes.data.external") && e.contains("conflict"),
         "{e}"
@@ -126,7 +101,7 @@ volumes:\n  data:\n    external:\n      name: my-cool-volume\n  cache:\n    exte
 fn network_ipam_and_driver_opts_are_kept() {
     // compose-go types.NetworkConfig / IPAMConfig / VolumeConfig (driver_opts, ipam).
     let dir = TempDir::new("muster-fidelity-ipam");
-    write(
+    write_file(
         &dir.0,
         "compose.yaml",
         r#"services:
@@ -181,22 +156,22 @@ fn extends_file_in_a_second_file_resolves_against_the_project_directory() {
     // directory; paths inside the extended file stay relative to that file
     // (extends.go getExtendsBaseFromFile).
     let dir = TempDir::new("muster-fidelity-extends");
-    write(
+    write_file(
         &dir.0,
         "compose.yaml",
         "services:\n  app:\n    image: app\n",
     );
-    write(
+    write_file(
         &dir.0,
         "sub/override.yaml",
         "services:\n  web:\n    extends:\n      file: lib/base.yaml\n      service: base\n",
     );
-    write(
+    write_file(
         &dir.0,
         "lib/base.yaml",
         "services:\n  base:\n    image: base-from-project-dir\n    volumes: [./data:/data]\n",
     );
-    write(
+    write_file(
         &dir.0,
         "sub/lib/base.yaml",
         "services:\n  base:\n    image: wrong-dir\n",
@@ -221,17 +196,17 @@ fn nested_include_and_extends() {
     // `project_directory: .` makes the included file's `extends.file` relative
     // to that directory, not to the included file's own directory.
     let dir = TempDir::new("muster-fidelity-include-extends");
-    write(
+    write_file(
         &dir.0,
         "compose.yml",
         "include:\n  - project_directory: .\n    path: dir/included.yaml\n",
     );
-    write(
+    write_file(
         &dir.0,
         "dir/included.yaml",
         "services:\n  included:\n    extends:\n      file: dir/extended.yaml\n      service: extended\n",
     );
-    write(
+    write_file(
         &dir.0,
         "dir/extended.yaml",
         "services:\n  extended:\n    image: alpine\n",
@@ -247,17 +222,17 @@ fn include_with_project_directory_rebases_relative_paths() {
     // ../subdir` is relative to the including project, and the included
     // file's build context, bind sources and env_file resolve against it.
     let dir = TempDir::new("muster-fidelity-include-dir");
-    write(
+    write_file(
         &dir.0,
         "include/project-directory.yaml",
         "include:\n  - project_directory: ../subdir\n    path: ./dir/compose.yaml\n",
     );
-    write(
+    write_file(
         &dir.0,
         "include/dir/compose.yaml",
         "services:\n  service:\n    build: .\n    env_file: ./extra.env\n    volumes:\n      - ./compose-test-extends-imported.yaml:/mnt/test.yaml\n",
     );
-    write(&dir.0, "subdir/extra.env", "X=1\n");
+    write_file(&dir.0, "subdir/extra.env", "X=1\n");
     let p = load_in(
         &dir.0,
         &["include/project-directory.yaml"],
@@ -287,13 +262,13 @@ fn include_env_file_feeds_bare_environment_entries() {
     // included file takes the include's env_file value; the including file's
     // own `- VAR_NAME` does not see it.
     let dir = TempDir::new("muster-fidelity-include-env");
-    write(
+    write_file(
         &dir.0,
         "compose.yml",
         "include:\n  - path:\n    - ./module/compose.yml\n    env_file:\n      - ./custom.env\nservices:\n  a:\n    image: alpine\n    environment:\n      - VAR_NAME\n",
     );
-    write(&dir.0, "custom.env", "VAR_NAME=value\n");
-    write(
+    write_file(&dir.0, "custom.env", "VAR_NAME=value\n");
+    write_file(
         &dir.0,
         "module/compose.yml",
         "services:\n  b:\n    image: alpine\n    environment:\n      - VAR_NAME\n  c:\n    image: alpine\n    environment:\n      - VAR_NAME\n",

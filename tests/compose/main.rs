@@ -12,6 +12,7 @@ mod cli;
 mod consistency;
 mod errors;
 mod fidelity;
+mod hash;
 mod large;
 mod load;
 mod merge;
