@@ -22,8 +22,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, UpdateConfig, VolumeMount,
-    VolumeType,
+    Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit, UpdateConfig,
+    VolumeMount, VolumeType,
 };
 
 /// A JSON value whose objects keep the order they are built in (Go's struct order).
@@ -149,6 +149,14 @@ impl Obj {
     fn done(self) -> Json {
         Json::Obj(self.0)
     }
+}
+
+fn string_map(m: &std::collections::BTreeMap<String, String>) -> Json {
+    Json::Obj(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+            .collect(),
+    )
 }
 
 fn strings(items: &[String]) -> Json {
@@ -298,12 +306,18 @@ fn volume(v: &VolumeMount, short: bool) -> Json {
 /// `deploy.replicas`, `depends_on`, `profiles`) and `env_file` discarded
 /// (its values are in `environment`, as `docker compose` loads projects).
 pub fn hash_shape(s: &Service) -> Json {
+    let rt = &s.runtime;
     let mut o = Obj::new();
+    o.list("cap_add", &rt.cap_add);
+    o.list("cap_drop", &rt.cap_drop);
     o.put("command", command(&s.command));
     o.str("container_name", s.container_name.as_deref());
     if let Some(d) = &s.deploy {
         o.put("deploy", deploy(d));
     }
+    o.list("dns", &rt.dns);
+    o.list("dns_opt", &rt.dns_opt);
+    o.list("dns_search", &rt.dns_search);
     o.put("entrypoint", command(&s.entrypoint));
     if !s.environment.is_empty() {
         o.put(
@@ -319,23 +333,28 @@ pub fn hash_shape(s: &Service) -> Json {
             ),
         );
     }
+    o.list("extra_hosts", &rt.extra_hosts);
+    o.list("group_add", &rt.group_add);
     o.str("hostname", s.hostname.as_deref());
     if let Some(h) = &s.healthcheck {
         o.put("healthcheck", healthcheck(h, &s.written.healthcheck_fields));
     }
     o.str("image", s.image.as_deref());
+    if let Some(init) = rt.init {
+        o.put("init", Json::Bool(init));
+    }
     if !s.labels.is_empty() {
-        o.put(
-            "labels",
-            Json::Obj(
-                s.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
-                    .collect(),
-            ),
-        );
+        o.put("labels", string_map(&s.labels));
     }
     o.list("links", &s.links);
+    if let Some(l) = &rt.logging {
+        let mut lo = Obj::new();
+        lo.str("driver", l.driver.as_deref());
+        if !l.options.is_empty() {
+            lo.put("options", string_map(&l.options));
+        }
+        o.put("logging", lo.done());
+    }
     o.str("network_mode", s.network_mode.as_deref());
     if s.networks.is_empty() {
         // loader/normalize.go normalizeNetworks: no networks, no network_mode
@@ -364,9 +383,47 @@ pub fn hash_shape(s: &Service) -> Json {
     if !s.ports.is_empty() {
         o.put("ports", Json::Arr(s.ports.iter().map(port).collect()));
     }
+    if rt.privileged {
+        o.put("privileged", Json::Bool(true));
+    }
+    if rt.read_only {
+        o.put("read_only", Json::Bool(true));
+    }
     o.str("restart", s.restart.as_deref());
+    o.list("security_opt", &rt.security_opt);
+    if let Some(b) = rt.shm_size.filter(|b| *b != 0) {
+        o.put("shm_size", Json::Str(b.to_string()));
+    }
+    if rt.stdin_open {
+        o.put("stdin_open", Json::Bool(true));
+    }
     o.duration("stop_grace_period", s.stop_grace_period);
     o.str("stop_signal", s.stop_signal.as_deref());
+    if !rt.sysctls.is_empty() {
+        o.put("sysctls", string_map(&rt.sysctls));
+    }
+    o.list("tmpfs", &rt.tmpfs);
+    if rt.tty {
+        o.put("tty", Json::Bool(true));
+    }
+    if !rt.ulimits.is_empty() {
+        let limits = rt
+            .ulimits
+            .iter()
+            .map(|(name, l)| {
+                // UlimitsConfig.MarshalJSON: a single value is a bare number.
+                let v = match *l {
+                    Ulimit::Single(v) => Json::Num(v.to_string()),
+                    Ulimit::Pair { soft, hard } => Json::Obj(vec![
+                        ("soft".into(), Json::Num(soft.to_string())),
+                        ("hard".into(), Json::Num(hard.to_string())),
+                    ]),
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        o.put("ulimits", Json::Obj(limits));
+    }
     o.str("user", s.user.as_deref());
     if !s.volumes.is_empty() {
         let vols = s

@@ -16,4 +16,5 @@ mod hash;
 mod large;
 mod load;
 mod merge;
+mod runtime;
 mod shell;

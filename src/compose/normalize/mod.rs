@@ -5,7 +5,8 @@
 //! One file per part of the syntax: [`values`] (typed readers every other file
 //! uses), [`service`] (one service entry), [`build`], [`ports`], [`mounts`] (a service's
 //! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
-//! [`deploy`] and [`xmuster`], [`resources`] (top-level networks and volumes).
+//! [`deploy`] and [`xmuster`], [`resources`] (top-level networks and volumes), [`runtime`] (cap_add, dns,
+//! sysctls, ulimits, logging, …).
 //! This file reads the project level: its name, profiles, and every service
 //! through [`service`].
 
@@ -16,6 +17,7 @@ mod healthcheck;
 mod mounts;
 mod ports;
 mod resources;
+mod runtime;
 mod service;
 mod values;
 mod xmuster;

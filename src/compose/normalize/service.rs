@@ -133,6 +133,7 @@ pub(super) fn service(
             _ => vec![],
         };
     }
+    svc.runtime = super::runtime::runtime(node, path)?;
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
     }
