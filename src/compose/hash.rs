@@ -303,8 +303,9 @@ fn volume(v: &VolumeMount, short: bool) -> Json {
 
 /// The service as compose-go's `types.ServiceConfig` marshals it, with the
 /// fields ServiceHash clears left out (`build`, `pull_policy`, `scale`,
-/// `deploy.replicas`, `depends_on`, `profiles`) and `env_file` discarded
-/// (its values are in `environment`, as `docker compose` loads projects).
+/// `deploy.replicas`, `depends_on`, `profiles`). `docker compose up` loads
+/// the project with env files resolved into `environment` and kept in
+/// `env_file` (docker/compose pkg/compose/loader.go has no WithDiscardEnvFile).
 pub fn hash_shape(s: &Service) -> Json {
     let rt = &s.runtime;
     let mut o = Obj::new();
@@ -332,6 +333,22 @@ pub fn hash_shape(s: &Service) -> Json {
                     .collect(),
             ),
         );
+    }
+    if !s.env_file.is_empty() {
+        // types.EnvFile: path, then `required` only when false (OptOut, omitzero).
+        let files = s
+            .env_file
+            .iter()
+            .map(|f| {
+                let mut fo = Obj::new();
+                fo.str("path", Some(&f.path.to_string_lossy()));
+                if !f.required {
+                    fo.put("required", Json::Bool(false));
+                }
+                fo.done()
+            })
+            .collect();
+        o.put("env_file", Json::Arr(files));
     }
     o.list("extra_hosts", &rt.extra_hosts);
     o.list("group_add", &rt.group_add);

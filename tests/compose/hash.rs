@@ -143,3 +143,26 @@ fn what_compose_clears_does_not_change_the_hash() {
         hash::config_hash(&changed.services["web"])
     );
 }
+
+#[test]
+fn env_files_stay_in_the_hash_shape_with_their_values_in_environment() {
+    // docker compose up loads without WithDiscardEnvFile: types.EnvFile keeps
+    // the absolute path; `required: true` is OptOut's zero (omitzero), so only
+    // `required: false` shows. The file's values are resolved into `environment`.
+    let dir = TempDir::new("muster-hash-envfile");
+    write_file(&dir.0, "app.env", "FROM_FILE=1\n");
+    let p = load(
+        &dir.0,
+        "services:\n  web:\n    image: nginx:1.27\n    env_file:\n      - app.env\n      - path: opt.env\n        required: false\n",
+    );
+    let d = dir.0.display();
+    let json = format!(
+        concat!(
+            r#"{{"command":null,"entrypoint":null,"environment":{{"FROM_FILE":"1"}},"#,
+            r#""env_file":[{{"path":"{d}/app.env"}},{{"path":"{d}/opt.env","required":false}}],"#,
+            r#""image":"nginx:1.27","networks":{{"default":null}}}}"#
+        ),
+        d = d
+    );
+    assert_eq!(hash::hash_shape(&p.services["web"]).to_go_string(), json);
+}
