@@ -1,5 +1,7 @@
 //! `muster config` and `muster graph`: the loaded compose model and its
-//! dependency levels, for people (YAML, lines, Graphviz) and machines (`--json`).
+//! dependency levels, for people (YAML, lines, Graphviz) and machines (`--json`);
+//! `config --hash` prints the config hash Docker Compose would label each
+//! service's containers with.
 
 use std::process::ExitCode;
 
@@ -41,7 +43,32 @@ fn load_checked(
 pub fn config(global: &Global, settings: &Settings, args: &ConfigArgs) -> CliResult {
     let project = load_checked(global, settings)?;
     // Everything is rendered before anything is printed: an error leaves no half output.
-    let text = if args.services {
+    let text = if let Some(wanted) = &args.hash {
+        let names: Vec<String> = if wanted.trim() == "*" {
+            project.services.keys().cloned().collect()
+        } else {
+            wanted
+                .split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let mut hashes = Vec::new();
+        for name in &names {
+            let service = project.service(name)?;
+            hashes.push((name.clone(), compose::hash::config_hash(service)));
+        }
+        if global.json {
+            let map: serde_json::Map<String, serde_json::Value> = hashes
+                .into_iter()
+                .map(|(n, h)| (n, serde_json::Value::String(h)))
+                .collect();
+            serde_json::to_string_pretty(&map)? + "\n"
+        } else {
+            hashes.iter().map(|(n, h)| format!("{n} {h}\n")).collect()
+        }
+    } else if args.services {
         let names: Vec<&String> = project.services.keys().collect();
         if global.json {
             serde_json::to_string_pretty(&names)? + "\n"

@@ -337,6 +337,10 @@ pub struct ConfigArgs {
     /// Print only the service names.
     #[arg(long)]
     pub services: bool,
+    /// Print `SERVICE HASH` lines: the com.docker.compose.config-hash Docker
+    /// Compose computes for each named service (comma-separated; `*` = all).
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
 }
 
 #[derive(Args, Debug, Default)]

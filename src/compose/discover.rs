@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::env::read_dotenv;
+use super::env::read_dotenv_pinned;
 use super::{ComposeError, LoadOptions};
 
 /// Default file names, in Compose's order of preference.
@@ -93,7 +93,9 @@ fn read_env_files(
         // Earlier env files are visible to later ones; the process environment wins.
         let mut lookup = env.clone();
         lookup.extend(process.iter().map(|(k, v)| (k.clone(), v.clone())));
-        for (k, v) in read_dotenv(f, &lookup).map_err(ComposeError::EnvFile)? {
+        for (k, v) in
+            read_dotenv_pinned(f, &lookup, Some(process)).map_err(ComposeError::EnvFile)?
+        {
             env.insert(k, v);
         }
     }

@@ -21,6 +21,20 @@ pub fn parse_dotenv(
     text: &str,
     lookup: &HashMap<String, String>,
 ) -> Result<Vec<(String, String)>, EnvFileError> {
+    parse_dotenv_pinned(text, lookup, None)
+}
+
+/// As [`parse_dotenv`], but a variable in `pinned` (the shell's environment)
+/// keeps the shell's value in later references even when the file sets it:
+/// compose-go dotenv GetEnvFromFile looks the current environment up first
+/// (cli/options_test.go TestEnvVariablePrecedence: `FOO=foo`, `BAR=${FOO}`
+/// with FOO=zot exported gives BAR=zot). For the project's `.env` and
+/// `--env-file`s, not for a service's `env_file`.
+pub fn parse_dotenv_pinned(
+    text: &str,
+    lookup: &HashMap<String, String>,
+    pinned: Option<&HashMap<String, String>>,
+) -> Result<Vec<(String, String)>, EnvFileError> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut scope = lookup.clone();
     let lines: Vec<&str> = text.lines().collect();
@@ -97,7 +111,9 @@ pub fn parse_dotenv(
             };
             expand(value.trim_end(), &scope).map_err(|e| err(describe(&e)))?
         };
-        scope.insert(key.to_string(), value.clone());
+        if pinned.is_none_or(|p| !p.contains_key(key)) {
+            scope.insert(key.to_string(), value.clone());
+        }
         if let Some(existing) = out.iter_mut().find(|(k, _)| k == key) {
             existing.1 = value;
         } else {
@@ -180,11 +196,21 @@ pub fn read_dotenv(
     path: &Path,
     lookup: &HashMap<String, String>,
 ) -> Result<Vec<(String, String)>, DotenvError> {
+    read_dotenv_pinned(path, lookup, None)
+}
+
+/// Reads and parses a project env file (`.env`, `--env-file`, an include's
+/// `env_file`): see [`parse_dotenv_pinned`].
+pub fn read_dotenv_pinned(
+    path: &Path,
+    lookup: &HashMap<String, String>,
+    pinned: Option<&HashMap<String, String>>,
+) -> Result<Vec<(String, String)>, DotenvError> {
     let text = std::fs::read_to_string(path).map_err(|source| DotenvError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_dotenv(&text, lookup).map_err(|e| DotenvError::Parse {
+    parse_dotenv_pinned(&text, lookup, pinned).map_err(|e| DotenvError::Parse {
         path: path.to_path_buf(),
         line: e.line,
         message: e.message,

@@ -30,9 +30,14 @@ pub fn apply_extends(
         return Ok(());
     }
     let snapshot = tree.clone();
+    // compose-go (loader.go, extends.go): `extends.file` in a project's files
+    // resolves against the project's working directory (not the directory of
+    // the `-f` file that names it); in a file reached through `extends.file`,
+    // against that file's directory.
+    let dir = loader.work_dir.clone();
     for name in names {
         let mut chain = Vec::new();
-        let resolved = resolve(loader, &snapshot, file, &name, &mut chain)?;
+        let resolved = resolve(loader, &snapshot, file, &dir, &name, &mut chain)?;
         if let Some(slot) = tree.get_mut("services").and_then(|s| s.get_mut(&name)) {
             *slot = resolved;
         }
@@ -40,10 +45,12 @@ pub fn apply_extends(
     Ok(())
 }
 
+/// `dir` is where this tree's relative paths (and `extends.file`) resolve.
 fn resolve(
     loader: &mut Loader,
     tree: &Node,
     file: &Path,
+    dir: &Path,
     name: &str,
     chain: &mut Vec<(PathBuf, String)>,
 ) -> Result<Node, ComposeError> {
@@ -96,14 +103,13 @@ fn resolve(
             })
         }
     };
-    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
     let mut base = match base_file {
-        None => resolve(loader, tree, file, &base_name, chain)?,
+        None => resolve(loader, tree, file, dir, &base_name, chain)?,
         Some(f) => {
             let other = clean(&dir.join(f));
             let other_tree = loader.read_interpolated(&other, Some(&ext.pos))?;
-            let mut base = resolve(loader, &other_tree, &other, &base_name, chain)?;
             let other_dir = other.parent().unwrap_or(Path::new(".")).to_path_buf();
+            let mut base = resolve(loader, &other_tree, &other, &other_dir, &base_name, chain)?;
             if other_dir != dir {
                 rebase_service(&mut base, &other_dir);
             }
@@ -184,6 +190,25 @@ pub fn rebase_service(service: &mut Node, dir: &Path) {
     }
 }
 
+/// Gives `- VAR` entries of a service's list-form `environment` the value the
+/// included project's environment has for VAR (its `env_file`s under the
+/// process environment), as compose-go's ResolveEnvironment does for each
+/// included model (include_test.go TestLoadWithIncludeEnv). Unset ones stay bare.
+fn resolve_bare_environment(service: &mut Node, env: &HashMap<String, String>) {
+    let Some(Value::Seq(items)) = service.get_mut("environment").map(|e| &mut e.value) else {
+        return;
+    };
+    for item in items {
+        if let Value::Scalar { text, .. } = &mut item.value {
+            if !text.contains('=') {
+                if let Some(v) = env.get(text.as_str()) {
+                    *text = format!("{text}={v}");
+                }
+            }
+        }
+    }
+}
+
 /// One `include:` entry: files, env files and project directory.
 struct IncludeEntry {
     paths: Vec<PathBuf>,
@@ -220,7 +245,7 @@ fn strings(node: &Node, path: &str) -> Result<Vec<String>, ComposeError> {
 pub fn apply_include(
     loader: &mut Loader,
     tree: &mut Node,
-    file: &Path,
+    _file: &Path,
 ) -> Result<(), ComposeError> {
     let Some(include) = tree.get("include").cloned() else {
         return Ok(());
@@ -228,7 +253,9 @@ pub fn apply_include(
     if let Value::Map(entries) = &mut tree.value {
         entries.retain(|(k, _)| k.name != "include");
     }
-    let dir = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    // compose-go include.go: paths, `project_directory` and `env_file` of an
+    // include entry resolve against the including project's working directory.
+    let dir = loader.work_dir.clone();
     let Value::Seq(items) = &include.value else {
         return Err(ComposeError::Field {
             pos: include.pos.clone(),
@@ -316,7 +343,9 @@ pub fn apply_include(
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone())),
             );
-            for (k, v) in super::env::read_dotenv(f, &lookup).map_err(ComposeError::EnvFile)? {
+            for (k, v) in super::env::read_dotenv_pinned(f, &lookup, Some(&loader.process_env))
+                .map_err(ComposeError::EnvFile)?
+            {
                 env.insert(k, v);
             }
         }
@@ -326,10 +355,14 @@ pub fn apply_include(
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
-        let mut included = loader.load_files(&files, env, Some(&entry.pos))?;
+        let saved_dir = std::mem::replace(&mut loader.work_dir, project_dir.clone());
+        let included = loader.load_files(&files, env.clone(), Some(&entry.pos));
+        loader.work_dir = saved_dir;
+        let mut included = included?;
         if let Some(Value::Map(services)) = included.get_mut("services").map(|s| &mut s.value) {
             for (_, svc) in services.iter_mut() {
                 rebase_service(svc, &project_dir);
+                resolve_bare_environment(svc, &env);
             }
         }
         for section in ["services", "networks", "volumes"] {

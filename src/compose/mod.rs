@@ -7,17 +7,21 @@
 //! [`interpolate`] (`${VAR:-x}` …) -> [`extends`] (`extends:` and `include:`) ->
 //! [`merge`] (later files over earlier ones, `!reset`, `!override`) ->
 //! [`normalize`] (tree -> [`model`] types, Docker defaults, implicit deps) ->
-//! [`validate`] (dependencies, image/build, unknown-field warnings).
+//! [`validate`] (dependencies, image/build, unknown-field warnings) ->
+//! [`consistency`] (compose-go's checkConsistency refusals).
 //!
 //! Beside the pipeline: [`xmuster`], the schema of the `x-muster:` key (probes,
 //! grace, restart) that normalize reads into each service, and [`graph`], the
-//! dependency graph over the loaded model.
+//! dependency graph over the loaded model, and [`hash`], the service in Docker
+//! Compose's JSON shape and its `com.docker.compose.config-hash`.
 
+pub mod consistency;
 pub mod discover;
 pub mod env;
 mod error;
 pub mod extends;
 pub mod graph;
+pub mod hash;
 pub mod interpolate;
 pub mod locate;
 pub mod merge;
@@ -70,6 +74,12 @@ pub struct Loader {
     stack: Vec<PathBuf>,
     pub warnings: Vec<Warning>,
     unset_reported: std::collections::BTreeSet<String>,
+    /// Top-level files already parsed to find the project name, read once.
+    parsed: HashMap<PathBuf, Node>,
+    /// The directory `extends.file` and `include` paths resolve against: the
+    /// project directory, an include's `project_directory`, or the directory of
+    /// a file reached through `extends.file` (compose-go's localResourceLoader).
+    pub work_dir: PathBuf,
 }
 
 impl Loader {
@@ -78,7 +88,10 @@ impl Loader {
         self.warnings.push(Warning { message });
     }
 
-    fn read_raw(&self, path: &Path, from: Option<&Pos>) -> Result<Node, ComposeError> {
+    fn read_raw(&mut self, path: &Path, from: Option<&Pos>) -> Result<Node, ComposeError> {
+        if let Some(tree) = self.parsed.remove(path) {
+            return Ok(tree);
+        }
         let io = |message: String| match from {
             Some(pos) => ComposeError::Field {
                 pos: pos.clone(),
@@ -218,6 +231,41 @@ impl Loader {
     }
 }
 
+impl Loader {
+    /// The project name as Compose settles it before interpolation: `-p` or
+    /// `COMPOSE_PROJECT_NAME`, else the last file's interpolated `name:`, else
+    /// the project directory's name. `None` when no name can be derived (the
+    /// model step reports it).
+    fn project_name(&mut self, setup: &discover::Setup) -> Result<Option<String>, ComposeError> {
+        if let Some(n) = &setup.explicit_name {
+            return Ok(Some(n.clone()));
+        }
+        let mut from_files = None;
+        for file in &setup.files {
+            let tree = self.read_raw(file, None)?;
+            if let Some(text) = tree.get("name").and_then(Node::as_scalar) {
+                let mut env = interpolate::Env::new(&setup.env);
+                // An error here is reported with its position when the file is read.
+                if let Ok(n) = interpolate::interpolate(text, &mut env) {
+                    if !n.is_empty() {
+                        from_files = Some(n);
+                    }
+                }
+            }
+            self.parsed.insert(file.clone(), tree);
+        }
+        if from_files.is_some() {
+            return Ok(from_files);
+        }
+        let base = setup
+            .project_dir
+            .file_name()
+            .map(|s| discover::normalize_project_name(&s.to_string_lossy()))
+            .filter(|n| !n.is_empty());
+        Ok(base)
+    }
+}
+
 /// Loads, interpolates, merges and validates a compose project.
 /// Warnings go to `tracing`.
 pub fn load(options: &LoadOptions) -> Result<Project, ComposeError> {
@@ -231,17 +279,27 @@ pub fn load_with_warnings(options: &LoadOptions) -> Result<(Project, Vec<Warning
         .environment
         .clone()
         .unwrap_or_else(|| std::env::vars().collect());
+    let mut setup = setup;
     let mut loader = Loader {
         process_env,
         env: HashMap::new(),
         stack: Vec::new(),
         warnings: Vec::new(),
         unset_reported: Default::default(),
+        parsed: HashMap::new(),
+        work_dir: setup.project_dir.clone(),
     };
+    // As compose-go (loader.go projectName, TestProjectNameInterpolation): the
+    // name is settled before the files are interpolated, and the files see it
+    // as ${COMPOSE_PROJECT_NAME}.
+    if let Some(name) = loader.project_name(&setup)? {
+        setup.env.insert("COMPOSE_PROJECT_NAME".into(), name);
+    }
     let tree = loader.load_files(&setup.files, setup.env.clone(), None)?;
     let mut warnings = std::mem::take(&mut loader.warnings);
     validate::warn_unknown_fields(&tree, &mut warnings);
     let project = normalize::project(&tree, &setup, &mut warnings)?;
     validate::check(&project, &tree, &setup, &mut warnings)?;
+    consistency::check(&project, &tree)?;
     Ok((project, warnings))
 }

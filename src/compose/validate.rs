@@ -109,6 +109,56 @@ pub const SERVICE_KEYS: &[&str] = &[
     "volumes_from",
     "working_dir",
 ];
+/// The service keys muster reads into its model and applies (or acts on, as
+/// `depends_on`, `profiles`, `extends`); every other key of [`SERVICE_KEYS`]
+/// is warned about when set, naming it, instead of being dropped silently.
+pub const APPLIED_SERVICE_KEYS: &[&str] = &[
+    "build",
+    "cap_add",
+    "cap_drop",
+    "command",
+    "container_name",
+    "depends_on",
+    "deploy",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "entrypoint",
+    "env_file",
+    "environment",
+    "extends",
+    "extra_hosts",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "labels",
+    "links",
+    "logging",
+    "network_mode",
+    "networks",
+    "ports",
+    "privileged",
+    "profiles",
+    "pull_policy",
+    "read_only",
+    "restart",
+    "scale",
+    "security_opt",
+    "shm_size",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "sysctls",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "user",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+];
 pub const TOP_KEYS: &[&str] = &[
     "version", "name", "include", "services", "networks", "volumes", "configs", "secrets", "models",
 ];
@@ -221,6 +271,20 @@ pub fn warn_unknown_fields(tree: &Node, warnings: &mut Vec<Warning>) {
     for (name, svc) in services {
         let path = format!("services.{}", name.name);
         check_keys(svc, SERVICE_KEYS, &path, warnings);
+        for (k, v) in svc.entries().unwrap_or(&[]) {
+            let key = k.name.as_str();
+            if v.is_null() || !SERVICE_KEYS.contains(&key) || APPLIED_SERVICE_KEYS.contains(&key) {
+                continue;
+            }
+            push_warning(
+                warnings,
+                format!(
+                    "{}: `{path}.{key}` is not applied: muster does not model this Compose key yet, \
+                     so the container it creates will not have it (docker compose's would)",
+                    k.pos
+                ),
+            );
+        }
         if let Some(h) = svc.get("healthcheck") {
             check_keys(
                 h,

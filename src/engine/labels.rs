@@ -115,26 +115,13 @@ pub fn volume_labels(project: &str, key: &str) -> HashMap<String, String> {
     ])
 }
 
-/// A stable hash of everything in the service that shapes its containers.
-///
-/// Like Compose, it leaves out what does not change a container: the replica
-/// count, `depends_on`, profiles and muster's own `x-muster` settings. The
-/// value is 16 hex digits of FNV-1a over the service's canonical JSON (maps
-/// in the model are ordered, so the JSON is stable). It is not Compose's
-/// sha256, so `docker compose up` recreates muster's containers once.
+/// `com.docker.compose.config-hash` of the service, computed as Docker
+/// Compose v2+ computes it (see [`crate::compose::hash`]): it leaves out the
+/// replica count, `depends_on`, profiles, build, pull_policy and every `x-*`
+/// key (muster's `x-muster` included), so `docker compose up` keeps a
+/// container muster started, and the reverse.
 pub fn config_hash(service: &Service) -> String {
-    let mut s = service.clone();
-    s.replicas = 0;
-    s.depends_on.clear();
-    s.profiles.clear();
-    s.muster = None;
-    if let Some(deploy) = s.deploy.as_mut() {
-        deploy.replicas = None;
-        deploy.update_config = None;
-        deploy.rollback_config = None;
-    }
-    let json = serde_json::to_string(&s).unwrap_or_default();
-    format!("{:016x}", fnv1a(json.as_bytes()))
+    crate::compose::hash::config_hash(service)
 }
 
 /// Whether an existing container still matches the service: the same config
@@ -152,15 +139,6 @@ pub fn is_current(
             Some(id) if !container_image_id.is_empty() => id == container_image_id,
             _ => true,
         }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -2,18 +2,46 @@
 
 use std::collections::HashMap;
 
-use bollard::models::NetworkCreateRequest;
+use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::query_parameters::ListNetworksOptions;
 
 use super::client::{is_status, Engine, EngineError};
 use super::labels;
 use crate::compose::{Network, Project};
 
-/// The engine name of network `key` of the project (`{project}_{key}` unless `name:` is set).
+/// The engine name of network `key` of the project: its `name:`, else the
+/// key itself for an external network (compose-go normalize.go setNameFromKey),
+/// else `{project}_{key}`.
 pub fn network_name(project: &Project, key: &str) -> String {
-    match project.networks.get(key).and_then(|n| n.name.clone()) {
-        Some(name) => name,
+    match project.networks.get(key) {
+        Some(n) => match &n.name {
+            Some(name) => name.clone(),
+            None if n.external => key.to_string(),
+            None => format!("{}_{key}", project.name),
+        },
         None => format!("{}_{key}", project.name),
+    }
+}
+
+/// The engine's IPAM settings for a network's `ipam:`.
+fn engine_ipam(ipam: &crate::compose::Ipam) -> Ipam {
+    let map = |m: &std::collections::BTreeMap<String, String>| {
+        (!m.is_empty()).then(|| m.clone().into_iter().collect::<HashMap<_, _>>())
+    };
+    Ipam {
+        driver: ipam.driver.clone(),
+        config: (!ipam.config.is_empty()).then(|| {
+            ipam.config
+                .iter()
+                .map(|p| IpamConfig {
+                    subnet: p.subnet.clone(),
+                    ip_range: p.ip_range.clone(),
+                    gateway: p.gateway.clone(),
+                    auxiliary_addresses: map(&p.aux_addresses),
+                })
+                .collect()
+        }),
+        options: map(&ipam.options),
     }
 }
 
@@ -63,6 +91,10 @@ impl Engine {
             internal: Some(spec.internal),
             attachable: Some(true),
             labels: Some(net_labels),
+            options: (!spec.driver_opts.is_empty())
+                .then(|| spec.driver_opts.clone().into_iter().collect()),
+            ipam: spec.ipam.as_ref().map(engine_ipam),
+            enable_ipv6: spec.enable_ipv6,
             ..Default::default()
         };
         match self.docker().create_network(request).await {

@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
-    MountVolumeOptions, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
+    MountType, MountVolumeOptions, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 
 use super::labels;
 use super::networks::network_name;
 use super::volumes::volume_name;
-use crate::compose::{HealthTest, Project, Service, VolumeType};
+use crate::compose::{HealthTest, Project, Service, Ulimit, VolumeType};
 
 /// Everything needed to create one container of a service.
 #[derive(Debug, Clone)]
@@ -216,7 +217,60 @@ pub fn container_spec(
         .and_then(|r| r.reservations.clone())
         .unwrap_or_default();
 
+    let rt = &service.runtime;
+    let some_list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
     let host_config = HostConfig {
+        cap_add: some_list(&rt.cap_add),
+        cap_drop: some_list(&rt.cap_drop),
+        dns: some_list(&rt.dns),
+        dns_options: some_list(&rt.dns_opt),
+        dns_search: some_list(&rt.dns_search),
+        // The engine takes `host:ip`; the model keeps Compose's `host=ip`.
+        extra_hosts: (!rt.extra_hosts.is_empty()).then(|| {
+            rt.extra_hosts
+                .iter()
+                .map(|e| match e.split_once('=') {
+                    Some((h, ip)) => format!("{h}:{ip}"),
+                    None => e.clone(),
+                })
+                .collect()
+        }),
+        group_add: some_list(&rt.group_add),
+        init: rt.init,
+        log_config: rt.logging.as_ref().map(|l| HostConfigLogConfig {
+            typ: l.driver.clone(),
+            config: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+        }),
+        privileged: rt.privileged.then_some(true),
+        readonly_rootfs: rt.read_only.then_some(true),
+        security_opt: some_list(&rt.security_opt),
+        shm_size: rt.shm_size.map(|b| b.min(i64::MAX as u64) as i64),
+        sysctls: (!rt.sysctls.is_empty()).then(|| rt.sysctls.clone().into_iter().collect()),
+        tmpfs: (!rt.tmpfs.is_empty()).then(|| {
+            rt.tmpfs
+                .iter()
+                .map(|t| match t.split_once(':') {
+                    Some((path, opts)) => (path.to_string(), opts.to_string()),
+                    None => (t.clone(), String::new()),
+                })
+                .collect()
+        }),
+        ulimits: (!rt.ulimits.is_empty()).then(|| {
+            rt.ulimits
+                .iter()
+                .map(|(name, l)| {
+                    let (soft, hard) = match *l {
+                        Ulimit::Single(v) => (v, v),
+                        Ulimit::Pair { soft, hard } => (soft, hard),
+                    };
+                    ResourcesUlimits {
+                        name: Some(name.clone()),
+                        soft: Some(soft),
+                        hard: Some(hard),
+                    }
+                })
+                .collect()
+        }),
         port_bindings: if bindings.is_empty() {
             None
         } else {
@@ -253,6 +307,8 @@ pub fn container_spec(
         healthcheck: service.healthcheck.as_ref().map(health_config),
         stop_timeout: service.stop_grace_period.map(|d| d.as_secs() as i64),
         stop_signal: service.stop_signal.clone(),
+        tty: rt.tty.then_some(true),
+        open_stdin: rt.stdin_open.then_some(true),
         host_config: Some(host_config),
         networking_config: first.map(|(n, e)| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(n, e)])),

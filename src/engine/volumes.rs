@@ -43,6 +43,8 @@ impl Engine {
                 name: Some(name.clone()),
                 driver: Some(spec.driver.clone().unwrap_or_else(|| "local".into())),
                 labels: Some(vol_labels),
+                driver_opts: (!spec.driver_opts.is_empty())
+                    .then(|| spec.driver_opts.clone().into_iter().collect()),
                 ..Default::default()
             })
             .await

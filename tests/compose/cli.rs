@@ -208,3 +208,40 @@ fn a_closed_stdout_ends_quietly() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(141), "{err}");
 }
+
+#[test]
+fn config_hash_prints_compose_s_hash_per_service() {
+    let out = muster(&["config", "-f", &stack(), "--hash", "redis,nats"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let project = muster::compose::load(&muster::compose::LoadOptions {
+        files: vec![root().join("compose/agents.yaml")],
+        // The binary's environment: the process's, without REDIS_IMAGE.
+        environment: Some(
+            std::env::vars()
+                .filter(|(k, _)| k != "REDIS_IMAGE")
+                .collect(),
+        ),
+        working_dir: Some(root().join("tests/fixtures/compose")),
+        ..Default::default()
+    })
+    .expect("loads");
+    let want: String = ["redis", "nats"]
+        .iter()
+        .map(|n| {
+            let h = muster::compose::hash::config_hash(&project.services[*n]);
+            format!("{n} {h}\n")
+        })
+        .collect();
+    assert_eq!(stdout(&out), want);
+    let out = muster(&["--json", "config", "-f", &stack(), "--hash", "*"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v.as_object().map(|m| m.len()), Some(7), "{v}");
+    let out = muster(&["config", "-f", &stack(), "--hash", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).is_empty());
+    assert!(
+        stderr(&out).contains("no such service: nope"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -9,8 +9,12 @@
 mod support;
 
 mod cli;
+mod consistency;
 mod errors;
+mod fidelity;
+mod hash;
 mod large;
 mod load;
 mod merge;
+mod runtime;
 mod shell;

@@ -49,3 +49,30 @@ pub fn load_err(files: &[&str], vars: &[(&str, &str)]) -> String {
             .replace(&format!("{}/", fixtures().display()), ""),
     }
 }
+
+/// Writes `text` to `dir/rel` (creating parent directories), as compose-go's
+/// tests write their projects to a scratch directory.
+pub fn write_file(dir: &std::path::Path, rel: &str, text: &str) -> PathBuf {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create fixture dir");
+    }
+    std::fs::write(&path, text).expect("write fixture");
+    path
+}
+
+/// Loads `files` of `dir` with only `vars` as the environment and an optional `-p`.
+pub fn load_dir(
+    dir: &std::path::Path,
+    files: &[&str],
+    vars: &[(&str, &str)],
+    name: Option<&str>,
+) -> Result<Project, ComposeError> {
+    compose::load(&LoadOptions {
+        files: files.iter().map(|f| dir.join(f)).collect(),
+        environment: Some(env(vars)),
+        working_dir: Some(dir.to_path_buf()),
+        project_name: name.map(str::to_string),
+        ..Default::default()
+    })
+}

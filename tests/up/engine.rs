@@ -623,3 +623,77 @@ async fn unreachable_engine_is_a_clear_error() {
         .to_string();
     assert!(err.contains("cannot reach"), "{err}");
 }
+
+/// A network's `ipam` pools and `driver_opts`, and a volume's `driver_opts`,
+/// reach the engine (issue 17: `up` created networks without their subnets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn networks_and_volumes_are_created_with_ipam_and_driver_options() {
+    use muster::compose::{Ipam, IpamPool, Network, Volume};
+    let engine = engine().await;
+    let guard = DockerProject::new("ipam");
+    let mut p = project(&guard.name, vec![]);
+    // One /24 of 10.213.0.0/16 per process, so parallel runs do not overlap.
+    let third = std::process::id() % 250 + 2;
+    let subnet = format!("10.213.{third}.0/24");
+    let gateway = format!("10.213.{third}.1");
+    p.networks.insert(
+        "front".into(),
+        Network {
+            driver_opts: [(
+                "com.docker.network.driver.mtu".to_string(),
+                "1400".to_string(),
+            )]
+            .into(),
+            ipam: Some(Ipam {
+                config: vec![IpamPool {
+                    subnet: Some(subnet.clone()),
+                    gateway: Some(gateway.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    p.volumes.insert(
+        "data".into(),
+        Volume {
+            driver_opts: [("type", "tmpfs"), ("device", "tmpfs"), ("o", "size=1m")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        },
+    );
+    let name = engine.ensure_network(&p, "front").await.expect("network");
+    let net = engine
+        .docker()
+        .inspect_network(
+            &name,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .expect("inspect network");
+    let pool = net
+        .ipam
+        .and_then(|i| i.config)
+        .and_then(|c| c.into_iter().next())
+        .expect("an IPAM pool");
+    assert_eq!(pool.subnet.as_deref(), Some(subnet.as_str()));
+    assert_eq!(pool.gateway.as_deref(), Some(gateway.as_str()));
+    assert_eq!(
+        net.options
+            .unwrap_or_default()
+            .get("com.docker.network.driver.mtu")
+            .map(String::as_str),
+        Some("1400")
+    );
+    let vname = engine.ensure_volume(&p, "data").await.expect("volume");
+    let vol = engine
+        .docker()
+        .inspect_volume(&vname)
+        .await
+        .expect("inspect volume");
+    assert_eq!(vol.options.get("o").map(String::as_str), Some("size=1m"));
+    assert_eq!(vol.options.get("type").map(String::as_str), Some("tmpfs"));
+}

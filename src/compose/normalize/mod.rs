@@ -5,9 +5,10 @@
 //! One file per part of the syntax: [`values`] (typed readers every other file
 //! uses), [`service`] (one service entry), [`build`], [`ports`], [`mounts`] (a service's
 //! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
-//! [`deploy`] and [`xmuster`]. This file reads the project level: its name,
-//! profiles, top-level networks and volumes, and every service through
-//! [`service`].
+//! [`deploy`] and [`xmuster`], [`resources`] (top-level networks and volumes), [`runtime`] (cap_add, dns,
+//! sysctls, ulimits, logging, …).
+//! This file reads the project level: its name, profiles, and every service
+//! through [`service`].
 
 mod build;
 mod dependencies;
@@ -15,6 +16,8 @@ mod deploy;
 mod healthcheck;
 mod mounts;
 mod ports;
+mod resources;
+mod runtime;
 mod service;
 mod values;
 mod xmuster;
@@ -22,15 +25,14 @@ mod xmuster;
 pub use deploy::parse_bytes;
 pub use values::{shell_split, string, ShellSplitError};
 
-use std::collections::BTreeMap;
-
 use crate::compose::discover::{normalize_project_name, valid_project_name, Setup};
 use crate::compose::error::ComposeError;
 use crate::compose::model::*;
 use crate::compose::yaml::{Node, Value};
 use crate::compose::Warning;
+use resources::{network, volume};
 use service::service;
-use values::{err, labels, opt_bool, opt_string, R};
+use values::{err, R};
 
 pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Project> {
     let name_node = tree.get("name");
@@ -151,49 +153,4 @@ pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Pro
 /// The image name Compose gives a service that has `build:` and no `image:`.
 pub fn default_image_name(project: &str, service: &str) -> String {
     format!("{project}-{service}")
-}
-
-fn network(node: &Node, path: &str) -> R<Network> {
-    if node.is_null() {
-        return Ok(Network::default());
-    }
-    if node.entries().is_none() {
-        return Err(err(node, path, "expected a mapping"));
-    }
-    Ok(Network {
-        name: opt_string(node.get("name"), &format!("{path}.name"))?,
-        driver: opt_string(node.get("driver"), &format!("{path}.driver"))?,
-        external: external(node.get("external"), &format!("{path}.external"))?,
-        internal: opt_bool(node.get("internal"), &format!("{path}.internal"), false)?,
-        labels: match node.get("labels") {
-            Some(l) => labels(l, &format!("{path}.labels"))?,
-            None => BTreeMap::new(),
-        },
-    })
-}
-
-fn external(node: Option<&Node>, path: &str) -> R<bool> {
-    match node {
-        // Legacy `external: { name: x }` means external too.
-        Some(n) if n.entries().is_some() => Ok(true),
-        other => opt_bool(other, path, false),
-    }
-}
-
-fn volume(node: &Node, path: &str) -> R<Volume> {
-    if node.is_null() {
-        return Ok(Volume::default());
-    }
-    if node.entries().is_none() {
-        return Err(err(node, path, "expected a mapping"));
-    }
-    Ok(Volume {
-        name: opt_string(node.get("name"), &format!("{path}.name"))?,
-        driver: opt_string(node.get("driver"), &format!("{path}.driver"))?,
-        external: external(node.get("external"), &format!("{path}.external"))?,
-        labels: match node.get("labels") {
-            Some(l) => labels(l, &format!("{path}.labels"))?,
-            None => BTreeMap::new(),
-        },
-    })
 }

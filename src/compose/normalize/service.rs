@@ -114,15 +114,35 @@ pub(super) fn service(
     }
     if let Some(v) = node.get("volumes") {
         svc.volumes = volume_mounts(v, &f("volumes"), project_dir)?;
+        if let Value::Seq(items) = &v.value {
+            svc.written.short_volumes = items.iter().map(|i| i.as_scalar().is_some()).collect();
+        }
     }
     if let Some(n) = node.get("networks") {
         svc.networks = service_networks(n, &f("networks"))?;
+        svc.written.null_networks = match &n.value {
+            Value::Seq(items) => items
+                .iter()
+                .filter_map(|i| i.as_scalar().map(str::to_string))
+                .collect(),
+            Value::Map(entries) => entries
+                .iter()
+                .filter(|(_, v)| v.is_null())
+                .map(|(k, _)| k.name.clone())
+                .collect(),
+            _ => vec![],
+        };
     }
+    svc.runtime = super::runtime::runtime(node, path)?;
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
     }
     if let Some(h) = node.get("healthcheck") {
         svc.healthcheck = healthcheck(h, &f("healthcheck"))?;
+        svc.written.healthcheck_fields = h
+            .entries()
+            .map(|e| e.iter().map(|(k, _)| k.name.clone()).collect())
+            .unwrap_or_default();
     }
     if let Some(p) = node.get("profiles") {
         svc.profiles = strict_list(p, &f("profiles"))?;

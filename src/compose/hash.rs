@@ -1,0 +1,485 @@
+//! A service in the JSON shape Docker Compose gives it, and
+//! `com.docker.compose.config-hash` computed from it as Docker Compose v2+
+//! does (docker/compose `pkg/compose/hash.go` ServiceHash): clear `build`,
+//! `pull_policy`, `scale`, `deploy.replicas`, `depends_on` and `profiles`,
+//! `json.Marshal` the compose-go `types.ServiceConfig`, and take the sha256 of
+//! those bytes in lowercase hex. Matching it byte for byte means a container
+//! started by muster is not recreated by `docker compose up`, and the reverse.
+//!
+//! Go's `encoding/json` rules reproduced here: struct fields in declaration
+//! order with their `json` tags, `omitempty` dropping zero values (but never
+//! a non-pointer struct: `deploy.resources` and `deploy.placement` are always
+//! there, `{}` when empty), map keys sorted, `command`/`entrypoint` always
+//! present (`null` when unset), `<`, `>`, `&`, U+2028 and U+2029 escaped as
+//! `\u003c`…, durations as Go's `time.Duration.String()` (`1m30s`), byte
+//! sizes as decimal strings (`UnitBytes`), float32 in shortest form.
+//!
+//! Pure: no I/O.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::model::{
+    Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit, UpdateConfig,
+    VolumeMount, VolumeType,
+};
+
+/// A JSON value whose objects keep the order they are built in (Go's struct order).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    /// A number as Go prints it.
+    Num(String),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    /// The bytes `encoding/json` would write.
+    pub fn to_go_string(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Json::Num(n) => out.push_str(n),
+            Json::Str(s) => go_string(s, out),
+            Json::Arr(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    item.write(out);
+                }
+                out.push(']');
+            }
+            Json::Obj(fields) => {
+                out.push('{');
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    go_string(k, out);
+                    out.push(':');
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// A string as Go's `encoding/json` escapes it (HTML-safe by default).
+fn go_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `time.Duration.String()`.
+pub fn go_duration(d: Duration) -> String {
+    let text = crate::duration::format(d);
+    match text.strip_suffix("us") {
+        Some(n) => format!("{n}µs"),
+        None => text,
+    }
+}
+
+/// A float32 field as Go prints it (shortest form that reads back).
+fn go_f32(v: f64) -> String {
+    let f = v as f32;
+    if f.fract() == 0.0 && f.abs() < 1e21 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Builds an object, leaving out what Go's `omitempty` leaves out.
+struct Obj(Vec<(String, Json)>);
+
+impl Obj {
+    fn new() -> Obj {
+        Obj(Vec::new())
+    }
+    fn put(&mut self, key: &str, value: Json) {
+        self.0.push((key.to_string(), value));
+    }
+    fn str(&mut self, key: &str, value: Option<&str>) {
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            self.put(key, Json::Str(v.to_string()));
+        }
+    }
+    fn list(&mut self, key: &str, items: &[String]) {
+        if !items.is_empty() {
+            self.put(key, strings(items));
+        }
+    }
+    fn duration(&mut self, key: &str, d: Option<Duration>) {
+        if let Some(d) = d.filter(|d| !d.is_zero()) {
+            self.put(key, Json::Str(go_duration(d)));
+        }
+    }
+    fn done(self) -> Json {
+        Json::Obj(self.0)
+    }
+}
+
+fn string_map(m: &std::collections::BTreeMap<String, String>) -> Json {
+    Json::Obj(
+        m.iter()
+            .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
+            .collect(),
+    )
+}
+
+fn strings(items: &[String]) -> Json {
+    Json::Arr(items.iter().map(|s| Json::Str(s.clone())).collect())
+}
+
+fn command(c: &Option<Vec<String>>) -> Json {
+    match c {
+        None => Json::Null,
+        Some(v) => strings(v),
+    }
+}
+
+fn healthcheck(h: &Healthcheck, fields: &[String]) -> Json {
+    let set = |k: &str| fields.iter().any(|f| f == k);
+    let mut o = Obj::new();
+    if let Some(test) = h.test.as_ref().filter(|_| set("test")) {
+        let items = match test {
+            HealthTest::None => vec!["NONE".to_string()],
+            HealthTest::Cmd(args) => std::iter::once("CMD".to_string())
+                .chain(args.iter().cloned())
+                .collect(),
+            HealthTest::CmdShell(cmd) => vec!["CMD-SHELL".to_string(), cmd.clone()],
+        };
+        o.put("test", strings(&items));
+    }
+    // Pointers in compose-go: present (even when zero) exactly when written.
+    for (key, value) in [("timeout", h.timeout), ("interval", h.interval)] {
+        if set(key) {
+            o.put(key, Json::Str(go_duration(value)));
+        }
+    }
+    if set("retries") {
+        o.put("retries", Json::Num(h.retries.to_string()));
+    }
+    for (key, value) in [
+        ("start_period", h.start_period),
+        ("start_interval", h.start_interval),
+    ] {
+        if set(key) {
+            o.put(key, Json::Str(go_duration(value)));
+        }
+    }
+    if h.disable {
+        o.put("disable", Json::Bool(true));
+    }
+    o.done()
+}
+
+fn resource(r: &ResourceSpec) -> Json {
+    let mut o = Obj::new();
+    if let Some(c) = r.cpus.filter(|c| *c != 0.0) {
+        o.put("cpus", Json::Num(go_f32(c)));
+    }
+    if let Some(m) = r.memory.filter(|m| *m != 0) {
+        o.put("memory", Json::Str(m.to_string()));
+    }
+    if let Some(p) = r.pids.filter(|p| *p != 0) {
+        o.put("pids", Json::Num(p.to_string()));
+    }
+    o.done()
+}
+
+fn update_config(u: &UpdateConfig) -> Json {
+    let mut o = Obj::new();
+    if let Some(p) = u.parallelism {
+        o.put("parallelism", Json::Num(p.to_string()));
+    }
+    o.duration("delay", u.delay);
+    o.str("failure_action", u.failure_action.as_deref());
+    o.duration("monitor", u.monitor);
+    if let Some(r) = u.max_failure_ratio.filter(|r| *r != 0.0) {
+        o.put("max_failure_ratio", Json::Num(go_f32(r)));
+    }
+    o.str("order", u.order.as_deref());
+    o.done()
+}
+
+/// `deploy` with `replicas` cleared, as ServiceHash leaves it.
+fn deploy(d: &Deploy) -> Json {
+    let mut o = Obj::new();
+    if let Some(u) = &d.update_config {
+        o.put("update_config", update_config(u));
+    }
+    if let Some(u) = &d.rollback_config {
+        o.put("rollback_config", update_config(u));
+    }
+    let mut res = Obj::new();
+    if let Some(r) = &d.resources {
+        if let Some(l) = &r.limits {
+            res.put("limits", resource(l));
+        }
+        if let Some(l) = &r.reservations {
+            res.put("reservations", resource(l));
+        }
+    }
+    o.put("resources", res.done());
+    o.put("placement", Json::Obj(vec![]));
+    o.done()
+}
+
+fn port(p: &Port) -> Json {
+    let mut o = Obj::new();
+    // transform/ports.go portDefaults: mode "ingress", protocol "tcp".
+    o.put("mode", Json::Str("ingress".into()));
+    o.str("host_ip", p.host_ip.as_deref());
+    if p.target != 0 {
+        o.put("target", Json::Num(p.target.to_string()));
+    }
+    o.str("published", p.published.as_deref());
+    let protocol = if p.protocol.is_empty() {
+        "tcp"
+    } else {
+        &p.protocol
+    };
+    o.put("protocol", Json::Str(protocol.into()));
+    o.done()
+}
+
+fn volume(v: &VolumeMount, short: bool) -> Json {
+    let mut o = Obj::new();
+    let kind = match v.kind {
+        VolumeType::Bind => "bind",
+        VolumeType::Volume => "volume",
+        VolumeType::Tmpfs => "tmpfs",
+    };
+    o.put("type", Json::Str(kind.into()));
+    o.str("source", v.source.as_deref());
+    o.str("target", Some(&v.target));
+    if v.read_only {
+        o.put("read_only", Json::Bool(true));
+    }
+    // format/volume.go populateType: the short syntax always carries an
+    // (empty) bind or volume object; create_host_path true is omitzero.
+    if short {
+        match v.kind {
+            VolumeType::Bind => o.put("bind", Json::Obj(vec![])),
+            VolumeType::Volume => o.put("volume", Json::Obj(vec![])),
+            VolumeType::Tmpfs => {}
+        }
+    }
+    o.done()
+}
+
+/// The service as compose-go's `types.ServiceConfig` marshals it, with the
+/// fields ServiceHash clears left out (`build`, `pull_policy`, `scale`,
+/// `deploy.replicas`, `depends_on`, `profiles`). `docker compose up` loads
+/// the project with env files resolved into `environment` and kept in
+/// `env_file` (docker/compose pkg/compose/loader.go has no WithDiscardEnvFile).
+pub fn hash_shape(s: &Service) -> Json {
+    let rt = &s.runtime;
+    let mut o = Obj::new();
+    o.list("cap_add", &rt.cap_add);
+    o.list("cap_drop", &rt.cap_drop);
+    o.put("command", command(&s.command));
+    o.str("container_name", s.container_name.as_deref());
+    if let Some(d) = &s.deploy {
+        o.put("deploy", deploy(d));
+    }
+    o.list("dns", &rt.dns);
+    o.list("dns_opt", &rt.dns_opt);
+    o.list("dns_search", &rt.dns_search);
+    o.put("entrypoint", command(&s.entrypoint));
+    if !s.environment.is_empty() {
+        o.put(
+            "environment",
+            Json::Obj(
+                s.environment
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = v.as_ref().map_or(Json::Null, |v| Json::Str(v.clone()));
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+        );
+    }
+    if !s.env_file.is_empty() {
+        // types.EnvFile: path, then `required` only when false (OptOut, omitzero).
+        let files = s
+            .env_file
+            .iter()
+            .map(|f| {
+                let mut fo = Obj::new();
+                fo.str("path", Some(&f.path.to_string_lossy()));
+                if !f.required {
+                    fo.put("required", Json::Bool(false));
+                }
+                fo.done()
+            })
+            .collect();
+        o.put("env_file", Json::Arr(files));
+    }
+    o.list("extra_hosts", &rt.extra_hosts);
+    o.list("group_add", &rt.group_add);
+    o.str("hostname", s.hostname.as_deref());
+    if let Some(h) = &s.healthcheck {
+        o.put("healthcheck", healthcheck(h, &s.written.healthcheck_fields));
+    }
+    o.str("image", s.image.as_deref());
+    if let Some(init) = rt.init {
+        o.put("init", Json::Bool(init));
+    }
+    if !s.labels.is_empty() {
+        o.put("labels", string_map(&s.labels));
+    }
+    o.list("links", &s.links);
+    if let Some(l) = &rt.logging {
+        let mut lo = Obj::new();
+        lo.str("driver", l.driver.as_deref());
+        if !l.options.is_empty() {
+            lo.put("options", string_map(&l.options));
+        }
+        o.put("logging", lo.done());
+    }
+    o.str("network_mode", s.network_mode.as_deref());
+    if s.networks.is_empty() {
+        // loader/normalize.go normalizeNetworks: no networks, no network_mode
+        // -> the project's default network, with no settings.
+        if s.network_mode.is_none() {
+            o.put("networks", Json::Obj(vec![("default".into(), Json::Null)]));
+        }
+    } else {
+        let nets = s
+            .networks
+            .iter()
+            .map(|(name, n)| {
+                let value = if s.written.null_networks.contains(name) {
+                    Json::Null
+                } else {
+                    let mut no = Obj::new();
+                    no.list("aliases", &n.aliases);
+                    no.str("ipv4_address", n.ipv4_address.as_deref());
+                    no.done()
+                };
+                (name.clone(), value)
+            })
+            .collect();
+        o.put("networks", Json::Obj(nets));
+    }
+    if !s.ports.is_empty() {
+        o.put("ports", Json::Arr(s.ports.iter().map(port).collect()));
+    }
+    if rt.privileged {
+        o.put("privileged", Json::Bool(true));
+    }
+    if rt.read_only {
+        o.put("read_only", Json::Bool(true));
+    }
+    o.str("restart", s.restart.as_deref());
+    o.list("security_opt", &rt.security_opt);
+    if let Some(b) = rt.shm_size.filter(|b| *b != 0) {
+        o.put("shm_size", Json::Str(b.to_string()));
+    }
+    if rt.stdin_open {
+        o.put("stdin_open", Json::Bool(true));
+    }
+    o.duration("stop_grace_period", s.stop_grace_period);
+    o.str("stop_signal", s.stop_signal.as_deref());
+    if !rt.sysctls.is_empty() {
+        o.put("sysctls", string_map(&rt.sysctls));
+    }
+    o.list("tmpfs", &rt.tmpfs);
+    if rt.tty {
+        o.put("tty", Json::Bool(true));
+    }
+    if !rt.ulimits.is_empty() {
+        let limits = rt
+            .ulimits
+            .iter()
+            .map(|(name, l)| {
+                // UlimitsConfig.MarshalJSON: a single value is a bare number.
+                let v = match *l {
+                    Ulimit::Single(v) => Json::Num(v.to_string()),
+                    Ulimit::Pair { soft, hard } => Json::Obj(vec![
+                        ("soft".into(), Json::Num(soft.to_string())),
+                        ("hard".into(), Json::Num(hard.to_string())),
+                    ]),
+                };
+                (name.clone(), v)
+            })
+            .collect();
+        o.put("ulimits", Json::Obj(limits));
+    }
+    o.str("user", s.user.as_deref());
+    if !s.volumes.is_empty() {
+        let vols = s
+            .volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| volume(v, s.written.short_volumes.get(i).copied().unwrap_or(false)))
+            .collect();
+        o.put("volumes", Json::Arr(vols));
+    }
+    o.list("volumes_from", &s.volumes_from);
+    o.str("working_dir", s.working_dir.as_deref());
+    o.done()
+}
+
+/// `com.docker.compose.config-hash` of a service, as Docker Compose computes it.
+pub fn config_hash(s: &Service) -> String {
+    let json = hash_shape(s).to_go_string();
+    let digest = Sha256::digest(json.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_escaping_and_durations() {
+        let j = Json::Str("a<b>&\"c\"\n\u{2028}".into());
+        assert_eq!(j.to_go_string(), r#""a\u003cb\u003e\u0026\"c\"\n\u2028""#);
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_micros(3)), "3µs");
+        assert_eq!(go_f32(0.5), "0.5");
+        assert_eq!(go_f32(2.0), "2");
+    }
+}
