@@ -306,6 +306,7 @@ impl ServiceStatus {
             degraded_by: Vec::new(),
             heal: Default::default(),
             pull: None,
+            replicas: Vec::new(),
         }
     }
 }

@@ -10,5 +10,6 @@ mod support;
 mod exits;
 mod foreign;
 mod redis;
+mod replicas;
 mod secrets;
 mod stack_down;
