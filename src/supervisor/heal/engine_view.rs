@@ -575,15 +575,26 @@ impl Healer {
         };
         svc.pending = None;
         svc.wait_dep = None;
-        if svc.probed {
-            let _ = self.control.send(Control::Stopped {
-                service: service.to_string(),
-                reason: reason.to_string(),
-            });
-        } else {
-            self.store
-                .transition(service, ServiceState::Stopped, reason);
+        self.write_state(service, Written::Stopped, reason);
+    }
+
+    /// Moves a service to what the healer decided: for a service with muster
+    /// probes as a typed request to the runner, the one writer of its state;
+    /// for one without, in the store.
+    pub(super) fn write_state(&self, service: &str, to: Written, reason: &str) {
+        if !self.services.get(service).is_some_and(|s| s.probed) {
+            let state = match to {
+                Written::Stopped => ServiceState::Stopped,
+                Written::GaveUp => ServiceState::Failed,
+            };
+            self.store.transition(service, state, reason);
+            return;
         }
+        let (service, reason) = (service.to_string(), reason.to_string());
+        let _ = self.control.send(match to {
+            Written::Stopped => Control::Stopped { service, reason },
+            Written::GaveUp => Control::GaveUp { service, reason },
+        });
     }
 
     pub(super) fn destroyed(&mut self, id: &str) {
@@ -623,6 +634,16 @@ impl Healer {
             _ => {}
         }
     }
+}
+
+/// What the healer decides about a service's state itself (the rest comes
+/// from the runner's probes or the engine's healthcheck).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// Its containers were stopped on purpose.
+    Stopped,
+    /// The restart budget is spent: `failed`.
+    GaveUp,
 }
 
 /// ` (out of memory)` after an exit's text when the kernel killed it.

@@ -4,12 +4,13 @@
 //! no `starting` when it comes back, no `starting` when a rollout or a
 //! scale-up adds a container). Instead the replica is shown `exited` or
 //! `stopped` in `/status` (`replicas`), the service is marked `degraded`
-//! naming the container, an alert and a `degraded` notification go out for
-//! a replica that died, and the dead replica is healed: by the engine when
-//! its restart policy restarts it, by muster (within the restart budget,
-//! after the backoff) when the engine will not because it was `docker
-//! kill`ed, and not at all under `restart: no`. When every replica runs
-//! again the alert clears and a `recovered` notice goes out.
+//! naming the container, and the dead replica is healed: by the engine when
+//! its restart policy restarts it (told by the `restart` notice), by muster
+//! (within the restart budget, after the backoff) when the engine will not
+//! because it was `docker kill`ed, and not at all under `restart: no`. A
+//! replica the engine does not restart raises an alert and a `degraded`
+//! notice; when every replica runs again the alert clears and a
+//! `recovered` notice goes out.
 //!
 //! Why the service stays up: that is what Compose and Kubernetes users
 //! expect of replicas behind one DNS name (a Deployment stays available
@@ -111,13 +112,18 @@ impl Healer {
                 note: note.clone(),
             });
         }
-        let text = format!("{reason}; {note}");
         tracing::warn!(service = %service, container = %name, code, note = %note, "replica exited; the service stays up with the other replicas");
-        if let Some(svc) = self.services.get_mut(&service) {
-            svc.status.alert = Some(text.clone());
-            svc.replica_alert = true;
+        if !restarting {
+            // Down until someone acts: an alert and a notice. (One the engine
+            // restarts is told by its `restart` notice, as for a service,
+            // without an alert and a recovery around each crash.)
+            let text = format!("{reason}; {note}");
+            if let Some(svc) = self.services.get_mut(&service) {
+                svc.status.alert = Some(text.clone());
+                svc.replica_alert = true;
+            }
+            self.notify(&service, NotifyEvent::Degraded, &text, Extra::default());
         }
-        self.notify(&service, NotifyEvent::Degraded, &text, Extra::default());
         if by_muster {
             self.request_restart(&service, Trigger::Replica(id.to_string()), reason);
         }

@@ -110,16 +110,7 @@ impl Healer {
                 );
                 svc.status.alert = Some(text.clone());
                 tracing::error!(service = %service, alert = %text, "service failed");
-                if svc.probed {
-                    // The runner writes a probed service's state.
-                    let _ = self.control.send(Control::GaveUp {
-                        service: service.to_string(),
-                        reason: text.clone(),
-                    });
-                } else {
-                    self.store
-                        .transition(service, ServiceState::Failed, text.clone());
-                }
+                self.write_state(service, super::engine_view::Written::GaveUp, &text);
                 self.notify(service, NotifyEvent::Failed, &text, Extra::default());
             }
             Verdict::Restart { delay, attempt } => {
