@@ -40,6 +40,9 @@ pub enum NotifyEvent {
     Failed,
     /// The service is ready again after a restart or a failure was notified.
     Recovered,
+    /// One replica of several went down while the others serve: the service
+    /// stays up, with fewer containers.
+    Degraded,
 }
 
 impl NotifyEvent {
@@ -48,6 +51,7 @@ impl NotifyEvent {
             NotifyEvent::Restart => "restart",
             NotifyEvent::Failed => "failed",
             NotifyEvent::Recovered => "recovered",
+            NotifyEvent::Degraded => "degraded",
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct EngineEvent {
     pub health: Option<Health>,
     /// For `die`: the exit code.
     pub exit_code: Option<i64>,
+    /// For `kill`: the signal sent (9 for `docker kill`; the stop signal,
+    /// usually 15, for `docker stop`).
+    pub signal: Option<i64>,
     pub time_nano: i64,
 }
 
@@ -171,6 +174,7 @@ pub fn from_message(msg: bollard::models::EventMessage) -> EngineEvent {
                 container_id: actor.id.unwrap_or_default(),
                 service: attrs.get(labels::SERVICE).cloned().unwrap_or_default(),
                 exit_code: attrs.get("exitCode").and_then(|c| c.parse().ok()),
+                signal: attrs.get("signal").and_then(|c| c.parse().ok()),
                 action,
                 health,
                 time_nano: msg.time_nano.unwrap_or(0),

@@ -45,6 +45,8 @@ pub struct ContainerState {
     pub has_healthcheck: bool,
     /// `starting`, `healthy`, `unhealthy`.
     pub health: Option<super::Health>,
+    /// The image as the container was created with (`Config.Image`).
+    pub image: Option<String>,
 }
 
 /// What the watcher tells its consumer (the healer).
@@ -134,6 +136,7 @@ pub async fn inspect(engine: &Engine, id: &str) -> Result<ContainerState, Engine
         oom_killed: state.oom_killed.unwrap_or(false),
         has_healthcheck,
         health,
+        image: config.image,
     })
 }
 

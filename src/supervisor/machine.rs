@@ -258,6 +258,13 @@ impl ServiceMachine {
         }
     }
 
+    /// The supervisor gave up on the service (its restart budget is spent):
+    /// `failed` with that reason. Unlike an exit, the container still runs,
+    /// so its probes passing again make it `ready` (and recovered).
+    pub fn gave_up(&mut self, now: Instant, reason: &str) -> Step {
+        self.move_to(ServiceState::Failed, now, reason)
+    }
+
     /// A dependency failed: the service is held back.
     pub fn blocked(&mut self, now: Instant, reason: &str) -> Step {
         self.move_to(ServiceState::Blocked, now, reason)
@@ -699,6 +706,30 @@ mod tests {
         m.probe_result(0, starting, secs(t0, 211));
         assert_eq!(m.state(), ServiceState::Unready);
         // An ordinary failure of a ready service keeps its threshold.
+    }
+
+    /// Past the restart budget the healer asks the runner for `failed`
+    /// (the runner is the one writer of a probed service's state); probes
+    /// passing again bring it back to `ready`.
+    #[test]
+    fn given_up_is_failed_until_the_probes_pass_again() {
+        let t0 = Instant::now();
+        let mut m = ServiceMachine::new(&[timing(ProbeRole::Readiness, 1, 1)], Duration::ZERO, t0);
+        m.started(t0);
+        m.probe_result(0, fail("refused"), secs(t0, 1));
+        assert_eq!(m.state(), ServiceState::Unready);
+        let step = m.gave_up(secs(t0, 2), "restart budget exhausted");
+        let t = step.transition.expect("a transition");
+        assert_eq!(
+            (t.to, t.reason.as_str()),
+            (ServiceState::Failed, "restart budget exhausted")
+        );
+        assert_eq!(
+            m.probe_result(0, fail("refused"), secs(t0, 3)).transition,
+            None
+        );
+        m.probe_result(0, ok(), secs(t0, 4));
+        assert_eq!(m.state(), ServiceState::Ready);
     }
 
     /// Issue #15 item 6: a service whose container exited stays `failed`

@@ -124,6 +124,56 @@ pub struct ServiceStatus {
     /// `pulling IMAGE`): the pull's numbers; cleared when the pull ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<crate::engine::PullProgress>,
+    /// Its containers one by one, as the healer follows them (empty until
+    /// it does): which replica runs, which one is down and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One container of a service, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// The container's name (`project-web-2`).
+    pub name: String,
+    pub id: String,
+    /// Compose's container number.
+    pub number: u32,
+    pub state: ReplicaState,
+    /// Unix ms of the last change of `state` muster saw.
+    pub since_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// While `exited`: its exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// While down: what happens next (`the engine restarts it`, `muster
+    /// starts it again in 1s`, `restart policy `no` does not restart it`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// What one container is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    /// Created, never started.
+    Created,
+    Running,
+    /// Died (exited, killed, out of memory) without a stop being asked for.
+    Exited,
+    /// Stopped on purpose (`docker stop`, a rollout replacing it).
+    Stopped,
+}
+
+impl ReplicaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::Created => "created",
+            ReplicaState::Running => "running",
+            ReplicaState::Exited => "exited",
+            ReplicaState::Stopped => "stopped",
+        }
+    }
 }
 
 /// What the healing side of the supervisor knows about a service.

@@ -5,24 +5,31 @@
 //! Who writes, today (each write is one snapshot swap under the store's lock;
 //! the state machine's rules are applied by the writer that owns the service):
 //!
-//! - the probe runner (`runner/`): the transitions of a service with muster
-//!   probes once its containers run, and its probe reports; the healer and
-//!   `up` tell it what the engine did ([`super::runner::Control`]: started,
-//!   restarted, exited, stopped) instead of writing that state themselves;
+//! - the probe runner (`runner/`): the one writer of the state of a service
+//!   with muster probes once its containers run, and of its probe reports.
+//!   Everyone else sends it typed requests on its channel
+//!   ([`super::runner::Control`]): the healer and `up` say what the engine
+//!   did (started, restarted, exited, stopped), the healer that it gave up
+//!   (`GaveUp`: `failed` past the restart budget), supervise.rs an agent's
+//!   start deadline, the grace recorder a re-tuned period;
 //! - `up` (`start/`): registration (pending, level, dependencies), the states
 //!   before a container runs (blocked, failed on a missing image or engine
 //!   error) for every service, and the transitions of services without muster
 //!   probes until `up` returns;
 //! - the healer (`heal/`): after `up` returned (or under `serve`), the
-//!   transitions of services without muster probes; `failed` for any service
-//!   whose restart budget is spent; for every service its heal status,
-//!   degraded marks, container ids, and the engine link;
+//!   transitions of services without muster probes, including `failed` past
+//!   the budget; for every service its heal status, degraded marks, container
+//!   ids, replicas one by one, the image its containers run, and the engine
+//!   link. A replica going down or joining while others run is not a state
+//!   change of the service (`heal/replicas.rs`), so a rollout under `serve`
+//!   writes nothing here but through the healer's view of its containers;
 //! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
 //!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
 //!
-//! Not yet one writer: `up` and the healer still call `transition` for the
-//! services without probes (handed over on `HealHandle::up_finished`, never
-//! both at once), and the healer writes `failed` past the budget directly.
+//! Not yet one writer: for the services without probes, `up` and the healer
+//! still call `transition` (handed over on `HealHandle::up_finished`, never
+//! both at once); the next step gives those services a probe-less machine in
+//! the runner, so that every transition goes through its channel.
 
 use std::sync::{Arc, Mutex};
 
@@ -306,6 +313,7 @@ impl ServiceStatus {
             degraded_by: Vec::new(),
             heal: Default::default(),
             pull: None,
+            replicas: Vec::new(),
         }
     }
 }

@@ -11,6 +11,7 @@ mod exits;
 mod foreign;
 mod nats;
 mod redis;
+mod replicas;
 mod secrets;
 mod sigkill;
 mod stack_down;

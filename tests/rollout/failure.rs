@@ -20,19 +20,7 @@ fn a_bad_image_is_rolled_back_and_the_old_revision_serves_throughout() {
     assert_eq!(before.len(), 3);
 
     let client = env.client("web");
-    let out = env.run(
-        &files,
-        &[
-            "rollout",
-            "web",
-            "--image",
-            BAD,
-            "--monitor",
-            "1s",
-            "--drain",
-            "1s",
-        ],
-    );
+    let out = env.rollout_web(&files, BAD);
     std::thread::sleep(std::time::Duration::from_secs(1));
     let polls = client.stop();
 

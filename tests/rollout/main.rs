@@ -12,4 +12,5 @@ mod failure;
 mod input;
 mod options;
 mod recovery;
+mod serve;
 mod traffic;

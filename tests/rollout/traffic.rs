@@ -16,19 +16,7 @@ fn start_first_rollout_keeps_every_request_and_every_replica() {
     assert!(before.iter().all(|c| c.image == V1 && c.running));
 
     let client = env.client("web");
-    let out = env.run(
-        &files,
-        &[
-            "rollout",
-            "web",
-            "--image",
-            V2,
-            "--monitor",
-            "1s",
-            "--drain",
-            "1s",
-        ],
-    );
+    let out = env.rollout_web(&files, V2);
     // A few more rounds after the last old container left.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let polls = client.stop();

@@ -110,6 +110,23 @@ impl Env {
         assert!(out.status.success(), "muster up failed");
     }
 
+    /// `muster rollout web --image IMAGE --monitor 1s --drain 1s`.
+    pub fn rollout_web(&self, files: &[&str], image: &str) -> Output {
+        self.run(
+            files,
+            &[
+                "rollout",
+                "web",
+                "--image",
+                image,
+                "--monitor",
+                "1s",
+                "--drain",
+                "1s",
+            ],
+        )
+    }
+
     /// The containers of a service: (name, image, id, running), by name.
     pub fn containers(&self, service: &str) -> Vec<Container> {
         let out = Command::new("docker")

@@ -174,6 +174,10 @@ impl Healer {
                     stop_requested: false,
                     oom: false,
                     has_healthcheck: false,
+                    hard_kill: false,
+                    image: None,
+                    down: None,
+                    since_ms: now_ms(),
                 },
             };
             // Seen first through this event: its state is what the event says.
@@ -186,12 +190,21 @@ impl Healer {
             c.name.clone_from(&s.name);
             c.number = s.number;
             c.has_healthcheck = s.has_healthcheck;
+            if s.image.is_some() {
+                c.image.clone_from(&s.image);
+            }
         }
         match ev.action {
             Action::Start => self.on_start(&id, state),
             Action::Kill => {
                 if let Some(c) = self.containers.get_mut(&id) {
                     if c.muster_restart.is_none() && c.running {
+                        if !c.stop_requested {
+                            // `docker stop` sends the stop signal first (and
+                            // SIGKILL only after its timeout); `docker kill`
+                            // sends SIGKILL alone.
+                            c.hard_kill = ev.signal == Some(9);
+                        }
                         c.stop_requested = true;
                     }
                 }
@@ -217,7 +230,11 @@ impl Healer {
                     std::mem::take(&mut c.oom) || state.as_ref().is_some_and(|s| s.oom_killed);
                 let code = ev.exit_code.unwrap_or(-1);
                 let count_before = c.restart_count;
+                let hard_kill = std::mem::take(&mut c.hard_kill);
                 if stop_requested && !oom {
+                    if self.replica_stopped(&id, code, hard_kill) {
+                        return;
+                    }
                     self.stopped(&id);
                 } else {
                     let policy = self
@@ -258,9 +275,16 @@ impl Healer {
             c.restart_count = s.restart_count;
             c.started_ns = s.started_ns;
         }
+        c.since_ms = now_ms();
+        c.hard_kill = false;
+        let was_down = c.down.take();
         let service = c.service.clone();
         if c.muster_restart.is_some() {
             self.muster_container_started(id);
+            self.replica_back(&service);
+            return;
+        }
+        if self.replica_started(id, was_started, was_down, state.as_ref(), previous_count) {
             return;
         }
         let by_engine = state
@@ -392,38 +416,13 @@ impl Healer {
         running: bool,
     ) {
         let at = now_ms();
-        let Some(svc) = self.services.get_mut(service) else {
+        if !self.count_restart(service, by, count, &reason, at) {
             return;
-        };
-        match by {
-            RestartBy::Engine => {
-                svc.status.engine_restarts = svc.status.engine_restarts.saturating_add(count)
-            }
-            RestartBy::External => {
-                svc.status.external_restarts = svc.status.external_restarts.saturating_add(count)
-            }
-            _ => {}
         }
-        svc.status.last_restart = Some(RestartNote {
-            at_ms: at,
-            by: by.as_str().to_string(),
-            reason: reason.clone(),
-            backoff_ms: None,
-        });
-        // The engine's own restarts (a crash loop under `restart: always`) are
-        // notified one by one, without a "recovered" after each.
-        if by != RestartBy::Engine {
-            svc.troubled = true;
-        }
-        tracing::warn!(service = %service, by = by.as_str(), reason = %reason, "service restarted");
-        if by == RestartBy::External {
-            let record = RestartRecord {
-                at_ms: at,
-                by,
-                reason: reason.clone(),
-                containers: self.container_names(service),
-            };
-            self.record(service, record);
+        if let Some(svc) = self.services.get_mut(service) {
+            // The engine's own restarts (a crash loop under `restart: always`) are
+            // notified one by one, without a "recovered" after each.
+            svc.troubled |= by != RestartBy::Engine;
         }
         if running {
             self.announce_restart(service);
@@ -439,24 +438,59 @@ impl Healer {
         self.restart_dependents(service, at);
     }
 
+    /// Counts a restart by the engine or someone else (`count`; 0 = already
+    /// counted), records it as the last one and, for someone else's, in the
+    /// history. False for a service muster does not know.
+    pub(super) fn count_restart(
+        &mut self,
+        service: &str,
+        by: RestartBy,
+        count: u32,
+        reason: &str,
+        at: u64,
+    ) -> bool {
+        let Some(svc) = self.services.get_mut(service) else {
+            return false;
+        };
+        match by {
+            RestartBy::Engine => {
+                svc.status.engine_restarts = svc.status.engine_restarts.saturating_add(count)
+            }
+            RestartBy::External => {
+                svc.status.external_restarts = svc.status.external_restarts.saturating_add(count)
+            }
+            _ => {}
+        }
+        svc.status.last_restart = Some(RestartNote {
+            at_ms: at,
+            by: by.as_str().to_string(),
+            reason: reason.to_string(),
+            backoff_ms: None,
+        });
+        tracing::warn!(service = %service, by = by.as_str(), reason = %reason, "service restarted");
+        if by == RestartBy::External {
+            let record = RestartRecord {
+                at_ms: at,
+                by,
+                reason: reason.to_string(),
+                containers: self.container_names(service),
+            };
+            self.record(service, record);
+        }
+        true
+    }
+
     pub(super) fn handle_exit(&mut self, id: &str, code: i64, restarting: bool, oom: bool) {
-        let Some(c) = self.containers.get(id) else {
+        if self.replica_exited(id, code, restarting, oom) {
+            return;
+        }
+        let Some((service, name)) = self.note_exit(id, code, restarting, oom) else {
             return;
         };
-        let service = c.service.clone();
-        let name = c.name.clone();
         let Some(svc) = self.services.get_mut(&service) else {
             return;
         };
-        let at = now_ms();
-        svc.status.last_exit = Some(ExitNote {
-            at_ms: at,
-            container: name.clone(),
-            code,
-            engine_restarts_it: restarting,
-            oom_killed: oom,
-        });
-        let oom_text = if oom { " (out of memory)" } else { "" };
+        let oom_text = oom_text(oom);
         let mut reason = format!("container {name} exited with code {code}{oom_text}");
         let one_shot = code == 0 && !restarting && !oom;
         if restarting {
@@ -494,6 +528,28 @@ impl Healer {
         }
     }
 
+    /// Records the exit of container `id` as its service's last one; the
+    /// service and the container's name.
+    pub(super) fn note_exit(
+        &mut self,
+        id: &str,
+        code: i64,
+        restarting: bool,
+        oom: bool,
+    ) -> Option<(String, String)> {
+        let c = self.containers.get(id)?;
+        let (service, name) = (c.service.clone(), c.name.clone());
+        let svc = self.services.get_mut(&service)?;
+        svc.status.last_exit = Some(ExitNote {
+            at_ms: now_ms(),
+            container: name.clone(),
+            code,
+            engine_restarts_it: restarting,
+            oom_killed: oom,
+        });
+        Some((service, name))
+    }
+
     /// A container was stopped on purpose (`docker stop`, `muster down`).
     pub(super) fn stopped(&mut self, id: &str) {
         let Some(service) = self.containers.get(id).map(|c| c.service.clone()) else {
@@ -519,15 +575,26 @@ impl Healer {
         };
         svc.pending = None;
         svc.wait_dep = None;
-        if svc.probed {
-            let _ = self.control.send(Control::Stopped {
-                service: service.to_string(),
-                reason: reason.to_string(),
-            });
-        } else {
-            self.store
-                .transition(service, ServiceState::Stopped, reason);
+        self.write_state(service, Written::Stopped, reason);
+    }
+
+    /// Moves a service to what the healer decided: for a service with muster
+    /// probes as a typed request to the runner, the one writer of its state;
+    /// for one without, in the store.
+    pub(super) fn write_state(&self, service: &str, to: Written, reason: &str) {
+        if !self.services.get(service).is_some_and(|s| s.probed) {
+            let state = match to {
+                Written::Stopped => ServiceState::Stopped,
+                Written::GaveUp => ServiceState::Failed,
+            };
+            self.store.transition(service, state, reason);
+            return;
         }
+        let (service, reason) = (service.to_string(), reason.to_string());
+        let _ = self.control.send(match to {
+            Written::Stopped => Control::Stopped { service, reason },
+            Written::GaveUp => Control::GaveUp { service, reason },
+        });
     }
 
     pub(super) fn destroyed(&mut self, id: &str) {
@@ -566,6 +633,25 @@ impl Healer {
             ),
             _ => {}
         }
+    }
+}
+
+/// What the healer decides about a service's state itself (the rest comes
+/// from the runner's probes or the engine's healthcheck).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// Its containers were stopped on purpose.
+    Stopped,
+    /// The restart budget is spent: `failed`.
+    GaveUp,
+}
+
+/// ` (out of memory)` after an exit's text when the kernel killed it.
+pub(super) fn oom_text(oom: bool) -> &'static str {
+    if oom {
+        " (out of memory)"
+    } else {
+        ""
     }
 }
 
@@ -616,6 +702,7 @@ mod tests {
             oom_killed: false,
             has_healthcheck: false,
             health: None,
+            image: None,
         };
         // Inspect decides when it saw the engine's decision.
         assert!(engine_restarts_it("no", 3, 0, Some(&state(false, true, 0))));

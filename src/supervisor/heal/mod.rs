@@ -40,6 +40,7 @@ mod notify;
 mod pause;
 pub mod policy;
 mod publish;
+mod replicas;
 mod restart;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -223,6 +224,8 @@ enum Trigger {
     Unready,
     Liveness,
     Dependency(String),
+    /// One replica (this container id) is down while the others serve.
+    Replica(String),
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +246,9 @@ struct InFlight {
     began_ms: u64,
     announced: bool,
     containers: Vec<String>,
+    /// Only one replica is started again: the service itself did not go
+    /// down, so its state, dependents and recovery notice stay as they are.
+    replica: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -277,6 +283,9 @@ struct Svc {
     /// A restart or failure was notified: the next `ready` is a recovery.
     troubled: bool,
     wait_dep: Option<WaitDep>,
+    /// The alert is about a replica that is down (cleared, with a
+    /// recovery notice, once every replica runs again).
+    replica_alert: bool,
 }
 
 /// Per container.
@@ -295,6 +304,14 @@ struct Ctr {
     stop_requested: bool,
     oom: bool,
     has_healthcheck: bool,
+    /// The first `kill` since it last started was a SIGKILL (`docker kill`),
+    /// not a stop signal (`docker stop`).
+    hard_kill: bool,
+    image: Option<String>,
+    /// Down while other replicas of its service run: since when, and why.
+    down: Option<replicas::Down>,
+    /// Unix ms of the last change muster saw (start, exit, stop).
+    since_ms: u64,
 }
 
 impl Ctr {
@@ -311,6 +328,10 @@ impl Ctr {
             stop_requested: false,
             oom: s.oom_killed,
             has_healthcheck: s.has_healthcheck,
+            hard_kill: false,
+            image: s.image.clone(),
+            down: None,
+            since_ms: now_ms(),
         }
     }
 }
@@ -427,6 +448,7 @@ impl Healer {
                     last_state: None,
                     troubled: false,
                     wait_dep: None,
+                    replica_alert: false,
                 },
             );
         }

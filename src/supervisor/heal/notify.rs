@@ -51,6 +51,7 @@ impl Healer {
             (NotifyEvent::Restart, None) => format!("{who} restarted: {reason}"),
             (NotifyEvent::Failed, _) => format!("{who} failed: {reason}"),
             (NotifyEvent::Recovered, _) => format!("{who} recovered: {reason}"),
+            (NotifyEvent::Degraded, _) => format!("{who} degraded: {reason}"),
         };
         self.notifier.notify(Notification {
             event,

@@ -1,6 +1,7 @@
 //! The healer and the store: what each new snapshot means (recoveries,
 //! unready services to restart, degraded dependents), and the one batched
-//! write of heal status, degraded marks and container ids back into it.
+//! write of heal status, degraded marks, container ids, the replicas one by
+//! one and the image they run back into it.
 
 use super::notify::Extra;
 use super::*;
@@ -115,7 +116,12 @@ impl Healer {
             }
         }
         for (name, status) in &snap.services {
-            let by = degraded.remove(name).unwrap_or_default();
+            let mut by = degraded.remove(name).unwrap_or_default();
+            if keep_ids {
+                // Replicas that died while the others serve degrade the
+                // service too, named next to its dependencies.
+                by.extend(self.replica_marks(name));
+            }
             if status.degraded == by.is_empty() || status.degraded_by != by {
                 changes.push((
                     name.clone(),
@@ -143,6 +149,18 @@ impl Healer {
                 if !same {
                     let list: Vec<String> = mine.into_iter().map(|(_, id)| id.clone()).collect();
                     changes.push((name.clone(), Box::new(move |s| s.container_ids = list)));
+                }
+                let replicas = self.replica_list(name);
+                if replicas != status.replicas {
+                    changes.push((name.clone(), Box::new(move |s| s.replicas = replicas)));
+                }
+                // After a rollout the containers that serve run another
+                // image than the compose file named.
+                if let Some(image) = self.running_image(name) {
+                    if status.image.is_some() && status.image.as_ref() != Some(image) {
+                        let image = image.clone();
+                        changes.push((name.clone(), Box::new(move |s| s.image = Some(image))));
+                    }
                 }
             }
         }

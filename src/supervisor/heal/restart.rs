@@ -61,7 +61,7 @@ impl Healer {
 
     /// Schedules a restart after the backoff, or gives up when the budget is spent.
     pub(super) fn request_restart(&mut self, service: &str, trigger: Trigger, reason: String) {
-        if !matches!(trigger, Trigger::Dependency(_))
+        if !matches!(trigger, Trigger::Dependency(_) | Trigger::Replica(_))
             && !self.is_paused(service)
             && self.act_unhealthy(service, &reason)
         {
@@ -87,7 +87,17 @@ impl Healer {
             tracing::debug!(service = %service, "no running container; left to the restart policy");
             return;
         }
+        let replica = matches!(trigger, Trigger::Replica(_));
         match svc.budget.check(&svc.settings, now) {
+            Verdict::Disabled | Verdict::Exhausted { .. } if replica => {
+                // The service still serves on its other replicas: an alert,
+                // not `failed`.
+                let text =
+                    format!("{reason}; muster does not start it again (restart budget spent or 0)");
+                tracing::error!(service = %service, alert = %text, "replica left down");
+                svc.status.alert = Some(text);
+                svc.replica_alert = true;
+            }
             Verdict::Disabled => {
                 tracing::info!(service = %service, reason = %reason, "muster does not restart this service (restart.budget is 0)");
             }
@@ -100,8 +110,7 @@ impl Healer {
                 );
                 svc.status.alert = Some(text.clone());
                 tracing::error!(service = %service, alert = %text, "service failed");
-                self.store
-                    .transition(service, ServiceState::Failed, text.clone());
+                self.write_state(service, super::engine_view::Written::GaveUp, &text);
                 self.notify(service, NotifyEvent::Failed, &text, Extra::default());
             }
             Verdict::Restart { delay, attempt } => {
@@ -148,7 +157,12 @@ impl Healer {
                 }
                 continue;
             }
-            if self.running_ids(&name).is_empty() {
+            if let Trigger::Replica(id) = &p.trigger {
+                if self.containers.get(id).is_none_or(|c| c.running) {
+                    tracing::info!(service = %name, "replica runs again or is gone; its start is cancelled");
+                    continue;
+                }
+            } else if self.running_ids(&name).is_empty() {
                 tracing::info!(service = %name, "no running container any more; restart cancelled");
                 continue;
             }
@@ -176,12 +190,20 @@ impl Healer {
                 all.sort();
                 all.into_iter().map(|(_, id)| id).collect()
             }
+            Trigger::Replica(ref id) => vec![id.clone()],
             _ => self.running_ids(service),
         };
         if ids.is_empty() {
             return;
         }
-        let names = self.container_names(service);
+        let replica = matches!(trigger, Trigger::Replica(_));
+        let names = if replica {
+            ids.iter()
+                .filter_map(|id| self.containers.get(id).map(|c| c.name.clone()))
+                .collect()
+        } else {
+            self.container_names(service)
+        };
         let now = now_ms();
         let Some(svc) = self.services.get_mut(service) else {
             return;
@@ -201,8 +223,10 @@ impl Healer {
             attempt,
             backoff,
             began_ms: now,
-            announced: false,
+            // A replica's start is not announced: the service did not go down.
+            announced: replica,
             containers: names,
+            replica,
         });
         let grace = svc.stop_grace;
         svc.status.restarting = true;
@@ -251,7 +275,7 @@ impl Healer {
                     reason: fl.reason.clone(),
                     backoff_ms: fl.backoff.map(|d| d.as_millis() as u64),
                 });
-                svc.troubled = true;
+                svc.troubled |= !fl.replica;
                 let hook = svc.settings.hook.clone().map(|command| hook::HookRun {
                     command,
                     timeout: svc.settings.hook_timeout,
@@ -286,7 +310,11 @@ impl Healer {
                         error: None,
                     },
                 );
-                self.restart_dependents(&service, fl.began_ms);
+                if fl.replica {
+                    self.replica_back(&service);
+                } else {
+                    self.restart_dependents(&service, fl.began_ms);
+                }
             }
             Err(e) => {
                 for c in self.containers.values_mut() {

@@ -73,6 +73,11 @@ pub enum Control {
         code: i64,
         one_shot: bool,
     },
+    /// The healer gave up on the service (restart budget spent): `failed`.
+    GaveUp {
+        service: String,
+        reason: String,
+    },
     /// An agent reported progress: keep its start window open until `until`.
     ExtendDeadline {
         service: String,
@@ -589,6 +594,7 @@ impl Loop {
             | Control::Restarted { service }
             | Control::Stopped { service, .. }
             | Control::Exited { service, .. }
+            | Control::GaveUp { service, .. }
             | Control::ExtendDeadline { service, .. }
             | Control::SetGrace { service, .. } => service,
         };
@@ -602,6 +608,7 @@ impl Loop {
             Control::Restarted { .. } => machine.restarted(now),
             Control::Stopped { reason, .. } => machine.stopped(now, &reason),
             Control::Exited { code, one_shot, .. } => machine.exited(now, code, one_shot),
+            Control::GaveUp { reason, .. } => machine.gave_up(now, &reason),
             Control::ExtendDeadline { until, .. } => {
                 machine.extend_deadline(until.into_std());
                 Step::default()
