@@ -690,6 +690,7 @@ mod tests {
             degraded_by: Vec::new(),
             heal: Default::default(),
             pull: None,
+            replicas: Vec::new(),
         }
     }
 
