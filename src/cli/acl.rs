@@ -80,23 +80,22 @@ pub fn run(global: &Global, settings: &Settings, args: &AclArgs) -> CliResult {
             created,
         });
     }
-    let mut out = std::io::stdout().lock();
+    // println!: a closed stdout (`| head`) ends quietly through main's hook.
     if global.json {
         let doc = serde_json::json!({ "namespace": ns, "users": users });
-        writeln!(out, "{doc}")?;
+        println!("{doc}");
     } else {
-        writeln!(
-            out,
+        println!(
             "# muster acl: one Redis user per agent, namespace {ns} (add to redis.conf or an ACL file)"
-        )?;
+        );
         for u in &users {
             let from = u
                 .service
                 .as_deref()
                 .map(|s| format!(" (service {s})"))
                 .unwrap_or_default();
-            writeln!(out, "# agent {}{from}", u.agent)?;
-            writeln!(out, "{}", u.rule)?;
+            println!("# agent {}{from}", u.agent);
+            println!("{}", u.rule);
         }
         if args.passwords.is_none() {
             eprintln!(
