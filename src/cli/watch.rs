@@ -671,26 +671,12 @@ mod tests {
 
     fn status(name: &str, state: ServiceState, since_ms: u64) -> ServiceStatus {
         ServiceStatus {
-            name: name.into(),
             state,
             since_ms,
             reason: "why".into(),
-            required: true,
-            degraded: false,
-            image: None,
-            container_ids: Vec::new(),
             grace_ms: 30_000,
-            restarts: 0,
             progress: Some("loading model 40%".into()),
-            probes: Vec::new(),
-            level: 0,
-            depends_on: Vec::new(),
-            transitions: Vec::new(),
-            grace_reasons: Vec::new(),
-            degraded_by: Vec::new(),
-            heal: Default::default(),
-            pull: None,
-            replicas: Vec::new(),
+            ..ServiceStatus::pending(name)
         }
     }
 

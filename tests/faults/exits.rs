@@ -4,9 +4,8 @@
 //! counters from before the exit).
 
 use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, Muster, RedisServer, TempDir, BUSYBOX_IMAGE,
+    self, http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE,
 };
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -34,18 +33,7 @@ services:
         ),
     )
     .unwrap();
-    let child = Muster::new()
-        .dir(dir.path())
-        .state_file(dir.path().join("state.json"))
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen}"))
-        .args(["--redis-url", &redis.url(), "up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
     let _child = KillOnDrop(child);
 
     let state = || -> Option<serde_json::Value> {

@@ -15,3 +15,26 @@ mod replicas;
 mod secrets;
 mod sigkill;
 mod stack_down;
+
+/// `muster -f FILE -p PROJECT --listen 127.0.0.1:LISTEN --redis-url REDIS up
+/// --serve`, working in `dir` with its own state file, output discarded.
+fn spawn_up_serve(
+    dir: &std::path::Path,
+    file: &std::path::Path,
+    project: &str,
+    listen: u16,
+    redis_url: &str,
+) -> std::process::Child {
+    support::Muster::new()
+        .dir(dir)
+        .state_file(dir.join("state.json"))
+        .args(["-f"])
+        .arg(file)
+        .args(["-p", project, "--listen"])
+        .arg(format!("127.0.0.1:{listen}"))
+        .args(["--redis-url", redis_url, "up", "--serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}

@@ -8,10 +8,10 @@
 //! budget when the engine will not), or left down under `restart: no`.
 
 use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, Muster, RedisServer, TempDir, BUSYBOX_IMAGE,
+    self, http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE,
 };
 use serde_json::Value;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,18 +38,7 @@ fn serve(test: &str, services: &str, ready: &[(&str, usize)]) -> Stack {
     let listen = support::free_port();
     let file = dir.path().join("compose.yaml");
     std::fs::write(&file, format!("services:\n{services}")).unwrap();
-    let child = Muster::new()
-        .dir(dir.path())
-        .state_file(dir.path().join("state.json"))
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen}"))
-        .args(["--redis-url", &redis.url(), "up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
     let stack = Stack {
         project,
         listen,
