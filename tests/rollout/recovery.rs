@@ -9,6 +9,39 @@ use std::process::{Command, Stdio};
 
 use crate::support::rollout::*;
 
+/// `muster --json rollout web --image IMAGE --monitor MONITOR --drain 1s`,
+/// SIGKILLed as soon as `stop` says so; the events it printed until then.
+fn rollout_killed_at(
+    env: &Env,
+    files: &[&str],
+    image: &str,
+    monitor: &str,
+    stop: impl FnMut(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut child = env
+        .muster(files)
+        .args([
+            "--json",
+            "rollout",
+            "web",
+            "--image",
+            image,
+            "--monitor",
+            monitor,
+            "--drain",
+            "1s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn muster");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let events = read_events_until(&mut lines, stop);
+    child.kill().expect("kill -9 muster");
+    child.wait().unwrap();
+    events
+}
+
 /// Reads `--json` events from a running muster until `stop` says so.
 fn read_events_until(
     lines: &mut impl Iterator<Item = std::io::Result<String>>,
@@ -66,35 +99,15 @@ fn a_killed_muster_mid_rollout_is_recovered_by_the_next_run() {
     env.up(&files);
     let client = env.client("web");
 
-    let mut child = env
-        .muster(&files)
-        .args([
-            "--json",
-            "rollout",
-            "web",
-            "--image",
-            V2,
-            "--monitor",
-            "2s",
-            "--drain",
-            "1s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn muster");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // Kill it right after it created the second new container: the first batch
     // is done, the second container is not ready (and not serving) yet.
     let mut created = 0;
-    let events = read_events_until(&mut lines, |e| {
+    let events = rollout_killed_at(&env, &files, V2, "2s", |e| {
         if e["event"] == "created" {
             created += 1;
         }
         created == 2
     });
-    child.kill().expect("kill -9 muster");
-    child.wait().unwrap();
     assert!(events.iter().any(|e| e["event"] == "removed"), "{events:?}");
 
     // What the killed muster left: a record of the unfinished rollout, and
@@ -291,27 +304,7 @@ fn a_kill_as_the_way_back_begins_is_finished_with_its_failure_count() {
     env.up(&["compose.yaml"]);
     let files = ["compose.yaml", "probes.yaml"];
 
-    let mut child = env
-        .muster(&files)
-        .args([
-            "--json",
-            "rollout",
-            "web",
-            "--image",
-            BAD,
-            "--monitor",
-            "1s",
-            "--drain",
-            "1s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn muster");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let events = read_events_until(&mut lines, |e| e["event"] == "reverting");
-    child.kill().expect("kill -9 muster");
-    child.wait().unwrap();
+    let events = rollout_killed_at(&env, &files, BAD, "1s", |e| e["event"] == "reverting");
     let failed = events
         .iter()
         .filter(|e| e["event"] == "container_failed")
