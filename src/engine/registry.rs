@@ -6,7 +6,9 @@
 //! API's distribution inspect gives the manifest's digest and platforms but
 //! not its layers, so this asks the registry itself — with the same
 //! credentials a pull uses ([`super::auth`]), answering a `401` challenge with
-//! Basic auth or a Bearer token as the docker CLI does. A manifest list (or
+//! Basic auth or a Bearer token as the engine does (the token asked of the
+//! challenge's realm with the password, or traded for a config.json
+//! `identitytoken` by an OAuth2 refresh-token POST). A manifest list (or
 //! OCI index) is resolved to the host's platform (`linux/amd64` here).
 //! Registries on `localhost` / `127.0.0.0/8` are spoken to over plain HTTP, as
 //! the engine does without any daemon setting; all others over HTTPS.
@@ -15,8 +17,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, HOST, USER_AGENT, WWW_AUTHENTICATE};
+use http_body_util::{BodyExt, Full};
+use hyper::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT, WWW_AUTHENTICATE,
+};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
@@ -314,16 +318,39 @@ impl Client {
         let param = |key: &str| challenge_param(params, key);
         let realm =
             param("realm").ok_or_else(|| self.error("a Bearer challenge without realm".into()))?;
-        let mut url = format!("{realm}?scope=repository:{}:pull", self.repository);
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let scope = format!("repository:{}:pull", self.repository);
+        let mut fields = vec![format!("scope={}", encode(&scope))];
         if let Some(service) = param("service") {
-            url.push_str(&format!(
-                "&service={}",
-                percent_encoding::utf8_percent_encode(&service, percent_encoding::NON_ALPHANUMERIC)
-            ));
+            fields.push(format!("service={}", encode(&service)));
         }
-        let target =
-            Target::parse(&url).ok_or_else(|| self.error(format!("bad token realm {realm:?}")))?;
-        let answer = self.get(&target, basic).await?;
+        let identity_token = self
+            .credentials
+            .as_ref()
+            .and_then(|c| c.identity_token.as_deref());
+        let answer = match identity_token {
+            // An `identitytoken` is an OAuth2 refresh token: the engine
+            // trades it at the realm with a form POST, and so does this.
+            Some(refresh) => {
+                let target = Target::parse(&realm)
+                    .ok_or_else(|| self.error(format!("bad token realm {realm:?}")))?;
+                fields.push("grant_type=refresh_token".into());
+                fields.push(format!("refresh_token={}", encode(refresh)));
+                fields.push("client_id=muster".into());
+                self.send(&target, None, Some(fields.join("&"))).await?
+            }
+            None => {
+                // The realm may carry a query of its own.
+                let join = if realm.contains('?') { '&' } else { '?' };
+                let url = format!("{realm}{join}{}", fields.join("&"));
+                let target = Target::parse(&url)
+                    .ok_or_else(|| self.error(format!("bad token realm {realm:?}")))?;
+                self.get(&target, basic).await?
+            }
+        };
         if answer.status != 200 {
             return Err(RegistryError::Status {
                 registry: self.registry.clone(),
@@ -352,7 +379,18 @@ impl Client {
         target: &Target,
         authorization: Option<String>,
     ) -> Result<Answer, RegistryError> {
-        tokio::time::timeout(TIMEOUT, self.get_inner(target, authorization))
+        self.send(target, authorization, None).await
+    }
+
+    /// One GET, or a POST of `form` (`application/x-www-form-urlencoded`),
+    /// on a fresh connection.
+    async fn send(
+        &self,
+        target: &Target,
+        authorization: Option<String>,
+        form: Option<String>,
+    ) -> Result<Answer, RegistryError> {
+        tokio::time::timeout(TIMEOUT, self.send_inner(target, authorization, form))
             .await
             .map_err(|_| {
                 self.error(format!(
@@ -363,17 +401,22 @@ impl Client {
             })?
     }
 
-    async fn get_inner(
+    async fn send_inner(
         &self,
         target: &Target,
         authorization: Option<String>,
+        form: Option<String>,
     ) -> Result<Answer, RegistryError> {
         let authority = target.authority();
         let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
             .await
             .map_err(|e| self.error(format!("connect to {authority}: {e}")))?;
         let mut request = Request::builder()
-            .method(Method::GET)
+            .method(if form.is_some() {
+                Method::POST
+            } else {
+                Method::GET
+            })
             .uri(target.path.as_str())
             .header(HOST, authority.as_str())
             .header(ACCEPT, ACCEPT_MANIFESTS)
@@ -384,8 +427,11 @@ impl Client {
             value.set_sensitive(true);
             request = request.header(AUTHORIZATION, value);
         }
+        if form.is_some() {
+            request = request.header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
         let request = request
-            .body(Empty::<Bytes>::new())
+            .body(Full::new(Bytes::from(form.unwrap_or_default())))
             .map_err(|e| self.error(format!("request: {e}")))?;
         if !target.tls {
             return self.exchange(stream, request, &authority).await;
@@ -401,7 +447,7 @@ impl Client {
     async fn exchange<S>(
         &self,
         stream: S,
-        request: Request<Empty<Bytes>>,
+        request: Request<Full<Bytes>>,
         authority: &str,
     ) -> Result<Answer, RegistryError>
     where

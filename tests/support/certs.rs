@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
-fn openssl(dir: &Path, args: &[&str]) {
+/// `openssl ARGS…` run in `dir`, asserting success (also the token server's keys).
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

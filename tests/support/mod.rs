@@ -21,6 +21,7 @@ pub mod registry;
 pub mod rollout;
 pub mod signal;
 pub mod stack;
+pub mod token;
 pub mod webhook;
 
 pub use muster::{text, Muster};

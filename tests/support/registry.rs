@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use super::token::TokenServer;
 use super::{free_port, wait_for_port, KillOnDrop, TempDir};
 
 /// A running registry.
@@ -17,30 +18,60 @@ pub struct Registry {
     pub dir: TempDir,
     /// `(user, password)` when it requires auth.
     pub auth: Option<(String, String)>,
+    /// The Bearer token server, for a registry started with
+    /// [`Registry::start_with_token`].
+    pub token: Option<TokenServer>,
     child: Option<KillOnDrop>,
 }
 
 impl Registry {
     /// An anonymous registry.
     pub fn start() -> Registry {
-        Self::start_inner(None)
+        Self::start_inner(None, None)
     }
 
     /// A registry that requires `user` / `password` (htpasswd, bcrypt).
     pub fn start_with_auth(user: &str, password: &str) -> Registry {
-        Self::start_inner(Some((user.to_string(), password.to_string())))
+        Self::start_inner(Some((user.to_string(), password.to_string())), None)
     }
 
-    fn start_inner(auth: Option<(String, String)>) -> Registry {
-        let port = free_port();
+    /// A registry behind Distribution's token auth (`WWW-Authenticate:
+    /// Bearer realm=…`, as Docker Hub): a [`TokenServer`] of the test's own
+    /// issues tokens to `user` / `password`, or for `refresh_token` (a
+    /// config.json `identitytoken`).
+    pub fn start_with_token(user: &str, password: &str, refresh_token: &str) -> Registry {
         let dir = TempDir::new("muster-registry");
+        let token = TokenServer::start(dir.path(), user, password, refresh_token);
+        Self::start_inner(
+            Some((user.to_string(), password.to_string())),
+            Some((dir, token)),
+        )
+    }
+
+    fn start_inner(
+        auth: Option<(String, String)>,
+        token: Option<(TempDir, TokenServer)>,
+    ) -> Registry {
+        let port = free_port();
+        let (dir, token) = match token {
+            Some((dir, token)) => (dir, Some(token)),
+            None => (TempDir::new("muster-registry"), None),
+        };
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("create registry storage");
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             storage.display()
         );
-        if let Some((user, password)) = &auth {
+        if let Some(token) = &token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                token.realm(),
+                super::token::SERVICE,
+                super::token::ISSUER,
+                token.cert_pem.display()
+            ));
+        } else if let Some((user, password)) = &auth {
             let htpasswd = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
                 .args(["-Bbn", user, password])
@@ -66,6 +97,7 @@ impl Registry {
             port,
             dir,
             auth,
+            token,
             child: Some(KillOnDrop(child)),
         };
         wait_for_port(port, Duration::from_secs(20));
