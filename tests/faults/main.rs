@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod engine;
 mod exits;
 mod foreign;
 mod nats;
