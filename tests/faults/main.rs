@@ -10,6 +10,7 @@ mod support;
 mod engine;
 mod exits;
 mod foreign;
+mod links;
 mod nats;
 mod redis;
 mod replicas;
