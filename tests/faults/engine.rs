@@ -130,6 +130,7 @@ fn an_engine_restart_is_followed_with_no_false_ready_and_no_false_restart() {
         "the lost engine and the stopped containers are seen",
         |s| {
             s["engine"]["connected"] == false
+                && s["links"]["engine"]["state"] == "reconnecting"
                 && state(s, "web") != "ready"
                 && state(s, "worker") != "ready"
         },
@@ -138,6 +139,13 @@ fn an_engine_restart_is_followed_with_no_false_ready_and_no_false_restart() {
         down["engine"]["last_error"]
             .as_str()
             .is_some_and(|e| !e.is_empty()),
+        "{down:#}"
+    );
+    // The watcher's own report of its link says the same.
+    let link = &down["links"]["engine"];
+    assert_eq!(link["state"], "reconnecting", "{down:#}");
+    assert!(
+        link["last_error"].as_str().is_some_and(|e| !e.is_empty()),
         "{down:#}"
     );
     // While the engine is away nothing turns ready again.
@@ -166,6 +174,7 @@ fn an_engine_restart_is_followed_with_no_false_ready_and_no_false_restart() {
             both_ready(s)
                 && s["engine"]["connected"] == true
                 && s["engine"]["reconnects"].as_u64() >= Some(1)
+                && s["links"]["engine"]["state"] == "connected"
         },
     );
     // For the README's fault table (not asserted: no timing in tests).
@@ -174,6 +183,9 @@ fn an_engine_restart_is_followed_with_no_false_ready_and_no_false_restart() {
          all ready and reconnected at {:?} (from its stop)",
         stopped.elapsed()
     );
+    let s = status(&addr).expect("/status");
+    assert_eq!(s["links"]["engine"]["state"], "connected", "{s:#}");
+    assert_eq!(s["links"]["engine"]["reconnects"], 1, "{s:#}");
     let logs = log_text();
     assert!(logs.contains("engine event stream lost"), "{logs}");
     assert!(
