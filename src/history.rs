@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+use crate::link::{LinkReporter, LinkWatch};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -83,7 +85,7 @@ enum Backend {
         /// command that meets the broken link fails, the ones after it go
         /// to a new connection (a plain multiplexed connection stayed broken
         /// for good, and every history write failed with "broken pipe").
-        conn: ConnectionManager,
+        conn: LinkedConn,
         url: String,
     },
     File {
@@ -171,6 +173,9 @@ impl HistoryStore {
             .set_max_delay(Duration::from_secs(2));
         let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| err(e.to_string(), Some(e)))?;
+        let link = LinkReporter::new();
+        link.connected();
+        let conn = LinkedConn { conn, link };
         Ok(HistoryStore {
             backend: Backend::Redis { conn, url: shown },
             prefix: format!("{namespace}:{project}"),
@@ -192,6 +197,14 @@ impl HistoryStore {
         match &self.backend {
             Backend::Redis { url, .. } => format!("redis {url} ({})", self.prefix),
             Backend::File { path } => format!("file {} ({})", path.display(), self.prefix),
+        }
+    }
+
+    /// The Redis link's state, as the commands find it (`None` for the state file).
+    pub fn link(&self) -> Option<LinkWatch> {
+        match &self.backend {
+            Backend::Redis { conn, .. } => Some(conn.link.subscribe()),
+            Backend::File { .. } => None,
         }
     }
 
@@ -498,28 +511,61 @@ fn redis_timeout(url: &str) -> HistoryError {
     }
 }
 
+/// The connection manager and the link state its commands report: every
+/// command says whether Redis answered (a Redis error reply, such as
+/// WRONGTYPE, is an answer).
+#[derive(Clone)]
+struct LinkedConn {
+    conn: ConnectionManager,
+    link: LinkReporter,
+}
+
+impl LinkedConn {
+    fn report<T>(&self, result: Result<T, HistoryError>) -> Result<T, HistoryError> {
+        let lost = match &result {
+            Err(HistoryError::Redis { source: None, .. }) => true,
+            Err(HistoryError::Redis {
+                source: Some(e), ..
+            }) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+            }
+            _ => false,
+        };
+        match &result {
+            Err(e) if lost => self.link.failed(&e.to_string()),
+            _ => self.link.connected(),
+        }
+        result
+    }
+}
+
 async fn redis_cmd<T: redis::FromRedisValue>(
-    conn: &ConnectionManager,
+    conn: &LinkedConn,
     url: &str,
     cmd: &redis::Cmd,
 ) -> Result<T, HistoryError> {
-    let mut conn = conn.clone();
-    tokio::time::timeout(REDIS_COMMAND_TIMEOUT, cmd.query_async(&mut conn))
+    let mut c = conn.conn.clone();
+    let result = tokio::time::timeout(REDIS_COMMAND_TIMEOUT, cmd.query_async(&mut c))
         .await
-        .map_err(|_| redis_timeout(url))?
-        .map_err(|e| redis_error(url, e))
+        .map_err(|_| redis_timeout(url))
+        .and_then(|r| r.map_err(|e| redis_error(url, e)));
+    conn.report(result)
 }
 
 async fn redis_query<T: redis::FromRedisValue>(
-    conn: &ConnectionManager,
+    conn: &LinkedConn,
     url: &str,
     pipe: &redis::Pipeline,
 ) -> Result<T, HistoryError> {
-    let mut conn = conn.clone();
-    tokio::time::timeout(REDIS_COMMAND_TIMEOUT, pipe.query_async(&mut conn))
+    let mut c = conn.conn.clone();
+    let result = tokio::time::timeout(REDIS_COMMAND_TIMEOUT, pipe.query_async(&mut c))
         .await
-        .map_err(|_| redis_timeout(url))?
-        .map_err(|e| redis_error(url, e))
+        .map_err(|_| redis_timeout(url))
+        .and_then(|r| r.map_err(|e| redis_error(url, e)));
+    conn.report(result)
 }
 
 /// The state file's content.

@@ -13,6 +13,7 @@ pub mod error_text;
 pub mod grace;
 pub mod health;
 pub mod history;
+pub mod link;
 pub mod notify;
 pub mod probe;
 pub mod rollout;

@@ -23,6 +23,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+
+use crate::link::{LinkReporter, LinkWatch};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -296,6 +298,8 @@ impl WebhookTarget {
 pub struct Notifier {
     tx: Option<mpsc::Sender<Notification>>,
     shown: Option<String>,
+    /// Delivery as the sender finds it (`/status` `links.webhook`).
+    link: Option<LinkReporter>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -319,10 +323,12 @@ impl Notifier {
         let tls = target.tls(options.ca_file.as_deref())?;
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let shown = target.shown.clone();
-        tokio::spawn(deliver_all(target, tls, options, rx));
+        let link = LinkReporter::new();
+        tokio::spawn(deliver_all(target, tls, options, rx, link.clone()));
         Ok(Notifier {
             tx: Some(tx),
             shown: Some(shown),
+            link: Some(link),
         })
     }
 
@@ -338,6 +344,13 @@ impl Notifier {
             ),
             None => Ok(Notifier::disabled()),
         }
+    }
+
+    /// Webhook delivery's state: `connecting` until the first delivery,
+    /// then `connected` after one that was accepted and `reconnecting`
+    /// (with the reason) after one that failed. `None` without a webhook.
+    pub fn link(&self) -> Option<LinkWatch> {
+        self.link.as_ref().map(LinkReporter::subscribe)
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -364,6 +377,7 @@ async fn deliver_all(
     tls: Option<Arc<rustls::ClientConfig>>,
     options: WebhookOptions,
     mut rx: mpsc::Receiver<Notification>,
+    link: LinkReporter,
 ) {
     while let Some(n) = rx.recv().await {
         let body = match serde_json::to_vec(&n) {
@@ -379,6 +393,7 @@ async fn deliver_all(
                 .await
             {
                 Ok(Ok(status)) if (200..300).contains(&status) => {
+                    link.connected();
                     tracing::debug!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, status, "notification delivered");
                     break;
                 }
@@ -397,6 +412,7 @@ async fn deliver_all(
                             true,
                         ),
                     };
+                    link.failed(&why);
                     if retry && attempt < options.attempts {
                         tracing::warn!(webhook = %target.shown, event = n.event.as_str(), service = %n.service, attempt, error = %why, retry_in = %crate::duration::format(delay), "webhook delivery failed; retrying");
                         tokio::time::sleep(delay).await;

@@ -366,6 +366,15 @@ pub(super) fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     for alert in snapshot.alerts() {
         out.push_str(&format!("ALERT {alert}\n"));
     }
+    for (name, link) in snapshot.links.iter().filter(|(_, l)| l.is_down()) {
+        out.push_str(&format!(
+            "{}: {} since {} ({name}: {})\n",
+            muster::link::group(name),
+            link.state.as_str(),
+            clock_utc(link.since_ms),
+            link.last_error.as_deref().unwrap_or("no reason given")
+        ));
+    }
     if let Some(link) = snapshot.engine.as_ref().filter(|l| !l.connected) {
         out.push_str(&format!(
             "ENGINE event stream lost {} ({}); muster cannot see exits or restart until it reconnects\n",
@@ -462,6 +471,12 @@ pub(super) fn fmt_latency(d: Duration) -> String {
     } else {
         format!("{:.2}s", d.as_secs_f64())
     }
+}
+
+/// `HH:MM:SS` (UTC) of a unix-ms time, for "since" in status lines.
+fn clock_utc(ms: u64) -> String {
+    let s = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02} UTC", s / 3600, s / 60 % 60, s % 60)
 }
 
 pub(super) fn fmt_age(ms: u64) -> String {

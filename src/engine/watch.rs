@@ -25,6 +25,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{labels, Action, Engine, EngineError, EngineEvent};
+use crate::link::LinkReporter;
 
 /// A container as inspect shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +187,17 @@ pub async fn run(
     tx: mpsc::Sender<EngineMsg>,
     reconnect: Reconnect,
 ) {
+    run_linked(engine, project, tx, reconnect, LinkReporter::new()).await
+}
+
+/// [`run`], saying on `link` whether the stream is up (`/status` `links.engine`).
+pub async fn run_linked(
+    engine: Engine,
+    project: String,
+    tx: mpsc::Sender<EngineMsg>,
+    reconnect: Reconnect,
+    link: LinkReporter,
+) {
     let mut delay = reconnect.first;
     let mut again = false;
     loop {
@@ -201,6 +213,7 @@ pub async fn run(
         }));
         let error = match list_project(&engine, &project).await {
             Ok(containers) => {
+                link.connected();
                 if tx
                     .send(EngineMsg::Resync {
                         containers,
@@ -248,6 +261,7 @@ pub async fn run(
             Err(e) => format!("cannot list the project's containers: {e}"),
         };
         drop(stream);
+        link.failed(&error);
         if tx
             .send(EngineMsg::Down {
                 error,

@@ -231,6 +231,37 @@ impl Collector for SnapshotCollector {
                     .encode_counter::<NoLabelSet, _, u64>(&u64::from(s.restarts), None)?;
             }
         }
+        let link = |name: &String| -> Labels { vec![("link", name.clone())] };
+        gauge_family(
+            &mut encoder,
+            "muster_link_up",
+            "1 while the connection is up (engine, redis, nats, history, webhook), 0 while muster reconnects",
+            snap.links.iter().map(|(name, l)| {
+                (link(name), i64::from(l.state == crate::link::LinkState::Connected))
+            }),
+        )?;
+        gauge_family(
+            &mut encoder,
+            "muster_link_attempts",
+            "Failed attempts since the connection was last up",
+            snap.links
+                .iter()
+                .map(|(name, l)| (link(name), i64::from(l.attempts))),
+        )?;
+        {
+            let mut metric = encoder.encode_descriptor(
+                "muster_link_reconnects",
+                "Times the connection was up again after it was lost",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, l) in &snap.links {
+                let labels = link(name);
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&l.reconnects, None)?;
+            }
+        }
         if let Some(link) = &snap.engine {
             gauge_family(
                 &mut encoder,

@@ -14,7 +14,10 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod nats;
+
 use crate::clock::now_ms;
+use crate::link::{LinkReporter, LinkWatch};
 use muster_signal::client::open_client;
 use muster_signal::read::{EXPIRED, MAX_VALUE_BYTES, NO_SIGNAL};
 use muster_signal::{
@@ -123,6 +126,10 @@ struct Inner {
     outage: Mutex<Outage>,
     /// Whether the last `FUNCTION LOAD` worked (`Err`: why not), so a change is logged once.
     functions: Mutex<Result<(), String>>,
+    /// The subscription to Redis (connected while subscribed) and to NATS,
+    /// as `/status` `links.redis` / `links.nats` show them.
+    redis_link: LinkReporter,
+    nats_link: LinkReporter,
 }
 
 /// Redis outages as the watcher saw them.
@@ -189,10 +196,12 @@ impl AgentWatcher {
             warned_keys: Mutex::new(HashSet::new()),
             outage: Mutex::new(Outage::default()),
             functions: Mutex::new(Err(String::new())),
+            redis_link: LinkReporter::new(),
+            nats_link: LinkReporter::new(),
         });
         let mut tasks = vec![tokio::spawn(redis_loop(inner.clone(), client, rx))];
         if let Some(url) = inner.config.nats_url.clone() {
-            tasks.push(tokio::spawn(nats_loop(inner.clone(), url)));
+            tasks.push(tokio::spawn(nats::follow(inner.clone(), url)));
         }
         Ok(AgentWatcher {
             inner,
@@ -254,6 +263,16 @@ impl AgentWatcher {
     /// True while subscribed to `{ns}:events` (and the expiry channel).
     pub fn is_subscribed(&self) -> bool {
         *self.inner.subscribed.borrow()
+    }
+
+    /// The watcher's links, for `/status` and `/metrics`: `redis` (the
+    /// subscription; connected while subscribed) and, when configured, `nats`.
+    pub fn links(&self) -> Vec<(&'static str, LinkWatch)> {
+        let mut links = vec![("redis", self.inner.redis_link.subscribe())];
+        if self.inner.config.nats_url.is_some() {
+            links.push(("nats", self.inner.nats_link.subscribe()));
+        }
+        links
     }
 
     /// True while subscribed on NATS.
@@ -608,6 +627,7 @@ async fn redis_loop(
             Ok(x) => x,
             Err(e) => {
                 inner.lost_redis();
+                inner.redis_link.failed(&e.to_string());
                 if !warned_down {
                     tracing::warn!(error = %e, redis = %crate::url::redact_url(&cfg.redis_url),
                         "agent watcher cannot subscribe; reading keys every {:?} until it can",
@@ -662,6 +682,7 @@ async fn redis_loop(
             // Wait before connecting again: an error that comes back on every
             // try must cost one WARN per poll period, not a busy loop.
             tracing::warn!(error = %e, "agent watcher resync failed; trying again in {:?}", cfg.poll_period);
+            inner.redis_link.failed(&e.to_string());
             drain_tracked(&mut track_rx);
             tokio::time::sleep(cfg.poll_period).await;
             continue;
@@ -670,6 +691,7 @@ async fn redis_loop(
             tracing::info!("agent watcher subscribed again");
         }
         inner.subscribed.send_replace(true);
+        inner.redis_link.connected();
         tracing::debug!(channel = %events, expiry = %expired_channel, "agent watcher subscribed");
 
         // 2. Follow events until the subscription drops.
@@ -730,6 +752,9 @@ async fn redis_loop(
         }
         inner.subscribed.send_replace(false);
         inner.lost_redis();
+        inner
+            .redis_link
+            .failed("the subscription dropped (Redis closed the connection)");
         tracing::warn!(
             "agent watcher lost its Redis subscription; reading keys every {:?} and re-subscribing",
             cfg.poll_period
@@ -740,48 +765,4 @@ async fn redis_loop(
 
 fn drain_tracked(rx: &mut mpsc::UnboundedReceiver<(String, Source)>) {
     while rx.try_recv().is_ok() {}
-}
-
-async fn nats_loop(inner: Arc<Inner>, url: String) {
-    let subject = format!("{}.ready.>", inner.config.namespace);
-    let mut warned = false;
-    loop {
-        match async_nats::connect(url.as_str()).await {
-            Ok(client) => match client.subscribe(subject.clone()).await {
-                Ok(mut sub) => {
-                    inner.nats_subscribed.store(true, Ordering::SeqCst);
-                    tracing::debug!(subject, "agent watcher listening on NATS");
-                    warned = false;
-                    let prefix = format!("{}.ready.", inner.config.namespace);
-                    while let Some(msg) = sub.next().await {
-                        let Some(event) = inner.event_of(&msg.payload, Source::Nats) else {
-                            continue;
-                        };
-                        // NATS permissions can confine an agent to its own
-                        // subject: an event about another agent is forged.
-                        if msg.subject.as_str().strip_prefix(&prefix) != Some(event.agent.as_str())
-                        {
-                            tracing::warn!(subject = %msg.subject, agent = %event.agent,
-                                "ignored a NATS ready event whose subject names another agent");
-                            continue;
-                        }
-                        if *inner.subscribed.borrow() {
-                            let _ = inner.commands.send((event.agent, Source::Nats));
-                        } else {
-                            inner.apply(&event.agent, Readiness::from_event(&event), Source::Nats);
-                        }
-                    }
-                    inner.nats_subscribed.store(false, Ordering::SeqCst);
-                }
-                Err(e) => tracing::warn!(error = %e, "NATS subscribe failed"),
-            },
-            Err(e) => {
-                if !warned {
-                    tracing::warn!(error = %e, nats = %crate::url::redact_url(&url), "agent watcher cannot reach NATS; retrying");
-                    warned = true;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }

@@ -123,5 +123,6 @@ pub async fn check_once(
         at_ms: unix_ms(std::time::SystemTime::now()),
         services,
         engine: None,
+        links: Default::default(),
     })
 }

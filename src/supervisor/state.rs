@@ -280,6 +280,11 @@ pub struct StackSnapshot {
     /// cannot see exits or restart anything while disconnected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineLink>,
+    /// Every connection muster keeps, by name (`engine`, `redis` and `nats`
+    /// of the agent watcher, `history`, `webhook`), as their owners report
+    /// them (`crate::link`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, crate::link::LinkStatus>,
 }
 
 impl StackSnapshot {

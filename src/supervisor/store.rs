@@ -76,6 +76,7 @@ impl StateStore {
             at_ms: unix_ms(std::time::SystemTime::now()),
             services: Default::default(),
             engine: None,
+            links: Default::default(),
         };
         let (snapshot, _) = watch::channel(Arc::new(snapshot));
         let (events, _) = broadcast::channel(1024);
@@ -156,6 +157,29 @@ impl StateStore {
     /// and `muster status`).
     pub fn set_engine_link(&self, link: EngineLink) {
         self.modify(|snap| snap.engine = Some(link));
+    }
+
+    /// Copies one link's state (see [`crate::link`]) into the snapshot each
+    /// time its owner reports a change, until the owner is gone. The store
+    /// only relays: the link's owner is the one writer of its state.
+    pub fn follow_link(
+        &self,
+        name: &str,
+        mut link: crate::link::LinkWatch,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        let name = name.to_string();
+        tokio::spawn(async move {
+            loop {
+                let status = link.current();
+                store.modify(|snap| {
+                    snap.links.insert(name.clone(), status);
+                });
+                if !link.changed().await {
+                    return;
+                }
+            }
+        })
     }
 
     /// Moves a service to `to`, recording the transition and emitting an event.

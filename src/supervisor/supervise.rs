@@ -51,6 +51,9 @@ impl Supervision {
         let mut tasks = Vec::new();
         let decisions = runner.take_decisions();
         if let Some(watcher) = &watcher {
+            for (name, link) in watcher.links() {
+                tasks.push(store.follow_link(name, link));
+            }
             tasks.push(tokio::spawn(forward_agent_progress(
                 watcher.clone(),
                 agents,

@@ -7,8 +7,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod engine;
 mod exits;
 mod foreign;
+mod links;
 mod nats;
 mod redis;
 mod replicas;

@@ -151,6 +151,7 @@ fn status_prints_a_running_musters_snapshot() {
             since_ms: 1_700_000_030_000,
             last_error: Some("connection refused".into()),
         }),
+        links: Default::default(),
     };
     let mut redis = ServiceStatus::pending("redis");
     redis.state = ServiceState::Ready;

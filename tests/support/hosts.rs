@@ -153,9 +153,45 @@ impl SwarmCluster {
     /// Starts `n` nodes, makes node 0 the manager, joins the rest as workers,
     /// and loads [`NODE_IMAGES`] into each.
     pub fn start(n: usize) -> SwarmCluster {
+        let started = Instant::now();
+        let mut cluster = SwarmCluster::boot(n, &NODE_IMAGES);
+        let manager = &cluster.nodes[0];
+        manager.docker_ok(&[
+            "swarm",
+            "init",
+            "--advertise-addr",
+            &manager.ip,
+            "--default-addr-pool",
+            "10.212.0.0/16",
+        ]);
+        let token = manager.docker_ok(&["swarm", "join-token", "-q", "worker"]);
+        let join = format!("{}:2377", manager.ip);
+        for node in &cluster.nodes[1..] {
+            node.docker_ok(&["swarm", "join", "--token", &token, &join]);
+        }
+        wait_for_nodes_ready(manager, n);
+        cluster.setup = started.elapsed();
+        eprintln!(
+            "swarm test cluster: {n} nodes ready in {:.1}s",
+            cluster.setup.as_secs_f64()
+        );
+        cluster
+    }
+
+    /// One plain dockerd (no swarm) in its own namespaces, with `images`
+    /// loaded: an engine a test may stop and start again (the fault suite's
+    /// engine restart) without touching the machine's own.
+    pub fn standalone(images: &[&str]) -> SwarmCluster {
+        let started = Instant::now();
+        let mut cluster = SwarmCluster::boot(1, images);
+        cluster.setup = started.elapsed();
+        cluster
+    }
+
+    /// The bridge, `n` nodes with their daemons answering, `images` loaded.
+    fn boot(n: usize, images: &[&str]) -> SwarmCluster {
         super::ensure_test_images();
         cleanup_stale();
-        let started = Instant::now();
         let pid = std::process::id();
         let subnet = format!("10.{}.{}", 213 + (pid >> 8) % 40, pid & 0xff);
         let dir = PathBuf::from(format!("/tmp/mswarm-{pid}"));
@@ -188,27 +224,7 @@ impl SwarmCluster {
         for node in &cluster.nodes {
             wait_for_daemon(node);
         }
-        let manager = &cluster.nodes[0];
-        manager.docker_ok(&[
-            "swarm",
-            "init",
-            "--advertise-addr",
-            &manager.ip,
-            "--default-addr-pool",
-            "10.212.0.0/16",
-        ]);
-        let token = manager.docker_ok(&["swarm", "join-token", "-q", "worker"]);
-        let join = format!("{}:2377", manager.ip);
-        for node in &cluster.nodes[1..] {
-            node.docker_ok(&["swarm", "join", "--token", &token, &join]);
-        }
-        load_images(&cluster.nodes, &dir);
-        wait_for_nodes_ready(manager, n);
-        cluster.setup = started.elapsed();
-        eprintln!(
-            "swarm test cluster: {n} nodes ready in {:.1}s",
-            cluster.setup.as_secs_f64()
-        );
+        load_images(&cluster.nodes, &dir, images);
         cluster
     }
 }
@@ -295,6 +311,29 @@ impl Node {
         }
     }
 
+    /// Stops the node's dockerd as an operator or an upgrade does (SIGTERM)
+    /// and waits until it has exited. Without `live-restore` (these nodes
+    /// run without it) the daemon stops its containers on the way out.
+    pub fn stop_daemon(&self) {
+        let Some(pid) = self.daemon_pid() else {
+            return;
+        };
+        let _ = run("kill", &["-TERM", &pid.to_string()]);
+        // The daemon is our child (nsenter, unshare and sh exec it): reap it,
+        // or its pid stays a zombie in /proc.
+        match self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(mut child) => {
+                let _ = child.wait();
+            }
+            None => {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while pid_alive(pid) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+
     /// Starts the node's dockerd again (same data root: it rejoins the swarm)
     /// and waits until it answers.
     pub fn restart_daemon(&self) {
@@ -346,11 +385,11 @@ pub fn wait_for_nodes_ready(manager: &Node, n: usize) {
 
 /// `docker save` the test images once from the host engine, `docker load`
 /// them into every node (in parallel).
-fn load_images(nodes: &[Node], dir: &Path) {
+fn load_images(nodes: &[Node], dir: &Path, images: &[&str]) {
     let tar = dir.join("images.tar");
     let tar_s = tar.to_string_lossy().to_string();
     let mut args = vec!["save", "-o", tar_s.as_str()];
-    args.extend(NODE_IMAGES);
+    args.extend(images);
     run_ok("docker", &args);
     std::thread::scope(|s| {
         for node in nodes {

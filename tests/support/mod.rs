@@ -325,8 +325,14 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
 }
 
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_get_at(&format!("127.0.0.1:{port}"), path)
+}
+
+/// [`http_get`] on `addr` (`host:port`), e.g. a muster in a test host's
+/// network namespace, listening on that host's address.
+pub fn http_get_at(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let mut stream = TcpStream::connect(addr).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         stream,

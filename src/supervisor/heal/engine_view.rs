@@ -116,7 +116,8 @@ impl Healer {
         }
         let count = self.containers.len();
         if reconnect {
-            tracing::info!(
+            // At the level of the loss, so a log that shows one shows the other.
+            tracing::warn!(
                 containers = count,
                 "engine event stream reconnected; view rebuilt from container labels"
             );

@@ -186,11 +186,21 @@ pub fn spawn(
 ) -> HealHandle {
     let (engine_tx, engine_rx) = mpsc::channel(1024);
     let (follow_tx, follow_rx) = tokio_watch::channel(options.mode == HealMode::Serve);
-    let watcher = tokio::spawn(watch::run(
+    // Each connection's owner reports its state; the store relays it to `/status`.
+    let engine_link = crate::link::LinkReporter::new();
+    let mut links = vec![store.follow_link("engine", engine_link.subscribe())];
+    if let Some(link) = options.history.as_ref().and_then(HistoryStore::link) {
+        links.push(store.follow_link("history", link));
+    }
+    if let Some(link) = options.notifier.link() {
+        links.push(store.follow_link("webhook", link));
+    }
+    let watcher = tokio::spawn(watch::run_linked(
         options.engine.clone(),
         options.project.name.clone(),
         engine_tx,
         options.reconnect,
+        engine_link,
     ));
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (history_tx, history_rx) = mpsc::unbounded_channel();
@@ -200,6 +210,7 @@ pub fn spawn(
     // Paused services (maintenance), read from the history store.
     let (paused_tx, paused_rx) = tokio_watch::channel(BTreeMap::new());
     let mut tasks = vec![watcher];
+    tasks.extend(links);
     if let Some(history) = options.history.clone() {
         tasks.push(tokio::spawn(pause::poll(history, paused_tx)));
     }
