@@ -5,7 +5,10 @@
 
 use std::process::ExitCode;
 
+use muster::config::Settings;
 use muster::engine::Engine;
+use muster::health;
+use muster::supervisor::StateStore;
 use muster::swarm::rollout::RolloutOptions;
 use muster::swarm::{self, Progress, SwarmOptions};
 
@@ -93,8 +96,8 @@ fn finish<T: serde::Serialize>(json: bool, report: &T, summary: String) -> CliRe
     Ok(ExitCode::SUCCESS)
 }
 
-/// `muster up --swarm [SERVICES]`.
-pub fn up(global: &Global, args: &UpArgs) -> CliResult {
+/// `muster up --swarm [SERVICES] [--serve]`.
+pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
     let wait_timeout = match &args.wait_timeout {
         Some(text) => Some(
             muster::duration::parse(text).map_err(|e| format!("--wait-timeout {text:?}: {e}"))?,
@@ -105,18 +108,60 @@ pub fn up(global: &Global, args: &UpArgs) -> CliResult {
     let project = muster::supervisor::start::selected_project(&project, &args.services, false)?;
     let json = global.json;
     let options = SwarmOptions { wait_timeout };
+    if args.serve {
+        return serve(settings, &project, &options, json);
+    }
     let report = block(|engine| async move {
         swarm::deploy(&engine, &project, &options, &printer(json)).await
     })?;
-    let summary = format!(
+    finish(json, &report, deployed(&report))
+}
+
+fn deployed(report: &swarm::DeployReport) -> String {
+    format!(
         "stack {}: {} services ready on {} nodes in {:.1}s (manager {})",
         report.stack,
         report.services.len(),
         report.manager.node_count,
         report.elapsed_ms as f64 / 1000.0,
         report.manager.node
-    );
-    finish(json, &report, summary)
+    )
+}
+
+/// `up --swarm --serve`: the deploy, its report (a line, or one JSON
+/// document), then supervision with the health endpoint until SIGTERM/SIGINT.
+fn serve(
+    settings: &Settings,
+    project: &muster::compose::Project,
+    options: &SwarmOptions,
+    json: bool,
+) -> CliResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let endpoint = super::stack::bind_endpoint(settings, project).await?;
+        let engine = Engine::connect().await?;
+        let report = swarm::deploy(&engine, project, options, &printer(json)).await?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            println!("{}", deployed(&report));
+        }
+        let store = StateStore::new(&project.name);
+        let server = super::stack::start_health_server(endpoint, &store);
+        muster::supervisor::swarm::supervise(
+            &engine,
+            project,
+            &report,
+            &store,
+            health::shutdown_signal(),
+        )
+        .await;
+        server.abort();
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress printer: lines on stdout (warnings on stderr), or with `--json`

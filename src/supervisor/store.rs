@@ -314,6 +314,7 @@ impl ServiceStatus {
             heal: Default::default(),
             pull: None,
             replicas: Vec::new(),
+            tasks: Vec::new(),
         }
     }
 }

@@ -19,7 +19,7 @@ pub mod readiness;
 pub mod rollout;
 pub mod spec;
 pub mod tasks;
-mod watch;
+pub(crate) mod watch;
 
 pub use cluster::{manager, Manager, NodeDown, Progress};
 pub use deploy::{deploy, DeployReport, ServiceReport, SwarmOptions};

@@ -11,3 +11,4 @@ mod cluster;
 mod deploy;
 mod node_loss;
 mod rollout;
+mod supervise;

@@ -18,13 +18,7 @@ services:
 "#;
 
 fn image(stack: &SwarmStack) -> String {
-    stack.cluster.manager().docker_ok(&[
-        "service",
-        "inspect",
-        "-f",
-        "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
-        &format!("{}_cache", stack.name),
-    ])
+    stack.inspect("cache", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
 }
 
 #[test]
