@@ -22,6 +22,7 @@ mod signal;
 mod stack;
 mod status;
 mod swarm;
+mod swarm_history;
 mod tune;
 mod watch;
 
@@ -450,7 +451,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => stack::serve(&global, &settings),
         Command::Tune(args) => tune::run(&global, &settings, &args),
         Command::Pull(args) => pull::run(&global, &settings, &args),
-        Command::Rollout(args) if args.swarm => swarm::rollout(&global, &args),
+        Command::Rollout(args) if args.swarm => swarm::rollout(&global, &settings, &args),
+        Command::Rollback(args) if args.swarm => swarm::rollback(&global, &settings, &args),
         Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
         Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
         Command::History(args) => rollout::history(&global, &settings, &args),
