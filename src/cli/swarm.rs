@@ -38,9 +38,15 @@ fn line(p: &Progress) -> String {
             name,
             level,
             created,
-        } => match created {
-            true => format!("{service}: created service {name} (level {level})"),
-            false => format!("{service}: service {name} exists, not changed (level {level})"),
+            updated,
+        } => match (created, updated) {
+            (true, _) => format!("{service}: created service {name} (level {level})"),
+            (false, true) => format!(
+                "{service}: service {name} updated to the changed compose file (level {level})"
+            ),
+            (false, false) => {
+                format!("{service}: service {name} exists, not changed (level {level})")
+            }
         },
         Progress::Task { service, state } => {
             let t = &state.task;

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptions};
+use bollard::query_parameters::InspectServiceOptions;
 use tokio::sync::watch;
 
 use crate::compose::xmuster::{GraceSetting, RestartSettings};
@@ -267,21 +267,7 @@ async fn force_update(engine: &Engine, swarm_name: &str) -> Result<(), SwarmErro
     let mut spec = found.spec.unwrap_or_default();
     let template = spec.task_template.get_or_insert_with(Default::default);
     template.force_update = Some(template.force_update.unwrap_or(0) + 1);
-    engine
-        .docker()
-        .update_service(
-            swarm_name,
-            spec,
-            UpdateServiceOptions {
-                version: i32::try_from(version).unwrap_or(i32::MAX),
-                registry_auth_from: "spec".into(),
-                rollback: None,
-            },
-            None,
-        )
-        .await
-        .map_err(api(format!("force-updating service {swarm_name}")))?;
-    Ok(())
+    swarm::update::update_at(engine, swarm_name, spec, version).await
 }
 
 /// Follows one service for ever: probes its tasks, writes its state, heals.

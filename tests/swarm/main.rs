@@ -12,3 +12,4 @@ mod deploy;
 mod node_loss;
 mod rollout;
 mod supervise;
+mod update;
