@@ -52,8 +52,9 @@ LAYERS = [
     ("grace periods", ["grace"], {"compose", "engine", "history"}),
     # up --swarm: the compose model as Swarm services, probes per task
     ("swarm deploy", ["swarm"], {"compose", "engine", "probe"}),
+    # supervisor/swarm.rs supervises a swarm deploy (`up --swarm --serve`)
     ("supervisor", ["supervisor"],
-     {"compose", "engine", "history", "notify", "signal", "probe", "grace"}),
+     {"compose", "engine", "history", "notify", "signal", "probe", "grace", "swarm"}),
     ("rollout", ["rollout"],
      {"compose", "engine", "history", "notify", "signal", "probe", "grace", "supervisor"}),
     ("health endpoint (read-only over the snapshot)", ["health"],

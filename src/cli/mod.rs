@@ -22,6 +22,7 @@ mod signal;
 mod stack;
 mod status;
 mod swarm;
+mod swarm_history;
 mod tune;
 mod watch;
 
@@ -229,7 +230,7 @@ pub struct UpArgs {
     /// Deploy onto the Docker Swarm whose manager DOCKER_HOST names, as
     /// `docker stack deploy` would, but service by service in dependency
     /// order, each gated on muster's probes of every task.
-    #[arg(long, conflicts_with_all = ["watch", "serve", "build", "no_build", "pull", "no_deps"])]
+    #[arg(long, conflicts_with_all = ["watch", "build", "no_build", "pull", "no_deps"])]
     pub swarm: bool,
 }
 
@@ -436,7 +437,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     tracing::debug!(redis = %muster::url::redact_url(&settings.redis_url), namespace = %settings.namespace, "settings");
     let result = match cli.command {
-        Command::Up(args) if args.swarm => swarm::up(&global, &args),
+        Command::Up(args) if args.swarm => swarm::up(&global, &settings, &args),
         Command::Up(args) => stack::up(&global, &settings, &args),
         Command::Down(args) => stack::down(&global, &args),
         Command::Build(args) => build::run(&global, &args),
@@ -450,7 +451,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve => stack::serve(&global, &settings),
         Command::Tune(args) => tune::run(&global, &settings, &args),
         Command::Pull(args) => pull::run(&global, &settings, &args),
-        Command::Rollout(args) if args.swarm => swarm::rollout(&global, &args),
+        Command::Rollout(args) if args.swarm => swarm::rollout(&global, &settings, &args),
+        Command::Rollback(args) if args.swarm => swarm::rollback(&global, &settings, &args),
         Command::Rollout(args) => rollout::rollout(&global, &settings, &args),
         Command::Rollback(args) => rollout::rollback(&global, &settings, &args),
         Command::History(args) => rollout::history(&global, &settings, &args),

@@ -110,6 +110,10 @@ pub struct RollbackArgs {
     pub to: Option<u64>,
     #[command(flatten)]
     pub tuning: TuningArgs,
+    /// Roll a Docker Swarm service back (DOCKER_HOST names the manager): a
+    /// Swarm rollout to the image of REV, gated on muster's probes.
+    #[arg(long)]
+    pub swarm: bool,
 }
 
 #[derive(Args, Debug, Default)]

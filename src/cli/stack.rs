@@ -35,14 +35,14 @@ fn project_name(global: &Global) -> Result<String, Box<dyn std::error::Error + S
 
 /// The health endpoint, bound but not serving yet: bound first, so that the
 /// supervisor lock can name its address.
-struct Endpoint {
+pub(super) struct Endpoint {
     listener: tokio::net::TcpListener,
     options: health::ServerOptions,
 }
 
 /// Binds the health endpoint of `project`: `listen` as set, else the first
 /// free one of the project's derived ports.
-async fn bind_endpoint(
+pub(super) async fn bind_endpoint(
     settings: &Settings,
     project: &Project,
 ) -> Result<Endpoint, Box<dyn std::error::Error + Send + Sync>> {
@@ -77,7 +77,10 @@ async fn lock_project(
 }
 
 /// Serves the bound health endpoint until SIGTERM/SIGINT.
-fn start_health_server(endpoint: Endpoint, store: &StateStore) -> tokio::task::JoinHandle<()> {
+pub(super) fn start_health_server(
+    endpoint: Endpoint,
+    store: &StateStore,
+) -> tokio::task::JoinHandle<()> {
     let Endpoint { listener, options } = endpoint;
     let addr = options.listen;
     tracing::info!(%addr, "health endpoint listening");

@@ -262,6 +262,25 @@ impl Collector for SnapshotCollector {
                     .encode_counter::<NoLabelSet, _, u64>(&l.reconnects, None)?;
             }
         }
+        if services().any(|s| !s.tasks.is_empty()) {
+            gauge_family(
+                &mut encoder,
+                "muster_swarm_task_ready",
+                "On Swarm: 1 when the task passes muster's probes, per task and node",
+                services().flat_map(|s| {
+                    s.tasks.iter().filter(|t| t.desired == "running").map(|t| {
+                        (
+                            vec![
+                                ("service", s.name.clone()),
+                                ("task", t.task_id.clone()),
+                                ("node", t.node.clone()),
+                            ],
+                            i64::from(t.ready),
+                        )
+                    })
+                }),
+            )?;
+        }
         if let Some(link) = &snap.engine {
             gauge_family(
                 &mut encoder,

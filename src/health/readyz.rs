@@ -131,6 +131,9 @@ pub fn readiness_report(
             (false, false) => (true, format!("not required; {why}")),
         };
         let mut notes = Vec::new();
+        if !svc.tasks.is_empty() {
+            notes.push(task_note(&svc.tasks));
+        }
         if svc.degraded && !svc.degraded_by.is_empty() {
             notes.push(format!("degraded: {}", svc.degraded_by.join(", ")));
         }
@@ -152,6 +155,31 @@ pub fn readiness_report(
         });
     }
     apply_excludes(checks, excludes)
+}
+
+/// A Swarm service's tasks in one line: `tasks: 2 ready (task ID on NODE,
+/// …); not ready: task ID on NODE (node down): STATE`.
+fn task_note(tasks: &[crate::supervisor::TaskStatus]) -> String {
+    let one = |t: &crate::supervisor::TaskStatus| {
+        let id: String = t.task_id.chars().take(12).collect();
+        let node = match t.node_state.as_str() {
+            "ready" => t.node.clone(),
+            other => format!("{} (node {other})", t.node),
+        };
+        format!("task {id} on {node}")
+    };
+    let wanted: Vec<_> = tasks.iter().filter(|t| t.desired == "running").collect();
+    let ready: Vec<String> = wanted.iter().filter(|t| t.ready).map(|t| one(t)).collect();
+    let not: Vec<String> = wanted
+        .iter()
+        .filter(|t| !t.ready)
+        .map(|t| format!("{}: {}", one(t), t.state))
+        .collect();
+    let mut text = format!("tasks: {} ready ({})", ready.len(), ready.join(", "));
+    if !not.is_empty() {
+        text.push_str(&format!("; not ready: {}", not.join(", ")));
+    }
+    text
 }
 
 /// Tracks the supervisor's heartbeat ([`crate::supervisor::StateStore::beat`]).

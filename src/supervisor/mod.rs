@@ -14,6 +14,7 @@ pub mod start;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod swarm;
 
 pub use state::*;
 pub use store::{ProbeObservation, StateStore};

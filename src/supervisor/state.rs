@@ -128,6 +128,35 @@ pub struct ServiceStatus {
     /// it does): which replica runs, which one is down and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replicas: Vec<ReplicaStatus>,
+    /// On Swarm (`up --swarm --serve`): the service's tasks one by one, with
+    /// their node; empty on one host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskStatus>,
+}
+
+/// One Swarm task of a service, as `/status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub task_id: String,
+    /// The node's hostname.
+    pub node: String,
+    /// The node's own state as the manager sees it (`ready`, `down`, …).
+    pub node_state: String,
+    /// Swarm's task state (`running`, `preparing`, `rejected`, …).
+    pub state: String,
+    /// The state Swarm wants (`running`, `shutdown`).
+    pub desired: String,
+    /// Swarm's message or error for the task.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Its address on the probed overlay network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// muster's probes pass on this task.
+    pub ready: bool,
+    /// The last probe result.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub probe: String,
 }
 
 /// One container of a service, as `/status` shows it.

@@ -338,6 +338,7 @@ impl ServiceStatus {
             heal: Default::default(),
             pull: None,
             replicas: Vec::new(),
+            tasks: Vec::new(),
         }
     }
 }

@@ -64,12 +64,14 @@ pub enum Progress {
     Network { name: String, created: bool },
     /// A service waits for these dependencies before it is created.
     Waiting { service: String, on: Vec<String> },
-    /// A service was created (or already existed, `created: false`).
+    /// A service was created (or already existed, `created: false`; with
+    /// another spec, so updated: `updated: true`).
     Created {
         service: String,
         name: String,
         level: usize,
         created: bool,
+        updated: bool,
     },
     /// A task's state or probe result changed.
     Task { service: String, state: TaskState },

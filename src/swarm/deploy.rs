@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{InspectServiceOptions, ListNetworksOptions};
+use bollard::query_parameters::ListNetworksOptions;
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -23,6 +23,7 @@ use crate::engine::Engine;
 use super::cluster::{api, manager, summary, Manager, Progress};
 use super::readiness::{gating_probes, TaskState};
 use super::spec::{self, Ignored};
+use super::update::Change;
 use super::watch::TaskWatch;
 use super::SwarmError;
 
@@ -42,6 +43,9 @@ pub struct ServiceReport {
     pub level: usize,
     /// False when the service existed before this deploy.
     pub created: bool,
+    /// It existed with another spec (the compose file changed) and was
+    /// updated through Swarm; false for a new or unchanged service.
+    pub updated: bool,
     /// When muster created it (unix ms).
     pub created_at_ms: u64,
     /// When its required tasks first ran (unix ms).
@@ -280,24 +284,16 @@ async fn run_service(
     let service = &shared.project.services[name];
     wait_dependencies(shared, name).await.map_err(fail)?;
     let swarm_name = spec.name.clone().unwrap_or_default();
-    let docker = shared.engine.docker();
-    let exists = docker
-        .inspect_service(&swarm_name, None::<InspectServiceOptions>)
+    let change = super::update::apply(shared.engine, spec)
         .await
-        .is_ok();
-    if !exists {
-        docker
-            .create_service(spec, None)
-            .await
-            .map_err(api(format!("creating service {swarm_name}")))
-            .map_err(fail)?;
-    }
+        .map_err(fail)?;
     let created_at_ms = crate::clock::now_ms();
     (shared.progress)(Progress::Created {
         service: name.to_string(),
         name: swarm_name.clone(),
         level,
-        created: !exists,
+        created: change == Change::Created,
+        updated: change == Change::Updated,
     });
     let (started_at_ms, ready_at_ms, required, tasks) =
         follow(shared, name, service, &swarm_name, gating)
@@ -307,7 +303,8 @@ async fn run_service(
         service: name.to_string(),
         name: swarm_name,
         level,
-        created: !exists,
+        created: change == Change::Created,
+        updated: change == Change::Updated,
         created_at_ms,
         started_at_ms,
         ready_at_ms,

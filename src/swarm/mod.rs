@@ -19,7 +19,8 @@ pub mod readiness;
 pub mod rollout;
 pub mod spec;
 pub mod tasks;
-mod watch;
+pub mod update;
+pub(crate) mod watch;
 
 pub use cluster::{manager, Manager, NodeDown, Progress};
 pub use deploy::{deploy, DeployReport, ServiceReport, SwarmOptions};
@@ -106,6 +107,15 @@ pub enum SwarmError {
     NotDeployed { service: String, name: String },
     #[error(transparent)]
     Unknown(#[from] crate::compose::UnknownService),
+    #[error(
+        "service {service}: Swarm's update of the changed spec ended {state} ({message}); \
+         `docker service ps {service}` shows the tasks"
+    )]
+    UpdateFailed {
+        service: String,
+        state: String,
+        message: String,
+    },
     #[error("service {service} was not created: its dependency {dependency} failed")]
     DependencyFailed { service: String, dependency: String },
 }

@@ -617,6 +617,66 @@ impl SwarmStack {
         muster.run(&args)
     }
 
+    /// `program args…` run in the prober's network namespace (on the
+    /// stack's overlay), to the end.
+    pub fn in_net(&self, program: &str, args: &[&str]) -> Output {
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", self.prober_pid))
+            .arg(program)
+            .args(args)
+            .output()
+            .expect("nsenter")
+    }
+
+    /// `GET http://127.0.0.1:PORT{path}` in the prober's namespace, where a
+    /// serving muster of this stack listens: (status, body), or `None` when
+    /// nothing answers.
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let out = self.in_net(
+            "curl",
+            &["-s", "-m", "5", "-w", "\n%{http_code}", url.as_str()],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n')?;
+        let code: u16 = code.trim().parse().ok()?;
+        (code != 0).then(|| (code, body.to_string()))
+    }
+
+    /// `redis-cli -h ADDRESS ARGS…` against a task at its overlay address.
+    pub fn redis_cli(&self, address: &str, args: &[&str]) -> String {
+        let mut all = vec!["-h", address];
+        all.extend(args);
+        let out = self.in_net("redis-cli", &all);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// `muster -f <yaml> -p <stack> up --swarm --serve --listen 127.0.0.1:PORT
+    /// <extra…>`, spawned (stdout piped); the caller kills it.
+    pub fn serve(&self, yaml: &str, port: u16, extra: &[&str]) -> Child {
+        let file = self.compose_file(yaml);
+        let file = file.to_string_lossy();
+        let listen = format!("127.0.0.1:{port}");
+        let mut muster = self.muster();
+        let mut args = vec!["-f", &file, "-p", &self.name, "--listen", &listen];
+        args.extend(["up", "--swarm", "--serve"]);
+        args.extend(extra);
+        muster
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn muster up --swarm --serve")
+    }
+
+    /// `docker service inspect -f FORMAT <stack>_<service>` on the manager.
+    pub fn inspect(&self, service: &str, format: &str) -> String {
+        let name = format!("{}_{service}", self.name);
+        self.cluster
+            .manager()
+            .docker_ok(&["service", "inspect", "-f", format, &name])
+    }
+
     /// The ids of this stack's services, by the stack label (empty: none).
     pub fn services(&self) -> String {
         let label = format!("label=com.docker.stack.namespace={}", self.name);

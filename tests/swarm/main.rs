@@ -11,3 +11,5 @@ mod cluster;
 mod deploy;
 mod node_loss;
 mod rollout;
+mod supervise;
+mod update;

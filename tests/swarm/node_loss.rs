@@ -1,13 +1,15 @@
-//! A node lost (its dockerd killed): Swarm reschedules its tasks on the other
-//! nodes, and `muster up --swarm` says which node is down, waits for the
-//! rescheduled tasks and probes them (issue 20's node-loss case, without the
-//! long-running supervision, which is not done yet). Holds the cluster alone:
-//! other tests expect three nodes.
+//! A node lost (its dockerd killed) while `muster up --swarm --serve`
+//! supervises: Swarm reschedules its tasks on the other nodes; /status shows
+//! the lost node's tasks with the node `down` and the rescheduled tasks
+//! probed ready; /readyz, polled all along, stays 200 (the service needs 2 of
+//! its 3 tasks, the other service runs on the manager). A new `up --swarm`
+//! names the down node. Holds the cluster alone: other tests expect three nodes.
 
 use std::time::{Duration, Instant};
 
+use crate::supervise::{wait_status, Serving};
 use crate::support::hosts::{self, SwarmCluster, SwarmStack};
-use crate::support::text;
+use crate::support::{free_port, text};
 
 const STACK: &str = r#"
 services:
@@ -19,8 +21,17 @@ services:
         preferences:
           - spread: node.id
     x-muster:
+      ready_tasks: 2
       probes:
         - redis: { url: "redis://cache:6379" }
+  other:
+    image: muster-test/redis:1
+    deploy:
+      placement:
+        constraints: ["node.role == manager"]
+    x-muster:
+      probes:
+        - redis: { url: "redis://other:6379" }
 "#;
 
 /// Restarts the lost node when the test ends (also after a failed
@@ -34,65 +45,81 @@ impl Drop for Revive<'_> {
     }
 }
 
-fn ready_nodes(report: &serde_json::Value) -> Vec<String> {
-    report["services"][0]["tasks"]
+/// The nodes of `service`'s tasks that Swarm wants running and that muster
+/// probed ready, from /status.
+fn ready_nodes(status: &serde_json::Value, service: &str) -> Vec<String> {
+    status["services"][service]["tasks"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|t| t["ready"] == true)
+        .filter(|t| t["ready"] == true && t["desired"] == "running")
         .filter_map(|t| t["node"].as_str().map(str::to_string))
         .collect()
 }
 
 #[test]
-fn a_lost_nodes_tasks_are_rescheduled_and_probed_again() {
+fn a_lost_nodes_tasks_are_rescheduled_and_probed_again_under_supervision() {
     let _only = hosts::hold_exclusive();
     let cluster = hosts::shared();
     let stack = SwarmStack::new(cluster.clone(), "loss");
-    let out = stack.up(STACK, None, &["--json", "--wait-timeout", "120s"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
-    let lost = &cluster.nodes[2];
-    assert!(
-        ready_nodes(&report).contains(&lost.hostname),
-        "a task ran on {} before: {report}",
-        lost.hostname
+    let port = free_port();
+    let mut muster = Serving(stack.serve(STACK, port, &["--wait-timeout", "120s"]));
+    let lost = cluster.nodes[2].hostname.clone();
+    let limit = Duration::from_secs(120);
+    wait_status(
+        &mut muster,
+        &stack,
+        port,
+        "3 cache tasks ready",
+        limit,
+        |s| ready_nodes(s, "cache").len() == 3 && ready_nodes(s, "other").len() == 1,
     );
 
-    lost.kill_daemon();
+    cluster.nodes[2].kill_daemon();
     let _revive = Revive(&cluster, 2);
-    let manager = cluster.manager();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let status =
-            manager.docker_ok(&["node", "inspect", "-f", "{{.Status.State}}", &lost.hostname]);
-        if status != "ready" {
-            break;
+    // /readyz polled from the kill until the tasks are rescheduled and probed.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut polls = 0;
+    let status = loop {
+        let (code, body) = stack.http_get(port, "/readyz?verbose").expect("readyz");
+        assert_eq!(code, 200, "a false alarm after poll {polls}: {body}");
+        polls += 1;
+        let (_, body) = stack.http_get(port, "/status").expect("status");
+        let status: serde_json::Value = serde_json::from_str(&body).expect("status json");
+        let nodes = ready_nodes(&status, "cache");
+        if nodes.len() == 3 && !nodes.contains(&lost) {
+            break status;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} still ready 90 s after its dockerd died",
-            lost.hostname
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        assert!(Instant::now() < deadline, "never rescheduled: {status:#}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // The transition stays visible: the lost node's task, node down.
+    let tasks = status["services"]["cache"]["tasks"]
+        .as_array()
+        .expect("tasks");
+    assert!(
+        tasks
+            .iter()
+            .any(|t| t["node"] == lost.as_str() && t["node_state"] != "ready"),
+        "the lost node's task is shown with its node down: {status:#}"
+    );
+    assert_eq!(status["services"]["other"]["state"], "ready");
+    assert_eq!(
+        status["services"]["other"]["transitions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "no transition for the rest of the stack: {status:#}"
+    );
 
+    // A new `up --swarm` names the down node and leaves the services alone.
     let out = stack.up(STACK, None, &["--json", "--wait-timeout", "120s"]);
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains(&format!("node {} is down", lost.hostname)),
+        String::from_utf8_lossy(&out.stderr).contains(&format!("node {lost} is down")),
         "the lost node is named:\n{all}"
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
-    assert_eq!(
-        report["manager"]["unavailable"][0]["node"],
-        lost.hostname.as_str()
-    );
-    let nodes = ready_nodes(&report);
-    assert_eq!(nodes.len(), 3, "three tasks ready again: {report}");
-    assert!(
-        !nodes.contains(&lost.hostname),
-        "no ready task on the lost node: {report}"
-    );
+    assert_eq!(report["manager"]["unavailable"][0]["node"], lost.as_str());
 }
