@@ -134,6 +134,11 @@ pub(super) fn service(
         };
     }
     svc.runtime = super::runtime::runtime(node, path)?;
+    for (key, into) in [("secrets", &mut svc.secrets), ("configs", &mut svc.configs)] {
+        if let Some(n) = node.get(key) {
+            *into = super::objects::refs(n, &f(key))?;
+        }
+    }
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
     }
