@@ -12,6 +12,7 @@ mod cli;
 mod consistency;
 mod errors;
 mod fidelity;
+mod full_example;
 mod hash;
 mod large;
 mod load;
