@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::ser::{SerializeMap, SerializeSeq};
 
 use super::hash::{service_shape, string_map, Json, Obj};
-use super::model::{Build, Dependency, Ipam, Network, Project, Volume};
+use super::model::{Ipam, Network, Project, Volume};
 use super::objects::FileObject;
 
 impl Json {
@@ -66,68 +66,6 @@ impl serde::Serialize for Json {
             }
         }
     }
-}
-
-/// `build:` in compose-go's BuildConfig order.
-pub(super) fn build(b: &Build) -> Json {
-    let mut o = Obj::new();
-    o.str("context", Some(&b.context));
-    o.str("dockerfile", b.dockerfile.as_deref());
-    o.str("dockerfile_inline", b.dockerfile_inline.as_deref());
-    if !b.args.is_empty() {
-        let args = b
-            .args
-            .iter()
-            .map(|(k, v)| {
-                let v = v.as_ref().map_or(Json::Null, |v| Json::Str(v.clone()));
-                (k.clone(), v)
-            })
-            .collect();
-        o.put("args", Json::Obj(args));
-    }
-    if !b.labels.is_empty() {
-        o.put("labels", string_map(&b.labels));
-    }
-    o.list("cache_from", &b.cache_from);
-    if b.no_cache {
-        o.put("no_cache", Json::Bool(true));
-    }
-    if b.pull {
-        o.put("pull", Json::Bool(true));
-    }
-    o.list("extra_hosts", &b.extra_hosts);
-    o.str("network", b.network.as_deref());
-    o.str("target", b.target.as_deref());
-    if let Some(size) = b.shm_size.filter(|s| *s != 0) {
-        o.put("shm_size", Json::Str(size.to_string()));
-    }
-    o.list("tags", &b.tags);
-    o.list("platforms", &b.platforms);
-    o.done()
-}
-
-/// `depends_on:` in compose-go's ServiceDependency shape (implicit edges
-/// from links, volumes_from and network_mode included, as compose-go adds them).
-pub(super) fn depends_on(deps: &BTreeMap<String, Dependency>) -> Json {
-    let condition = |d: &Dependency| {
-        serde_json::to_value(d.condition)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default()
-    };
-    Json::Obj(
-        deps.iter()
-            .map(|(name, d)| {
-                let mut o = Obj::new();
-                o.put("condition", Json::Str(condition(d)));
-                if d.restart {
-                    o.put("restart", Json::Bool(true));
-                }
-                o.put("required", Json::Bool(d.required));
-                (name.clone(), o.done())
-            })
-            .collect(),
-    )
 }
 
 fn ipam(i: Option<&Ipam>) -> Json {

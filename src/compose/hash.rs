@@ -16,14 +16,15 @@
 //!
 //! Pure: no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit, UpdateConfig,
-    VolumeMount, VolumeType,
+    Build, Dependency, Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit,
+    UpdateConfig, VolumeMount, VolumeType,
 };
 use super::objects::FileRef;
 
@@ -376,6 +377,68 @@ fn file_refs(refs: &[FileRef]) -> Json {
     )
 }
 
+/// `build:` in compose-go's BuildConfig order.
+fn build(b: &Build) -> Json {
+    let mut o = Obj::new();
+    o.str("context", Some(&b.context));
+    o.str("dockerfile", b.dockerfile.as_deref());
+    o.str("dockerfile_inline", b.dockerfile_inline.as_deref());
+    if !b.args.is_empty() {
+        let args = b
+            .args
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_ref().map_or(Json::Null, |v| Json::Str(v.clone()));
+                (k.clone(), v)
+            })
+            .collect();
+        o.put("args", Json::Obj(args));
+    }
+    if !b.labels.is_empty() {
+        o.put("labels", string_map(&b.labels));
+    }
+    o.list("cache_from", &b.cache_from);
+    if b.no_cache {
+        o.put("no_cache", Json::Bool(true));
+    }
+    if b.pull {
+        o.put("pull", Json::Bool(true));
+    }
+    o.list("extra_hosts", &b.extra_hosts);
+    o.str("network", b.network.as_deref());
+    o.str("target", b.target.as_deref());
+    if let Some(size) = b.shm_size.filter(|s| *s != 0) {
+        o.put("shm_size", Json::Str(size.to_string()));
+    }
+    o.list("tags", &b.tags);
+    o.list("platforms", &b.platforms);
+    o.done()
+}
+
+/// `depends_on:` in compose-go's ServiceDependency shape (implicit edges
+/// from links, volumes_from and network_mode included, as compose-go adds them).
+fn depends_on(deps: &BTreeMap<String, Dependency>) -> Json {
+    let condition = |d: &Dependency| {
+        serde_json::to_value(d.condition)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    Json::Obj(
+        deps.iter()
+            .map(|(name, d)| {
+                let mut o = Obj::new();
+                o.put("condition", Json::Str(condition(d)));
+                if d.restart {
+                    o.put("restart", Json::Bool(true));
+                }
+                o.put("required", Json::Bool(d.required));
+                (name.clone(), o.done())
+            })
+            .collect(),
+    )
+}
+
 /// The service in compose-go's `ServiceConfig` field order. `full` adds what
 /// ServiceHash clears (`profiles`, `build`, `depends_on`, `deploy.replicas`,
 /// `pull_policy`, `scale`) and the service's `x-*` keys, for `muster config`.
@@ -385,7 +448,7 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     if full {
         o.list("profiles", &s.profiles);
         if let Some(b) = &s.build {
-            o.put("build", super::document::build(b));
+            o.put("build", build(b));
         }
     }
     o.list("cap_add", &rt.cap_add);
@@ -407,7 +470,7 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     }
     o.str("container_name", s.container_name.as_deref());
     if full && !s.depends_on.is_empty() {
-        o.put("depends_on", super::document::depends_on(&s.depends_on));
+        o.put("depends_on", depends_on(&s.depends_on));
     }
     if let Some(d) = &s.deploy {
         o.put("deploy", deploy(d, full));

@@ -53,7 +53,7 @@ fn config_prints_compose_s_document_in_compose_s_key_order() {
             .lines()
             .skip(2)
             .take_while(|l| l.starts_with("    "))
-            .filter(|l| !l.starts_with("     ") && l.trim_start().chars().next() != Some('-'))
+            .filter(|l| !l.starts_with("     ") && !l.trim_start().starts_with('-'))
             .map(|l| l.trim().split(':').next().unwrap_or_default().to_string())
             .collect()
     };
