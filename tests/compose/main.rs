@@ -17,5 +17,6 @@ mod hash;
 mod large;
 mod load;
 mod merge;
+mod resources;
 mod runtime;
 mod shell;
