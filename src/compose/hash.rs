@@ -447,6 +447,11 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     let mut o = Obj::new();
     if full {
         o.list("profiles", &s.profiles);
+    }
+    if !rt.annotations.is_empty() {
+        o.put("annotations", string_map(&rt.annotations));
+    }
+    if full {
         if let Some(b) = &s.build {
             o.put("build", build(b));
         }
@@ -531,6 +536,7 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
         o.put("env_file", Json::Arr(files));
     }
     o.list("expose", &rt.expose);
+    o.list("external_links", &rt.external_links);
     o.list("extra_hosts", &rt.extra_hosts);
     o.list("group_add", &rt.group_add);
     o.str("hostname", s.hostname.as_deref());
@@ -578,6 +584,8 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
                     let mut no = Obj::new();
                     no.list("aliases", &n.aliases);
                     no.str("ipv4_address", n.ipv4_address.as_deref());
+                    no.str("ipv6_address", n.ipv6_address.as_deref());
+                    no.str("mac_address", n.mac_address.as_deref());
                     no.done()
                 };
                 (name.clone(), value)

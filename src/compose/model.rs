@@ -265,6 +265,12 @@ pub struct Runtime {
     pub mac_address: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub storage_opt: BTreeMap<String, String>,
+    /// OCI annotations of the container.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// Containers outside the project to link (`name[:alias]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<String>,
 }
 
 /// One `devices:` entry (compose-go DeviceMapping).
@@ -506,6 +512,10 @@ pub struct ServiceNetwork {
     pub aliases: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]

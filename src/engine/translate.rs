@@ -177,12 +177,14 @@ pub fn container_spec(
             }
             let endpoint = EndpointSettings {
                 aliases: Some(aliases),
-                ipam_config: declared.and_then(|d| d.ipv4_address.clone()).map(|ip| {
-                    bollard::models::EndpointIpamConfig {
-                        ipv4_address: Some(ip),
+                ipam_config: declared
+                    .filter(|d| d.ipv4_address.is_some() || d.ipv6_address.is_some())
+                    .map(|d| bollard::models::EndpointIpamConfig {
+                        ipv4_address: d.ipv4_address.clone(),
+                        ipv6_address: d.ipv6_address.clone(),
                         ..Default::default()
-                    }
-                }),
+                    }),
+                mac_address: declared.and_then(|d| d.mac_address.clone()),
                 ..Default::default()
             };
             (network_name(project, key), endpoint)
@@ -195,7 +197,7 @@ pub fn container_spec(
     };
     // `mac_address:` is the first network's, as Compose sets it for API >= 1.44.
     if let (Some((_, e)), Some(mac)) = (first.as_mut(), &service.runtime.mac_address) {
-        e.mac_address = Some(mac.clone());
+        e.mac_address.get_or_insert_with(|| mac.clone());
     }
     // `expose:` ports, ranges spread (the engine takes one key per port).
     for entry in &service.runtime.expose {
@@ -352,6 +354,18 @@ pub fn container_spec(
         runtime: rt.runtime.clone(),
         storage_opt: (!rt.storage_opt.is_empty())
             .then(|| rt.storage_opt.clone().into_iter().collect()),
+        annotations: (!rt.annotations.is_empty())
+            .then(|| rt.annotations.clone().into_iter().collect()),
+        // docker/compose: `name:alias`, or `name:name` without an alias.
+        links: (!rt.external_links.is_empty()).then(|| {
+            rt.external_links
+                .iter()
+                .map(|l| match l.split_once(':') {
+                    Some(_) => l.clone(),
+                    None => format!("{l}:{l}"),
+                })
+                .collect()
+        }),
         ..Default::default()
     };
 

@@ -21,7 +21,10 @@ fn deploy_resources_win_over_the_service_keys_as_compose_applies_them() {
         &dir,
         "services:\n  app:\n    image: app:1\n    mem_limit: 1g\n    mem_reservation: 256m\n    \
          cpus: 2\n    pids_limit: 10\n    cpuset: \"0-1\"\n    memswap_limit: -1\n    \
-         deploy:\n      resources:\n        limits: {memory: 512m, cpus: \"0.5\"}\n",
+         annotations: {com.example.a: b}\n    external_links: [redis_1, \"db_1:db\"]\n    \
+         networks:\n      back: {ipv6_address: \"fd00::5\", mac_address: \"02:42:ac:11:00:05\"}\n    \
+         deploy:\n      resources:\n        limits: {memory: 512m, cpus: \"0.5\"}\n\
+         networks:\n  back: {}\n",
         &[],
     )
     .expect("loads");
@@ -48,6 +51,29 @@ fn deploy_resources_win_over_the_service_keys_as_compose_applies_them() {
     assert_eq!(host.pids_limit, Some(10));
     assert_eq!(host.cpuset_cpus.as_deref(), Some("0-1"));
     assert_eq!(host.memory_swap, Some(-1));
+    assert_eq!(
+        host.annotations
+            .unwrap_or_default()
+            .get("com.example.a")
+            .map(String::as_str),
+        Some("b")
+    );
+    assert_eq!(
+        host.links,
+        Some(vec!["redis_1:redis_1".to_string(), "db_1:db".to_string()]),
+        "docker/compose gives an alias-less external link its own name"
+    );
+    let endpoint = spec
+        .body
+        .networking_config
+        .and_then(|n| n.endpoints_config)
+        .and_then(|e| e.into_values().next())
+        .expect("an endpoint");
+    assert_eq!(endpoint.mac_address.as_deref(), Some("02:42:ac:11:00:05"));
+    assert_eq!(
+        endpoint.ipam_config.and_then(|i| i.ipv6_address).as_deref(),
+        Some("fd00::5")
+    );
 }
 
 #[test]

@@ -178,5 +178,14 @@ pub(super) fn limits(node: &Node, base: &str, rt: &mut Runtime) -> R<()> {
             .map(|(k, v)| (k, v.unwrap_or_default()))
             .collect();
     }
+    if let Some(a) = node.get("annotations") {
+        rt.annotations = key_values(a, &f("annotations"), &|_| None)?
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect();
+    }
+    if let Some(l) = present(node, "external_links") {
+        rt.external_links = strict_list(l, &f("external_links"))?;
+    }
     Ok(())
 }

@@ -248,6 +248,11 @@ fn service_networks(node: &Node, path: &str) -> R<BTreeMap<String, ServiceNetwor
                             v.get("ipv4_address"),
                             &format!("{p}.ipv4_address"),
                         )?,
+                        ipv6_address: opt_string(
+                            v.get("ipv6_address"),
+                            &format!("{p}.ipv6_address"),
+                        )?,
+                        mac_address: opt_string(v.get("mac_address"), &format!("{p}.mac_address"))?,
                     }
                 };
                 out.insert(k.name.clone(), net);
