@@ -245,6 +245,9 @@ fn deploy(d: &Deploy, full: bool) -> Json {
         if let Some(r) = d.replicas {
             o.put("replicas", Json::Num(r.to_string()));
         }
+        if !d.labels.is_empty() {
+            o.put("labels", string_map(&d.labels));
+        }
     }
     if let Some(u) = &d.update_config {
         o.put("update_config", update_config(u));
@@ -289,8 +292,14 @@ fn deploy(d: &Deploy, full: bool) -> Json {
                 .collect();
             placement.put("preferences", Json::Arr(prefs));
         }
+        if let Some(m) = d.max_replicas_per_node {
+            placement.put("max_replicas_per_node", Json::Num(m.to_string()));
+        }
     }
     o.put("placement", placement.done());
+    if full {
+        o.str("endpoint_mode", d.endpoint_mode.as_deref());
+    }
     o.done()
 }
 

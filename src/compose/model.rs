@@ -608,6 +608,15 @@ pub struct Deploy {
     /// `deploy.restart_policy`; read by `up --swarm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<RestartPolicy>,
+    /// `deploy.labels` (Swarm service labels; Compose ignores them without Swarm).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `deploy.endpoint_mode` (`vip` or `dnsrr`, Swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_mode: Option<String>,
+    /// `deploy.placement.max_replicas_per_node` (Swarm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_replicas_per_node: Option<u64>,
 }
 
 /// `deploy.restart_policy` as Swarm reads it.

@@ -9,8 +9,7 @@
 //! "Still different from Docker Compose": `container_name` and `network_mode` (the original sets them against
 //! replicas and networks, which Compose's own consistency check refuses; the
 //! compose-go test skips it), `build.ssh` / `additional_contexts` / `secrets`,
-//! `deploy.labels` / `endpoint_mode` / `placement.max_replicas_per_node` /
-//! `reservations.generic_resources`, `devices` (muster prints compose-go v2's
+//! `deploy.resources.reservations.generic_resources`, `devices` (muster prints compose-go v2's
 //! `{source, target, permissions}`; this fullExampleJSON has the string form),
 //! a volume's `bind.create_host_path`, `consistency` and `tmpfs.size`, and the
 //! `~/configs` and `~/config_data` sources (home-relative paths, written
