@@ -25,6 +25,7 @@ fn compose_file() -> String {
     stop_grace_period: 1s
     secrets:
       - token
+      - envtok
       - source: envtok
         target: /etc/envtok
         uid: "1000"
@@ -111,6 +112,12 @@ async fn secrets_and_configs_are_in_the_container_with_their_mode_owner_and_cont
     assert_eq!(
         exec(&name, "stat -c '%a %u %g' /etc/envtok").trim(),
         "440 1000 1001"
+    );
+    // The short form: /run/secrets/<name> (a directory the engine creates), 0400 root.
+    assert_eq!(exec(&name, "cat /run/secrets/envtok"), TOKEN);
+    assert_eq!(
+        exec(&name, "stat -c '%a %u %g' /run/secrets/envtok").trim(),
+        "400 0 0"
     );
     // content: config at its target, 0444 (Compose's default for configs).
     assert_eq!(exec(&name, "cat /etc/app.conf"), "hello=world\n");
