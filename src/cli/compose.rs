@@ -1,4 +1,5 @@
-//! `muster config` and `muster graph`: the loaded compose model and its
+//! `muster config` and `muster graph`: the loaded project (as Compose prints
+//! it, or muster's own model with `--model`) and its
 //! dependency levels, for people (YAML, lines, Graphviz) and machines (`--json`);
 //! `config --hash` prints the config hash Docker Compose would label each
 //! service's containers with.
@@ -75,16 +76,26 @@ pub fn config(global: &Global, settings: &Settings, args: &ConfigArgs) -> CliRes
         } else {
             names.iter().map(|n| format!("{n}\n")).collect()
         }
+    } else if args.model {
+        if global.json {
+            serde_json::to_string_pretty(&project)? + "\n"
+        } else {
+            yaml(&project)?
+        }
     } else if global.json {
-        serde_json::to_string_pretty(&project)? + "\n"
+        serde_json::to_string_pretty(&compose::document::document(&project, true))? + "\n"
     } else {
-        // Plain scalars, never folded: paths and commands stay on one line.
-        let mut options = serde_saphyr::SerializerOptions::default();
-        options.prefer_block_scalars = false;
-        serde_saphyr::to_string_with_options(&project, options)?
+        yaml(&compose::document::document(&project, false))?
     };
     print!("{text}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// YAML with plain scalars, never folded: paths and commands stay on one line.
+fn yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_saphyr::ser::Error> {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    serde_saphyr::to_string_with_options(value, options)
 }
 
 pub fn graph(global: &Global, settings: &Settings, args: &GraphArgs) -> CliResult {

@@ -342,6 +342,10 @@ pub struct ConfigArgs {
     /// Compose computes for each named service (comma-separated; `*` = all).
     #[arg(long, value_name = "SERVICES")]
     pub hash: Option<String>,
+    /// Print muster's normalised model (Docker's healthcheck defaults filled
+    /// in, `replicas`, implicit-dependency marks) instead of Compose's document.
+    #[arg(long)]
+    pub model: bool,
 }
 
 #[derive(Args, Debug, Default)]

@@ -125,8 +125,18 @@ pub fn check(project: &Project, tree: &Node) -> Result<(), ComposeError> {
                 ),
             ));
         }
-        for (field, section) in [("secrets", "secrets"), ("configs", "configs")] {
-            for (source, pos) in sources(node, field) {
+        // compose-go validate.go checks `build.secrets` against the top-level
+        // `secrets:` too (a build secret is a secret of the project).
+        let build_node = node.get("build").filter(|b| b.entries().is_some());
+        let checks = [
+            (Some(node), "secrets", "secrets"),
+            (Some(node), "configs", "configs"),
+            (build_node, "build.secrets", "secrets"),
+        ];
+        for (owner, field, section) in checks {
+            let Some(owner) = owner else { continue };
+            let key = field.rsplit('.').next().unwrap_or(field);
+            for (source, pos) in sources(owner, key) {
                 if !declared(tree, section, &source) {
                     return Err(refuse(
                         pos,

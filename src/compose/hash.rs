@@ -16,15 +16,17 @@
 //!
 //! Pure: no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit, UpdateConfig,
-    VolumeMount, VolumeType,
+    Build, Dependency, Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit,
+    UpdateConfig, VolumeMount, VolumeType,
 };
+use super::objects::FileRef;
 
 /// A JSON value whose objects keep the order they are built in (Go's struct order).
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +114,7 @@ pub fn go_duration(d: Duration) -> String {
 }
 
 /// A float32 field as Go prints it (shortest form that reads back).
-fn go_f32(v: f64) -> String {
+pub(super) fn go_f32(v: f64) -> String {
     let f = v as f32;
     if f.fract() == 0.0 && f.abs() < 1e21 {
         format!("{}", f as i64)
@@ -122,21 +124,21 @@ fn go_f32(v: f64) -> String {
 }
 
 /// Builds an object, leaving out what Go's `omitempty` leaves out.
-struct Obj(Vec<(String, Json)>);
+pub(super) struct Obj(Vec<(String, Json)>);
 
 impl Obj {
-    fn new() -> Obj {
+    pub(super) fn new() -> Obj {
         Obj(Vec::new())
     }
-    fn put(&mut self, key: &str, value: Json) {
+    pub(super) fn put(&mut self, key: &str, value: Json) {
         self.0.push((key.to_string(), value));
     }
-    fn str(&mut self, key: &str, value: Option<&str>) {
+    pub(super) fn str(&mut self, key: &str, value: Option<&str>) {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
             self.put(key, Json::Str(v.to_string()));
         }
     }
-    fn list(&mut self, key: &str, items: &[String]) {
+    pub(super) fn list(&mut self, key: &str, items: &[String]) {
         if !items.is_empty() {
             self.put(key, strings(items));
         }
@@ -146,12 +148,12 @@ impl Obj {
             self.put(key, Json::Str(go_duration(d)));
         }
     }
-    fn done(self) -> Json {
+    pub(super) fn done(self) -> Json {
         Json::Obj(self.0)
     }
 }
 
-fn string_map(m: &std::collections::BTreeMap<String, String>) -> Json {
+pub(super) fn string_map(m: &std::collections::BTreeMap<String, String>) -> Json {
     Json::Obj(
         m.iter()
             .map(|(k, v)| (k.clone(), Json::Str(v.clone())))
@@ -159,7 +161,7 @@ fn string_map(m: &std::collections::BTreeMap<String, String>) -> Json {
     )
 }
 
-fn strings(items: &[String]) -> Json {
+pub(super) fn strings(items: &[String]) -> Json {
     Json::Arr(items.iter().map(|s| Json::Str(s.clone())).collect())
 }
 
@@ -235,9 +237,18 @@ fn update_config(u: &UpdateConfig) -> Json {
     o.done()
 }
 
-/// `deploy` with `replicas` cleared, as ServiceHash leaves it.
-fn deploy(d: &Deploy) -> Json {
+/// `deploy` (with `replicas` cleared, as ServiceHash leaves it, unless `full`).
+fn deploy(d: &Deploy, full: bool) -> Json {
     let mut o = Obj::new();
+    if full {
+        o.str("mode", d.mode.as_deref());
+        if let Some(r) = d.replicas {
+            o.put("replicas", Json::Num(r.to_string()));
+        }
+        if !d.labels.is_empty() {
+            o.put("labels", string_map(&d.labels));
+        }
+    }
     if let Some(u) = &d.update_config {
         o.put("update_config", update_config(u));
     }
@@ -254,7 +265,41 @@ fn deploy(d: &Deploy) -> Json {
         }
     }
     o.put("resources", res.done());
-    o.put("placement", Json::Obj(vec![]));
+    if full {
+        if let Some(r) = &d.restart_policy {
+            let mut ro = Obj::new();
+            ro.str("condition", r.condition.as_deref());
+            if let Some(delay) = r.delay {
+                ro.put("delay", Json::Str(go_duration(delay)));
+            }
+            if let Some(m) = r.max_attempts {
+                ro.put("max_attempts", Json::Num(m.to_string()));
+            }
+            if let Some(w) = r.window {
+                ro.put("window", Json::Str(go_duration(w)));
+            }
+            o.put("restart_policy", ro.done());
+        }
+    }
+    let mut placement = Obj::new();
+    if full {
+        placement.list("constraints", &d.placement_constraints);
+        if !d.placement_spread.is_empty() {
+            let prefs = d
+                .placement_spread
+                .iter()
+                .map(|s| Json::Obj(vec![("spread".into(), Json::Str(s.clone()))]))
+                .collect();
+            placement.put("preferences", Json::Arr(prefs));
+        }
+        if let Some(m) = d.max_replicas_per_node {
+            placement.put("max_replicas_per_node", Json::Num(m.to_string()));
+        }
+    }
+    o.put("placement", placement.done());
+    if full {
+        o.str("endpoint_mode", d.endpoint_mode.as_deref());
+    }
     o.done()
 }
 
@@ -307,18 +352,162 @@ fn volume(v: &VolumeMount, short: bool) -> Json {
 /// the project with env files resolved into `environment` and kept in
 /// `env_file` (docker/compose pkg/compose/loader.go has no WithDiscardEnvFile).
 pub fn hash_shape(s: &Service) -> Json {
+    service_shape(s, false)
+}
+
+fn int(o: &mut Obj, key: &str, v: Option<i64>) {
+    if let Some(v) = v.filter(|v| *v != 0) {
+        o.put(key, Json::Num(v.to_string()));
+    }
+}
+
+fn bytes(o: &mut Obj, key: &str, v: Option<i64>) {
+    if let Some(v) = v.filter(|v| *v != 0) {
+        o.put(key, Json::Str(v.to_string()));
+    }
+}
+
+/// A service's `secrets:` / `configs:` (compose-go ServiceSecretConfig).
+fn file_refs(refs: &[FileRef]) -> Json {
+    Json::Arr(
+        refs.iter()
+            .map(|r| {
+                let mut o = Obj::new();
+                o.str("source", Some(&r.source));
+                o.str("target", r.target.as_deref());
+                o.str("uid", r.uid.as_deref());
+                o.str("gid", r.gid.as_deref());
+                if let Some(m) = r.mode {
+                    o.put("mode", Json::Num(m.to_string()));
+                }
+                o.done()
+            })
+            .collect(),
+    )
+}
+
+/// `build:` in compose-go's BuildConfig order.
+fn build(b: &Build) -> Json {
+    let mut o = Obj::new();
+    o.str("context", Some(&b.context));
+    o.str("dockerfile", b.dockerfile.as_deref());
+    o.str("dockerfile_inline", b.dockerfile_inline.as_deref());
+    if !b.args.is_empty() {
+        let args = b
+            .args
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_ref().map_or(Json::Null, |v| Json::Str(v.clone()));
+                (k.clone(), v)
+            })
+            .collect();
+        o.put("args", Json::Obj(args));
+    }
+    if !b.labels.is_empty() {
+        o.put("labels", string_map(&b.labels));
+    }
+    o.list("cache_from", &b.cache_from);
+    if b.no_cache {
+        o.put("no_cache", Json::Bool(true));
+    }
+    if b.pull {
+        o.put("pull", Json::Bool(true));
+    }
+    o.list("extra_hosts", &b.extra_hosts);
+    o.str("network", b.network.as_deref());
+    o.str("target", b.target.as_deref());
+    if let Some(size) = b.shm_size.filter(|s| *s != 0) {
+        o.put("shm_size", Json::Str(size.to_string()));
+    }
+    o.list("tags", &b.tags);
+    o.list("platforms", &b.platforms);
+    o.done()
+}
+
+/// `depends_on:` in compose-go's ServiceDependency shape (implicit edges
+/// from links, volumes_from and network_mode included, as compose-go adds them).
+fn depends_on(deps: &BTreeMap<String, Dependency>) -> Json {
+    let condition = |d: &Dependency| {
+        serde_json::to_value(d.condition)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    Json::Obj(
+        deps.iter()
+            .map(|(name, d)| {
+                let mut o = Obj::new();
+                o.put("condition", Json::Str(condition(d)));
+                if d.restart {
+                    o.put("restart", Json::Bool(true));
+                }
+                o.put("required", Json::Bool(d.required));
+                (name.clone(), o.done())
+            })
+            .collect(),
+    )
+}
+
+/// The service in compose-go's `ServiceConfig` field order. `full` adds what
+/// ServiceHash clears (`profiles`, `build`, `depends_on`, `deploy.replicas`,
+/// `pull_policy`, `scale`) and the service's `x-*` keys, for `muster config`.
+pub fn service_shape(s: &Service, full: bool) -> Json {
     let rt = &s.runtime;
     let mut o = Obj::new();
+    if full {
+        o.list("profiles", &s.profiles);
+    }
+    if !rt.annotations.is_empty() {
+        o.put("annotations", string_map(&rt.annotations));
+    }
+    if full {
+        if let Some(b) = &s.build {
+            o.put("build", build(b));
+        }
+    }
     o.list("cap_add", &rt.cap_add);
     o.list("cap_drop", &rt.cap_drop);
+    o.str("cgroup_parent", rt.cgroup_parent.as_deref());
+    o.str("cgroup", rt.cgroup.as_deref());
+    int(&mut o, "cpu_period", rt.cpu_period);
+    int(&mut o, "cpu_quota", rt.cpu_quota);
+    int(&mut o, "cpu_rt_period", rt.cpu_rt_period);
+    int(&mut o, "cpu_rt_runtime", rt.cpu_rt_runtime);
+    if let Some(c) = rt.cpus.filter(|c| *c != 0.0) {
+        o.put("cpus", Json::Num(go_f32(c)));
+    }
+    o.str("cpuset", rt.cpuset.as_deref());
+    int(&mut o, "cpu_shares", rt.cpu_shares);
     o.put("command", command(&s.command));
+    if !s.configs.is_empty() {
+        o.put("configs", file_refs(&s.configs));
+    }
     o.str("container_name", s.container_name.as_deref());
+    if full && !s.depends_on.is_empty() {
+        o.put("depends_on", depends_on(&s.depends_on));
+    }
     if let Some(d) = &s.deploy {
-        o.put("deploy", deploy(d));
+        o.put("deploy", deploy(d, full));
+    }
+    o.list("device_cgroup_rules", &rt.device_cgroup_rules);
+    if !rt.devices.is_empty() {
+        let devices = rt
+            .devices
+            .iter()
+            .map(|d| {
+                let mut dobj = Obj::new();
+                dobj.str("source", Some(&d.source));
+                dobj.str("target", Some(&d.target));
+                dobj.str("permissions", Some(&d.permissions));
+                dobj.done()
+            })
+            .collect();
+        o.put("devices", Json::Arr(devices));
     }
     o.list("dns", &rt.dns);
     o.list("dns_opt", &rt.dns_opt);
     o.list("dns_search", &rt.dns_search);
+    o.str("domainname", rt.domainname.as_deref());
     o.put("entrypoint", command(&s.entrypoint));
     if !s.environment.is_empty() {
         o.put(
@@ -340,6 +529,11 @@ pub fn hash_shape(s: &Service) -> Json {
             .env_file
             .iter()
             .map(|f| {
+                // `docker compose config` (fullExampleJSON) prints a required
+                // file as its bare path.
+                if full && f.required {
+                    return Json::Str(f.path.to_string_lossy().into_owned());
+                }
                 let mut fo = Obj::new();
                 fo.str("path", Some(&f.path.to_string_lossy()));
                 if !f.required {
@@ -350,6 +544,8 @@ pub fn hash_shape(s: &Service) -> Json {
             .collect();
         o.put("env_file", Json::Arr(files));
     }
+    o.list("expose", &rt.expose);
+    o.list("external_links", &rt.external_links);
     o.list("extra_hosts", &rt.extra_hosts);
     o.list("group_add", &rt.group_add);
     o.str("hostname", s.hostname.as_deref());
@@ -360,6 +556,7 @@ pub fn hash_shape(s: &Service) -> Json {
     if let Some(init) = rt.init {
         o.put("init", Json::Bool(init));
     }
+    o.str("ipc", rt.ipc.as_deref());
     if !s.labels.is_empty() {
         o.put("labels", string_map(&s.labels));
     }
@@ -372,6 +569,12 @@ pub fn hash_shape(s: &Service) -> Json {
         }
         o.put("logging", lo.done());
     }
+    let signed = |v: Option<u64>| v.map(|b| b.min(i64::MAX as u64) as i64);
+    bytes(&mut o, "mem_limit", signed(rt.mem_limit));
+    bytes(&mut o, "mem_reservation", signed(rt.mem_reservation));
+    bytes(&mut o, "memswap_limit", rt.memswap_limit);
+    bytes(&mut o, "mem_swappiness", rt.mem_swappiness);
+    o.str("mac_address", rt.mac_address.as_deref());
     o.str("network_mode", s.network_mode.as_deref());
     if s.networks.is_empty() {
         // loader/normalize.go normalizeNetworks: no networks, no network_mode
@@ -390,6 +593,8 @@ pub fn hash_shape(s: &Service) -> Json {
                     let mut no = Obj::new();
                     no.list("aliases", &n.aliases);
                     no.str("ipv4_address", n.ipv4_address.as_deref());
+                    no.str("ipv6_address", n.ipv6_address.as_deref());
+                    no.str("mac_address", n.mac_address.as_deref());
                     no.done()
                 };
                 (name.clone(), value)
@@ -397,16 +602,35 @@ pub fn hash_shape(s: &Service) -> Json {
             .collect();
         o.put("networks", Json::Obj(nets));
     }
+    if rt.oom_kill_disable {
+        o.put("oom_kill_disable", Json::Bool(true));
+    }
+    int(&mut o, "oom_score_adj", rt.oom_score_adj);
+    o.str("pid", rt.pid.as_deref());
+    int(&mut o, "pids_limit", rt.pids_limit);
     if !s.ports.is_empty() {
         o.put("ports", Json::Arr(s.ports.iter().map(port).collect()));
     }
     if rt.privileged {
         o.put("privileged", Json::Bool(true));
     }
+    if full {
+        if let Some(p) = &s.pull_policy {
+            o.put("pull_policy", Json::Str(p.to_string()));
+        }
+    }
     if rt.read_only {
         o.put("read_only", Json::Bool(true));
     }
     o.str("restart", s.restart.as_deref());
+    o.str("runtime", rt.runtime.as_deref());
+    let replicas_in_deploy = s.deploy.as_ref().and_then(|d| d.replicas).is_some();
+    if full && !replicas_in_deploy && s.replicas != 1 {
+        o.put("scale", Json::Num(s.replicas.to_string()));
+    }
+    if !s.secrets.is_empty() {
+        o.put("secrets", file_refs(&s.secrets));
+    }
     o.list("security_opt", &rt.security_opt);
     if let Some(b) = rt.shm_size.filter(|b| *b != 0) {
         o.put("shm_size", Json::Str(b.to_string()));
@@ -416,6 +640,9 @@ pub fn hash_shape(s: &Service) -> Json {
     }
     o.duration("stop_grace_period", s.stop_grace_period);
     o.str("stop_signal", s.stop_signal.as_deref());
+    if !rt.storage_opt.is_empty() {
+        o.put("storage_opt", string_map(&rt.storage_opt));
+    }
     if !rt.sysctls.is_empty() {
         o.put("sysctls", string_map(&rt.sysctls));
     }
@@ -442,6 +669,8 @@ pub fn hash_shape(s: &Service) -> Json {
         o.put("ulimits", Json::Obj(limits));
     }
     o.str("user", s.user.as_deref());
+    o.str("userns_mode", rt.userns_mode.as_deref());
+    o.str("uts", rt.uts.as_deref());
     if !s.volumes.is_empty() {
         let vols = s
             .volumes
@@ -453,6 +682,15 @@ pub fn hash_shape(s: &Service) -> Json {
     }
     o.list("volumes_from", &s.volumes_from);
     o.str("working_dir", s.working_dir.as_deref());
+    if full {
+        if let Some(m) = &s.muster {
+            let v = serde_json::to_value(m).unwrap_or(serde_json::Value::Null);
+            o.put("x-muster", Json::from_value(&v));
+        }
+        for (k, v) in &s.extensions {
+            o.put(k, Json::from_value(v));
+        }
+    }
     o.done()
 }
 

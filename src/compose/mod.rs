@@ -17,6 +17,7 @@
 
 pub mod consistency;
 pub mod discover;
+pub mod document;
 pub mod env;
 mod error;
 pub mod extends;
@@ -27,12 +28,14 @@ pub mod locate;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+pub mod objects;
 pub mod validate;
 pub mod xmuster;
 pub mod yaml;
 
 pub use error::ComposeError;
 pub use model::*;
+pub use objects::{FileKind, FileObject, FileRef, SecretValue};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Mount,
-    MountType, MountVolumeOptions, NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use super::labels;
@@ -22,6 +22,9 @@ pub struct ContainerSpec {
     pub body: ContainerCreateBody,
     /// Networks to connect after create (the first one goes in the create call).
     pub extra_networks: Vec<(String, EndpointSettings)>,
+    /// Secrets and configs to write into the container before it starts
+    /// ([`Engine::inject_files`](super::client::Engine)).
+    pub files: Vec<super::secrets::InjectedFile>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +39,8 @@ pub enum TranslateError {
         path: String,
         detail: String,
     },
+    #[error(transparent)]
+    Files(#[from] super::secrets::FileError),
 }
 
 /// The container name Compose uses.
@@ -157,6 +162,8 @@ pub fn container_spec(
             },
         })
         .collect();
+    let placed = super::secrets::placement(project, service)?;
+    let mounts: Vec<Mount> = mounts.into_iter().chain(placed.mounts).collect();
 
     // Networks: aliases = service name (+ declared aliases).
     let keys = service_network_keys(service);
@@ -170,22 +177,41 @@ pub fn container_spec(
             }
             let endpoint = EndpointSettings {
                 aliases: Some(aliases),
-                ipam_config: declared.and_then(|d| d.ipv4_address.clone()).map(|ip| {
-                    bollard::models::EndpointIpamConfig {
-                        ipv4_address: Some(ip),
+                ipam_config: declared
+                    .filter(|d| d.ipv4_address.is_some() || d.ipv6_address.is_some())
+                    .map(|d| bollard::models::EndpointIpamConfig {
+                        ipv4_address: d.ipv4_address.clone(),
+                        ipv6_address: d.ipv6_address.clone(),
                         ..Default::default()
-                    }
-                }),
+                    }),
+                mac_address: declared.and_then(|d| d.mac_address.clone()),
                 ..Default::default()
             };
             (network_name(project, key), endpoint)
         })
         .collect();
-    let first = if endpoints.is_empty() {
+    let mut first = if endpoints.is_empty() {
         None
     } else {
         Some(endpoints.remove(0))
     };
+    // `mac_address:` is the first network's, as Compose sets it for API >= 1.44.
+    if let (Some((_, e)), Some(mac)) = (first.as_mut(), &service.runtime.mac_address) {
+        e.mac_address.get_or_insert_with(|| mac.clone());
+    }
+    // `expose:` ports, ranges spread (the engine takes one key per port).
+    for entry in &service.runtime.expose {
+        let (ports, proto) = entry.split_once('/').unwrap_or((entry, "tcp"));
+        let (lo, hi) = ports.split_once('-').unwrap_or((ports, ports));
+        if let (Ok(lo), Ok(hi)) = (lo.parse::<u16>(), hi.parse::<u16>()) {
+            for port in lo..=hi {
+                let key = format!("{port}/{proto}");
+                if !exposed.contains(&key) {
+                    exposed.push(key);
+                }
+            }
+        }
+    }
     let network_mode = match &service.network_mode {
         Some(mode) => Some(match mode.strip_prefix("service:") {
             Some(other) => format!("container:{}-{other}-1", project.name),
@@ -283,10 +309,63 @@ pub fn container_spec(
         },
         network_mode,
         restart_policy,
-        nano_cpus: limits.cpus.map(|c| (c * 1e9) as i64),
-        memory: limits.memory.map(|m| m as i64),
-        pids_limit: limits.pids,
-        memory_reservation: reservations.memory.map(|m| m as i64),
+        // docker/compose getDeployResources: the service keys, then
+        // deploy.resources over them.
+        nano_cpus: limits.cpus.or(rt.cpus).map(|c| (c * 1e9) as i64),
+        memory: limits
+            .memory
+            .or(rt.mem_limit)
+            .map(|m| m.min(i64::MAX as u64) as i64),
+        pids_limit: limits.pids.or(rt.pids_limit),
+        memory_reservation: reservations
+            .memory
+            .or(rt.mem_reservation)
+            .map(|m| m.min(i64::MAX as u64) as i64),
+        memory_swap: rt.memswap_limit,
+        memory_swappiness: rt.mem_swappiness,
+        cpu_shares: rt.cpu_shares,
+        cpu_quota: rt.cpu_quota,
+        cpu_period: rt.cpu_period,
+        cpu_realtime_period: rt.cpu_rt_period,
+        cpu_realtime_runtime: rt.cpu_rt_runtime,
+        cpuset_cpus: rt.cpuset.clone(),
+        oom_kill_disable: rt.oom_kill_disable.then_some(true),
+        oom_score_adj: rt.oom_score_adj,
+        devices: (!rt.devices.is_empty()).then(|| {
+            rt.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.source.clone()),
+                    path_in_container: Some(d.target.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect()
+        }),
+        device_cgroup_rules: some_list(&rt.device_cgroup_rules),
+        pid_mode: rt.pid.clone(),
+        ipc_mode: rt.ipc.clone(),
+        uts_mode: rt.uts.clone(),
+        userns_mode: rt.userns_mode.clone(),
+        cgroupns_mode: rt.cgroup.as_deref().map(|c| match c {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        cgroup_parent: rt.cgroup_parent.clone(),
+        runtime: rt.runtime.clone(),
+        storage_opt: (!rt.storage_opt.is_empty())
+            .then(|| rt.storage_opt.clone().into_iter().collect()),
+        annotations: (!rt.annotations.is_empty())
+            .then(|| rt.annotations.clone().into_iter().collect()),
+        // docker/compose: `name:alias`, or `name:name` without an alias.
+        links: (!rt.external_links.is_empty()).then(|| {
+            rt.external_links
+                .iter()
+                .map(|l| match l.split_once(':') {
+                    Some(_) => l.clone(),
+                    None => format!("{l}:{l}"),
+                })
+                .collect()
+        }),
         ..Default::default()
     };
 
@@ -304,6 +383,7 @@ pub fn container_spec(
         user: service.user.clone(),
         working_dir: service.working_dir.clone(),
         hostname: service.hostname.clone(),
+        domainname: rt.domainname.clone(),
         healthcheck: service.healthcheck.as_ref().map(health_config),
         stop_timeout: service.stop_grace_period.map(|d| d.as_secs() as i64),
         stop_signal: service.stop_signal.clone(),
@@ -320,6 +400,7 @@ pub fn container_spec(
         number,
         body,
         extra_networks: endpoints,
+        files: placed.files,
     })
 }
 

@@ -256,6 +256,7 @@ mod tests {
             ServiceNetwork {
                 aliases: vec![],
                 ipv4_address: Some("10.0.0.9".into()),
+                ..Default::default()
             },
         );
         assert!(start_first_possible(&s)

@@ -600,6 +600,10 @@ impl Executor<'_> {
             .create_container(&spec.name, spec.body, &spec.extra_networks)
             .await
             .map_err(|e| e.to_string())?;
+        if let Err(e) = self.engine.inject_files(&id, &spec.files).await {
+            let _ = self.engine.remove_container(&id, true).await;
+            return Err(e.to_string());
+        }
         self.reporter
             .report(EventKind::Created {
                 container: spec.name.clone(),

@@ -60,6 +60,9 @@ services:
         FROM scratch
   short:
     build: ./short
+secrets:
+  token:
+    environment: TAG
 "#,
         &[("TAG", "1.4"), ("FROM_ENV", "yes")],
     )
@@ -112,6 +115,36 @@ services:
             .iter()
             .any(|w| w.contains(":20:7: `services.api.build.secrets` is not applied")),
         "{warnings:?}"
+    );
+}
+
+/// compose-go `loader/validate.go` checks a build secret against the
+/// top-level `secrets:` as it checks a service's: an undeclared one is refused
+/// with the file, line, column and the field.
+#[test]
+fn an_undeclared_build_secret_is_refused() {
+    let e = load(
+        "services:\n  api:\n    build:\n      context: .\n      secrets: [token]\n",
+        &[],
+    )
+    .expect_err("undeclared build secret");
+    assert!(
+        e.contains("compose.yaml:5:17: services.api.build.secrets: the service refers to undefined secret \"token\"")
+            && e.contains("the file declares no top-level `secrets:`"),
+        "{e}"
+    );
+    let (p, _) = load(
+        "services:\n  api:\n    build:\n      context: .\n      secrets: [{source: token}]\n\
+         secrets:\n  token:\n    file: ./token.txt\n",
+        &[],
+    )
+    .expect("a declared build secret loads");
+    assert_eq!(
+        p.services["api"]
+            .build
+            .as_ref()
+            .map(|b| b.unapplied.clone()),
+        Some(vec!["secrets".to_string()])
     );
 }
 

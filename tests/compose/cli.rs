@@ -30,9 +30,55 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `muster config` prints Compose's document: top-level keys in compose-go's
+/// `Project` order, a service's in `ServiceConfig` order, the healthcheck
+/// as written (no defaults filled in), ports with `mode`.
 #[test]
-fn config_prints_the_normalised_model_as_yaml() {
+fn config_prints_compose_s_document_in_compose_s_key_order() {
     let out = muster(&["config", "-f", &stack()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let top: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' ') && !l.starts_with('-') && !l.starts_with("x-"))
+        .collect();
+    assert_eq!(
+        top,
+        ["name: agents", "services:", "networks:", "volumes:"],
+        "{text}"
+    );
+    let keys = |service: &str| -> Vec<String> {
+        let start = text.find(&format!("\n  {service}:\n")).expect("service");
+        text[start..]
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with("    "))
+            .filter(|l| !l.starts_with("     ") && !l.trim_start().starts_with('-'))
+            .map(|l| l.trim().split(':').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let redis = keys("redis");
+    let order = ["command", "healthcheck", "image", "networks", "ports"];
+    let positions: Vec<usize> = order
+        .iter()
+        .filter_map(|k| redis.iter().position(|r| r == k))
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "ServiceConfig order: {redis:?}"
+    );
+    assert!(text.contains("mode: ingress"), "ports carry mode: {text}");
+    assert!(!text.contains("replicas: 1\n"), "no muster-only keys");
+
+    let json = muster(&["config", "-f", &stack(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["services"]["tool-agent"]["deploy"]["replicas"], 2);
+    assert_eq!(v["name"], "agents");
+}
+
+#[test]
+fn config_model_prints_the_normalised_model_as_yaml() {
+    let out = muster(&["config", "--model", "-f", &stack()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.starts_with("name: agents\n"), "{text}");
@@ -64,7 +110,7 @@ fn config_json_and_services() {
         v["services"]["embedding-agent"]["x-muster"]["required"],
         false
     );
-    assert_eq!(v["services"]["tool-agent"]["replicas"], 2);
+    assert_eq!(v["services"]["tool-agent"]["deploy"]["replicas"], 2);
 
     let out = muster(&["config", "-f", &stack(), "--services"]);
     assert!(out.status.success());

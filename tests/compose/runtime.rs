@@ -152,7 +152,8 @@ fn a_compose_key_muster_does_not_apply_warns_by_name() {
     write_file(
         &dir.0,
         "compose.yaml",
-        "services:\n  app:\n    image: app:1\n    expose: [\"80\"]\n    cpu_shares: 512\n    privileged: true\n",
+        "services:\n  app:\n    image: app:1\n    isolation: default\n    blkio_config: {weight: 300}\n    \
+         expose: [\"80\"]\n    cpu_shares: 512\n    privileged: true\n",
     );
     let (_, warnings) = compose::load_with_warnings(&LoadOptions {
         files: vec![dir.0.join("compose.yaml")],
@@ -162,15 +163,20 @@ fn a_compose_key_muster_does_not_apply_warns_by_name() {
     })
     .expect("loads");
     let text: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
-    for key in ["expose", "cpu_shares"] {
+    for key in ["isolation", "blkio_config"] {
         assert!(
             text.iter()
                 .any(|w| w.contains(&format!("`services.app.{key}` is not applied"))),
             "{key}: {text:?}"
         );
     }
-    assert!(
-        !text.iter().any(|w| w.contains("services.app.privileged")),
-        "{text:?}"
-    );
+    // Applied keys (runtime, resources) never warn.
+    for key in ["privileged", "expose", "cpu_shares"] {
+        assert!(
+            !text
+                .iter()
+                .any(|w| w.contains(&format!("services.app.{key}"))),
+            "{key}: {text:?}"
+        );
+    }
 }

@@ -117,7 +117,12 @@ fn tune_write_output_loads_back_and_matches() {
     assert_eq!(services["pinned"]["grace"]["source"], "fixed");
 
     // muster's own loader reads the override back with the same values.
-    let out = run_ok(cmd().arg("-f").arg(&out_file).args(["--json", "config"]));
+    let out = run_ok(
+        cmd()
+            .arg("-f")
+            .arg(&out_file)
+            .args(["--json", "config", "--model"]),
+    );
     let merged: Value = serde_json::from_slice(&out.stdout).unwrap();
     for (name, t) in &services {
         let loaded = &merged["services"][name]["healthcheck"];

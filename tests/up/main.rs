@@ -9,4 +9,5 @@ mod support;
 
 mod engine;
 mod network_mode;
+mod secrets;
 mod supervise_e2e;

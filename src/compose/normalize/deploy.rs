@@ -112,7 +112,25 @@ pub(super) fn deploy(node: &Node, path: &str) -> R<Option<Deploy>> {
         Some(r) => Some(restart_policy(r, &f("restart_policy"))?),
         None => None,
     };
+    let max_replicas_per_node = match node
+        .get("placement")
+        .and_then(|p| p.get("max_replicas_per_node"))
+        .filter(|n| !n.is_null())
+    {
+        Some(m) => Some(number::<u64>(
+            m,
+            &format!("{}.max_replicas_per_node", f("placement")),
+            "a whole number",
+        )?),
+        None => None,
+    };
     Ok(Some(Deploy {
+        labels: match node.get("labels") {
+            Some(l) => super::values::labels(l, &f("labels"))?,
+            None => Default::default(),
+        },
+        endpoint_mode: opt_string(node.get("endpoint_mode"), &f("endpoint_mode"))?,
+        max_replicas_per_node,
         replicas,
         resources,
         update_config,

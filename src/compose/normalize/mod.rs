@@ -6,7 +6,8 @@
 //! uses), [`service`] (one service entry), [`build`], [`ports`], [`mounts`] (a service's
 //! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
 //! [`deploy`] and [`xmuster`], [`resources`] (top-level networks and volumes), [`runtime`] (cap_add, dns,
-//! sysctls, ulimits, logging, …).
+//! sysctls, ulimits, logging, …), [`limits`] (memory, CPU, devices, expose,
+//! namespaces), [`objects`] (secrets and configs, top-level and per service).
 //! This file reads the project level: its name, profiles, and every service
 //! through [`service`].
 
@@ -14,7 +15,9 @@ mod build;
 mod dependencies;
 mod deploy;
 mod healthcheck;
+mod limits;
 mod mounts;
+mod objects;
 mod ports;
 mod resources;
 mod runtime;
@@ -116,6 +119,16 @@ pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Pro
         }
     }
 
+    let lookup = |k: &str| setup.env.get(k).cloned();
+    for (section, into) in [
+        ("secrets", &mut project.secrets),
+        ("configs", &mut project.configs),
+    ] {
+        if let Some(n) = tree.get(section) {
+            *into = objects::objects(n, section, &setup.project_dir, &lookup)?;
+        }
+    }
+
     let services = match tree.get("services") {
         None => return Ok(project),
         Some(s) if s.is_null() => return Ok(project),
@@ -128,7 +141,6 @@ pub fn project(tree: &Node, setup: &Setup, warnings: &mut Vec<Warning>) -> R<Pro
             "expected a mapping of service names",
         ));
     };
-    let lookup = |k: &str| setup.env.get(k).cloned();
     let all_profiles = setup.profiles.iter().any(|p| p == "*");
     for (k, v) in entries {
         let path = format!("services.{}", k.name);

@@ -128,7 +128,7 @@ fn logging(node: &Node, path: &str) -> R<Logging> {
 /// Reads the runtime keys of service node `node` (at `base`, `services.NAME`).
 pub(super) fn runtime(node: &Node, base: &str) -> R<Runtime> {
     let f = |k: &str| format!("{base}.{k}");
-    Ok(Runtime {
+    let mut rt = Runtime {
         cap_add: list(node, "cap_add", base)?,
         cap_drop: list(node, "cap_drop", base)?,
         dns: list(node, "dns", base)?,
@@ -177,5 +177,8 @@ pub(super) fn runtime(node: &Node, base: &str) -> R<Runtime> {
             Some(n) => ulimits(n, &f("ulimits"))?,
             None => BTreeMap::new(),
         },
-    })
+        ..Default::default()
+    };
+    super::limits::limits(node, base, &mut rt)?;
+    Ok(rt)
 }

@@ -134,6 +134,11 @@ pub(super) fn service(
         };
     }
     svc.runtime = super::runtime::runtime(node, path)?;
+    for (key, into) in [("secrets", &mut svc.secrets), ("configs", &mut svc.configs)] {
+        if let Some(n) = node.get(key) {
+            *into = super::objects::refs(n, &f(key))?;
+        }
+    }
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
     }
@@ -243,6 +248,11 @@ fn service_networks(node: &Node, path: &str) -> R<BTreeMap<String, ServiceNetwor
                             v.get("ipv4_address"),
                             &format!("{p}.ipv4_address"),
                         )?,
+                        ipv6_address: opt_string(
+                            v.get("ipv6_address"),
+                            &format!("{p}.ipv6_address"),
+                        )?,
+                        mac_address: opt_string(v.get("mac_address"), &format!("{p}.mac_address"))?,
                     }
                 };
                 out.insert(k.name.clone(), net);

@@ -127,6 +127,10 @@ pub(super) async fn prepare(
                     .create_container(&spec.name, spec.body, &spec.extra_networks)
                     .await
                     .map_err(|e| e.to_string())?;
+                engine
+                    .inject_files(&id, &spec.files)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 changed = true;
                 created.push(id.clone());
                 to_start.push(id.clone());
