@@ -14,8 +14,9 @@
 //!   start deadline, the grace recorder a re-tuned period;
 //! - `up` (`start/`): registration (pending, level, dependencies), the states
 //!   before a container runs (blocked, failed on a missing image or engine
-//!   error) for every service, and the transitions of services without muster
-//!   probes until `up` returns;
+//!   error) for every service, `starting` when it starts the containers (with
+//!   `Cause::Adopted` when they already ran unchanged: nothing started), and
+//!   the transitions of services without muster probes until `up` returns;
 //! - the healer (`heal/`): after `up` returned (or under `serve`), the
 //!   transitions of services without muster probes, including `failed` past
 //!   the budget; for every service its heal status, degraded marks, container
