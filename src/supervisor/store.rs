@@ -27,6 +27,10 @@
 //! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
 //!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
 //!
+//! `up` and the healer learn what the engine did from the same engine
+//! watcher (`engine::watch::Watcher`: one event stream per process,
+//! broadcast to both), so they never disagree about which events happened.
+//!
 //! Not yet one writer: for the services without probes, `up` and the healer
 //! still call `transition` (handed over on `HealHandle::up_finished`, never
 //! both at once); the next step gives those services a probe-less machine in
