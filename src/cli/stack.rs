@@ -271,6 +271,8 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             pull: args.pull,
             pull_options: settings.pull(),
             pull_events: Some(pull_events),
+            // One engine event stream: `up` follows the healer's watcher.
+            watcher: supervision.healer().map(|h| h.watcher().clone()),
         };
         let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
         supervision.up_finished();

@@ -14,8 +14,9 @@
 //!   start deadline, the grace recorder a re-tuned period;
 //! - `up` (`start/`): registration (pending, level, dependencies), the states
 //!   before a container runs (blocked, failed on a missing image or engine
-//!   error) for every service, and the transitions of services without muster
-//!   probes until `up` returns;
+//!   error) for every service, `starting` when it starts the containers (with
+//!   `Cause::Adopted` when they already ran unchanged: nothing started), and
+//!   the transitions of services without muster probes until `up` returns;
 //! - the healer (`heal/`): after `up` returned (or under `serve`), the
 //!   transitions of services without muster probes, including `failed` past
 //!   the budget; for every service its heal status, degraded marks, container
@@ -25,6 +26,10 @@
 //!   writes nothing here but through the healer's view of its containers;
 //! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
 //!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
+//!
+//! `up` and the healer learn what the engine did from the same engine
+//! watcher (`engine::watch::Watcher`: one event stream per process,
+//! broadcast to both), so they never disagree about which events happened.
 //!
 //! Not yet one writer: for the services without probes, `up` and the healer
 //! still call `transition` (handed over on `HealHandle::up_finished`, never

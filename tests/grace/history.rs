@@ -6,7 +6,9 @@
 //!   one is never marked unready or failed while starting (and is, without
 //!   the history);
 //! - with Redis unreachable the samples go to the state file and a new
-//!   process reads them back.
+//!   process reads them back;
+//! - a second `up` on the running, unchanged stack takes its containers over
+//!   (`starting` with cause `adopted`) and records no start-up sample.
 
 use crate::support::{self, DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE};
 use std::process::Stdio;
@@ -226,6 +228,59 @@ fn slow_start_within_the_tuned_period_is_never_marked_unready_or_failed() {
     let newest = samples_in_redis(&redis, &key)[0];
     assert!(newest > 3_000 && newest < expected, "recorded {newest} ms");
     let _ = child.0.kill();
+}
+
+#[test]
+fn up_on_a_running_stack_adopts_its_containers_and_records_no_sample() {
+    support::ensure_test_images();
+    let project = DockerProject::new("graceadopt");
+    let redis = RedisServer::start();
+    let dir = TempDir::new("muster-grace-adopt");
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, compose("app", "1", "1s")).unwrap();
+    let state = dir.path().join("state.json");
+    let cmd = || {
+        let mut c = muster(&redis.url(), "adopt", &state);
+        c.arg("-f").arg(&file).args(["-p", &project.name]);
+        c
+    };
+    let starting = |out: &std::process::Output| -> Vec<Value> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["service"] == "app" && e["to"] == "starting")
+            .collect()
+    };
+
+    // A real start: one cold sample, and its `starting` carries no cause.
+    let first = run_ok(cmd().args(["--json", "up", "--wait-timeout", "60s"]));
+    let events = starting(&first);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert!(events[0].get("cause").is_none(), "{events:?}");
+    let grace = tune_json(cmd())["app"]["grace"].clone();
+    assert_eq!(grace["cold_samples"], 1, "{grace}");
+    assert_eq!(grace["warm_samples"], 0, "{grace}");
+
+    // `up` again on the running stack: nothing starts, the container is
+    // taken over, and no (warm) start-up sample of a few ms is recorded.
+    let again = run_ok(cmd().args(["--json", "up", "--wait-timeout", "60s"]));
+    let warnings = String::from_utf8_lossy(&again.stderr).into_owned();
+    let events = starting(&again);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["cause"], "adopted", "{events:?}");
+    assert_eq!(events[0]["reason"], "running (unchanged)", "{events:?}");
+    let grace = tune_json(cmd())["app"]["grace"].clone();
+    assert_eq!(grace["cold_samples"], 1, "{grace}\n{warnings}");
+    assert_eq!(grace["warm_samples"], 0, "{grace}\n{warnings}");
+    let warm = samples_in_redis(&redis, &format!("adopt:{}:startup:app:warm", project.name));
+    assert!(warm.is_empty(), "no warm sample: {warm:?}");
+
+    // After a real restart the next start is a warm one, and recorded.
+    run_ok(cmd().arg("down"));
+    run_ok(cmd().args(["up", "--wait-timeout", "60s"]));
+    run_ok(cmd().arg("down"));
+    let grace = tune_json(cmd())["app"]["grace"].clone();
+    assert_eq!(grace["warm_samples"], 1, "{grace}");
 }
 
 #[test]

@@ -198,6 +198,12 @@ services:
     assert!(log.contains("restarting the service's containers"), "{log}");
     assert!(log.contains("restart budget exhausted"), "{log}");
     assert!(!log.contains("s3cret"), "password in the logs: {log}");
+    // `up` and the healer followed one engine watcher: one event stream.
+    assert_eq!(
+        log.matches("engine watcher started").count(),
+        1,
+        "up and the healer must share one engine watcher: {log}"
+    );
 }
 
 fn config_error(dir: &TempDir, compose: &str) -> String {

@@ -98,6 +98,8 @@ async fn up_watch(
             services: probed,
             control: supervision.controller(),
         }),
+        // As the CLI does: one engine watcher, shared with the healer.
+        watcher: supervision.healer().map(|h| h.watcher().clone()),
         ..Default::default()
     };
     let report = up(engine, project, &options, store).await.expect("up");
@@ -961,4 +963,88 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
         |s| s.heal.external_restarts == 2,
     )
     .await;
+}
+
+/// A follower of the one engine watcher that falls behind (a channel of one
+/// message, two events) is not left with a hole: its next message is a view
+/// rebuilt from a list, and the exit it did not read is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_follower_of_the_engine_watcher_resyncs_and_sees_the_exit() {
+    use muster::engine::watch::{EngineMsg, Watcher};
+    let engine = engine().await;
+    let guard = DockerProject::new("healwatchlag");
+    let p = project(&guard.name, vec![sh("svc", "exec sleep 100000")]);
+    let store = StateStore::new(&guard.name);
+    let report = up(
+        &engine,
+        &p,
+        &UpOptions {
+            wait_timeout: Some(Duration::from_secs(30)),
+            ..Default::default()
+        },
+        &store,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.outcome, UpOutcome::Ready);
+    let id = store.snapshot().services["svc"].container_ids[0].clone();
+
+    let watcher =
+        Watcher::with_capacity(engine.clone(), guard.name.clone(), Reconnect::default(), 1);
+    let mut slow = watcher.subscribe();
+    let mut fast = watcher.receiver();
+    // The first view: svc runs.
+    let first = tokio::time::timeout(Duration::from_secs(30), slow.recv())
+        .await
+        .expect("a first view")
+        .expect("watcher alive");
+    match &first {
+        EngineMsg::Resync { containers, .. } => {
+            assert!(
+                containers.iter().any(|c| c.id == id && c.running),
+                "{containers:?}"
+            );
+        }
+        other => panic!("expected the first view, got {other:?}"),
+    }
+
+    // Two events at least (kill, die) while `slow` reads nothing; `fast`
+    // reads until the die went through the watcher.
+    let killed = std::process::Command::new("docker")
+        .args(["kill", &id])
+        .output()
+        .unwrap();
+    assert!(killed.status.success(), "{killed:?}");
+    let died = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match fast.recv().await {
+                Ok(EngineMsg::Event { event, .. })
+                    if event.container_id == id && event.action == muster::engine::Action::Die =>
+                {
+                    break
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("watcher gone: {e}"),
+            }
+        }
+    })
+    .await;
+    assert!(died.is_ok(), "the die event never came through the watcher");
+
+    // `slow` lagged: its next message is a fresh list with the exit in it.
+    let next = tokio::time::timeout(Duration::from_secs(30), slow.recv())
+        .await
+        .expect("a message after the lag")
+        .expect("watcher alive");
+    match next {
+        EngineMsg::Resync { containers, .. } => {
+            let svc = containers
+                .iter()
+                .find(|c| c.id == id)
+                .expect("svc's container in the rebuilt view");
+            assert!(!svc.running, "{svc:?}");
+            assert_eq!(svc.exit_code, Some(137), "{svc:?}");
+        }
+        other => panic!("expected a resync after the lag, got {other:?}"),
+    }
 }

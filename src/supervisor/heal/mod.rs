@@ -63,7 +63,7 @@ use crate::clock::now_ms;
 use crate::compose::xmuster::MusterService;
 use crate::compose::xmuster::{OnUnhealthy, RestartSettings};
 use crate::compose::{Condition, Project};
-use crate::engine::watch::{self, ContainerState, EngineMsg, Reconnect};
+use crate::engine::watch::{ContainerState, EngineMsg, Follower, Reconnect, Watcher};
 use crate::engine::{Engine, EngineEvent};
 use crate::history::{HistoryOptions, HistoryStore};
 use crate::notify::{
@@ -157,6 +157,8 @@ impl HealOptions {
 pub struct HealHandle {
     tasks: Vec<JoinHandle<()>>,
     follow: tokio_watch::Sender<bool>,
+    /// The process's engine watcher; `up` follows the same one.
+    watcher: Watcher,
 }
 
 impl HealHandle {
@@ -164,6 +166,12 @@ impl HealHandle {
     /// and the services without muster probes.
     pub fn up_finished(&self) {
         self.follow.send_replace(true);
+    }
+
+    /// The engine watcher the healer follows, for `up` to follow too (one
+    /// event stream per process).
+    pub fn watcher(&self) -> &Watcher {
+        &self.watcher
     }
 }
 
@@ -184,8 +192,6 @@ pub fn spawn(
     probed: BTreeSet<String>,
     options: HealOptions,
 ) -> HealHandle {
-    let (engine_tx, engine_rx) = mpsc::channel(1024);
-    let (follow_tx, follow_rx) = tokio_watch::channel(options.mode == HealMode::Serve);
     // Each connection's owner reports its state; the store relays it to `/status`.
     let engine_link = crate::link::LinkReporter::new();
     let mut links = vec![store.follow_link("engine", engine_link.subscribe())];
@@ -195,13 +201,15 @@ pub fn spawn(
     if let Some(link) = options.notifier.link() {
         links.push(store.follow_link("webhook", link));
     }
-    let watcher = tokio::spawn(watch::run_linked(
+    let watcher = Watcher::spawn_linked(
         options.engine.clone(),
         options.project.name.clone(),
-        engine_tx,
         options.reconnect,
         engine_link,
-    ));
+    );
+    // Subscribed before the watcher's task first runs: its first view is ours.
+    let engine_rx = watcher.subscribe();
+    let (follow_tx, follow_rx) = tokio_watch::channel(options.mode == HealMode::Serve);
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let (history_tx, history_rx) = mpsc::unbounded_channel();
     // Not aborted on drop: it ends when the healer is gone, after writing
@@ -209,8 +217,7 @@ pub fn spawn(
     tokio::spawn(write_history(options.history.clone(), history_rx));
     // Paused services (maintenance), read from the history store.
     let (paused_tx, paused_rx) = tokio_watch::channel(BTreeMap::new());
-    let mut tasks = vec![watcher];
-    tasks.extend(links);
+    let mut tasks = links;
     if let Some(history) = options.history.clone() {
         tasks.push(tokio::spawn(pause::poll(history, paused_tx)));
     }
@@ -226,6 +233,7 @@ pub fn spawn(
     HealHandle {
         tasks,
         follow: follow_tx,
+        watcher,
     }
 }
 
@@ -354,7 +362,7 @@ struct Done {
 
 /// What the healer's loop listens to.
 struct Channels {
-    engine_rx: mpsc::Receiver<EngineMsg>,
+    engine_rx: Follower,
     decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     follow_rx: tokio_watch::Receiver<bool>,

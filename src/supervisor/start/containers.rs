@@ -9,6 +9,7 @@
 //! restart would rejoin a namespace that is gone (the dockhand #991 report).
 
 use super::*;
+use crate::supervisor::state::Cause;
 
 /// The service's containers, brought to the wanted config but not started yet.
 pub(super) struct Prepared {
@@ -219,7 +220,12 @@ pub(super) async fn launch(
     } else {
         "starting (existing containers)"
     };
-    ctx.store.transition(name, ServiceState::Starting, verb);
+    // Containers that already run, unchanged, are taken over, not started:
+    // followers (the grace recorder) must not take this for a start-up, as
+    // for `serve`'s take-over of a running stack.
+    let cause = (!changed && to_start.is_empty()).then_some(Cause::Adopted);
+    ctx.store
+        .transition_caused(name, ServiceState::Starting, verb, cause);
     let starts = to_start.iter().map(|id| engine.start_container(id));
     for r in futures_util::future::join_all(starts).await {
         r.map_err(|e| e.to_string())?;

@@ -18,7 +18,7 @@ pub(super) async fn follow(
     ctx: &Ctx,
     name: &str,
     ids: Vec<String>,
-    mut events: broadcast::Receiver<EngineEvent>,
+    mut events: broadcast::Receiver<EngineMsg>,
     began: Instant,
 ) {
     let me = &ctx.progress[name];
@@ -66,7 +66,7 @@ pub(super) async fn follow(
                 }
             }
             ev = events.recv() => match ev {
-                Ok(ev) => {
+                Ok(EngineMsg::Event { event: ev, .. }) => {
                     let Some(o) = obs.get_mut(&ev.container_id) else { continue };
                     match ev.action {
                         Action::Start => {
@@ -83,9 +83,13 @@ pub(super) async fn follow(
                         _ => {}
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(_)) => {
+                // The watcher reconnected (events may be missed in between)
+                // or this task fell behind: ask the engine.
+                Ok(EngineMsg::Resync { .. }) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     reinspect(ctx, &ids, &mut obs).await;
                 }
+                // Reconnecting; the resync after it, or the safety net, catches up.
+                Ok(EngineMsg::Down { .. }) => {}
                 Err(broadcast::error::RecvError::Closed) => {
                     safety.tick().await;
                     reinspect(ctx, &ids, &mut obs).await;

@@ -41,7 +41,8 @@ use super::store::StateStore;
 use crate::compose::graph::{Graph, GraphError};
 use crate::compose::{Condition, Project, Service};
 use crate::engine::translate::{self, TranslateError};
-use crate::engine::{labels, Engine, EngineError, EngineEvent};
+use crate::engine::watch::{EngineMsg, Reconnect, Watcher};
+use crate::engine::{labels, Engine, EngineError};
 
 mod build;
 mod containers;
@@ -75,6 +76,9 @@ pub struct UpOptions {
     pub pull_options: images::PullOptions,
     /// Where pull progress goes (the CLI's progress lines); `None`: nowhere.
     pub pull_events: Option<broadcast::Sender<images::PullEvent>>,
+    /// The process's engine watcher (the healer's, under `--watch` /
+    /// `--serve`); `None`: this `up` starts one for itself.
+    pub watcher: Option<Watcher>,
 }
 
 /// Hands readiness of the probed services to the probe runner: `up` tells it
@@ -153,7 +157,8 @@ struct Ctx {
     store: StateStore,
     selected: BTreeSet<String>,
     progress: HashMap<String, watch::Sender<Progress>>,
-    events: broadcast::Sender<EngineEvent>,
+    /// The engine's events for the project; each service task subscribes.
+    events: Watcher,
     gate: Option<ProbeGate>,
     /// Per service: use its image, pull it, build it, or refuse (`images.rs`).
     decisions: BTreeMap<String, images::Decision>,
@@ -385,31 +390,13 @@ pub async fn up(
         by_service.entry(c.service.clone()).or_default().push(c);
     }
 
-    // One event stream for the whole project, fanned out to the service tasks.
-    // `since` replays what happened between subscribing and the stream being
-    // registered by the engine, so no start/health/die event is lost.
-    let (events_tx, _) = broadcast::channel(4096);
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs().saturating_sub(1))
-        .unwrap_or(0);
-    let pump = {
-        let tx = events_tx.clone();
-        let mut stream = Box::pin(engine.project_events(&project.name, Some(since as i64)));
-        tokio::spawn(async move {
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(event) => {
-                        let _ = tx.send(event);
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "engine event stream ended");
-                        break;
-                    }
-                }
-            }
-        })
-    };
+    // One event stream for the whole project (the process's one watcher),
+    // fanned out to the service tasks. Its `since` is from before it listed
+    // the project, and each task subscribes before anything of its own
+    // starts, so no start/health/die event is lost.
+    let events = options.watcher.clone().unwrap_or_else(|| {
+        Watcher::spawn(engine.clone(), project.name.clone(), Reconnect::default())
+    });
 
     let mut progress = HashMap::new();
     let mut receivers = HashMap::new();
@@ -432,7 +419,7 @@ pub async fn up(
         store: store.clone(),
         selected: selected.clone(),
         progress,
-        events: events_tx,
+        events,
         gate: options.probe_gate.clone(),
         decisions,
         images: image_gate,
@@ -476,7 +463,6 @@ pub async fn up(
     };
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
-    pump.abort();
     if outcome == UpOutcome::Cancelled {
         // No container is created for what was still pulling or building;
         // the next `up` pulls (or builds) again and goes on.

@@ -113,7 +113,7 @@ pub(super) async fn run_service(
     // Services without dependencies were counted as starting before the tasks began.
     let mut slot = deps.is_empty().then(|| StartSlot::adopt(&ctx.starting));
     // Subscribe before anything of ours can start, so no event is missed.
-    let events = ctx.events.subscribe();
+    let events = ctx.events.receiver();
     let fail = |reason: String| {
         ctx.store.transition(&name, ServiceState::Failed, &reason);
         me.send_modify(|p| p.failed = Some(reason));
