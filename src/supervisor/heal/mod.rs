@@ -408,17 +408,23 @@ impl Healer {
                 .or_else(|| options.config_services.get(name))
                 .map(|m| m.on_unhealthy)
                 .unwrap_or_default();
-            // The graph's dependents, those whose edge says `restart: true`.
+            // The graph's dependents, those whose edge says `restart: true`,
+            // and those in this service's network namespace: a restart of X
+            // gives X a new namespace (same container id), which a dependent
+            // only joins by restarting itself.
+            let in_namespace = format!("service:{name}");
             let restart_dependents = graph
                 .as_ref()
                 .map(|g| g.dependents(name))
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|other| {
-                    project.services[other]
+                    let dependent = &project.services[other];
+                    let joins = dependent.network_mode.as_deref() == Some(in_namespace.as_str());
+                    dependent
                         .depends_on
                         .get(name)
-                        .filter(|edge| edge.restart)
+                        .filter(|edge| edge.restart || joins)
                         .map(|edge| (other.to_string(), edge.condition))
                 })
                 .collect();
