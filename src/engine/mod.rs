@@ -19,6 +19,7 @@ pub mod networks;
 pub mod pull;
 pub mod reference;
 pub mod registry;
+pub mod stats;
 pub mod translate;
 pub mod volumes;
 pub mod watch;

@@ -240,7 +240,8 @@ impl ServiceMachine {
     }
 
     /// The container exited by itself. A one-shot service that exits 0 is `completed`.
-    pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool) -> Step {
+    /// `why` follows the code in the reason (` (OOM-killed at 1.9 GiB of 2 GiB)`).
+    pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool, why: &str) -> Step {
         self.window_end = None;
         // What the probes said was about the container that is gone.
         self.exited = true;
@@ -253,7 +254,7 @@ impl ServiceMachine {
             self.move_to(
                 ServiceState::Failed,
                 now,
-                &format!("container exited with code {code}"),
+                &format!("container exited with code {code}{why}"),
             )
         }
     }
@@ -742,7 +743,7 @@ mod tests {
         m.started(t0);
         m.probe_result(0, ok(), secs(t0, 1));
         assert_eq!(m.state(), ServiceState::Ready);
-        m.exited(secs(t0, 2), 3, false);
+        m.exited(secs(t0, 2), 3, false, "");
         assert_eq!(m.state(), ServiceState::Failed);
         for (s, outcome) in [
             (3, fail("connection refused")),
@@ -821,11 +822,15 @@ mod tests {
         let mut m = ServiceMachine::new(&[], Duration::from_secs(10), t0);
         m.started(t0);
         assert_eq!(m.state(), ServiceState::Ready);
-        m.exited(secs(t0, 1), 0, true);
+        m.exited(secs(t0, 1), 0, true, "");
         assert_eq!(m.state(), ServiceState::Completed);
         m.started(secs(t0, 2));
-        m.exited(secs(t0, 3), 1, false);
+        let step = m.exited(secs(t0, 3), 137, false, " (OOM-killed at 60 MiB of 64 MiB)");
         assert_eq!(m.state(), ServiceState::Failed);
+        assert_eq!(
+            step.transition.map(|t| t.reason).as_deref(),
+            Some("container exited with code 137 (OOM-killed at 60 MiB of 64 MiB)")
+        );
         m.stopped(secs(t0, 4), "muster down");
         assert_eq!(m.state(), ServiceState::Stopped);
         // Results while stopped are kept but change nothing.

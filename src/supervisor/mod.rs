@@ -14,6 +14,8 @@ pub mod start;
 pub mod state;
 pub mod store;
 pub mod supervise;
+pub mod telemetry;
+pub mod usage;
 
 pub use state::*;
 pub use store::{ProbeObservation, StateStore};
