@@ -418,7 +418,7 @@ pub fn init_tracing(global: &Global) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(watch::log_sink::writer);
     if global.log_json {
         builder.json().init();
     } else {
