@@ -123,7 +123,7 @@ pub enum ConfigError {
     /// the source's field which setting (`webhook_url`, `webhook_ca_file`).
     #[error("{from}: pull_parallel must be at least 1")]
     PullParallel { from: String },
-    #[error("{from}: telemetry_interval {value:?}: {message} (a Go duration such as 5s; 0s turns sampling off)")]
+    #[error("{from}: telemetry_interval {value:?}: {message}; 0s turns sampling off")]
     TelemetryInterval {
         from: String,
         value: String,

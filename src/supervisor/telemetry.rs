@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::state::{ReplicaState, StackSnapshot};
@@ -42,6 +43,9 @@ impl Default for TelemetryOptions {
         }
     }
 }
+
+/// Engine stats calls in flight at once (the fallback source).
+const ENGINE_CALLS: usize = 32;
 
 /// How long a gone container's last sample is kept.
 const KEEP_GONE: Duration = Duration::from_secs(60);
@@ -111,20 +115,39 @@ impl Sampler {
             at_ms: now_ms(),
             ..Telemetry::default()
         };
+        let mut read = Vec::with_capacity(targets.len());
+        let mut ask_engine = Vec::new();
         for (service, name, id) in targets {
-            let raw = match cgroups.read(&id) {
-                Some(raw) => raw,
-                None => match engine.one_shot_stats(&id).await {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        tracing::debug!(container = %name, error = %crate::error_text::error_chain(&e), "no resource sample");
-                        continue;
-                    }
-                },
-            };
-            let usage = self.usage(&name, &id, raw, Instant::now());
+            match cgroups.read(&id) {
+                Some(raw) => read.push((service, name, id, raw, Instant::now())),
+                None => ask_engine.push((service, name, id)),
+            }
+        }
+        // The engine answers a stats call on its next collection tick (up to
+        // a second), so its calls run together, a bounded number at once.
+        let answers: Vec<_> = futures_util::stream::iter(ask_engine)
+            .map(|(service, name, id)| async move {
+                let raw = engine.one_shot_stats(&id).await;
+                (service, name, id, raw, Instant::now())
+            })
+            .buffer_unordered(ENGINE_CALLS)
+            .collect()
+            .await;
+        for (service, name, id, raw, at) in answers {
+            match raw {
+                Ok(raw) => read.push((service, name, id, raw, at)),
+                Err(e) => {
+                    tracing::debug!(container = %name, error = %crate::error_text::error_chain(&e), "no resource sample");
+                }
+            }
+        }
+        for (service, name, id, raw, at) in read {
+            let usage = self.usage(&name, &id, raw, at);
             let entry = telemetry.services.entry(service).or_default();
             entry.replicas.push(usage);
+        }
+        for usage in telemetry.services.values_mut() {
+            usage.replicas.sort_by(|a, b| a.name.cmp(&b.name));
         }
         for usage in telemetry.services.values_mut() {
             usage.cpu_ratio = usage.replicas.iter().filter_map(|r| r.cpu_ratio).sum();
