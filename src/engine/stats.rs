@@ -157,7 +157,15 @@ impl Engine {
                 })
             }
         };
-        let memory = stats.memory_stats.unwrap_or_default();
+        // A container that is not running answers with empty numbers: no sample.
+        let memory = match stats.memory_stats {
+            Some(m) if m.usage.is_some() => m,
+            _ => {
+                return Err(EngineError::NotFound {
+                    what: format!("stats of container {id} (not running)"),
+                })
+            }
+        };
         let inactive = memory.stats.as_ref().and_then(|s| {
             s.get("total_inactive_file")
                 .or_else(|| s.get("inactive_file"))

@@ -105,6 +105,7 @@ services:
             .is_some_and(|r| r.contains("OOM-killed"))
     });
     let reason = v["reason"].as_str().unwrap_or_default();
+    eprintln!("hog's reason: {reason}");
     assert!(
         reason.contains("exited with code 137 (OOM-killed at ") && reason.contains(" of 64 MiB)"),
         "{reason}"

@@ -190,7 +190,10 @@ services:
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut screen = tmux.capture("big");
     while !sampled(&screen) {
-        assert!(Instant::now() < deadline, "no CPU and memory per replica:\n{screen}");
+        assert!(
+            Instant::now() < deadline,
+            "no CPU and memory per replica:\n{screen}"
+        );
         std::thread::sleep(Duration::from_millis(200));
         screen = tmux.capture("big");
     }
