@@ -25,6 +25,7 @@ use crate::signal::WatcherConfig;
 use crate::supervisor::heal::HealConfig;
 use crate::supervisor::plan::PlanOptions;
 use crate::supervisor::start::images::{PullOptions, DEFAULT_PULL_PARALLEL};
+use crate::supervisor::telemetry::TelemetryOptions;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const DEFAULT_NAMESPACE: &str = "muster";
@@ -53,6 +54,8 @@ pub struct ConfigFile {
     pub webhook_ca_file: Option<PathBuf>,
     /// How many images are pulled at once (default 4).
     pub pull_parallel: Option<usize>,
+    /// How often CPU and memory are sampled per container (Go duration, default 5s, 0 = off).
+    pub telemetry_interval: Option<String>,
 }
 
 /// Settings after every source was applied.
@@ -79,6 +82,8 @@ pub struct Settings {
     pub webhook_ca_file: Option<PathBuf>,
     /// Images pulled at once (see [`PullOptions`]).
     pub pull_parallel: usize,
+    /// Resource sampling interval; zero turns it off (see [`TelemetryOptions`]).
+    pub telemetry_interval: std::time::Duration,
 }
 
 /// Values given by flags or environment (already merged by clap).
@@ -94,6 +99,7 @@ pub struct Overrides {
     pub webhook_url: Option<String>,
     pub webhook_ca_file: Option<PathBuf>,
     pub pull_parallel: Option<usize>,
+    pub telemetry_interval: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +123,12 @@ pub enum ConfigError {
     /// the source's field which setting (`webhook_url`, `webhook_ca_file`).
     #[error("{from}: pull_parallel must be at least 1")]
     PullParallel { from: String },
+    #[error("{from}: telemetry_interval {value:?}: {message}; 0s turns sampling off")]
+    TelemetryInterval {
+        from: String,
+        value: String,
+        message: String,
+    },
     #[error("{from}: {}: {}", source.field(), source.detail())]
     Webhook {
         from: String,
@@ -198,6 +210,21 @@ impl Settings {
         let pull_parallel = pull_parallel
             .map(|(n, _)| n)
             .unwrap_or(DEFAULT_PULL_PARALLEL);
+        let telemetry_interval = match with_source(
+            &overrides.telemetry_interval,
+            &file.telemetry_interval,
+            "--telemetry-interval / MUSTER_TELEMETRY_INTERVAL",
+            &file_name,
+        ) {
+            Some((text, from)) => {
+                crate::duration::parse(&text).map_err(|e| ConfigError::TelemetryInterval {
+                    from,
+                    value: text.clone(),
+                    message: e.to_string(),
+                })?
+            }
+            None => crate::supervisor::telemetry::DEFAULT_INTERVAL,
+        };
         let webhook_url = webhook_url.map(|(url, _)| url);
         let webhook_ca_file = webhook_ca_file.map(|(path, _)| path);
         Ok(Settings {
@@ -232,6 +259,7 @@ impl Settings {
             webhook_url,
             webhook_ca_file,
             pull_parallel,
+            telemetry_interval,
         })
     }
 }
@@ -287,6 +315,10 @@ impl Settings {
             services: self.services.clone(),
             history: self.history(),
             notify: self.notify(),
+            telemetry: TelemetryOptions {
+                interval: self.telemetry_interval,
+                ..TelemetryOptions::default()
+            },
         }
     }
 
@@ -474,6 +506,7 @@ mod tests {
             webhook_url: None,
             webhook_ca_file: None,
             pull_parallel: DEFAULT_PULL_PARALLEL,
+            telemetry_interval: crate::supervisor::telemetry::DEFAULT_INTERVAL,
         };
         let (options, addrs) = settings.server("shop", &[]).unwrap();
         assert_eq!(options.listen, "0.0.0.0:8687".parse().unwrap());

@@ -71,6 +71,7 @@ const GLOBAL_VALUE_FLAGS: &[&str] = &[
     "--webhook-url",
     "--webhook-ca-file",
     "--pull-parallel",
+    "--telemetry-interval",
     "--log",
 ];
 

@@ -102,6 +102,14 @@ pub struct Global {
     /// How many images are pulled at once [default: 4].
     #[arg(long, global = true, env = "MUSTER_PULL_PARALLEL", value_name = "N")]
     pub pull_parallel: Option<usize>,
+    /// How often CPU and memory are sampled per container (0s: off) [default: 5s].
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_TELEMETRY_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub telemetry_interval: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -415,7 +423,7 @@ pub fn init_tracing(global: &Global) {
     }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(watch::log_sink::writer);
     if global.log_json {
         builder.json().init();
     } else {
@@ -493,6 +501,7 @@ impl Global {
             webhook_url: self.webhook_url.clone(),
             webhook_ca_file: self.webhook_ca_file.clone(),
             pull_parallel: self.pull_parallel,
+            telemetry_interval: self.telemetry_interval.clone(),
         })
     }
 }

@@ -184,14 +184,32 @@ pub(super) fn snapshot(
     direct: bool,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<(StackSnapshot, Source, Option<String>), Box<dyn std::error::Error + Send + Sync>> {
+    snapshot_with_resources(global, settings, direct, runtime)
+        .map(|(snapshot, _, source, note)| (snapshot, source, note))
+}
+
+/// What a live muster's resource telemetry says per service (`/status`'s
+/// `resources`; empty when probing directly).
+pub(super) type Resources = BTreeMap<String, muster::supervisor::telemetry::ServiceUsage>;
+
+/// The stack, its resources, where they came from, and a note.
+pub(super) type WithResources = (StackSnapshot, Resources, Source, Option<String>);
+
+/// [`snapshot`], with the running muster's CPU and memory per service.
+pub(super) fn snapshot_with_resources(
+    global: &Global,
+    settings: &Settings,
+    direct: bool,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<WithResources, Box<dyn std::error::Error + Send + Sync>> {
     let mode = settings.probe_address;
     // A running muster answers first, but only the one of this stack.
     let (live, note) = match direct {
         true => (None, None),
         false => ask_live(global, settings),
     };
-    let (snapshot, source) = match live {
-        Some(found) => found,
+    let (snapshot, resources, source) = match live {
+        Some((view, source)) => (view.snapshot, view.resources, source),
         None => runtime.block_on(async {
             // The compose file is read only when probing here: a running
             // muster already knows its stack.
@@ -203,11 +221,12 @@ pub(super) fn snapshot(
             mark_unprobed(&plan, &mut snap, &running);
             Ok::<_, Box<dyn std::error::Error + Send + Sync>>((
                 snap,
+                Resources::new(),
                 Source::Probed(mode.effective()),
             ))
         })?,
     };
-    Ok((snapshot, source, note))
+    Ok((snapshot, resources, source, note))
 }
 
 /// Running containers per service of `project`, from the engine's labels.
@@ -228,7 +247,7 @@ async fn running_containers(project: &str) -> Result<BTreeMap<String, usize>, St
 
 /// `GET /status` of the muster of this stack, when one answers. A muster of
 /// another stack on the address is named on stderr and not believed.
-type Live = (Option<(StackSnapshot, Source)>, Option<String>);
+type Live = (Option<(muster::health::StatusView, Source)>, Option<String>);
 
 fn ask_live(global: &Global, settings: &Settings) -> Live {
     let wanted = super::endpoint::wanted(global, settings);
@@ -256,8 +275,8 @@ fn ask_live(global: &Global, settings: &Settings) -> Live {
         );
         return (None, Some(note));
     }
-    match serde_json::from_slice(&reply.body) {
-        Ok(snap) => (Some((snap, Source::Live(addr.clone()))), None),
+    match serde_json::from_slice::<muster::health::StatusView>(&reply.body) {
+        Ok(view) => (Some((view, Source::Live(addr.clone()))), None),
         Err(e) => {
             let note = format!(
                 "the muster at {addr} sent a /status muster cannot read ({e}); probing directly"

@@ -321,6 +321,39 @@ impl Engine {
         })
     }
 
+    /// The network namespace a container with `network_mode` joins, as the
+    /// engine stores it: `container:<id>`. For `service:X`, X's running
+    /// container with the lowest number (a rollout gives new containers fresh
+    /// numbers, so `{project}-X-1` may be gone); for `container:NAME`, that
+    /// container. `None` for other modes, or while there is no such container
+    /// (a create then fails with the engine's own message). `up`, rollouts and
+    /// the dependents that follow X all resolve it here.
+    pub async fn shared_namespace(
+        &self,
+        project: &str,
+        mode: Option<&str>,
+    ) -> Result<Option<String>, EngineError> {
+        let Some(mode) = mode else {
+            return Ok(None);
+        };
+        if let Some(owner) = mode.strip_prefix("service:") {
+            let list = self.list_project_containers(project, Some(owner)).await?;
+            let running = list.iter().filter(|c| c.state == "running");
+            let pick = running
+                .min_by_key(|c| c.number)
+                .or_else(|| list.iter().min_by_key(|c| c.number));
+            return Ok(pick.map(|c| format!("container:{}", c.id)));
+        }
+        if let Some(name) = mode.strip_prefix("container:") {
+            return match self.inspect_container(name).await {
+                Ok(details) => Ok(Some(format!("container:{}", details.id))),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        Ok(None)
+    }
+
     /// Waits until the container is not running and returns its exit code.
     pub async fn wait_container(&self, id: &str) -> Result<i64, EngineError> {
         let mut stream = self.docker().wait_container(

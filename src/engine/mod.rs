@@ -20,6 +20,7 @@ pub mod pull;
 pub mod reference;
 pub mod registry;
 pub mod secrets;
+pub mod stats;
 pub mod translate;
 pub mod volumes;
 pub mod watch;

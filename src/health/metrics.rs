@@ -150,6 +150,74 @@ where
     Ok(())
 }
 
+impl SnapshotCollector {
+    /// Per container: CPU and memory from the last resource sample, restarts
+    /// and OOM kills from the healer's view of the replicas.
+    fn encode_containers(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        snap: &crate::supervisor::StackSnapshot,
+    ) -> fmt::Result {
+        let telemetry = self.store.telemetry();
+        let rows = || {
+            telemetry.services.iter().flat_map(|(service, usage)| {
+                usage.replicas.iter().map(move |c| {
+                    let labels: Labels =
+                        vec![("service", service.clone()), ("container", c.name.clone())];
+                    (labels, c)
+                })
+            })
+        };
+        gauge_family(
+            encoder,
+            "muster_container_cpu_ratio",
+            "CPU time per wall time over the last sampling interval (1 = one core)",
+            rows().filter_map(|(l, c)| c.cpu_ratio.map(|r| (l, r))),
+        )?;
+        gauge_family(
+            encoder,
+            "muster_container_memory_bytes",
+            "Memory in use (usage minus inactive file cache, as docker stats counts it)",
+            rows().map(|(l, c)| (l, c.memory_bytes as i64)),
+        )?;
+        gauge_family(
+            encoder,
+            "muster_container_memory_limit_bytes",
+            "The container's memory limit (containers without one have no series)",
+            rows().filter_map(|(l, c)| c.memory_limit_bytes.map(|m| (l, m as i64))),
+        )?;
+        let replicas = || {
+            snap.services.values().flat_map(|s| {
+                s.replicas.iter().map(move |r| {
+                    let labels: Labels =
+                        vec![("service", s.name.clone()), ("container", r.name.clone())];
+                    (labels, r)
+                })
+            })
+        };
+        for (name, help, value) in [
+            (
+                "muster_container_oom_kills",
+                "OOM kills of the container seen while muster followed it",
+                (|r: &crate::supervisor::ReplicaStatus| r.oom_kills) as fn(&_) -> u32,
+            ),
+            (
+                "muster_container_restarts",
+                "The engine's restart count of the container",
+                |r: &crate::supervisor::ReplicaStatus| r.restarts,
+            ),
+        ] {
+            let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (labels, r) in replicas() {
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&u64::from(value(r)), None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
         let snap = self.store.snapshot();
@@ -281,6 +349,7 @@ impl Collector for SnapshotCollector {
                 }),
             )?;
         }
+        self.encode_containers(&mut encoder, &snap)?;
         if let Some(link) = &snap.engine {
             gauge_family(
                 &mut encoder,

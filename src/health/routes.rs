@@ -271,8 +271,11 @@ async fn answer(app: &App, req: Request<Incoming>) -> Response<Body> {
         Route::Status => respond(
             StatusCode::OK,
             JSON,
-            app.status
-                .json(app.store.snapshot(), app.options.identity.as_ref()),
+            app.status.json(
+                app.store.snapshot(),
+                app.store.telemetry(),
+                app.options.identity.as_ref(),
+            ),
         ),
         Route::StatusOne(name) => {
             let snap = app.store.snapshot();

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::supervisor::telemetry::{ServiceUsage, Telemetry};
 use crate::supervisor::{ServiceState, StackSnapshot};
 
 const ALL_STATES: [ServiceState; 8] = [
@@ -43,6 +44,13 @@ pub struct StatusView {
     /// pid, address), so a client can tell it is asking the right muster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muster: Option<super::Identity>,
+    /// CPU and memory per service and per running container, from the last
+    /// resource sample (`telemetry_interval`); absent before the first one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, ServiceUsage>,
+    /// Unix ms of that sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_at_ms: Option<u64>,
     #[serde(flatten)]
     pub snapshot: StackSnapshot,
 }
@@ -71,6 +79,8 @@ impl StatusView {
                 .map(|s| s.name.clone())
                 .collect(),
             muster: None,
+            resources: BTreeMap::new(),
+            resources_at_ms: None,
             snapshot: snapshot.clone(),
         }
     }
@@ -80,42 +90,51 @@ pub(crate) fn all_states() -> &'static [ServiceState] {
     &ALL_STATES
 }
 
-/// Caches the JSON of the last snapshot rendered.
+/// Caches the JSON of the last snapshot (and resource sample) rendered.
 #[derive(Default)]
 pub(crate) struct StatusCache {
-    last: Mutex<Option<(Arc<StackSnapshot>, Bytes)>>,
+    last: Mutex<Option<Rendered>>,
 }
+
+type Rendered = (Arc<StackSnapshot>, Arc<Telemetry>, Bytes);
 
 impl StatusCache {
     pub(crate) fn json(
         &self,
         snapshot: Arc<StackSnapshot>,
+        telemetry: Arc<Telemetry>,
         identity: Option<&super::Identity>,
     ) -> Bytes {
         {
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((snap, body)) = last.as_ref() {
-                if Arc::ptr_eq(snap, &snapshot) {
+            if let Some((snap, tele, body)) = last.as_ref() {
+                if Arc::ptr_eq(snap, &snapshot) && Arc::ptr_eq(tele, &telemetry) {
                     return body.clone();
                 }
             }
         }
-        let body = Bytes::from(render(&snapshot, identity));
+        let body = Bytes::from(render(&snapshot, &telemetry, identity));
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         // Keep the newer of two concurrently rendered snapshots.
-        let newer = last
-            .as_ref()
-            .is_none_or(|(snap, _)| snap.at_ms <= snapshot.at_ms);
+        let newer = last.as_ref().is_none_or(|(snap, tele, _)| {
+            (snap.at_ms, tele.at_ms) <= (snapshot.at_ms, telemetry.at_ms)
+        });
         if newer {
-            *last = Some((snapshot, body.clone()));
+            *last = Some((snapshot, telemetry, body.clone()));
         }
         body
     }
 }
 
-fn render(snapshot: &StackSnapshot, identity: Option<&super::Identity>) -> Vec<u8> {
+fn render(
+    snapshot: &StackSnapshot,
+    telemetry: &Telemetry,
+    identity: Option<&super::Identity>,
+) -> Vec<u8> {
     let mut view = StatusView::of(snapshot);
     view.muster = identity.cloned();
+    view.resources = telemetry.services.clone();
+    view.resources_at_ms = (telemetry.at_ms > 0).then_some(telemetry.at_ms);
     // Serialising plain data with string keys cannot fail.
     let mut body = serde_json::to_vec(&view).unwrap_or_else(|_| b"{}".to_vec());
     body.push(b'\n');

@@ -593,6 +593,15 @@ impl Executor<'_> {
         if let Some(labels) = spec.body.labels.as_mut() {
             labels.insert(REVISION_LABEL.to_string(), self.target.revision.to_string());
         }
+        // `network_mode: service:X`: X's current container, not `X-1`.
+        let namespace = self
+            .engine
+            .shared_namespace(&self.project.name, self.target.spec.network_mode.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(mode) = namespace {
+            spec.body.host_config.get_or_insert_default().network_mode = Some(mode);
+        }
         let full = endpoints(&spec);
         let spec = without_aliases(spec);
         let id = self

@@ -23,6 +23,7 @@ mod choose;
 pub mod containers;
 pub mod executor;
 mod forward;
+mod joined;
 pub mod options;
 pub mod progress;
 mod pull;
@@ -222,6 +223,8 @@ impl Rollouts {
                 env: req.env.clone(),
             };
             let result = self.rollout_service(name, &new, &req.flags).await?;
+            // X's containers changed (rolled out or back): its namespace's joiners follow.
+            self.rejoin_dependents(name).await;
             let ok = result.ok();
             results.push(result);
             if !ok {

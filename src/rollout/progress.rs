@@ -102,6 +102,12 @@ pub enum EventKind {
     Warning {
         message: String,
     },
+    /// A container of a service in `network_mode: service:X` was recreated to
+    /// join X's new container (a restart would rejoin the old, gone namespace).
+    Rejoined {
+        container: String,
+        namespace: String,
+    },
     /// The new image is being pulled (at most one event a second).
     Pulling {
         image: String,
@@ -202,6 +208,10 @@ impl EventKind {
                 format!("unfinished rollout to revision {revision} ({phase}, by {owner}): {action}")
             }
             EventKind::Warning { message } => format!("warning: {message}"),
+            EventKind::Rejoined {
+                container,
+                namespace,
+            } => format!("recreated {container} to join the network namespace of {namespace}"),
             EventKind::Pulling { image, progress } => {
                 format!("pulling {image}: {}", progress.summary())
             }

@@ -17,6 +17,7 @@ impl Rollouts {
         let lock = ServiceLock::acquire(&self.store, name, &self.who).await?;
         let result = self.rollback_locked(name, to, flags, &compose, &lock).await;
         lock.release().await;
+        self.rejoin_dependents(name).await;
         result
     }
 

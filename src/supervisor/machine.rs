@@ -240,7 +240,8 @@ impl ServiceMachine {
     }
 
     /// The container exited by itself. A one-shot service that exits 0 is `completed`.
-    pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool) -> Step {
+    /// `why` follows the code in the reason (` (OOM-killed at 1.9 GiB of 2 GiB)`).
+    pub fn exited(&mut self, now: Instant, code: i64, one_shot: bool, why: &str) -> Step {
         self.window_end = None;
         // What the probes said was about the container that is gone.
         self.exited = true;
@@ -253,7 +254,7 @@ impl ServiceMachine {
             self.move_to(
                 ServiceState::Failed,
                 now,
-                &format!("container exited with code {code}"),
+                &format!("container exited with code {code}{why}"),
             )
         }
     }

@@ -15,6 +15,8 @@ pub mod state;
 pub mod store;
 pub mod supervise;
 pub mod swarm;
+pub mod telemetry;
+pub mod usage;
 
 pub use state::*;
 pub use store::{ProbeObservation, StateStore};

@@ -179,6 +179,13 @@ pub struct ReplicaStatus {
     /// starts it again in 1s`, `restart policy `no` does not restart it`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The engine's restart count of the container (its restart policy and
+    /// muster's restarts).
+    #[serde(default)]
+    pub restarts: u32,
+    /// OOM kills seen while muster followed it (the engine's `oom` events).
+    #[serde(default)]
+    pub oom_kills: u32,
 }
 
 /// What one container is doing.

@@ -24,6 +24,8 @@
 //!   link. A replica going down or joining while others run is not a state
 //!   change of the service (`heal/replicas.rs`), so a rollout under `serve`
 //!   writes nothing here but through the healer's view of its containers;
+//! - the telemetry sampler (`telemetry.rs`): only the telemetry channel
+//!   (CPU and memory per container), never service state;
 //! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
 //!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
 //!
@@ -72,6 +74,8 @@ struct Inner {
     pulls: broadcast::Sender<PullPulse>,
     /// Bumped by the supervisor's loops; /healthz checks that it moves.
     heartbeat: watch::Sender<u64>,
+    /// CPU and memory per container; written by the telemetry sampler only.
+    telemetry: watch::Sender<Arc<super::usage::Telemetry>>,
 }
 
 impl StateStore {
@@ -88,6 +92,7 @@ impl StateStore {
         let (probes, _) = broadcast::channel(4096);
         let (pulls, _) = broadcast::channel(256);
         let (heartbeat, _) = watch::channel(0);
+        let (telemetry, _) = watch::channel(Arc::default());
         StateStore {
             inner: Arc::new(Inner {
                 write: Mutex::new(()),
@@ -96,8 +101,19 @@ impl StateStore {
                 probes,
                 pulls,
                 heartbeat,
+                telemetry,
             }),
         }
+    }
+
+    /// The last resource sample (empty until the sampler ran once).
+    pub fn telemetry(&self) -> Arc<super::usage::Telemetry> {
+        self.inner.telemetry.borrow().clone()
+    }
+
+    /// The telemetry sampler's one write.
+    pub fn publish_telemetry(&self, telemetry: Arc<super::usage::Telemetry>) {
+        self.inner.telemetry.send_replace(telemetry);
     }
 
     /// The current state of the whole stack (cheap: an `Arc` clone).

@@ -79,6 +79,13 @@ impl Supervision {
         if self.heal.is_some() {
             return;
         }
+        if let Some(task) = super::telemetry::spawn(
+            options.engine.clone(),
+            self.store.clone(),
+            options.telemetry.clone(),
+        ) {
+            self.tasks.push(task);
+        }
         self.heal = Some(super::heal::spawn(
             self.store.clone(),
             self.runner.controller(),

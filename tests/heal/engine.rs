@@ -187,6 +187,46 @@ async fn started_at(engine: &Engine, container: &str) -> i128 {
         .expect("started")
 }
 
+/// db serves /tmp over HTTP on 8080, turns unready when the test touches
+/// /tmp/break, and is fine after one restart (the container's /tmp outlives
+/// the restart).
+const BREAKABLE_DB: &str = "if [ -f /tmp/restarted ]; then touch /tmp/ready; else touch /tmp/restarted /tmp/ready; (while [ ! -f /tmp/break ]; do sleep 0.1; done; rm /tmp/ready) & fi; exec httpd -f -p 8080 -h /tmp";
+
+/// Breaks db (see [`BREAKABLE_DB`]) and waits until the healer restarted it
+/// and it is ready again, then until `dependent` was restarted after it.
+/// db's status and the dependent's.
+async fn break_db_and_follow(
+    store: &StateStore,
+    project: &str,
+    dependent: &str,
+) -> (ServiceStatus, ServiceStatus) {
+    let status = std::process::Command::new("docker")
+        .args(["exec", &format!("{project}-db-1"), "touch", "/tmp/break"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let db = wait_for(
+        store,
+        "db",
+        "restarted and ready",
+        Duration::from_secs(90),
+        |s| s.heal.muster_restarts == 1 && s.state == ServiceState::Ready,
+    )
+    .await;
+    let follower = wait_for(
+        store,
+        dependent,
+        "restarted after its dependency",
+        Duration::from_secs(60),
+        |s| s.heal.muster_restarts == 1,
+    )
+    .await;
+    let last = follower.heal.last_restart.clone().unwrap();
+    assert_eq!(last.by, "dependency");
+    assert!(last.reason.contains("db was restarted"), "{}", last.reason);
+    (db, follower)
+}
+
 const READY_FILE_PROBE: &str = r#"
 probes:
   - exec: { command: ["test", "-f", "/tmp/ready"] }
@@ -365,12 +405,11 @@ async fn a_restart_true_dependent_follows_its_dependency_and_is_degraded_meanwhi
     // db serves /ready over HTTP, turns unready when the test touches
     // /tmp/break, and is fine after one restart (the container's /tmp
     // outlives the restart).
-    let db_script = "if [ -f /tmp/restarted ]; then touch /tmp/ready; else touch /tmp/restarted /tmp/ready; (while [ ! -f /tmp/break ]; do sleep 0.1; done; rm /tmp/ready) & fi; exec httpd -f -p 8080 -h /tmp";
     let p = project(
         &guard.name,
         vec![
             with_muster(
-                sh("db", db_script),
+                sh("db", BREAKABLE_DB),
                 &format!("{READY_FILE_PROBE}grace: 1s\nrestart: {{ backoff: 200ms, budget: 3 }}\n"),
             ),
             // Ready while db answers: unready with db, but never restarted for it.
@@ -417,36 +456,7 @@ grace: 1s
     let app_before = started_at(&engine, &format!("{}-app-1", guard.name)).await;
     let web_before = started_at(&engine, &format!("{}-web-1", guard.name)).await;
     // Now db breaks.
-    let status = std::process::Command::new("docker")
-        .args([
-            "exec",
-            &format!("{}-db-1", guard.name),
-            "touch",
-            "/tmp/break",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let db = wait_for(
-        &store,
-        "db",
-        "restarted and ready",
-        Duration::from_secs(90),
-        |s| s.heal.muster_restarts == 1 && s.state == ServiceState::Ready,
-    )
-    .await;
-    let app = wait_for(
-        &store,
-        "app",
-        "restarted by its dependency",
-        Duration::from_secs(60),
-        |s| s.heal.muster_restarts == 1,
-    )
-    .await;
-    let last = app.heal.last_restart.clone().unwrap();
-    assert_eq!(last.by, "dependency");
-    assert!(last.reason.contains("db was restarted"), "{}", last.reason);
+    let (db, _app) = break_db_and_follow(&store, &guard.name, "app").await;
     // After db's restart, and once db was ready again (condition service_healthy).
     let db_started = started_at(&engine, &format!("{}-db-1", guard.name)).await;
     let app_started = started_at(&engine, &format!("{}-app-1", guard.name)).await;
@@ -1047,4 +1057,71 @@ async fn a_lagging_follower_of_the_engine_watcher_resyncs_and_sees_the_exit() {
         }
         other => panic!("expected a resync after the lag, got {other:?}"),
     }
+
+/// Issue #18 item 4 for the healer: a restart of X gives X a new network
+/// namespace under the same container id, and a service in
+/// `network_mode: service:X` stays in the old, empty one until it restarts
+/// too. The healer restarts it after X (no `restart: true` needed), and it
+/// reaches X on 127.0.0.1 again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_in_xs_network_namespace_is_restarted_after_x() {
+    let engine = engine().await;
+    let guard = DockerProject::new("healnetns");
+    let mut sidecar = dep(
+        sh("sidecar", "exec sleep 100000"),
+        "db",
+        Condition::ServiceStarted,
+    );
+    sidecar.network_mode = Some("service:db".into());
+    sidecar.networks.clear();
+    let p = project(
+        &guard.name,
+        vec![
+            with_muster(
+                sh("db", BREAKABLE_DB),
+                &format!("{READY_FILE_PROBE}grace: 1s\nrestart: {{ backoff: 200ms, budget: 3 }}\n"),
+            ),
+            sidecar,
+        ],
+    );
+    let heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
+    let store = StateStore::new(&p.name);
+    let (_supervision, _) = up_watch(&engine, &p, heal, &store).await;
+    for s in ["db", "sidecar"] {
+        wait_for(&store, s, "ready", Duration::from_secs(30), |s| {
+            s.state == ServiceState::Ready
+        })
+        .await;
+    }
+    let db = format!("{}-db-1", guard.name);
+    let side = format!("{}-sidecar-1", guard.name);
+    let reach = || {
+        std::process::Command::new("docker")
+            .args([
+                "exec",
+                &side,
+                "wget",
+                "-q",
+                "-O-",
+                "http://127.0.0.1:8080/ready",
+            ])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(reach(), "the sidecar does not reach db before the restart");
+    let side_before = started_at(&engine, &side).await;
+    break_db_and_follow(&store, &guard.name, "sidecar").await;
+    assert!(started_at(&engine, &side).await > side_before);
+    let db_id = engine.inspect_container(&db).await.expect("inspect db").id;
+    assert_eq!(
+        support::docker_inspect(&side, "{{.HostConfig.NetworkMode}}"),
+        format!("container:{db_id}")
+    );
+    wait_for(&store, "sidecar", "running", Duration::from_secs(30), |s| {
+        s.state == ServiceState::Ready
+    })
+    .await;
+    assert!(reach(), "the sidecar does not reach db after the restarts");
 }

@@ -12,3 +12,4 @@ mod engine;
 mod notify_https;
 mod on_unhealthy;
 mod pause;
+mod resources;

@@ -10,6 +10,7 @@ mod support;
 
 mod failure;
 mod input;
+mod network_mode;
 mod options;
 mod recovery;
 mod serve;

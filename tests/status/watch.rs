@@ -125,6 +125,11 @@ services:
     image: {BUSYBOX_IMAGE}
     command: ["sh", "-c", "echo web says hello; exec sleep 100000"]
     depends_on: [db]
+    deploy:
+      replicas: 2
+      resources:
+        limits:
+          memory: 32M
 "#
         ),
     );
@@ -138,7 +143,7 @@ services:
     };
     let mut serve = muster();
     serve
-        .args(["up", "--serve"])
+        .args(["--telemetry-interval", "300ms", "up", "--serve"])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _serve = KillOnDrop(serve.spawn().unwrap());
@@ -171,6 +176,32 @@ services:
         screen.contains("SERVICE") && screen.contains("GRACE LEFT"),
         "{screen}"
     );
+    // web's two replicas one by one under it, with CPU and memory against
+    // their limit once the muster sampled them twice.
+    let web_1 = format!("  └ {}-web-1", project.name);
+    let web_2 = format!("  └ {}-web-2", project.name);
+    tmux.wait_for("big", &[&web_1, &web_2, "CPU", "MEMORY"]);
+    let sampled = |screen: &str| {
+        [web_1.as_str(), web_2.as_str()].iter().all(|replica| {
+            let line = row(screen, replica);
+            line.contains("running") && line.contains("/ 32 MiB") && line.contains('%')
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut screen = tmux.capture("big");
+    while !sampled(&screen) {
+        assert!(
+            Instant::now() < deadline,
+            "no CPU and memory per replica:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        screen = tmux.capture("big");
+    }
+    let at = |name: &str| screen.lines().position(|l| l.starts_with(name));
+    assert!(
+        at("web ") < at(&web_1) && at(&web_1) < at(&web_2),
+        "{screen}"
+    );
 
     // f filters by state (ready is the only one present), and again back to all.
     tmux.keys("big", &["f"]);
@@ -194,6 +225,42 @@ services:
     );
     let alternate = tmux.run(&["display", "-p", "-t", "big", "#{alternate_on}"]);
     assert_eq!(String::from_utf8_lossy(&alternate.stdout).trim(), "0");
+
+    // muster's own log lines do not draw over the view: the newest is in the
+    // status bar, and all are printed once the terminal is restored. (No
+    // muster on this address: each poll logs `probing directly` at debug.)
+    let mut chatty = Muster::new().dir(dir.path());
+    chatty
+        .arg("-f")
+        .arg(&file)
+        .args(["-p", &format!("{}none", project.name)])
+        .args(["--listen", &format!("127.0.0.1:{}", support::free_port())])
+        .args([
+            "--log",
+            "muster=debug",
+            "status",
+            "--watch",
+            "--interval",
+            "300ms",
+        ]);
+    tmux.session("chatty", 120, 30, &script(dir.path(), "chatty", &chatty));
+    let screen = tmux.wait_for("chatty", &["probed directly", "Enter/l logs · "]);
+    let lines: Vec<&str> = screen.lines().collect();
+    let bar = lines
+        .iter()
+        .rposition(|l| l.contains("Enter/l logs"))
+        .unwrap();
+    assert!(lines[bar].contains("DEBUG"), "{screen}");
+    assert!(
+        lines[..bar].iter().all(|l| !l.contains("DEBUG")),
+        "log lines drawn over the view:\n{screen}"
+    );
+    tmux.keys("chatty", &["q"]);
+    let screen = tmux.wait_for("chatty", &["muster exited 0"]);
+    assert!(
+        screen.contains("DEBUG") && screen.contains("probing directly"),
+        "{screen}"
+    );
 
     // A terminal too small: a message, not a panic; Ctrl-C quits.
     tmux.session("small", 40, 8, &script(dir.path(), "small", &watch));

@@ -118,10 +118,15 @@ pub fn wait_service(
     within: Duration,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
+    wait_json(port, &format!("/status/{service}"), within, pred)
+}
+
+/// The JSON at `path` once `pred` holds for it (polled every 200 ms).
+pub fn wait_json(port: u16, path: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + within;
     let mut last = Value::Null;
     while Instant::now() < deadline {
-        if let Some((200, body)) = http_get(port, &format!("/status/{service}")) {
+        if let Some((200, body)) = http_get(port, path) {
             if let Ok(v) = serde_json::from_str::<Value>(&body) {
                 if pred(&v) {
                     return v;
@@ -131,5 +136,5 @@ pub fn wait_service(
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("/status/{service} never matched within {within:?}; last: {last}");
+    panic!("{path} never matched within {within:?}; last: {last}");
 }

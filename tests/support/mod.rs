@@ -371,6 +371,24 @@ pub fn write_compose(dir: &TempDir, yaml: &str) -> PathBuf {
     file
 }
 
+/// What `container` gets from `http://127.0.0.1:8080/` inside its own
+/// network namespace (for services in `network_mode: service:X`), trimmed.
+pub fn page_on_loopback(container: &str) -> String {
+    let out = Command::new("docker")
+        .args([
+            "exec",
+            container,
+            "wget",
+            "-q",
+            "-O-",
+            "http://127.0.0.1:8080/",
+        ])
+        .output()
+        .expect("run docker exec");
+    assert!(out.status.success(), "wget in {container}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `docker inspect -f FORMAT CONTAINER`, trimmed (panics when it fails).
 pub fn docker_inspect(container: &str, format: &str) -> String {
     let out = Command::new("docker")

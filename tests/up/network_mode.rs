@@ -4,14 +4,12 @@
 //! a namespace that is gone). After each recreate of X the dependent joins
 //! X's new container and reaches X's server on 127.0.0.1.
 
-use std::path::Path;
-use std::process::Command;
-
 use crate::support::muster::run_ok;
 use crate::support::{
-    self, docker_inspect as inspect, text, write_compose, DockerProject, Muster, TempDir,
-    BUSYBOX_IMAGE,
+    self, docker_inspect as inspect, page_on_loopback, text, write_compose, DockerProject, Muster,
+    TempDir, BUSYBOX_IMAGE,
 };
+use std::path::Path;
 
 /// `muster up [services]` with `V` set (X's config changes with it).
 fn up(dir: &TempDir, file: &Path, project: &DockerProject, version: &str, services: &[&str]) {
@@ -22,23 +20,6 @@ fn up(dir: &TempDir, file: &Path, project: &DockerProject, version: &str, servic
         .args(["-p", &project.name, "up", "--wait-timeout", "60s"])
         .args(services);
     run_ok(&mut m);
-}
-
-/// The sidecar's view from inside X's namespace: X's page on 127.0.0.1.
-fn page_seen_by(container: &str) -> String {
-    let out = Command::new("docker")
-        .args([
-            "exec",
-            container,
-            "wget",
-            "-q",
-            "-O-",
-            "http://127.0.0.1:8080/",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "wget in {container}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
@@ -72,7 +53,7 @@ services:
     let x1 = inspect(&x, "{{.Id}}");
     let sidecar1 = inspect(&sidecar, "{{.Id}}");
     assert_eq!(joined(), format!("container:{x1}"));
-    assert_eq!(page_seen_by(&sidecar), "x-1");
+    assert_eq!(page_on_loopback(&sidecar), "x-1");
 
     // X's config changes: `up` recreates X, and the sidecar with it.
     up(&dir, &file, &project, "2", &[]);
@@ -85,7 +66,7 @@ services:
     );
     assert_eq!(joined(), format!("container:{x2}"));
     assert_eq!(inspect(&sidecar, "{{.State.Running}}"), "true");
-    assert_eq!(page_seen_by(&sidecar), "x-2");
+    assert_eq!(page_on_loopback(&sidecar), "x-2");
 
     // X alone is recreated (`up x`); the next `up` finds the sidecar in a
     // namespace that is gone, though its own config is unchanged.
@@ -101,7 +82,7 @@ services:
     assert_eq!(inspect(&x, "{{.Id}}"), x3, "x was recreated again");
     assert_ne!(inspect(&sidecar, "{{.Id}}"), sidecar2);
     assert_eq!(joined(), format!("container:{x3}"));
-    assert_eq!(page_seen_by(&sidecar), "x-3");
+    assert_eq!(page_on_loopback(&sidecar), "x-3");
 
     // Nothing changed: nothing is recreated.
     let sidecar3 = inspect(&sidecar, "{{.Id}}");

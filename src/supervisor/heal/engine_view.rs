@@ -174,6 +174,7 @@ impl Healer {
                     muster_restart: None,
                     stop_requested: false,
                     oom: false,
+                    oom_kills: 0,
                     has_healthcheck: false,
                     hard_kill: false,
                     image: None,
@@ -213,6 +214,7 @@ impl Healer {
             Action::Oom => {
                 if let Some(c) = self.containers.get_mut(&id) {
                     c.oom = true;
+                    c.oom_kills += 1;
                 }
             }
             Action::Die => {
@@ -227,8 +229,12 @@ impl Healer {
                     return;
                 }
                 let stop_requested = std::mem::take(&mut c.stop_requested);
-                let oom =
-                    std::mem::take(&mut c.oom) || state.as_ref().is_some_and(|s| s.oom_killed);
+                let oom_event = std::mem::take(&mut c.oom);
+                let oom = oom_event || state.as_ref().is_some_and(|s| s.oom_killed);
+                if oom && !oom_event {
+                    // Killed for memory, and the `oom` event was missed.
+                    c.oom_kills += 1;
+                }
                 let code = ev.exit_code.unwrap_or(-1);
                 let count_before = c.restart_count;
                 let hard_kill = std::mem::take(&mut c.hard_kill);
@@ -488,10 +494,10 @@ impl Healer {
         let Some((service, name)) = self.note_exit(id, code, restarting, oom) else {
             return;
         };
+        let oom_text = self.oom_text(id, oom);
         let Some(svc) = self.services.get_mut(&service) else {
             return;
         };
-        let oom_text = oom_text(oom);
         let mut reason = format!("container {name} exited with code {code}{oom_text}");
         let one_shot = code == 0 && !restarting && !oom;
         if restarting {
@@ -515,6 +521,7 @@ impl Healer {
                 service: service.clone(),
                 code,
                 one_shot,
+                why: oom_text.clone(),
             });
         } else if self.following {
             let to = if one_shot {
@@ -647,12 +654,18 @@ pub(super) enum Written {
     GaveUp,
 }
 
-/// ` (out of memory)` after an exit's text when the kernel killed it.
-pub(super) fn oom_text(oom: bool) -> &'static str {
-    if oom {
-        " (out of memory)"
-    } else {
-        ""
+impl Healer {
+    /// ` (OOM-killed at 1.9 GiB of 2 GiB)` after an exit's text when the
+    /// kernel killed it: the container's last resource sample (see
+    /// `supervisor/telemetry.rs`), else ` (OOM-killed: out of memory)`.
+    pub(super) fn oom_text(&self, id: &str, oom: bool) -> String {
+        if !oom {
+            return String::new();
+        }
+        match self.store.telemetry().last.get(id) {
+            Some(usage) => format!(" ({})", usage.oom_text()),
+            None => " (OOM-killed: out of memory)".to_string(),
+        }
     }
 }
 

@@ -103,6 +103,8 @@ pub struct HealOptions {
     pub history: Option<HistoryStore>,
     pub notifier: Notifier,
     pub reconnect: Reconnect,
+    /// The resource sampler started with the healer.
+    pub telemetry: crate::supervisor::telemetry::TelemetryOptions,
 }
 
 /// What the healer needs of muster's settings (built by the settings from
@@ -115,6 +117,8 @@ pub struct HealConfig {
     pub history: HistoryOptions,
     /// Where notifications go.
     pub notify: NotifyOptions,
+    /// Resource sampling (`telemetry_interval`).
+    pub telemetry: crate::supervisor::telemetry::TelemetryOptions,
 }
 
 impl HealOptions {
@@ -128,6 +132,7 @@ impl HealOptions {
             history: None,
             notifier: Notifier::disabled(),
             reconnect: Reconnect::default(),
+            telemetry: Default::default(),
         }
     }
 
@@ -149,6 +154,7 @@ impl HealOptions {
             history: Some(history),
             notifier,
             reconnect: Reconnect::default(),
+            telemetry: config.telemetry.clone(),
         })
     }
 }
@@ -322,6 +328,9 @@ struct Ctr {
     /// A stop was asked for (a `kill` came before the `die`).
     stop_requested: bool,
     oom: bool,
+    /// The engine's `oom` events seen for it (the kernel killed a process in
+    /// it for memory), counted while this muster follows it.
+    oom_kills: u32,
     has_healthcheck: bool,
     /// The first `kill` since it last started was a SIGKILL (`docker kill`),
     /// not a stop signal (`docker stop`).
@@ -346,6 +355,7 @@ impl Ctr {
             muster_restart: None,
             stop_requested: false,
             oom: s.oom_killed,
+            oom_kills: u32::from(s.oom_killed),
             has_healthcheck: s.has_healthcheck,
             hard_kill: false,
             image: s.image.clone(),
@@ -427,17 +437,23 @@ impl Healer {
                 .or_else(|| options.config_services.get(name))
                 .map(|m| m.on_unhealthy)
                 .unwrap_or_default();
-            // The graph's dependents, those whose edge says `restart: true`.
+            // The graph's dependents, those whose edge says `restart: true`,
+            // and those in this service's network namespace: a restart of X
+            // gives X a new namespace (same container id), which a dependent
+            // only joins by restarting itself.
+            let in_namespace = format!("service:{name}");
             let restart_dependents = graph
                 .as_ref()
                 .map(|g| g.dependents(name))
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|other| {
-                    project.services[other]
+                    let dependent = &project.services[other];
+                    let joins = dependent.network_mode.as_deref() == Some(in_namespace.as_str());
+                    dependent
                         .depends_on
                         .get(name)
-                        .filter(|edge| edge.restart)
+                        .filter(|edge| edge.restart || joins)
                         .map(|edge| (other.to_string(), edge.condition))
                 })
                 .collect();

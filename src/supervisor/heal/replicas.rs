@@ -91,7 +91,7 @@ impl Healer {
         let Some(svc) = self.services.get(&service) else {
             return false;
         };
-        let oom_text = super::engine_view::oom_text(oom);
+        let oom_text = self.oom_text(id, oom);
         let reason = format!(
             "replica {name} exited with code {code}{oom_text}; {running} of {all} replicas run"
         );
@@ -241,6 +241,8 @@ impl Healer {
                     image: c.image.clone(),
                     exit_code,
                     note,
+                    restarts: c.restart_count,
+                    oom_kills: c.oom_kills,
                 }
             })
             .collect();

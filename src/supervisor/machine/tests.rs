@@ -255,7 +255,7 @@ fn an_exited_container_stays_failed_until_it_starts_again() {
     m.started(t0);
     m.probe_result(0, ok(), secs(t0, 1));
     assert_eq!(m.state(), ServiceState::Ready);
-    m.exited(secs(t0, 2), 3, false);
+    m.exited(secs(t0, 2), 3, false, "");
     assert_eq!(m.state(), ServiceState::Failed);
     for (s, outcome) in [
         (3, fail("connection refused")),
@@ -334,11 +334,15 @@ fn no_probes_means_ready_when_running_and_exits_end_states() {
     let mut m = ServiceMachine::new(&[], Duration::from_secs(10), t0);
     m.started(t0);
     assert_eq!(m.state(), ServiceState::Ready);
-    m.exited(secs(t0, 1), 0, true);
+    m.exited(secs(t0, 1), 0, true, "");
     assert_eq!(m.state(), ServiceState::Completed);
     m.started(secs(t0, 2));
-    m.exited(secs(t0, 3), 1, false);
+    let step = m.exited(secs(t0, 3), 137, false, " (OOM-killed at 60 MiB of 64 MiB)");
     assert_eq!(m.state(), ServiceState::Failed);
+    assert_eq!(
+        step.transition.map(|t| t.reason).as_deref(),
+        Some("container exited with code 137 (OOM-killed at 60 MiB of 64 MiB)")
+    );
     m.stopped(secs(t0, 4), "muster down");
     assert_eq!(m.state(), ServiceState::Stopped);
     // Results while stopped are kept but change nothing.

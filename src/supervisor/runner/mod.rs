@@ -72,6 +72,8 @@ pub enum Control {
         service: String,
         code: i64,
         one_shot: bool,
+        /// Said after the code: ` (OOM-killed at 1.9 GiB of 2 GiB)`, or empty.
+        why: String,
     },
     /// The healer gave up on the service (restart budget spent): `failed`.
     GaveUp {
@@ -607,7 +609,12 @@ impl Loop {
             Control::Started { .. } => machine.started(now),
             Control::Restarted { .. } => machine.restarted(now),
             Control::Stopped { reason, .. } => machine.stopped(now, &reason),
-            Control::Exited { code, one_shot, .. } => machine.exited(now, code, one_shot),
+            Control::Exited {
+                code,
+                one_shot,
+                why,
+                ..
+            } => machine.exited(now, code, one_shot, &why),
             Control::GaveUp { reason, .. } => machine.gave_up(now, &reason),
             Control::ExtendDeadline { until, .. } => {
                 machine.extend_deadline(until.into_std());

@@ -48,7 +48,10 @@ pub(super) async fn prepare(
         None => None,
     };
     let wanted = service.replicas;
-    let namespace = shared_namespace(ctx, service).await?;
+    let namespace = engine
+        .shared_namespace(&ctx.project.name, service.network_mode.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
 
     // Scale down / drop duplicates first.
     let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
@@ -146,37 +149,6 @@ pub(super) async fn prepare(
         changed,
         kept,
     })
-}
-
-/// The namespace `service` joins as the engine stores it, `container:<id>`:
-/// X's running container with the lowest number for `service:X` (a rollout
-/// gives new containers fresh numbers), the named container for
-/// `container:NAME`. `None` for other modes, or while there is none (the
-/// create then fails with the engine's own message).
-async fn shared_namespace(ctx: &Ctx, service: &Service) -> Result<Option<String>, String> {
-    let Some(mode) = service.network_mode.as_deref() else {
-        return Ok(None);
-    };
-    if let Some(owner) = mode.strip_prefix("service:") {
-        let list = ctx
-            .engine
-            .list_project_containers(&ctx.project.name, Some(owner))
-            .await
-            .map_err(|e| e.to_string())?;
-        let running = list.iter().filter(|c| c.state == "running");
-        let pick = running
-            .min_by_key(|c| c.number)
-            .or_else(|| list.iter().min_by_key(|c| c.number));
-        return Ok(pick.map(|c| format!("container:{}", c.id)));
-    }
-    if let Some(name) = mode.strip_prefix("container:") {
-        return match ctx.engine.inspect_container(name).await {
-            Ok(details) => Ok(Some(format!("container:{}", details.id))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(e.to_string()),
-        };
-    }
-    Ok(None)
 }
 
 /// Whether container `c` joined `namespace` (always, when there is none to join).

@@ -17,7 +17,6 @@
 //! interval instead. A terminal smaller than [`MIN_WIDTH`] x [`MIN_HEIGHT`]
 //! gets a message saying so, not a broken layout.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,214 +24,36 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use muster::config::Settings;
-use muster::probe::ProbeStatus;
-use muster::supervisor::{ServiceState, ServiceStatus, StackSnapshot};
+use muster::supervisor::{ServiceState, StackSnapshot};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
 
-use super::status::{fmt_latency, Source};
+use super::status::Source;
+
+pub mod log_sink;
+mod rows;
+use super::status::Resources;
 use super::{CliResult, Global, StatusArgs};
+use rows::{
+    cells, clock, events, next_filter, state_colour, table_text, Observed, RowView, HEADERS,
+};
 
 /// The smallest terminal the view fits in.
 pub const MIN_WIDTH: u16 = 60;
 pub const MIN_HEIGHT: u16 = 12;
 /// State changes kept and shown.
-const EVENTS: usize = 8;
+pub(super) const EVENTS: usize = 8;
 /// Log lines per container in the log pane.
 const LOG_LINES: u64 = 200;
 
 /// What the poller thread sends to the screen.
 enum Feed {
-    Snapshot(Box<StackSnapshot>, String, Option<String>),
+    Snapshot(Box<StackSnapshot>, Resources, String, Option<String>),
     Failed(String),
     Logs(String, LogLines),
-}
-
-/// One service as the view shows it (pure: built from a snapshot and the time).
-#[derive(Debug, Clone, PartialEq)]
-struct RowView {
-    name: String,
-    state: ServiceState,
-    state_text: String,
-    time_in_state: String,
-    latency: String,
-    restarts: String,
-    grace_left: String,
-    reason: String,
-}
-
-/// State changes the view saw itself, for a stack probed directly (no
-/// muster keeps transitions then).
-#[derive(Default)]
-struct Observed {
-    /// Per service: its state and when the view first saw it in it.
-    states: BTreeMap<String, (ServiceState, u64)>,
-    events: Vec<(u64, String)>,
-}
-
-impl Observed {
-    fn update(&mut self, snapshot: &StackSnapshot) {
-        for (name, status) in &snapshot.services {
-            match self.states.get(name) {
-                Some((state, _)) if *state == status.state => {}
-                Some((state, _)) => {
-                    let text = format!("{name} {state} -> {} {}", status.state, status.reason);
-                    self.events.push((snapshot.at_ms, text));
-                    self.states
-                        .insert(name.clone(), (status.state, snapshot.at_ms));
-                }
-                None => {
-                    self.states
-                        .insert(name.clone(), (status.state, snapshot.at_ms));
-                }
-            }
-        }
-        let excess = self.events.len().saturating_sub(EVENTS);
-        self.events.drain(..excess);
-    }
-
-    fn since(&self, name: &str) -> Option<u64> {
-        self.states.get(name).map(|(_, at)| *at)
-    }
-}
-
-/// `12s`, `3m04s`, `2h05m`.
-fn short_age(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-fn row_view(status: &ServiceStatus, now_ms: u64, live: bool, observed: &Observed) -> RowView {
-    let since = if live {
-        Some(status.since_ms)
-    } else {
-        observed.since(&status.name)
-    };
-    let failing = status
-        .probes
-        .iter()
-        .find(|p| p.last.as_ref().is_some_and(|o| o.status != ProbeStatus::Ok));
-    let probe = failing.or_else(|| status.probes.first());
-    let latency = probe
-        .and_then(|p| p.last.as_ref())
-        .map(|o| fmt_latency(o.latency))
-        .unwrap_or_else(|| "-".into());
-    let heal = &status.heal;
-    let restarts = heal.muster_restarts + heal.engine_restarts + heal.external_restarts;
-    let restarts = match heal.budget {
-        0 => restarts.to_string(),
-        budget => format!("{restarts} ({}/{budget})", heal.budget_used),
-    };
-    let grace_left = match (status.state, since) {
-        (ServiceState::Starting, Some(since)) if status.grace_ms > 0 => {
-            short_age((since + status.grace_ms).saturating_sub(now_ms))
-        }
-        _ => "-".into(),
-    };
-    let mut reason = failing
-        .and_then(|p| p.last.as_ref().map(|o| o.reason.clone()))
-        .unwrap_or_else(|| status.reason.clone());
-    if let Some(pull) = &status.pull {
-        reason = format!("pulling {}: {}", pull.image, pull.summary());
-    } else if let Some(progress) = &status.progress {
-        reason = format!("{reason} ({progress})");
-    }
-    if let Some(paused) = &heal.paused {
-        reason = format!("{reason} [paused by {}]", paused.by);
-    }
-    let mut state_text = status.state.to_string();
-    if status.degraded && status.state.is_ready() {
-        state_text.push_str(" (degraded)");
-    }
-    if heal.paused.is_some() {
-        state_text.push_str(" (paused)");
-    }
-    RowView {
-        name: status.name.clone(),
-        state: status.state,
-        state_text,
-        time_in_state: since
-            .map(|s| short_age(now_ms.saturating_sub(s)))
-            .unwrap_or_else(|| "-".into()),
-        latency,
-        restarts,
-        grace_left,
-        reason,
-    }
-}
-
-/// The last state changes: the muster's transitions of every service, or the
-/// ones this view saw. Oldest first, `HH:MM:SS service from -> to reason`.
-fn events(snapshot: &StackSnapshot, live: bool, observed: &Observed) -> Vec<String> {
-    let mut all: Vec<(u64, String)> = if live {
-        snapshot
-            .services
-            .values()
-            .flat_map(|s| {
-                s.transitions.iter().map(|t| {
-                    (
-                        t.at_ms,
-                        format!("{} {} -> {} {}", s.name, t.from, t.to, t.reason),
-                    )
-                })
-            })
-            .collect()
-    } else {
-        observed.events.clone()
-    };
-    all.sort_by_key(|(at, _)| *at);
-    let skip = all.len().saturating_sub(EVENTS);
-    all.into_iter()
-        .skip(skip)
-        .map(|(at, text)| format!("{} {text}", clock(at)))
-        .collect()
-}
-
-/// `HH:MM:SS` (UTC) of unix milliseconds.
-fn clock(ms: u64) -> String {
-    let s = (ms / 1000) % 86_400;
-    format!("{:02}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
-}
-
-/// The states present, in the order the filter key cycles through them.
-fn next_filter(current: Option<ServiceState>, snapshot: &StackSnapshot) -> Option<ServiceState> {
-    const ORDER: [ServiceState; 8] = [
-        ServiceState::Ready,
-        ServiceState::Starting,
-        ServiceState::Unready,
-        ServiceState::Failed,
-        ServiceState::Pending,
-        ServiceState::Blocked,
-        ServiceState::Stopped,
-        ServiceState::Completed,
-    ];
-    let present: Vec<ServiceState> = ORDER
-        .into_iter()
-        .filter(|s| snapshot.count_in(*s) > 0)
-        .collect();
-    match current {
-        None => present.first().copied(),
-        Some(state) => {
-            let at = present.iter().position(|s| *s == state);
-            at.and_then(|i| present.get(i + 1).copied())
-        }
-    }
-}
-
-fn state_colour(state: ServiceState) -> Color {
-    match state {
-        ServiceState::Ready | ServiceState::Completed => Color::Green,
-        ServiceState::Starting | ServiceState::Pending => Color::Yellow,
-        ServiceState::Unready | ServiceState::Failed | ServiceState::Blocked => Color::Red,
-        ServiceState::Stopped => Color::DarkGray,
-    }
 }
 
 /// Polls the stack every `interval` until `stop`; answers log requests.
@@ -260,13 +81,15 @@ fn poll(
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= due {
             due = Instant::now() + interval;
-            let item = match super::status::snapshot(&global, &settings, direct, &runtime) {
-                Ok((snapshot, source, note)) => {
+            let item = match super::status::snapshot_with_resources(
+                &global, &settings, direct, &runtime,
+            ) {
+                Ok((snapshot, resources, source, note)) => {
                     let from = match source {
                         Source::Live(addr) => format!("live from the muster at {addr}"),
                         Source::Probed(mode) => format!("probed directly ({})", mode.as_str()),
                     };
-                    Feed::Snapshot(Box::new(snapshot), from, note)
+                    Feed::Snapshot(Box::new(snapshot), resources, from, note)
                 }
                 Err(e) => Feed::Failed(muster::error_text::error_chain(&*e)),
             };
@@ -297,7 +120,11 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
     let stop = AtomicBool::new(false);
     let (feed_tx, feed_rx) = mpsc::channel();
     let (logs_tx, logs_rx) = mpsc::channel();
-    std::thread::scope(|scope| {
+    if tui {
+        // From before the poller's first line until the terminal is back.
+        log_sink::hold();
+    }
+    let result = std::thread::scope(|scope| {
         let (g, s, stop_ref) = (global.clone(), settings.clone(), &stop);
         let direct = args.direct;
         scope.spawn(move || poll(g, s, direct, interval, feed_tx, logs_rx, stop_ref));
@@ -308,7 +135,9 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
         };
         stop.store(true, Ordering::Relaxed);
         result
-    })
+    });
+    log_sink::release();
+    result
 }
 
 /// Over a pipe: one table (or one JSON snapshot line) per poll, until the
@@ -318,7 +147,7 @@ fn plain(json: bool, feed: mpsc::Receiver<Feed>) -> CliResult {
     let mut out = std::io::stdout();
     for item in feed {
         let text = match item {
-            Feed::Snapshot(snapshot, from, note) => {
+            Feed::Snapshot(snapshot, resources, from, note) => {
                 if let Some(note) = note {
                     eprintln!("muster status: {note}");
                 }
@@ -332,7 +161,7 @@ fn plain(json: bool, feed: mpsc::Receiver<Feed>) -> CliResult {
                         clock(snapshot.at_ms),
                         snapshot.project
                     );
-                    text.push_str(&table_text(&snapshot, live, &observed));
+                    text.push_str(&table_text(&snapshot, &resources, live, &observed));
                     for event in events(&snapshot, live, &observed) {
                         text.push_str(&format!("  {event}\n"));
                     }
@@ -356,46 +185,13 @@ fn plain(json: bool, feed: mpsc::Receiver<Feed>) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADERS: [&str; 7] = [
-    "SERVICE",
-    "STATE",
-    "FOR",
-    "LATENCY",
-    "RESTARTS",
-    "GRACE LEFT",
-    "REASON",
-];
-
-fn cells(r: &RowView) -> [String; 7] {
-    [
-        r.name.clone(),
-        r.state_text.clone(),
-        r.time_in_state.clone(),
-        r.latency.clone(),
-        r.restarts.clone(),
-        r.grace_left.clone(),
-        r.reason.clone(),
-    ]
-}
-
-/// The plain table: columns padded to their widest cell.
-fn table_text(snapshot: &StackSnapshot, live: bool, observed: &Observed) -> String {
-    let mut rows = vec![HEADERS.map(String::from)];
-    rows.extend(
-        snapshot
-            .services
-            .values()
-            .map(|s| cells(&row_view(s, snapshot.at_ms, live, observed))),
-    );
-    super::status::columns(&rows)
-}
-
 /// A service's recent log lines, or why they could not be read.
 type LogLines = Result<Vec<String>, String>;
 
 /// What the screen shows now.
 struct Screen {
     snapshot: Option<StackSnapshot>,
+    resources: Resources,
     from: String,
     note: Option<String>,
     error: Option<String>,
@@ -415,13 +211,14 @@ impl Screen {
         let Some(snapshot) = &self.snapshot else {
             return Vec::new();
         };
-        let now = muster::clock::now_ms();
-        snapshot
-            .services
-            .values()
-            .filter(|s| self.filter.is_none_or(|f| s.state == f))
-            .map(|s| row_view(s, now, self.live(), &self.observed))
-            .collect()
+        rows::rows(
+            snapshot,
+            &self.resources,
+            muster::clock::now_ms(),
+            self.live(),
+            &self.observed,
+            self.filter,
+        )
     }
 }
 
@@ -440,6 +237,7 @@ fn screen_loop(
 ) -> CliResult {
     let mut screen = Screen {
         snapshot: None,
+        resources: Resources::new(),
         from: String::new(),
         note: None,
         error: None,
@@ -451,8 +249,9 @@ fn screen_loop(
     loop {
         while let Ok(item) = feed.try_recv() {
             match item {
-                Feed::Snapshot(snapshot, from, note) => {
+                Feed::Snapshot(snapshot, resources, from, note) => {
                     screen.observed.update(&snapshot);
+                    screen.resources = resources;
                     // An open log pane follows: read its lines again.
                     if let Some((service, _)) = &screen.logs {
                         let _ = logs.send((snapshot.project.clone(), service.clone()));
@@ -493,8 +292,8 @@ fn screen_loop(
                 let rows = screen.rows();
                 let chosen = screen.table.selected().and_then(|i| rows.get(i));
                 if let (Some(row), Some(snapshot)) = (chosen, &screen.snapshot) {
-                    screen.logs = Some((row.name.clone(), None));
-                    let _ = logs.send((snapshot.project.clone(), row.name.clone()));
+                    screen.logs = Some((row.service.clone(), None));
+                    let _ = logs.send((snapshot.project.clone(), row.service.clone()));
                 }
             }
             KeyCode::Char('f') => {
@@ -591,10 +390,18 @@ fn draw(frame: &mut ratatui::Frame, screen: &mut Screen) {
         Some(_) => "Esc/Enter/l back · q quit",
         None => "q quit · f filter by state · ↑/↓ select · Enter/l logs",
     };
-    frame.render_widget(
-        Paragraph::new(help).style(Style::default().fg(Color::DarkGray)),
-        keys,
-    );
+    // muster's own warnings go to the status bar, not over the screen.
+    let mut bar = vec![ratatui::text::Span::styled(
+        help,
+        Style::default().fg(Color::DarkGray),
+    )];
+    if let Some(warning) = log_sink::latest() {
+        bar.push(ratatui::text::Span::styled(
+            format!(" · {warning}"),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(bar)), keys);
 }
 
 fn draw_table(frame: &mut ratatui::Frame, area: Rect, screen: &mut Screen) {
@@ -617,7 +424,7 @@ fn draw_table(frame: &mut ratatui::Frame, area: Rect, screen: &mut Screen) {
                 .map(|r| r.name.len())
                 .max()
                 .unwrap_or(7)
-                .clamp(7, 24) as u16,
+                .clamp(7, 30) as u16,
         ),
         Constraint::Length(
             rows.iter()
@@ -630,6 +437,8 @@ fn draw_table(frame: &mut ratatui::Frame, area: Rect, screen: &mut Screen) {
         Constraint::Length(8),
         Constraint::Length(9),
         Constraint::Length(10),
+        Constraint::Length(5),
+        Constraint::Length(17),
         Constraint::Min(10),
     ];
     let table = Table::new(table_rows, widths)
@@ -663,60 +472,4 @@ fn draw_logs(frame: &mut ratatui::Frame, area: Rect, service: &str, lines: Optio
         Paragraph::new(text).block(Block::default().borders(Borders::TOP).title(title)),
         area,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn status(name: &str, state: ServiceState, since_ms: u64) -> ServiceStatus {
-        ServiceStatus {
-            state,
-            since_ms,
-            reason: "why".into(),
-            grace_ms: 30_000,
-            progress: Some("loading model 40%".into()),
-            ..ServiceStatus::pending(name)
-        }
-    }
-
-    #[test]
-    fn a_starting_service_shows_time_in_state_and_grace_left() {
-        let s = status("api", ServiceState::Starting, 1_000_000);
-        let row = row_view(&s, 1_012_000, true, &Observed::default());
-        assert_eq!(row.time_in_state, "12s");
-        assert_eq!(row.grace_left, "18s");
-        assert_eq!(row.reason, "why (loading model 40%)");
-        let ready = status("api", ServiceState::Ready, 1_000_000);
-        assert_eq!(
-            row_view(&ready, 1_200_000, true, &Observed::default()).grace_left,
-            "-"
-        );
-    }
-
-    #[test]
-    fn probed_stacks_get_their_changes_from_what_the_view_saw() {
-        let mut snap = StackSnapshot {
-            project: "p".into(),
-            at_ms: 5_000,
-            ..Default::default()
-        };
-        snap.services
-            .insert("db".into(), status("db", ServiceState::Starting, 0));
-        let mut observed = Observed::default();
-        observed.update(&snap);
-        snap.at_ms = 9_000;
-        snap.services
-            .insert("db".into(), status("db", ServiceState::Ready, 0));
-        observed.update(&snap);
-        assert_eq!(
-            events(&snap, false, &observed),
-            ["00:00:09 db starting -> ready why"]
-        );
-        let row = row_view(&snap.services["db"], 10_000, false, &observed);
-        assert_eq!(row.time_in_state, "1s");
-        // The filter cycles through the states present, then back to all.
-        assert_eq!(next_filter(None, &snap), Some(ServiceState::Ready));
-        assert_eq!(next_filter(Some(ServiceState::Ready), &snap), None);
-    }
 }
