@@ -592,14 +592,17 @@ async fn redis_loop(
                 .map_err(|_| {
                     redis::RedisError::from((redis::ErrorKind::Io, "pubsub connect timed out"))
                 })??;
-            pubsub.psubscribe(&own_pattern).await?;
+            // A muster user from before protocol v2 may lack the pattern
+            // (`&{ns}:events:*`, `+psubscribe`): then follow the shared
+            // channel only, as an older muster would, and say so.
+            let own = pubsub.psubscribe(&own_pattern).await;
             pubsub.subscribe(&events).await?;
             pubsub.subscribe(&expired_channel).await?;
             let expiry = ensure_expiry_events(&mut conn, cfg.enable_expiry_events).await;
             let functions = load_functions(&mut conn).await;
-            Ok::<_, redis::RedisError>((conn, pubsub, expiry, functions))
+            Ok::<_, redis::RedisError>((conn, pubsub, expiry, functions, own))
         };
-        let (mut conn, pubsub, expiry, functions) = match attempt.await {
+        let (mut conn, pubsub, expiry, functions, own) = match attempt.await {
             Ok(x) => x,
             Err(e) => {
                 inner.lost_redis();
@@ -665,6 +668,12 @@ async fn redis_loop(
         }
         if warned_down {
             tracing::info!("agent watcher subscribed again");
+        }
+        if let Err(e) = own {
+            tracing::warn!(pattern = %own_pattern, error = %e,
+                "cannot PSUBSCRIBE the agents' own event channels; only the resync every {:?} sees \
+                 protocol-v2 agents' changes (grant the muster user +psubscribe and &{own_pattern})",
+                cfg.resync_period);
         }
         inner.subscribed.send_replace(true);
         inner.redis_link.connected();

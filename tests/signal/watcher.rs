@@ -420,18 +420,67 @@ async fn own_channel_events_are_applied_and_shared_channel_events_checked() {
     assert_eq!(v.source, Source::Event);
 }
 
+/// redis-cli as the default user of a Redis started with `--requirepass adminpw`.
+fn as_admin(redis: &RedisServer, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "-a", "adminpw"])
+        .arg("--no-auth-warning")
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed (bash scripts/setup.sh)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A muster user set up before protocol v2 (no `+psubscribe`, no
+/// `&{ns}:events:*`): the watcher still subscribes to the shared channel and
+/// hears version-1 clients there, instead of failing to subscribe at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muster_user_without_the_pattern_still_follows_the_shared_channel() {
+    let redis = RedisServer::start_with(&["--requirepass", "adminpw"]);
+    let admin = |args: &[&str]| as_admin(&redis, args);
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "old",
+        "on",
+        ">oldpw",
+        "~v:*",
+        "&v:events",
+        "&__keyevent@0__:expired",
+        "+get",
+        "+mget",
+        "+scan",
+        "+subscribe",
+        "+ping",
+    ];
+    assert_eq!(admin(&acl), "OK");
+    let url = format!("redis://old:oldpw@127.0.0.1:{}", redis.port);
+    let w = watcher(WatcherConfig::new(url, "v")).await;
+    assert!(w.is_subscribed());
+    // A version-1 client: the key, then the event on the shared channel.
+    let value = r#"{"status":"ready","since":3}"#;
+    assert_eq!(admin(&["SET", "v:ready:v1", value, "PX", "30000"]), "OK");
+    assert_eq!(
+        admin(&[
+            "PUBLISH",
+            "v:events",
+            r#"{"agent":"v1","status":"ready","since":3}"#
+        ]),
+        "1"
+    );
+    let v = w
+        .wait_for("v1", Duration::from_secs(5), |r| r.is_ready())
+        .await
+        .expect("the shared channel is followed");
+    assert_eq!(v.source, Source::Event);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_without_config_works_through_the_url() {
     let redis = RedisServer::start_with(&["--requirepass", "adminpw"]);
-    let acl = Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "-a",
-            "adminpw",
-            "--no-auth-warning",
-        ])
-        .args([
+    let acl = as_admin(
+        &redis,
+        &[
             "ACL",
             "SETUSER",
             "sup",
@@ -452,10 +501,9 @@ async fn acl_user_without_config_works_through_the_url() {
             "+del",
             "+publish",
             "+pexpire",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&acl.stdout).trim(), "OK");
+        ],
+    );
+    assert_eq!(acl, "OK");
     let url = format!("redis://sup:suppw@127.0.0.1:{}", redis.port);
     let w = watcher(WatcherConfig::new(url.clone(), "a")).await;
     // CONFIG is not allowed for this user: said plainly.
