@@ -3,7 +3,9 @@
 //! may overwrite any agent's signal; these rules close that. Each user may
 //! only `FCALL` muster's functions (no `EVAL`: no Lua of its own that could
 //! block Redis), touch `{ns}:ready:NAME` and `{ns}:notready:NAME`, and publish
-//! on `{ns}:events` (which muster treats as a hint and checks against the keys).
+//! on its own channel `{ns}:events:NAME` only, which is why muster may apply
+//! an event heard there without reading the keys. No user gets the shared
+//! `{ns}:events` (version-1 clients): events there are only hints.
 //!
 //! With `--passwords DIR`, each agent's password is read from `DIR/NAME`, or
 //! made (192 random bits) and written there with mode 0600 when missing; the
@@ -69,7 +71,7 @@ pub fn run(global: &Global, settings: &Settings, args: &AclArgs) -> CliResult {
         };
         let rule = format!(
             "user {user} on {password} resetkeys ~{ns}:ready:{agent} ~{ns}:notready:{agent} \
-             resetchannels &{ns}:events {AGENT_COMMANDS}"
+             resetchannels &{ns}:events:{agent} {AGENT_COMMANDS}"
         );
         users.push(AgentUser {
             agent,

@@ -1,5 +1,6 @@
 //! The supervisor side of ready signals: [`AgentWatcher`] keeps the current
-//! signal of every agent, driven by events (`{ns}:events`, keyspace expiry
+//! signal of every agent, driven by events (`{ns}:events:{agent}`, the
+//! version-1 clients' `{ns}:events`, keyspace expiry
 //! notifications, optionally NATS) rather than by polling. When the
 //! subscription drops it reads the keys on a period until it can subscribe again.
 
@@ -14,15 +15,16 @@ use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
+mod events;
 mod nats;
 
 use crate::clock::now_ms;
 use crate::link::{LinkReporter, LinkWatch};
 use muster_signal::client::open_client;
-use muster_signal::read::{EXPIRED, MAX_VALUE_BYTES, NO_SIGNAL};
+use muster_signal::read::{EXPIRED, NO_SIGNAL};
 use muster_signal::{
-    events_channel, notready_key, ready_key, validate_name, validate_namespace, Event, Readiness,
-    SignalError,
+    agent_events_pattern, events_channel, notready_key, ready_key, validate_name,
+    validate_namespace, Readiness, SignalError,
 };
 
 /// How the watcher is set up.
@@ -260,7 +262,7 @@ impl AgentWatcher {
         self.inner.version.subscribe()
     }
 
-    /// True while subscribed to `{ns}:events` (and the expiry channel).
+    /// True while subscribed to `{ns}:events:*`, `{ns}:events` (and the expiry channel).
     pub fn is_subscribed(&self) -> bool {
         *self.inner.subscribed.borrow()
     }
@@ -429,35 +431,6 @@ impl Inner {
         }
         self.version.send_modify(|n| *n += 1);
     }
-
-    /// The event a message carries, if it is one: bounded, well-formed, a
-    /// valid agent name. An event is a hint, never the truth: anyone who may
-    /// publish on the channel can write any event about any agent, while an
-    /// agent's keys can be confined to that agent by ACL. So a Redis event
-    /// makes the watcher read the named agent's keys; its payload is applied
-    /// only for NATS events while Redis is away.
-    fn event_of(&self, payload: &[u8], source: Source) -> Option<Event> {
-        if payload.len() > MAX_VALUE_BYTES {
-            // Not parsed; the key itself is read at the next resync.
-            tracing::debug!(
-                bytes = payload.len(),
-                ?source,
-                "ignored an oversized ready event"
-            );
-            return None;
-        }
-        match serde_json::from_slice::<Event>(payload) {
-            Ok(event) if validate_name(&event.agent).is_ok() => Some(event),
-            Ok(event) => {
-                tracing::warn!(agent = %event.agent, "ignored an event with an invalid agent name");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, ?source, "ignored a malformed ready event");
-                None
-            }
-        }
-    }
 }
 
 async fn command_connection(
@@ -605,6 +578,8 @@ async fn redis_loop(
 ) {
     let cfg = inner.config.clone();
     let events = events_channel(&cfg.namespace);
+    let own_pattern = agent_events_pattern(&cfg.namespace);
+    let own_prefix = own_pattern.trim_end_matches('*').to_string();
     let db = client.get_connection_info().redis_settings().db();
     let expired_channel = format!("__keyevent@{db}__:expired");
     let mut warned_down = false;
@@ -617,13 +592,17 @@ async fn redis_loop(
                 .map_err(|_| {
                     redis::RedisError::from((redis::ErrorKind::Io, "pubsub connect timed out"))
                 })??;
+            // A muster user from before protocol v2 may lack the pattern
+            // (`&{ns}:events:*`, `+psubscribe`): then follow the shared
+            // channel only, as an older muster would, and say so.
+            let own = pubsub.psubscribe(&own_pattern).await;
             pubsub.subscribe(&events).await?;
             pubsub.subscribe(&expired_channel).await?;
             let expiry = ensure_expiry_events(&mut conn, cfg.enable_expiry_events).await;
             let functions = load_functions(&mut conn).await;
-            Ok::<_, redis::RedisError>((conn, pubsub, expiry, functions))
+            Ok::<_, redis::RedisError>((conn, pubsub, expiry, functions, own))
         };
-        let (mut conn, pubsub, expiry, functions) = match attempt.await {
+        let (mut conn, pubsub, expiry, functions, own) = match attempt.await {
             Ok(x) => x,
             Err(e) => {
                 inner.lost_redis();
@@ -690,9 +669,15 @@ async fn redis_loop(
         if warned_down {
             tracing::info!("agent watcher subscribed again");
         }
+        if let Err(e) = own {
+            tracing::warn!(pattern = %own_pattern, error = %e,
+                "cannot PSUBSCRIBE the agents' own event channels; only the resync every {:?} sees \
+                 protocol-v2 agents' changes (grant the muster user +psubscribe and &{own_pattern})",
+                cfg.resync_period);
+        }
         inner.subscribed.send_replace(true);
         inner.redis_link.connected();
-        tracing::debug!(channel = %events, expiry = %expired_channel, "agent watcher subscribed");
+        tracing::debug!(channel = %own_pattern, legacy = %events, expiry = %expired_channel, "agent watcher subscribed");
 
         // 2. Follow events until the subscription drops.
         let mut stream = pubsub.into_on_message();
@@ -712,12 +697,16 @@ async fn redis_loop(
             tokio::select! {
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
-                    // Events are hints (see `event_of`): the agents they name
-                    // are read from their keys, one MGET for every message
-                    // already waiting, so a burst costs one round trip.
+                    // Events on an agent's own channel are applied at once
+                    // (see `own_event`). Events on the shared channel are
+                    // hints (see `event_of`): the agents they name are read
+                    // from their keys, one MGET for every message already
+                    // waiting, so a burst costs one round trip.
                     let mut named = BTreeSet::new();
                     let mut next = Some(msg);
+                    let mut taken = 0;
                     while let Some(msg) = next.take() {
+                        taken += 1;
                         let channel = msg.get_channel_name();
                         if channel == events {
                             if let Some(event) = inner.event_of(msg.get_payload_bytes(), Source::Event) {
@@ -727,8 +716,11 @@ async fn redis_loop(
                             if let Some(agent) = inner.agent_of_key(msg.get_payload_bytes()) {
                                 inner.apply(&agent, Readiness::NotReady { reason: EXPIRED.to_string(), since_ms: Some(now_ms()) }, Source::Expiry);
                             }
+                        } else if let Some(agent) = channel.strip_prefix(&own_prefix) {
+                            inner.own_event(agent, msg.get_payload_bytes());
                         }
-                        if named.len() < 500 {
+                        // Bounded, so a steady flood cannot starve the resync.
+                        if named.len() < 500 && taken < 5000 {
                             next = stream.next().now_or_never().flatten();
                         }
                     }

@@ -216,8 +216,8 @@ async fn agent_user_signals_and_muster_user_watches_and_checks() {
     let muster_url = redis.url("muster", &muster_pw);
     let agent_url = redis.url("agent", &agent_pw);
 
-    // The watcher as the muster user: subscribes to muster:events and the
-    // expiry channel, reads notify-keyspace-events with CONFIG GET.
+    // The watcher as the muster user: PSUBSCRIBEs muster:events:*, SUBSCRIBEs
+    // muster:events (version-1 clients) and the expiry channel, reads notify-keyspace-events with CONFIG GET.
     let watcher = AgentWatcher::start(WatcherConfig::new(&muster_url, NS)).unwrap();
     assert!(
         watcher.wait_subscribed(Duration::from_secs(10)).await,
@@ -255,7 +255,11 @@ async fn agent_user_signals_and_muster_user_watches_and_checks() {
         .wait_for("memory-agent", Duration::from_secs(10), |r| r.is_ready())
         .await
         .expect("watcher sees the ready signal");
-    assert_eq!(seen.source, Source::Event, "published on muster:events");
+    assert_eq!(
+        seen.source,
+        Source::Event,
+        "published on muster:events:memory-agent"
+    );
     assert_eq!(client.heartbeat_now().await.unwrap(), 0);
 
     // `muster check --agent` as the muster user and as the agent user (the
@@ -436,9 +440,9 @@ async fn agent_user_is_confined_to_its_keys_and_channel() {
     run(&mut agent, &["MGET", "muster:ready:a", "muster:notready:a"])
         .await
         .unwrap();
-    run(&mut agent, &["PUBLISH", "muster:events", "{}"])
-        .await
-        .unwrap();
+    for channel in ["muster:events:a", "muster:events"] {
+        run(&mut agent, &["PUBLISH", channel, "{}"]).await.unwrap();
+    }
     run(&mut agent, &["PING"]).await.unwrap();
 
     let denied: &[&[&str]] = &[
@@ -466,6 +470,7 @@ async fn agent_user_is_confined_to_its_keys_and_channel() {
         &["RENAME", "muster:ready:a", "muster:proj:revisions:x"],
         &["PUBLISH", "other-channel", "x"],
         &["SUBSCRIBE", "muster:events"],
+        &["PSUBSCRIBE", "muster:events:*"],
         &[
             "EVAL",
             "return redis.call('GET', KEYS[1])",
@@ -667,7 +672,7 @@ fn with_agent_users(agents: &[&str]) -> (ConfRedis, TempDir, Vec<String>) {
 /// forges about another agent does not make muster believe that agent ready.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_agent_users_confine_each_agent_to_its_own_signal() {
-    let (muster_pw, _) = passwords();
+    let (muster_pw, agent_pw) = passwords();
     let (redis, _dir, urls) = with_agent_users(&["alpha", "beta"]);
     let watcher =
         AgentWatcher::start(WatcherConfig::new(redis.url("muster", &muster_pw), NS)).unwrap();
@@ -709,14 +714,30 @@ async fn per_agent_users_confine_each_agent_to_its_own_signal() {
         assert!(refused(&err), "{args:?}: {err}");
     }
 
-    // A forged event about beta: published (the channel is shared), but
-    // muster reads beta's keys, which alpha may not write, and keeps beta
-    // not ready. alpha's next real signal is published after it, so once the
-    // watcher has seen that one it has handled the forged event too.
+    // A forged event about beta. alpha may not publish on beta's channel
+    // (which muster believes) nor on the version-1 shared one.
     let forged = json!({"agent": "beta", "status": "ready", "since": 1, "ttl_ms": 30000});
-    run(&mut raw, &["PUBLISH", "muster:events", &forged.to_string()])
+    let forged = forged.to_string();
+    for channel in ["muster:events:beta", "muster:events"] {
+        let err = run(&mut raw, &["PUBLISH", channel, &forged])
+            .await
+            .unwrap_err();
+        assert!(refused(&err), "PUBLISH {channel}: {err}");
+    }
+    // On its own channel: published, but muster ignores an event there
+    // that names another agent.
+    run(&mut raw, &["PUBLISH", "muster:events:alpha", &forged])
         .await
         .unwrap();
+    // On the shared channel, as the shipped shared `agent` user (kept for
+    // version-1 clients): a hint; muster reads beta's keys, which hold
+    // nothing, and keeps beta not ready.
+    let mut shared = conn(&redis.url("agent", &agent_pw)).await;
+    run(&mut shared, &["PUBLISH", "muster:events", &forged])
+        .await
+        .unwrap();
+    // alpha's next real signal is published after both, so once the watcher
+    // has seen that one it has handled the forged events too.
     alpha.mark_ready("alpha", &[]).await.unwrap();
     watcher
         .wait_for("alpha", Duration::from_secs(10), |r| r.is_ready())

@@ -340,7 +340,7 @@ fn requirepass_and_acl_users_work_through_the_url() {
             "on",
             ">agentpw",
             "~p:*",
-            "&p:events",
+            "&p:events:*",
             "+get",
             "+mget",
             "+pexpire",

@@ -355,40 +355,155 @@ async fn nats_events_are_checked_against_redis_when_it_answers() {
     );
 }
 
+/// Protocol version 2: an event on the agent's own channel `{ns}:events:{agent}`
+/// is applied from its payload (no key read: there is no key behind these),
+/// but only when it names the channel's agent; an event on the version-1
+/// shared channel stays a hint checked against the keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_channel_events_are_applied_and_shared_channel_events_checked() {
+    let redis = RedisServer::start();
+    let mut cfg = WatcherConfig::new(redis.url(), "o");
+    cfg.resync_period = Duration::from_secs(3600);
+    let w = watcher(cfg).await;
+    let publish = |channel: &str, payload: &str| {
+        // The reply is the number of subscribers that got it: the watcher.
+        assert_eq!(redis_cli(redis.port, &["PUBLISH", channel, payload]), "1");
+    };
+    publish(
+        "o:events:solo",
+        r#"{"agent":"solo","status":"starting","since":5,"progress":"warming"}"#,
+    );
+    let v = w
+        .wait_for("solo", Duration::from_secs(5), |r| {
+            r.progress() == Some("warming")
+        })
+        .await
+        .expect("the own-channel event is applied from its payload");
+    assert_eq!(v.source, Source::Event);
+    // solo's channel, an event about victim: ignored. On the shared channel:
+    // a hint, and victim has no key. Each is followed by a real change of
+    // solo on solo's channel, delivered after it on the same subscription.
+    let forged = r#"{"agent":"victim","status":"ready","since":1,"ttl_ms":30000}"#;
+    for (i, channel) in ["o:events:solo", "o:events"].into_iter().enumerate() {
+        publish(channel, forged);
+        let progress = format!("step {i}");
+        let after =
+            format!(r#"{{"agent":"solo","status":"starting","since":5,"progress":"{progress}"}}"#);
+        publish("o:events:solo", &after);
+        w.wait_for("solo", Duration::from_secs(5), |r| {
+            r.progress() == Some(progress.as_str())
+        })
+        .await
+        .expect("solo's later event is seen");
+        assert!(
+            !w.readiness("victim").is_ready(),
+            "a forged event on {channel} made victim ready: {:?}",
+            w.get("victim")
+        );
+    }
+    // A version-1 client (shared channel, real keys) is still heard at once.
+    redis_cli(
+        redis.port,
+        &[
+            "SET",
+            "o:ready:old",
+            r#"{"status":"ready","since":9}"#,
+            "PX",
+            "30000",
+        ],
+    );
+    publish("o:events", r#"{"agent":"old","status":"ready","since":9}"#);
+    let v = w
+        .wait_for("old", Duration::from_secs(5), |r| r.is_ready())
+        .await
+        .expect("a version-1 client's event is heard");
+    assert_eq!(v.source, Source::Event);
+}
+
+/// redis-cli as the default user of a Redis started with `--requirepass adminpw`.
+fn as_admin(redis: &RedisServer, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "-a", "adminpw"])
+        .arg("--no-auth-warning")
+        .args(args)
+        .output()
+        .expect("redis-cli must be installed (bash scripts/setup.sh)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A muster user set up before protocol v2 (no `+psubscribe`, no
+/// `&{ns}:events:*`): the watcher still subscribes to the shared channel and
+/// hears version-1 clients there, instead of failing to subscribe at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muster_user_without_the_pattern_still_follows_the_shared_channel() {
+    let redis = RedisServer::start_with(&["--requirepass", "adminpw"]);
+    let admin = |args: &[&str]| as_admin(&redis, args);
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "old",
+        "on",
+        ">oldpw",
+        "~v:*",
+        "&v:events",
+        "&__keyevent@0__:expired",
+        "+get",
+        "+mget",
+        "+scan",
+        "+subscribe",
+        "+ping",
+    ];
+    assert_eq!(admin(&acl), "OK");
+    let url = format!("redis://old:oldpw@127.0.0.1:{}", redis.port);
+    let w = watcher(WatcherConfig::new(url, "v")).await;
+    assert!(w.is_subscribed());
+    // A version-1 client: the key, then the event on the shared channel.
+    let value = r#"{"status":"ready","since":3}"#;
+    assert_eq!(admin(&["SET", "v:ready:v1", value, "PX", "30000"]), "OK");
+    assert_eq!(
+        admin(&[
+            "PUBLISH",
+            "v:events",
+            r#"{"agent":"v1","status":"ready","since":3}"#
+        ]),
+        "1"
+    );
+    let v = w
+        .wait_for("v1", Duration::from_secs(5), |r| r.is_ready())
+        .await
+        .expect("the shared channel is followed");
+    assert_eq!(v.source, Source::Event);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_user_without_config_works_through_the_url() {
     let redis = RedisServer::start_with(&["--requirepass", "adminpw"]);
-    let acl = Command::new("redis-cli")
-        .args([
-            "-p",
-            &redis.port.to_string(),
-            "-a",
-            "adminpw",
-            "--no-auth-warning",
-        ])
-        .args([
+    let acl = as_admin(
+        &redis,
+        &[
             "ACL",
             "SETUSER",
             "sup",
             "on",
             ">suppw",
             "~a:*",
+            "&a:events:*",
             "&a:events",
             "&__keyevent@0__:expired",
             "+get",
             "+mget",
             "+scan",
             "+subscribe",
+            "+psubscribe",
             "+ping",
             "+eval",
             "+set",
             "+del",
             "+publish",
             "+pexpire",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&acl.stdout).trim(), "OK");
+        ],
+    );
+    assert_eq!(acl, "OK");
     let url = format!("redis://sup:suppw@127.0.0.1:{}", redis.port);
     let w = watcher(WatcherConfig::new(url.clone(), "a")).await;
     // CONFIG is not allowed for this user: said plainly.

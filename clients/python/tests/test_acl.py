@@ -60,6 +60,7 @@ def test_agent_user_can_do_nothing_else(acl_redis: RedisServer, passwords: dict[
         lambda: r.get("muster:history:x"),
         lambda: r.set("muster:revisions:api", "x"),
         lambda: r.publish("other:events", "x"),
+        lambda: r.publish("other:events:acl-agent", "x"),
         lambda: r.keys("*"),
         lambda: r.scan(),
         lambda: r.config_get("*"),
@@ -85,7 +86,13 @@ def test_agent_user_may_not_run_lua_of_its_own(
         r.function_load("#!lua name=evil\nredis.register_function('f', function() end)")
     assert (
         r.fcall(
-            _protocol.ASSERT_FUNCTION, 2, *_keys("fcall-agent"), "{}", 5000, "muster:events", "{}"
+            _protocol.ASSERT_FUNCTION,
+            2,
+            *_keys("fcall-agent"),
+            "{}",
+            5000,
+            "muster:events:fcall-agent",
+            "{}",
         )
         == 1
     )

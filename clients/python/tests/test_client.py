@@ -22,7 +22,7 @@ from muster_signal import Client, _protocol
 @pytest.fixture
 def events(rs: RedisServer) -> Iterator[redis.client.PubSub]:
     pubsub = rs.admin().pubsub()
-    pubsub.subscribe("muster:events")
+    pubsub.psubscribe("muster:events:*")  # every agent's own channel
     pubsub.get_message(timeout=1)  # the subscribe confirmation
     yield pubsub
     pubsub.close()
@@ -32,8 +32,9 @@ def next_event(pubsub: redis.client.PubSub, timeout: float = 2.0) -> dict[str, o
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         msg = pubsub.get_message(timeout=0.1)
-        if msg and msg["type"] == "message":
+        if msg and msg["type"] == "pmessage":
             event = json.loads(msg["data"])
+            assert msg["channel"] == f"muster:events:{event['agent']}".encode()
             assert isinstance(event, dict)
             return event
     raise AssertionError("no event")
@@ -264,7 +265,7 @@ def test_sigterm_marks_stopping_then_not_ready(rs: RedisServer) -> None:
         "    time.sleep(30)\n"
     )
     pubsub = rs.admin().pubsub()
-    pubsub.subscribe("muster:events")
+    pubsub.psubscribe("muster:events:*")
     pubsub.get_message(timeout=1)
     proc = run_agent_script(code, {"MUSTER_REDIS_URL": rs.url()})
     try:

@@ -185,13 +185,13 @@ def signal_cli(muster: Path, url: str, *args: str) -> None:
 def test_rust_and_python_write_the_same_bytes(rs: RedisServer, muster_bin: Path) -> None:
     admin = rs.admin()
     pubsub = admin.pubsub()
-    pubsub.subscribe("muster:events")
+    pubsub.psubscribe("muster:events:*")
     pubsub.get_message(timeout=1)
 
     def rust_event() -> bytes:
         for _ in range(50):
             msg = pubsub.get_message(timeout=0.1)
-            if msg and msg["type"] == "message":
+            if msg and msg["type"] == "pmessage":
                 data = msg["data"]
                 assert isinstance(data, bytes)
                 return data

@@ -25,7 +25,7 @@ def test_shipped_protocol_files_are_the_canonical_ones() -> None:
 
 
 def test_constants() -> None:
-    assert muster_signal.PROTOCOL_VERSION == 1
+    assert muster_signal.PROTOCOL_VERSION == 2
     assert muster_signal.DEFAULT_NAMESPACE == "muster"
     assert muster_signal.DEFAULT_TTL == 30.0
     assert muster_signal.DEFAULT_NOTREADY_TTL == 3600.0
@@ -33,6 +33,7 @@ def test_constants() -> None:
     assert muster_signal.ready_key("muster", "a") == "muster:ready:a"
     assert muster_signal.notready_key("ns", "a") == "ns:notready:a"
     assert muster_signal.events_channel("ns") == "ns:events"
+    assert muster_signal.agent_events_channel("ns", "a") == "ns:events:a"
 
 
 def test_names() -> None:
@@ -111,6 +112,9 @@ def test_writes_the_shared_test_vectors() -> None:
     vectors = json.loads((REPO / "protocol" / "vectors.json").read_text(encoding="utf-8"))
     assert len(vectors["signal"]) >= 5 and len(vectors["not_ready"]) >= 2
     assert _protocol.function_library() == vectors["function_library"]
+    assert vectors["events_channels"]
+    for c in vectors["events_channels"]:
+        assert _protocol.agent_events_channel(c["namespace"], c["agent"]) == c["channel"]
     for case in vectors["signal"]:
         up = up_from(case["agent"], case["state"])
         assert dumps(up.value()) == case["value"], case["name"]
@@ -162,7 +166,7 @@ def test_value_and_event_bytes() -> None:
     cmd = command("ns", "a", up, 30000, 3600000)
     assert cmd.script == _protocol.ASSERT_SCRIPT
     assert cmd.keys == ("ns:ready:a", "ns:notready:a")
-    assert cmd.args[1:3] == (30000, "ns:events")
+    assert cmd.args[1:3] == (30000, "ns:events:a")
     cmd = command("ns", "a", down, 30000, 3600000)
     assert cmd.script == _protocol.NOT_READY_SCRIPT
     assert cmd.args[1] == 3600000

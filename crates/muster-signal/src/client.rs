@@ -11,7 +11,7 @@ use tokio::sync::{watch, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::protocol::{
-    events_channel, hostname, notready_key, now_ms, ready_key, validate_meta, validate_name,
+    agent_events_channel, hostname, notready_key, now_ms, ready_key, validate_meta, validate_name,
     validate_namespace, Event, Meta, NotReadyValue, SignalValue, Status, ASSERT_FUNCTION,
     ASSERT_SCRIPT, DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, NOT_READY_FUNCTION,
     NOT_READY_SCRIPT,
@@ -92,7 +92,7 @@ impl Script {
             args: (
                 value,
                 ttl.as_millis().max(1) as u64,
-                events_channel(namespace),
+                agent_events_channel(namespace, agent),
                 event,
             ),
         }

@@ -26,10 +26,11 @@ pub mod read;
 
 pub use client::{Client, ClientOptions, ShutdownGuard};
 pub use protocol::{
-    events_channel, nats_subject, notready_key, ready_key, validate_meta, validate_name,
-    validate_namespace, Event, EventStatus, Meta, NotReadyValue, SignalValue, Status,
-    ASSERT_FUNCTION, DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL, DEFAULT_TTL, FUNCTION_LIBRARY,
-    FUNCTION_LIBRARY_NAME, MAX_META_BYTES, MAX_NAME_LEN, NOT_READY_FUNCTION, PROTOCOL_VERSION,
+    agent_events_channel, agent_events_pattern, events_channel, nats_subject, notready_key,
+    ready_key, validate_meta, validate_name, validate_namespace, Event, EventStatus, Meta,
+    NotReadyValue, SignalValue, Status, ASSERT_FUNCTION, DEFAULT_NAMESPACE, DEFAULT_NOTREADY_TTL,
+    DEFAULT_TTL, FUNCTION_LIBRARY, FUNCTION_LIBRARY_NAME, MAX_META_BYTES, MAX_NAME_LEN,
+    NOT_READY_FUNCTION, PROTOCOL_VERSION,
 };
 pub use read::{read_signal, read_signal_blocking, Readiness};
 

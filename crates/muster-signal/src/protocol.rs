@@ -37,7 +37,21 @@ pub fn notready_key(namespace: &str, agent: &str) -> String {
     format!("{namespace}:notready:{agent}")
 }
 
-/// `{ns}:events`: every change is published here as an [`Event`].
+/// `{ns}:events:{agent}`: the agent's own channel, where clients publish
+/// every change as an [`Event`] (protocol version 2). An ACL can confine a
+/// publisher to it as it confines the agent's keys, so muster applies an
+/// event heard here without reading the keys.
+pub fn agent_events_channel(namespace: &str, agent: &str) -> String {
+    format!("{namespace}:events:{agent}")
+}
+
+/// `{ns}:events:*`: the pattern muster subscribes to for every agent's channel.
+pub fn agent_events_pattern(namespace: &str) -> String {
+    format!("{namespace}:events:*")
+}
+
+/// `{ns}:events`: the shared channel version-1 clients publish on. muster
+/// still listens to it, taking its events as hints (it reads the keys).
 pub fn events_channel(namespace: &str) -> String {
     format!("{namespace}:events")
 }
@@ -166,7 +180,7 @@ pub enum EventStatus {
     NotReady,
 }
 
-/// One message on `{ns}:events` (and NATS `{ns}.ready.{agent}`).
+/// One message on `{ns}:events:{agent}` (`{ns}:events` from version-1 clients; and NATS `{ns}.ready.{agent}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub agent: String,
@@ -232,7 +246,7 @@ impl Event {
 /// publishes the event, all in one atomic step. Returns 1 when something changed.
 ///
 /// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] value JSON, ARGV[2] TTL ms,
-/// ARGV[3] events channel, ARGV[4] event JSON.
+/// ARGV[3] events channel (`{ns}:events:{agent}`), ARGV[4] event JSON.
 pub const ASSERT_SCRIPT: &str = include_str!("../../../protocol/assert.lua");
 
 /// The NOT_READY script (`protocol/notready.lua`): deletes the ready key and
@@ -240,7 +254,7 @@ pub const ASSERT_SCRIPT: &str = include_str!("../../../protocol/assert.lua");
 /// reason changed. Returns 1 when it published.
 ///
 /// KEYS[1] ready key, KEYS[2] not-ready key; ARGV[1] reason JSON, ARGV[2]
-/// reason TTL ms, ARGV[3] events channel, ARGV[4] event JSON.
+/// reason TTL ms, ARGV[3] events channel (`{ns}:events:{agent}`), ARGV[4] event JSON.
 pub const NOT_READY_SCRIPT: &str = include_str!("../../../protocol/notready.lua");
 
 /// The Redis 7 function library muster loads (`FUNCTION LOAD REPLACE`) when
@@ -271,7 +285,7 @@ pub const NOT_READY_FUNCTION: &str = "muster_v1_notready";
 pub const PROTOCOL_JSON: &str = include_str!("../../../protocol/protocol.json");
 
 /// The protocol version this crate speaks (docs/protocol.md, "Versioning").
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Opens a `redis::Client` for a URL (`redis://[user:pass@]host:port[/db]`,
 /// `redis+unix:///path`), without the `CLIENT SETINFO` handshake (the agent
@@ -342,6 +356,8 @@ mod tests {
         assert_eq!(ready_key("muster", "a"), "muster:ready:a");
         assert_eq!(notready_key("ns", "a"), "ns:notready:a");
         assert_eq!(events_channel("ns"), "ns:events");
+        assert_eq!(agent_events_channel("ns", "a.b"), "ns:events:a.b");
+        assert_eq!(agent_events_pattern("ns:x"), "ns:x:events:*");
         assert_eq!(nats_subject("muster", "a.b"), "muster.ready.a.b");
         assert_eq!(agent_of_ready_key("ns:x", "ns:x:ready:a.b"), Some("a.b"));
         assert_eq!(agent_of_ready_key("ns", "ns:notready:a"), None);
@@ -355,6 +371,15 @@ mod tests {
         let file: serde_json::Value =
             serde_json::from_str(include_str!("../../../protocol/vectors.json")).unwrap();
         assert_eq!(file["function_library"], FUNCTION_LIBRARY);
+        let channels = file["events_channels"].as_array().unwrap();
+        assert!(!channels.is_empty());
+        for c in channels {
+            let s = |k: &str| c[k].as_str().unwrap();
+            assert_eq!(
+                agent_events_channel(s("namespace"), s("agent")),
+                s("channel")
+            );
+        }
         let cases = |kind: &str| file[kind].as_array().unwrap().clone();
         let text = |case: &serde_json::Value, k: &str| case[k].as_str().unwrap().to_string();
         // The bytes this crate writes for the case's state, and how it reads them back.
@@ -415,7 +440,8 @@ mod tests {
         };
         assert_eq!(template("ready"), ready_key("ns", "a"));
         assert_eq!(template("notready"), notready_key("ns", "a"));
-        assert_eq!(template("events"), events_channel("ns"));
+        assert_eq!(template("events"), agent_events_channel("ns", "a"));
+        assert_eq!(template("legacy_events"), events_channel("ns"));
         assert_eq!(template("nats_subject"), nats_subject("ns", "a"));
         assert_eq!(spec["functions"]["library"], FUNCTION_LIBRARY_NAME);
         assert_eq!(spec["functions"]["assert"], ASSERT_FUNCTION);

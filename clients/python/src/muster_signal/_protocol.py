@@ -74,9 +74,16 @@ def notready_key(namespace: str, agent: str) -> str:
     return _key("notready", namespace, agent)
 
 
+def agent_events_channel(namespace: str, agent: str) -> str:
+    """``{ns}:events:{agent}``: the agent's own channel, where every change
+    is published (protocol version 2)."""
+    return _key("events", namespace, agent)
+
+
 def events_channel(namespace: str) -> str:
-    """``{ns}:events``: every change is published here."""
-    return _key("events", namespace)
+    """``{ns}:events``: the shared channel version-1 clients published on
+    (muster still listens to it, as a hint)."""
+    return _key("legacy_events", namespace)
 
 
 def validate_name(name: object) -> str:
@@ -372,7 +379,7 @@ class Command:
 def command(namespace: str, agent: str, state: State, ttl_ms: int, notready_ttl_ms: int) -> Command:
     """The exact ``EVAL`` that asserts ``state`` (docs/protocol.md, "Scripts")."""
     keys = (ready_key(namespace, agent), notready_key(namespace, agent))
-    channel = events_channel(namespace)
+    channel = agent_events_channel(namespace, agent)
     if isinstance(state, Up):
         args = (dumps(state.value()), ttl_ms, channel, dumps(state.event(agent, ttl_ms)))
         return Command(ASSERT_FUNCTION, ASSERT_SCRIPT, keys, args)
