@@ -112,6 +112,7 @@ fn main() {
         at_ms: 0,
         services: [("bench".to_string(), status)].into_iter().collect(),
         engine: None,
+        links: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

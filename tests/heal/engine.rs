@@ -1057,6 +1057,7 @@ async fn a_lagging_follower_of_the_engine_watcher_resyncs_and_sees_the_exit() {
         }
         other => panic!("expected a resync after the lag, got {other:?}"),
     }
+}
 
 /// Issue #18 item 4 for the healer: a restart of X gives X a new network
 /// namespace under the same container id, and a service in
