@@ -162,7 +162,9 @@ fn status_prints_a_running_musters_snapshot() {
     agent.reason = "loading model 40%".into();
     snap.services.insert("redis".into(), redis);
     snap.services.insert("memory-agent".into(), agent);
-    let (addr, server) = serve_status(serde_json::to_string(&snap).unwrap());
+    // What a running muster's /status serves: the snapshot with its counts.
+    let view = muster::health::StatusView::of(&snap);
+    let (addr, server) = serve_status(serde_json::to_string(&view).unwrap());
     let dir = TempDir::new("muster-status-live");
     let out = muster(&dir, &["-p", "demo", "--listen", &addr, "status"]);
     let all = text(&out);
