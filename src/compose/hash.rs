@@ -334,14 +334,36 @@ fn volume(v: &VolumeMount, short: bool) -> Json {
     if v.read_only {
         o.put("read_only", Json::Bool(true));
     }
+    o.str("consistency", v.consistency.as_deref());
     // format/volume.go populateType: the short syntax always carries an
-    // (empty) bind or volume object; create_host_path true is omitzero.
-    if short {
-        match v.kind {
-            VolumeType::Bind => o.put("bind", Json::Obj(vec![])),
-            VolumeType::Volume => o.put("volume", Json::Obj(vec![])),
-            VolumeType::Tmpfs => {}
+    // (empty) bind or volume object; create_host_path true is omitzero
+    // (types.OptOut). ServiceVolumeConfig's order: bind, volume, tmpfs.
+    if let Some(b) = &v.bind {
+        let mut bo = Obj::new();
+        bo.str("selinux", b.selinux.as_deref());
+        bo.str("propagation", b.propagation.as_deref());
+        if !b.create_host_path {
+            bo.put("create_host_path", Json::Bool(false));
         }
+        o.put("bind", bo.done());
+    } else if short && v.kind == VolumeType::Bind {
+        o.put("bind", Json::Obj(vec![]));
+    }
+    if let Some(vo) = &v.volume {
+        let mut oo = Obj::new();
+        if vo.nocopy {
+            oo.put("nocopy", Json::Bool(true));
+        }
+        oo.str("subpath", vo.subpath.as_deref());
+        o.put("volume", oo.done());
+    } else if short && v.kind == VolumeType::Volume {
+        o.put("volume", Json::Obj(vec![]));
+    }
+    if let Some(t) = &v.tmpfs {
+        let mut to = Obj::new();
+        bytes(&mut to, "size", t.size.map(|s| s as i64));
+        int(&mut to, "mode", t.mode.map(i64::from));
+        o.put("tmpfs", to.done());
     }
     o.done()
 }

@@ -30,6 +30,7 @@ pub mod model;
 pub mod normalize;
 pub mod objects;
 pub mod validate;
+pub mod volume_mount;
 pub mod xmuster;
 pub mod yaml;
 

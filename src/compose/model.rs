@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::volume_mount::*;
 use super::xmuster::MusterService;
 
 /// A loaded, merged, interpolated compose project.
@@ -465,27 +466,6 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// `tcp` or `udp`.
     pub protocol: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum VolumeType {
-    Bind,
-    Volume,
-    Tmpfs,
-}
-
-/// A volume mount (short `"data:/var/lib/redis:ro"` or long syntax).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VolumeMount {
-    #[serde(rename = "type")]
-    pub kind: VolumeType,
-    /// Host path (bind, made absolute) or volume name; `None` for tmpfs/anonymous.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    pub target: String,
-    #[serde(default)]
-    pub read_only: bool,
 }
 
 impl Service {

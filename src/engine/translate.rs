@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
+    HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
     NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
@@ -133,35 +134,7 @@ pub fn container_spec(
     }
 
     // Mounts.
-    let mounts: Vec<Mount> = service
-        .volumes
-        .iter()
-        .map(|v| match v.kind {
-            VolumeType::Bind => Mount {
-                typ: Some(MountType::BIND),
-                source: v.source.clone(),
-                target: Some(v.target.clone()),
-                read_only: Some(v.read_only),
-                ..Default::default()
-            },
-            VolumeType::Volume => Mount {
-                typ: Some(MountType::VOLUME),
-                source: v.source.as_ref().map(|s| volume_name(project, s)),
-                target: Some(v.target.clone()),
-                read_only: Some(v.read_only),
-                volume_options: v.source.as_ref().map(|s| MountVolumeOptions {
-                    labels: Some(labels::volume_labels(&project.name, s)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            VolumeType::Tmpfs => Mount {
-                typ: Some(MountType::TMPFS),
-                target: Some(v.target.clone()),
-                ..Default::default()
-            },
-        })
-        .collect();
+    let mounts: Vec<Mount> = service.volumes.iter().map(|v| mount(project, v)).collect();
     let placed = super::secrets::placement(project, service)?;
     let mounts: Vec<Mount> = mounts.into_iter().chain(placed.mounts).collect();
 
@@ -404,6 +377,77 @@ pub fn container_spec(
     })
 }
 
+/// One `volumes:` entry as an Engine API mount, with its long-syntax
+/// bind/volume/tmpfs options. `bind.selinux` has no Mounts field (Compose
+/// falls back to a `Binds` string for it); loading warns that it is not applied.
+fn mount(project: &Project, v: &crate::compose::VolumeMount) -> Mount {
+    let consistency = v.consistency.clone();
+    match v.kind {
+        VolumeType::Bind => Mount {
+            typ: Some(MountType::BIND),
+            source: v.source.clone(),
+            target: Some(v.target.clone()),
+            read_only: Some(v.read_only),
+            consistency,
+            bind_options: v.bind.as_ref().map(|b| MountBindOptions {
+                propagation: b.propagation.as_deref().and_then(propagation),
+                // Engine API 1.42+; older engines never create the path.
+                create_mountpoint: b.create_host_path.then_some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeType::Volume => {
+            let labels = v
+                .source
+                .as_ref()
+                .map(|s| labels::volume_labels(&project.name, s));
+            let options = v.volume.as_ref();
+            Mount {
+                typ: Some(MountType::VOLUME),
+                source: v.source.as_ref().map(|s| volume_name(project, s)),
+                target: Some(v.target.clone()),
+                read_only: Some(v.read_only),
+                consistency,
+                volume_options: (labels.is_some() || options.is_some()).then(|| {
+                    MountVolumeOptions {
+                        labels,
+                        no_copy: options.and_then(|o| o.nocopy.then_some(true)),
+                        subpath: options.and_then(|o| o.subpath.clone()),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            }
+        }
+        VolumeType::Tmpfs => Mount {
+            typ: Some(MountType::TMPFS),
+            target: Some(v.target.clone()),
+            read_only: v.read_only.then_some(true),
+            consistency,
+            tmpfs_options: v.tmpfs.as_ref().map(|t| MountTmpfsOptions {
+                size_bytes: t.size.and_then(|s| i64::try_from(s).ok()),
+                mode: t.mode.map(i64::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+fn propagation(p: &str) -> Option<MountBindOptionsPropagationEnum> {
+    use MountBindOptionsPropagationEnum as P;
+    Some(match p {
+        "private" => P::PRIVATE,
+        "rprivate" => P::RPRIVATE,
+        "shared" => P::SHARED,
+        "rshared" => P::RSHARED,
+        "slave" => P::SLAVE,
+        "rslave" => P::RSLAVE,
+        _ => return None,
+    })
+}
+
 fn restart_policy(value: &str) -> Option<RestartPolicy> {
     let (name, count) = match value.split_once(':') {
         Some((n, c)) => (n, Some(c.parse::<i64>().ok()?)),
@@ -520,12 +564,20 @@ mod tests {
                     source: Some("data".into()),
                     target: "/data".into(),
                     read_only: false,
+                    consistency: None,
+                    bind: None,
+                    volume: None,
+                    tmpfs: None,
                 },
                 VolumeMount {
                     kind: VolumeType::Tmpfs,
                     source: None,
                     target: "/tmp".into(),
                     read_only: false,
+                    consistency: None,
+                    bind: None,
+                    volume: None,
+                    tmpfs: None,
                 },
             ],
             healthcheck: Some(Healthcheck {

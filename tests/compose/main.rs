@@ -17,6 +17,7 @@ mod hash;
 mod large;
 mod load;
 mod merge;
+mod mounts;
 mod resources;
 mod runtime;
 mod shell;

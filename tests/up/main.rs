@@ -8,6 +8,7 @@
 mod support;
 
 mod engine;
+mod mounts;
 mod network_mode;
 mod secrets;
 mod supervise_e2e;
