@@ -425,6 +425,7 @@ fn build(b: &Build) -> Json {
             .collect();
         o.put("args", Json::Obj(args));
     }
+    o.list("ssh", &b.ssh);
     if !b.labels.is_empty() {
         o.put("labels", string_map(&b.labels));
     }
@@ -432,12 +433,18 @@ fn build(b: &Build) -> Json {
     if b.no_cache {
         o.put("no_cache", Json::Bool(true));
     }
+    if !b.additional_contexts.is_empty() {
+        o.put("additional_contexts", string_map(&b.additional_contexts));
+    }
     if b.pull {
         o.put("pull", Json::Bool(true));
     }
     o.list("extra_hosts", &b.extra_hosts);
     o.str("network", b.network.as_deref());
     o.str("target", b.target.as_deref());
+    if !b.secrets.is_empty() {
+        o.put("secrets", file_refs(&b.secrets));
+    }
     if let Some(size) = b.shm_size.filter(|s| *s != 0) {
         o.put("shm_size", Json::Str(size.to_string()));
     }

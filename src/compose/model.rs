@@ -353,6 +353,15 @@ pub struct Build {
     /// Always pull the `FROM` images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pull: bool,
+    /// `ssh:` as compose-go prints it: `id` or `id=path` (BuildKit only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh: Vec<String>,
+    /// `additional_contexts:` name -> absolute path or URL (BuildKit only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_contexts: BTreeMap<String, String>,
+    /// `secrets:` granted to the build (BuildKit only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::objects::FileRef>,
     /// `platforms:`; the first one is passed to the engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod build_keys;
 mod cli;
 mod consistency;
 mod errors;
