@@ -453,6 +453,44 @@ fn build(b: &Build) -> Json {
     o.done()
 }
 
+/// compose-go BlkioConfig: rates are `UnitBytes` (decimal strings).
+fn blkio(b: &super::model::BlkioConfig) -> Json {
+    let throttles = |o: &mut Obj, key: &str, list: &[super::model::ThrottleDevice]| {
+        if !list.is_empty() {
+            let items = list
+                .iter()
+                .map(|t| {
+                    let mut d = Obj::new();
+                    d.str("path", Some(&t.path));
+                    bytes(&mut d, "rate", Some(t.rate as i64));
+                    d.done()
+                })
+                .collect();
+            o.put(key, Json::Arr(items));
+        }
+    };
+    let mut o = Obj::new();
+    int(&mut o, "weight", Some(i64::from(b.weight)));
+    if !b.weight_device.is_empty() {
+        let items = b
+            .weight_device
+            .iter()
+            .map(|w| {
+                let mut d = Obj::new();
+                d.str("path", Some(&w.path));
+                int(&mut d, "weight", Some(i64::from(w.weight)));
+                d.done()
+            })
+            .collect();
+        o.put("weight_device", Json::Arr(items));
+    }
+    throttles(&mut o, "device_read_bps", &b.device_read_bps);
+    throttles(&mut o, "device_read_iops", &b.device_read_iops);
+    throttles(&mut o, "device_write_bps", &b.device_write_bps);
+    throttles(&mut o, "device_write_iops", &b.device_write_iops);
+    o.done()
+}
+
 /// `depends_on:` in compose-go's ServiceDependency shape (implicit edges
 /// from links, volumes_from and network_mode included, as compose-go adds them).
 fn depends_on(deps: &BTreeMap<String, Dependency>) -> Json {
@@ -493,6 +531,9 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
         if let Some(b) = &s.build {
             o.put("build", build(b));
         }
+    }
+    if let Some(b) = &rt.blkio_config {
+        o.put("blkio_config", blkio(b));
     }
     o.list("cap_add", &rt.cap_add);
     o.list("cap_drop", &rt.cap_drop);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::blkio::*;
 pub use super::volume_mount::*;
 use super::xmuster::MusterService;
 
@@ -269,6 +270,8 @@ pub struct Runtime {
     /// OCI annotations of the container.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
     /// Containers outside the project to link (`name[:alias]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_links: Vec<String>,

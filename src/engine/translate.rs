@@ -6,7 +6,8 @@ use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
     HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
-    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    NetworkingConfig, PortBinding, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum, ThrottleDevice,
 };
 
 use super::labels;
@@ -290,6 +291,24 @@ pub fn container_spec(
             .or(rt.mem_limit)
             .map(|m| m.min(i64::MAX as u64) as i64),
         pids_limit: limits.pids.or(rt.pids_limit),
+        blkio_weight: rt
+            .blkio_config
+            .as_ref()
+            .map(|b| b.weight)
+            .filter(|w| *w != 0),
+        blkio_weight_device: blkio(rt, |b| {
+            b.weight_device
+                .iter()
+                .map(|w| ResourcesBlkioWeightDevice {
+                    path: Some(w.path.clone()),
+                    weight: Some(usize::from(w.weight)),
+                })
+                .collect()
+        }),
+        blkio_device_read_bps: blkio(rt, |b| throttles(&b.device_read_bps)),
+        blkio_device_read_iops: blkio(rt, |b| throttles(&b.device_read_iops)),
+        blkio_device_write_bps: blkio(rt, |b| throttles(&b.device_write_bps)),
+        blkio_device_write_iops: blkio(rt, |b| throttles(&b.device_write_iops)),
         memory_reservation: reservations
             .memory
             .or(rt.mem_reservation)
@@ -433,6 +452,23 @@ fn mount(project: &Project, v: &crate::compose::VolumeMount) -> Mount {
             ..Default::default()
         },
     }
+}
+
+/// A `blkio_config` list as the engine takes it; `None` when empty.
+fn blkio<T>(
+    rt: &crate::compose::Runtime,
+    f: impl Fn(&crate::compose::BlkioConfig) -> Vec<T>,
+) -> Option<Vec<T>> {
+    rt.blkio_config.as_ref().map(f).filter(|v| !v.is_empty())
+}
+
+fn throttles(list: &[crate::compose::ThrottleDevice]) -> Vec<ThrottleDevice> {
+    list.iter()
+        .map(|t| ThrottleDevice {
+            path: Some(t.path.clone()),
+            rate: Some(i64::try_from(t.rate).unwrap_or(i64::MAX)),
+        })
+        .collect()
 }
 
 fn propagation(p: &str) -> Option<MountBindOptionsPropagationEnum> {

@@ -1,7 +1,8 @@
 //! Long-syntax volume options (`bind`, `volume`, `tmpfs`, `consistency`,
 //! `read_only`): read into the model, printed in compose-go's
 //! `ServiceVolumeConfig` JSON shape (which is also what the config hash
-//! serialises), and refused with file:line:col and field when malformed.
+//! serialises), and refused with file:line:col and field when malformed; and
+//! `blkio_config`, the other block-device key, likewise.
 
 use std::path::Path;
 
@@ -85,4 +86,36 @@ fn malformed_volume_options_are_refused_naming_the_field() {
             "{option}: names the line: {e}"
         );
     }
+}
+
+/// `blkio_config` in compose-go's BlkioConfig shape (after `annotations`,
+/// before `cap_add`; rates as UnitBytes strings), and a weight out of range
+/// refused at its line.
+#[test]
+fn blkio_config_is_printed_in_compose_go_s_shape_and_checked() {
+    let dir = TempDir::new("muster-blkio-shape");
+    let p = load(
+        dir.path(),
+        "services:\n  app:\n    image: app:1\n    cap_add: [ALL]\n    blkio_config:\n\
+         \x20     weight: 300\n      weight_device: [{path: /dev/sda, weight: 400}]\n\
+         \x20     device_read_bps: [{path: /dev/sdb, rate: 12mb}]\n\
+         \x20     device_write_iops: [{path: /dev/sdb, rate: 30}]\n",
+    )
+    .expect("loads");
+    let shape = hash::hash_shape(&p.services["app"]).to_go_string();
+    let want = concat!(
+        r#"{"blkio_config":{"weight":300,"weight_device":[{"path":"/dev/sda","weight":400}],"#,
+        r#""device_read_bps":[{"path":"/dev/sdb","rate":"12582912"}],"#,
+        r#""device_write_iops":[{"path":"/dev/sdb","rate":"30"}]},"cap_add":["ALL"]"#
+    );
+    assert!(shape.starts_with(want), "{shape}");
+    let e = load(
+        dir.path(),
+        "services:\n  app:\n    image: app:1\n    blkio_config:\n      weight: 5\n",
+    )
+    .expect_err("weight 5");
+    assert!(
+        e.contains("compose.yaml:5:") && e.contains("services.app.blkio_config.weight"),
+        "{e}"
+    );
 }

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blkio;
 mod engine;
 mod mounts;
 mod network_mode;

@@ -22,10 +22,11 @@ async fn long_volume_options_reach_the_engine_as_mount_options() {
     let guard = DockerProject::new("mountopts");
     let dir = TempDir::new("muster-mountopts");
     std::fs::create_dir_all(dir.path().join("host")).expect("mkdir host");
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let name = up_compose(
+        &engine,
+        &guard,
+        &dir,
+        &format!(
             r#"services:
   app:
     image: {BUSYBOX_IMAGE}
@@ -49,22 +50,7 @@ volumes:
 "#
         ),
     )
-    .expect("write compose.yaml");
-    let p = compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(guard.name.clone()),
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads");
-    let store = StateStore::new(&p.name);
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    up(&engine, &p, &options, &store).await.expect("up");
-    let name = format!("{}-app-1", guard.name);
+    .await;
 
     // tmpfs: 8 MiB (8192 1K-blocks) with mode 0750, inside the container.
     let df = exec(&name, "df -k /scratch | tail -n 1");
@@ -111,4 +97,31 @@ volumes:
         .expect("tmpfs options");
     assert_eq!(tmpfs.size_bytes, Some(8 << 20));
     assert_eq!(tmpfs.mode, Some(0o750));
+}
+
+/// Writes `text` as dir/compose.yaml, loads it as project `guard.name` and
+/// runs `up`; returns the name of service `app`'s container.
+pub(crate) async fn up_compose(
+    engine: &Engine,
+    guard: &DockerProject,
+    dir: &TempDir,
+    text: &str,
+) -> String {
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, text).expect("write compose.yaml");
+    let p = compose::load(&LoadOptions {
+        files: vec![file],
+        project_name: Some(guard.name.clone()),
+        environment: Some(HashMap::new()),
+        working_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .expect("loads");
+    let store = StateStore::new(&p.name);
+    let options = UpOptions {
+        wait_timeout: Some(Duration::from_secs(60)),
+        ..Default::default()
+    };
+    up(engine, &p, &options, &store).await.expect("up");
+    format!("{}-app-1", guard.name)
 }
