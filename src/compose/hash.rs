@@ -678,6 +678,7 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     int(&mut o, "oom_score_adj", rt.oom_score_adj);
     o.str("pid", rt.pid.as_deref());
     int(&mut o, "pids_limit", rt.pids_limit);
+    o.str("platform", rt.platform.as_deref());
     if !s.ports.is_empty() {
         o.put("ports", Json::Arr(s.ports.iter().map(port).collect()));
     }

@@ -249,6 +249,9 @@ pub struct Runtime {
     /// Namespace and cgroup modes, runtime, names (`pid: host`, `ipc`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// `platform:` (`os[/arch[/variant]]`), create's `platform` parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -113,6 +113,7 @@ pub const SERVICE_KEYS: &[&str] = &[
 /// `depends_on`, `profiles`, `extends`); every other key of [`SERVICE_KEYS`]
 /// is warned about when set, naming it, instead of being dropped silently.
 pub const APPLIED_SERVICE_KEYS: &[&str] = &[
+    "platform",
     "blkio_config",
     "annotations",
     "build",

@@ -27,6 +27,8 @@ pub struct ContainerSpec {
     /// Secrets and configs to write into the container before it starts
     /// ([`Engine::inject_files`](super::client::Engine)).
     pub files: Vec<super::secrets::InjectedFile>,
+    /// `platform:`, passed as create's `platform` parameter.
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -393,6 +395,7 @@ pub fn container_spec(
         body,
         extra_networks: endpoints,
         files: placed.files,
+        platform: service.runtime.platform.clone(),
     })
 }
 

@@ -99,24 +99,28 @@ volumes:
     assert_eq!(tmpfs.mode, Some(0o750));
 }
 
-/// Writes `text` as dir/compose.yaml, loads it as project `guard.name` and
-/// runs `up`; returns the name of service `app`'s container.
+/// Writes `text` as dir/compose.yaml and loads it as project `project`.
+pub(crate) fn load_compose(project: &str, dir: &TempDir, text: &str) -> muster::compose::Project {
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, text).expect("write compose.yaml");
+    compose::load(&LoadOptions {
+        files: vec![file],
+        project_name: Some(project.to_string()),
+        environment: Some(HashMap::new()),
+        working_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    })
+    .expect("loads")
+}
+
+/// [`load_compose`] then `up`; returns the name of service `app`'s container.
 pub(crate) async fn up_compose(
     engine: &Engine,
     guard: &DockerProject,
     dir: &TempDir,
     text: &str,
 ) -> String {
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, text).expect("write compose.yaml");
-    let p = compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(guard.name.clone()),
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads");
+    let p = load_compose(&guard.name, dir, text);
     let store = StateStore::new(&p.name);
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(60)),
