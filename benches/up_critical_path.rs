@@ -451,7 +451,7 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
         let s = spec(i);
         let t = Instant::now();
         ids.push(
-            rt.block_on(engine.create_container(&s.name, s.body, &s.extra_networks))
+            rt.block_on(engine.create_container(&s.name, s.body, &s.extra_networks, None))
                 .expect("create"),
         );
         create_one.push(ms(t));
@@ -462,7 +462,7 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
             let s = spec(i);
             async move {
                 engine
-                    .create_container(&s.name, s.body, &s.extra_networks)
+                    .create_container(&s.name, s.body, &s.extra_networks, None)
                     .await
                     .expect("create")
             }
@@ -520,7 +520,7 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
             muster::engine::translate::container_spec(&p2, &p2.services[&format!("p{i:02}")], 1)
                 .expect("spec");
         let id = rt
-            .block_on(engine.create_container(&spec.name, spec.body, &spec.extra_networks))
+            .block_on(engine.create_container(&spec.name, spec.body, &spec.extra_networks, None))
             .expect("create");
         let at = unix_ms_now();
         let t = Instant::now();

@@ -334,14 +334,36 @@ fn volume(v: &VolumeMount, short: bool) -> Json {
     if v.read_only {
         o.put("read_only", Json::Bool(true));
     }
+    o.str("consistency", v.consistency.as_deref());
     // format/volume.go populateType: the short syntax always carries an
-    // (empty) bind or volume object; create_host_path true is omitzero.
-    if short {
-        match v.kind {
-            VolumeType::Bind => o.put("bind", Json::Obj(vec![])),
-            VolumeType::Volume => o.put("volume", Json::Obj(vec![])),
-            VolumeType::Tmpfs => {}
+    // (empty) bind or volume object; create_host_path true is omitzero
+    // (types.OptOut). ServiceVolumeConfig's order: bind, volume, tmpfs.
+    if let Some(b) = &v.bind {
+        let mut bo = Obj::new();
+        bo.str("selinux", b.selinux.as_deref());
+        bo.str("propagation", b.propagation.as_deref());
+        if !b.create_host_path {
+            bo.put("create_host_path", Json::Bool(false));
         }
+        o.put("bind", bo.done());
+    } else if short && v.kind == VolumeType::Bind {
+        o.put("bind", Json::Obj(vec![]));
+    }
+    if let Some(vo) = &v.volume {
+        let mut oo = Obj::new();
+        if vo.nocopy {
+            oo.put("nocopy", Json::Bool(true));
+        }
+        oo.str("subpath", vo.subpath.as_deref());
+        o.put("volume", oo.done());
+    } else if short && v.kind == VolumeType::Volume {
+        o.put("volume", Json::Obj(vec![]));
+    }
+    if let Some(t) = &v.tmpfs {
+        let mut to = Obj::new();
+        bytes(&mut to, "size", t.size.map(|s| s as i64));
+        int(&mut to, "mode", t.mode.map(i64::from));
+        o.put("tmpfs", to.done());
     }
     o.done()
 }
@@ -403,6 +425,7 @@ fn build(b: &Build) -> Json {
             .collect();
         o.put("args", Json::Obj(args));
     }
+    o.list("ssh", &b.ssh);
     if !b.labels.is_empty() {
         o.put("labels", string_map(&b.labels));
     }
@@ -410,17 +433,61 @@ fn build(b: &Build) -> Json {
     if b.no_cache {
         o.put("no_cache", Json::Bool(true));
     }
+    if !b.additional_contexts.is_empty() {
+        o.put("additional_contexts", string_map(&b.additional_contexts));
+    }
     if b.pull {
         o.put("pull", Json::Bool(true));
     }
     o.list("extra_hosts", &b.extra_hosts);
     o.str("network", b.network.as_deref());
     o.str("target", b.target.as_deref());
+    if !b.secrets.is_empty() {
+        o.put("secrets", file_refs(&b.secrets));
+    }
     if let Some(size) = b.shm_size.filter(|s| *s != 0) {
         o.put("shm_size", Json::Str(size.to_string()));
     }
     o.list("tags", &b.tags);
     o.list("platforms", &b.platforms);
+    o.done()
+}
+
+/// compose-go BlkioConfig: rates are `UnitBytes` (decimal strings).
+fn blkio(b: &super::model::BlkioConfig) -> Json {
+    let throttles = |o: &mut Obj, key: &str, list: &[super::model::ThrottleDevice]| {
+        if !list.is_empty() {
+            let items = list
+                .iter()
+                .map(|t| {
+                    let mut d = Obj::new();
+                    d.str("path", Some(&t.path));
+                    bytes(&mut d, "rate", Some(t.rate as i64));
+                    d.done()
+                })
+                .collect();
+            o.put(key, Json::Arr(items));
+        }
+    };
+    let mut o = Obj::new();
+    int(&mut o, "weight", Some(i64::from(b.weight)));
+    if !b.weight_device.is_empty() {
+        let items = b
+            .weight_device
+            .iter()
+            .map(|w| {
+                let mut d = Obj::new();
+                d.str("path", Some(&w.path));
+                int(&mut d, "weight", Some(i64::from(w.weight)));
+                d.done()
+            })
+            .collect();
+        o.put("weight_device", Json::Arr(items));
+    }
+    throttles(&mut o, "device_read_bps", &b.device_read_bps);
+    throttles(&mut o, "device_read_iops", &b.device_read_iops);
+    throttles(&mut o, "device_write_bps", &b.device_write_bps);
+    throttles(&mut o, "device_write_iops", &b.device_write_iops);
     o.done()
 }
 
@@ -464,6 +531,9 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
         if let Some(b) = &s.build {
             o.put("build", build(b));
         }
+    }
+    if let Some(b) = &rt.blkio_config {
+        o.put("blkio_config", blkio(b));
     }
     o.list("cap_add", &rt.cap_add);
     o.list("cap_drop", &rt.cap_drop);
@@ -608,6 +678,7 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     int(&mut o, "oom_score_adj", rt.oom_score_adj);
     o.str("pid", rt.pid.as_deref());
     int(&mut o, "pids_limit", rt.pids_limit);
+    o.str("platform", rt.platform.as_deref());
     if !s.ports.is_empty() {
         o.put("ports", Json::Arr(s.ports.iter().map(port).collect()));
     }

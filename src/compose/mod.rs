@@ -15,6 +15,7 @@
 //! dependency graph over the loaded model, and [`hash`], the service in Docker
 //! Compose's JSON shape and its `com.docker.compose.config-hash`.
 
+pub mod blkio;
 pub mod consistency;
 pub mod discover;
 pub mod document;
@@ -30,6 +31,7 @@ pub mod model;
 pub mod normalize;
 pub mod objects;
 pub mod validate;
+pub mod volume_mount;
 pub mod xmuster;
 pub mod yaml;
 

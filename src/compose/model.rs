@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::blkio::*;
+pub use super::volume_mount::*;
 use super::xmuster::MusterService;
 
 /// A loaded, merged, interpolated compose project.
@@ -247,6 +249,9 @@ pub struct Runtime {
     /// Namespace and cgroup modes, runtime, names (`pid: host`, `ipc`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<String>,
+    /// `platform:` (`os[/arch[/variant]]`), create's `platform` parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +273,8 @@ pub struct Runtime {
     /// OCI annotations of the container.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
     /// Containers outside the project to link (`name[:alias]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_links: Vec<String>,
@@ -352,6 +359,15 @@ pub struct Build {
     /// Always pull the `FROM` images.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pull: bool,
+    /// `ssh:` as compose-go prints it: `id` or `id=path` (BuildKit only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh: Vec<String>,
+    /// `additional_contexts:` name -> absolute path or URL (BuildKit only).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub additional_contexts: BTreeMap<String, String>,
+    /// `secrets:` granted to the build (BuildKit only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<super::objects::FileRef>,
     /// `platforms:`; the first one is passed to the engine.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
@@ -465,27 +481,6 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// `tcp` or `udp`.
     pub protocol: String,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum VolumeType {
-    Bind,
-    Volume,
-    Tmpfs,
-}
-
-/// A volume mount (short `"data:/var/lib/redis:ro"` or long syntax).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VolumeMount {
-    #[serde(rename = "type")]
-    pub kind: VolumeType,
-    /// Host path (bind, made absolute) or volume name; `None` for tmpfs/anonymous.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    pub target: String,
-    #[serde(default)]
-    pub read_only: bool,
 }
 
 impl Service {

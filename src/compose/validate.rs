@@ -113,6 +113,8 @@ pub const SERVICE_KEYS: &[&str] = &[
 /// `depends_on`, `profiles`, `extends`); every other key of [`SERVICE_KEYS`]
 /// is warned about when set, naming it, instead of being dropped silently.
 pub const APPLIED_SERVICE_KEYS: &[&str] = &[
+    "platform",
+    "blkio_config",
     "annotations",
     "build",
     "external_links",
@@ -294,6 +296,49 @@ fn check_keys(node: &Node, known: &[&str], path: &str, warnings: &mut Vec<Warnin
     }
 }
 
+/// Long-syntax volume options the Engine API's `Mounts` cannot apply, or
+/// applies only from some API version on (older engines drop them silently).
+fn warn_volume_options(svc: &Node, path: &str, warnings: &mut Vec<Warning>) {
+    let Some(Value::Seq(items)) = svc.get("volumes").map(|v| &v.value) else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let at = |section: &str, key: &str| {
+            item.get(section)
+                .and_then(|s| s.get(key))
+                .filter(|n| !n.is_null())
+        };
+        if let Some(n) = at("bind", "selinux") {
+            push_warning(
+                warnings,
+                format!(
+                    "{}: `{path}.volumes[{i}].bind.selinux` is not applied: muster mounts through \
+                     the Engine API's Mounts, which have no SELinux relabel option",
+                    n.pos
+                ),
+            );
+        }
+        for (section, key, api) in [
+            ("volume", "subpath", "1.45"),
+            ("bind", "create_host_path", "1.42"),
+        ] {
+            if let Some(n) = at(section, key) {
+                if section == "bind" && n.as_scalar() != Some("true") {
+                    continue;
+                }
+                push_warning(
+                    warnings,
+                    format!(
+                        "{}: `{path}.volumes[{i}].{section}.{key}` is applied only by Docker Engine \
+                         API {api} or newer; an older engine ignores it",
+                        n.pos
+                    ),
+                );
+            }
+        }
+    }
+}
+
 pub fn warn_unknown_fields(tree: &Node, warnings: &mut Vec<Warning>) {
     check_keys(tree, TOP_KEYS, "", warnings);
     let Some(services) = tree.get("services").and_then(Node::entries) else {
@@ -355,6 +400,7 @@ pub fn warn_unknown_fields(tree: &Node, warnings: &mut Vec<Warning>) {
                 );
             }
         }
+        warn_volume_options(svc, &path, warnings);
         if let Some(deps) = svc.get("depends_on").and_then(Node::entries) {
             for (dep, v) in deps {
                 check_keys(

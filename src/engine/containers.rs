@@ -177,12 +177,14 @@ impl Engine {
     }
 
     /// Creates a container; `extra_networks` are connected after create (API < 1.44
-    /// accepts only one network at create time).
+    /// accepts only one network at create time). `platform` (`linux/arm64`) is
+    /// create's platform parameter: the engine refuses an image of another one.
     pub async fn create_container(
         &self,
         name: &str,
         body: ContainerCreateBody,
         extra_networks: &[(String, EndpointSettings)],
+        platform: Option<&str>,
     ) -> Result<String, EngineError> {
         let image = body.image.clone().unwrap_or_default();
         let created = self
@@ -190,13 +192,16 @@ impl Engine {
             .create_container(
                 Some(CreateContainerOptions {
                     name: Some(name.to_string()),
-                    ..Default::default()
+                    platform: platform.unwrap_or_default().to_string(),
                 }),
                 body,
             )
             .await
             .map_err(|e| {
-                if is_status(&e, 404) {
+                // A local image of another platform is a 404 whose message
+                // says so: keep the engine's words, not "not on the engine".
+                let wrong_platform = platform.is_some() && e.to_string().contains("platform");
+                if is_status(&e, 404) && !wrong_platform {
                     EngineError::NotFound {
                         what: format!("image {image} (not on the engine: `muster pull` or `up --pull missing` fetches it)"),
                     }

@@ -4,8 +4,10 @@ use std::collections::HashMap;
 
 use bollard::models::{
     ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountType, MountVolumeOptions,
-    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkingConfig, PortBinding, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum, ThrottleDevice,
 };
 
 use super::labels;
@@ -25,6 +27,8 @@ pub struct ContainerSpec {
     /// Secrets and configs to write into the container before it starts
     /// ([`Engine::inject_files`](super::client::Engine)).
     pub files: Vec<super::secrets::InjectedFile>,
+    /// `platform:`, passed as create's `platform` parameter.
+    pub platform: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,35 +137,7 @@ pub fn container_spec(
     }
 
     // Mounts.
-    let mounts: Vec<Mount> = service
-        .volumes
-        .iter()
-        .map(|v| match v.kind {
-            VolumeType::Bind => Mount {
-                typ: Some(MountType::BIND),
-                source: v.source.clone(),
-                target: Some(v.target.clone()),
-                read_only: Some(v.read_only),
-                ..Default::default()
-            },
-            VolumeType::Volume => Mount {
-                typ: Some(MountType::VOLUME),
-                source: v.source.as_ref().map(|s| volume_name(project, s)),
-                target: Some(v.target.clone()),
-                read_only: Some(v.read_only),
-                volume_options: v.source.as_ref().map(|s| MountVolumeOptions {
-                    labels: Some(labels::volume_labels(&project.name, s)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-            VolumeType::Tmpfs => Mount {
-                typ: Some(MountType::TMPFS),
-                target: Some(v.target.clone()),
-                ..Default::default()
-            },
-        })
-        .collect();
+    let mounts: Vec<Mount> = service.volumes.iter().map(|v| mount(project, v)).collect();
     let placed = super::secrets::placement(project, service)?;
     let mounts: Vec<Mount> = mounts.into_iter().chain(placed.mounts).collect();
 
@@ -317,6 +293,24 @@ pub fn container_spec(
             .or(rt.mem_limit)
             .map(|m| m.min(i64::MAX as u64) as i64),
         pids_limit: limits.pids.or(rt.pids_limit),
+        blkio_weight: rt
+            .blkio_config
+            .as_ref()
+            .map(|b| b.weight)
+            .filter(|w| *w != 0),
+        blkio_weight_device: blkio(rt, |b| {
+            b.weight_device
+                .iter()
+                .map(|w| ResourcesBlkioWeightDevice {
+                    path: Some(w.path.clone()),
+                    weight: Some(usize::from(w.weight)),
+                })
+                .collect()
+        }),
+        blkio_device_read_bps: blkio(rt, |b| throttles(&b.device_read_bps)),
+        blkio_device_read_iops: blkio(rt, |b| throttles(&b.device_read_iops)),
+        blkio_device_write_bps: blkio(rt, |b| throttles(&b.device_write_bps)),
+        blkio_device_write_iops: blkio(rt, |b| throttles(&b.device_write_iops)),
         memory_reservation: reservations
             .memory
             .or(rt.mem_reservation)
@@ -401,6 +395,95 @@ pub fn container_spec(
         body,
         extra_networks: endpoints,
         files: placed.files,
+        platform: service.runtime.platform.clone(),
+    })
+}
+
+/// One `volumes:` entry as an Engine API mount, with its long-syntax
+/// bind/volume/tmpfs options. `bind.selinux` has no Mounts field (Compose
+/// falls back to a `Binds` string for it); loading warns that it is not applied.
+fn mount(project: &Project, v: &crate::compose::VolumeMount) -> Mount {
+    let consistency = v.consistency.clone();
+    match v.kind {
+        VolumeType::Bind => Mount {
+            typ: Some(MountType::BIND),
+            source: v.source.clone(),
+            target: Some(v.target.clone()),
+            read_only: Some(v.read_only),
+            consistency,
+            bind_options: v.bind.as_ref().map(|b| MountBindOptions {
+                propagation: b.propagation.as_deref().and_then(propagation),
+                // Engine API 1.42+; older engines never create the path.
+                create_mountpoint: b.create_host_path.then_some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeType::Volume => {
+            let labels = v
+                .source
+                .as_ref()
+                .map(|s| labels::volume_labels(&project.name, s));
+            let options = v.volume.as_ref();
+            Mount {
+                typ: Some(MountType::VOLUME),
+                source: v.source.as_ref().map(|s| volume_name(project, s)),
+                target: Some(v.target.clone()),
+                read_only: Some(v.read_only),
+                consistency,
+                volume_options: (labels.is_some() || options.is_some()).then(|| {
+                    MountVolumeOptions {
+                        labels,
+                        no_copy: options.and_then(|o| o.nocopy.then_some(true)),
+                        subpath: options.and_then(|o| o.subpath.clone()),
+                        ..Default::default()
+                    }
+                }),
+                ..Default::default()
+            }
+        }
+        VolumeType::Tmpfs => Mount {
+            typ: Some(MountType::TMPFS),
+            target: Some(v.target.clone()),
+            read_only: v.read_only.then_some(true),
+            consistency,
+            tmpfs_options: v.tmpfs.as_ref().map(|t| MountTmpfsOptions {
+                size_bytes: t.size.and_then(|s| i64::try_from(s).ok()),
+                mode: t.mode.map(i64::from),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// A `blkio_config` list as the engine takes it; `None` when empty.
+fn blkio<T>(
+    rt: &crate::compose::Runtime,
+    f: impl Fn(&crate::compose::BlkioConfig) -> Vec<T>,
+) -> Option<Vec<T>> {
+    rt.blkio_config.as_ref().map(f).filter(|v| !v.is_empty())
+}
+
+fn throttles(list: &[crate::compose::ThrottleDevice]) -> Vec<ThrottleDevice> {
+    list.iter()
+        .map(|t| ThrottleDevice {
+            path: Some(t.path.clone()),
+            rate: Some(i64::try_from(t.rate).unwrap_or(i64::MAX)),
+        })
+        .collect()
+}
+
+fn propagation(p: &str) -> Option<MountBindOptionsPropagationEnum> {
+    use MountBindOptionsPropagationEnum as P;
+    Some(match p {
+        "private" => P::PRIVATE,
+        "rprivate" => P::RPRIVATE,
+        "shared" => P::SHARED,
+        "rshared" => P::RSHARED,
+        "slave" => P::SLAVE,
+        "rslave" => P::RSLAVE,
+        _ => return None,
     })
 }
 
@@ -520,12 +603,20 @@ mod tests {
                     source: Some("data".into()),
                     target: "/data".into(),
                     read_only: false,
+                    consistency: None,
+                    bind: None,
+                    volume: None,
+                    tmpfs: None,
                 },
                 VolumeMount {
                     kind: VolumeType::Tmpfs,
                     source: None,
                     target: "/tmp".into(),
                     read_only: false,
+                    consistency: None,
+                    bind: None,
+                    volume: None,
+                    tmpfs: None,
                 },
             ],
             healthcheck: Some(Healthcheck {

@@ -606,7 +606,12 @@ impl Executor<'_> {
         let spec = without_aliases(spec);
         let id = self
             .engine
-            .create_container(&spec.name, spec.body, &spec.extra_networks)
+            .create_container(
+                &spec.name,
+                spec.body,
+                &spec.extra_networks,
+                spec.platform.as_deref(),
+            )
             .await
             .map_err(|e| e.to_string())?;
         if let Err(e) = self.engine.inject_files(&id, &spec.files).await {

@@ -87,7 +87,12 @@ impl Rollouts {
                 .await
                 .map_err(|e| format!("remove {}: {e}", old.name))?;
             let id = engine
-                .create_container(&spec.name, spec.body, &spec.extra_networks)
+                .create_container(
+                    &spec.name,
+                    spec.body,
+                    &spec.extra_networks,
+                    spec.platform.as_deref(),
+                )
                 .await
                 .map_err(|e| format!("create {}: {e}", spec.name))?;
             engine

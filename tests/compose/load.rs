@@ -131,19 +131,31 @@ fn short_and_long_syntaxes_are_normalised() {
                 kind: VolumeType::Volume,
                 source: s("db-data"),
                 target: "/var/lib/postgresql/data".into(),
-                read_only: false
+                read_only: false,
+                consistency: None,
+                bind: None,
+                volume: None,
+                tmpfs: None,
             },
             VolumeMount {
                 kind: VolumeType::Bind,
                 source: Some(dir.join("init").display().to_string()),
                 target: "/docker-entrypoint-initdb.d".into(),
-                read_only: true
+                read_only: true,
+                consistency: None,
+                bind: None,
+                volume: None,
+                tmpfs: None,
             },
             VolumeMount {
                 kind: VolumeType::Volume,
                 source: None,
                 target: "/anonymous".into(),
-                read_only: false
+                read_only: false,
+                consistency: None,
+                bind: None,
+                volume: None,
+                tmpfs: None,
             },
         ]
     );

@@ -8,6 +8,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod build_keys;
 mod cli;
 mod consistency;
 mod errors;
@@ -17,6 +18,7 @@ mod hash;
 mod large;
 mod load;
 mod merge;
+mod mounts;
 mod resources;
 mod runtime;
 mod shell;

@@ -80,5 +80,9 @@ pub fn named_volume(source: &str, target: &str) -> VolumeMount {
         source: Some(source.into()),
         target: target.into(),
         read_only: false,
+        consistency: None,
+        bind: None,
+        volume: None,
+        tmpfs: None,
     }
 }

@@ -7,7 +7,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod blkio;
 mod engine;
+mod mounts;
 mod network_mode;
 mod secrets;
 mod supervise_e2e;

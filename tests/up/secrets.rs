@@ -73,7 +73,8 @@ fn load(dir: &TempDir, project: &str, env: &[(&str, &str)]) -> Project {
     .expect("loads")
 }
 
-fn exec(container: &str, script: &str) -> String {
+/// `sh -c SCRIPT` in a running container; its stdout (the mounts tests use it too).
+pub(crate) fn exec(container: &str, script: &str) -> String {
     let out = std::process::Command::new("docker")
         .args(["exec", container, "sh", "-c", script])
         .output()

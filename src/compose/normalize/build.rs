@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::deploy::parse_bytes;
+use super::objects::refs;
 use super::values::{absolute_path, err, key_values, labels, opt_bool, opt_string, strict_list, R};
 use crate::compose::model::Build;
 use crate::compose::validate::{BUILD_KEYS, UNAPPLIED_BUILD_KEYS};
@@ -90,6 +91,15 @@ pub(super) fn build(
                 no_cache: opt_bool(node.get("no_cache"), &f("no_cache"), false)?,
                 pull: opt_bool(node.get("pull"), &f("pull"), false)?,
                 platforms: list("platforms")?,
+                ssh: ssh_keys(node.get("ssh"), &f("ssh"))?,
+                additional_contexts: match node.get("additional_contexts") {
+                    Some(n) => contexts(n, &f("additional_contexts"), project_dir)?,
+                    None => BTreeMap::new(),
+                },
+                secrets: match node.get("secrets") {
+                    Some(n) => refs(n, &f("secrets"))?,
+                    None => vec![],
+                },
                 local_image: false,
                 unapplied,
                 origin: context_node.unwrap_or(node).pos.to_string(),
@@ -101,6 +111,53 @@ pub(super) fn build(
             "expected a context path or a mapping, found a list",
         )),
     }
+}
+
+/// `ssh:` as a list (`default`, `id=path`) or a mapping (`id: path`), as
+/// compose-go prints its SSHKey list: `id`, or `id=path` when a path is set.
+fn ssh_keys(node: Option<&Node>, path: &str) -> R<Vec<String>> {
+    let Some(node) = node.filter(|n| !n.is_null()) else {
+        return Ok(vec![]);
+    };
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| match &v.value {
+                Value::Null => Ok(k.name.clone()),
+                Value::Scalar { text, .. } if text.is_empty() => Ok(k.name.clone()),
+                Value::Scalar { text, .. } => Ok(format!("{}={text}", k.name)),
+                _ => Err(err(v, &format!("{path}.{}", k.name), "expected a path")),
+            })
+            .collect(),
+        _ => strict_list(node, path),
+    }
+}
+
+/// `additional_contexts:` (list of `name=value` or mapping): a local path is
+/// made absolute against the project directory, as compose-go does; a value
+/// with a scheme (`docker-image://`, `service:`, a URL) is kept as written.
+fn contexts(node: &Node, path: &str, project_dir: &Path) -> R<BTreeMap<String, String>> {
+    let pairs = key_values(node, path, &|_| None)?;
+    let mut out = BTreeMap::new();
+    for (name, value) in pairs {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return Err(err(
+                node,
+                &format!("{path}.{name}"),
+                "an additional context needs a value (a path, URL or docker-image://…)",
+            ));
+        };
+        let scheme = value
+            .split_once(':')
+            .is_some_and(|(s, _)| !s.is_empty() && !s.contains('/') && !s.starts_with('.'));
+        let value = if scheme {
+            value
+        } else {
+            absolute_path(project_dir, &value)
+        };
+        out.insert(name, value);
+    }
+    Ok(out)
 }
 
 /// `extra_hosts:` as a list (`host:ip` or `host=ip`) or a mapping

@@ -164,6 +164,7 @@ pub(super) fn limits(node: &Node, base: &str, rt: &mut Runtime) -> R<()> {
         }
     }
     rt.pid = s("pid")?;
+    rt.platform = s("platform")?;
     rt.ipc = s("ipc")?;
     rt.uts = s("uts")?;
     rt.userns_mode = s("userns_mode")?;

@@ -11,6 +11,7 @@
 //! This file reads the project level: its name, profiles, and every service
 //! through [`service`].
 
+mod blkio;
 mod build;
 mod dependencies;
 mod deploy;

@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use super::values::{absolute_path, err, opt_bool, opt_string, R};
+use super::deploy::parse_bytes;
+use super::objects::mode;
+use super::values::{absolute_path, err, opt_bool, opt_string, string, R};
 use crate::compose::model::*;
 use crate::compose::yaml::{Node, Value};
 
@@ -47,6 +49,10 @@ pub(super) fn volume_mounts(node: &Node, path: &str, project_dir: &Path) -> R<Ve
                     source,
                     target: target.to_string(),
                     read_only,
+                    consistency: None,
+                    bind: None,
+                    volume: None,
+                    tmpfs: None,
                 });
             }
             Value::Map(_) => {
@@ -74,10 +80,88 @@ pub(super) fn volume_mounts(node: &Node, path: &str, project_dir: &Path) -> R<Ve
                     source,
                     target,
                     read_only: opt_bool(item.get("read_only"), &format!("{p}.read_only"), false)?,
+                    consistency: opt_string(item.get("consistency"), &format!("{p}.consistency"))?,
+                    bind: present(item, "bind")
+                        .map(|n| bind_options(n, &format!("{p}.bind")))
+                        .transpose()?,
+                    volume: present(item, "volume")
+                        .map(|n| volume_options(n, &format!("{p}.volume")))
+                        .transpose()?,
+                    tmpfs: present(item, "tmpfs")
+                        .map(|n| tmpfs_options(n, &format!("{p}.tmpfs")))
+                        .transpose()?,
                 });
             }
             _ => return Err(err(item, &p, "expected a volume string or mapping")),
         }
     }
     Ok(out)
+}
+
+fn present<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
+    node.get(key).filter(|n| !n.is_null())
+}
+
+/// `bind: {propagation, create_host_path, selinux}` (compose-go ServiceVolumeBind).
+fn bind_options(node: &Node, path: &str) -> R<BindOptions> {
+    let propagation = opt_string(node.get("propagation"), &format!("{path}.propagation"))?;
+    if let Some(p) = &propagation {
+        const KNOWN: &[&str] = &[
+            "rprivate", "private", "rshared", "shared", "rslave", "slave",
+        ];
+        if !KNOWN.contains(&p.as_str()) {
+            return Err(err(
+                node.get("propagation").unwrap_or(node),
+                &format!("{path}.propagation"),
+                format!("unknown propagation {p:?} (one of {})", KNOWN.join(", ")),
+            ));
+        }
+    }
+    let selinux = opt_string(node.get("selinux"), &format!("{path}.selinux"))?;
+    if let Some(s) = selinux.as_deref().filter(|s| !matches!(*s, "z" | "Z")) {
+        return Err(err(
+            node.get("selinux").unwrap_or(node),
+            &format!("{path}.selinux"),
+            format!("unknown selinux option {s:?} (z: shared, Z: private)"),
+        ));
+    }
+    Ok(BindOptions {
+        selinux,
+        propagation,
+        create_host_path: opt_bool(
+            node.get("create_host_path"),
+            &format!("{path}.create_host_path"),
+            true,
+        )?,
+    })
+}
+
+/// `volume: {nocopy, subpath}` (compose-go ServiceVolumeVolume).
+fn volume_options(node: &Node, path: &str) -> R<VolumeOptions> {
+    Ok(VolumeOptions {
+        nocopy: opt_bool(node.get("nocopy"), &format!("{path}.nocopy"), false)?,
+        subpath: opt_string(node.get("subpath"), &format!("{path}.subpath"))?,
+    })
+}
+
+/// `tmpfs: {size, mode}` (compose-go ServiceVolumeTmpfs; size as `UnitBytes`).
+fn tmpfs_options(node: &Node, path: &str) -> R<TmpfsOptions> {
+    let size = match present(node, "size") {
+        None => None,
+        Some(n) => {
+            let p = format!("{path}.size");
+            let text = string(n, &p)?;
+            Some(parse_bytes(&text).ok_or_else(|| {
+                err(
+                    n,
+                    &p,
+                    format!("invalid size {text:?} (e.g. 64m, 1g, 10000)"),
+                )
+            })?)
+        }
+    };
+    let mode = present(node, "mode")
+        .map(|n| mode(n, &format!("{path}.mode")))
+        .transpose()?;
+    Ok(TmpfsOptions { size, mode })
 }

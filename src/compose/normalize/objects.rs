@@ -11,7 +11,7 @@ use crate::compose::objects::{FileObject, FileRef, SecretValue};
 use crate::compose::yaml::{Node, Value};
 
 /// A file mode as Compose reads it: `0440` / `0o440` in octal, else decimal.
-fn mode(node: &Node, path: &str) -> R<u32> {
+pub(super) fn mode(node: &Node, path: &str) -> R<u32> {
     let text = string(node, path)?;
     let parsed = if let Some(oct) = text.strip_prefix("0o") {
         u32::from_str_radix(oct, 8).ok()

@@ -177,6 +177,11 @@ pub(super) fn runtime(node: &Node, base: &str) -> R<Runtime> {
             Some(n) => ulimits(n, &f("ulimits"))?,
             None => BTreeMap::new(),
         },
+        blkio_config: node
+            .get("blkio_config")
+            .filter(|n| !n.is_null())
+            .map(|n| super::blkio::blkio(n, &f("blkio_config")))
+            .transpose()?,
         ..Default::default()
     };
     super::limits::limits(node, base, &mut rt)?;

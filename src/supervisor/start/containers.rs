@@ -128,7 +128,12 @@ pub(super) async fn prepare(
                     spec.body.host_config.get_or_insert_default().network_mode = Some(mode.clone());
                 }
                 let id = engine
-                    .create_container(&spec.name, spec.body, &spec.extra_networks)
+                    .create_container(
+                        &spec.name,
+                        spec.body,
+                        &spec.extra_networks,
+                        spec.platform.as_deref(),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
                 engine
