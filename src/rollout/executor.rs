@@ -764,7 +764,7 @@ impl Executor<'_> {
         match hook {
             PreStop::Http { method, url } => {
                 let url = fill(url);
-                match http_call(method, &url, timeout).await {
+                match super::prestop::http_call(method, &url, timeout).await {
                     Ok(status) => format!("{method} {url}: HTTP {status}"),
                     Err(e) => format!("{method} {url} failed: {e} (going on)"),
                 }
@@ -782,21 +782,5 @@ impl Executor<'_> {
                 }
             }
         }
-    }
-}
-
-/// One HTTP request for the pre-stop hook; the status code.
-async fn http_call(method: &str, url: &str, timeout: Duration) -> Result<u16, String> {
-    let target = crate::probe::http::HttpTarget::parse(url, &Default::default())?;
-    let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-    let mut conn = crate::probe::http::HttpConn::new();
-    match tokio::time::timeout(timeout, conn.request(&target, &method, &[], timeout, false)).await {
-        Err(_) => Err(format!(
-            "no answer within {}",
-            crate::duration::format(timeout)
-        )),
-        Ok(Err(f)) => Err(f.reason),
-        Ok(Ok(resp)) if resp.status.is_success() => Ok(resp.status.as_u16()),
-        Ok(Ok(resp)) => Err(format!("HTTP {}", resp.status.as_u16())),
     }
 }

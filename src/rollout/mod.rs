@@ -25,6 +25,7 @@ pub mod executor;
 mod forward;
 mod joined;
 pub mod options;
+mod prestop;
 pub mod progress;
 mod pull;
 pub mod readiness;
