@@ -1,6 +1,6 @@
 //! `muster build` against `docker build` of the same context, side by side:
 //! the same Dockerfile, the same classic builder (`DOCKER_BUILDKIT=0`), the
-//! same `.dockerignore`, run in turn (muster, docker, muster, …) so machine
+//! same `.dockerignore`, the same two image labels, run in turn (muster, docker, muster, …) so machine
 //! drift hits both. Two modes: `--no-cache` (the context is sent and every
 //! step runs) and cached (the context is sent, every step is a cache hit:
 //! what is left is sending the context and the builder's bookkeeping).
@@ -80,7 +80,10 @@ fn main() {
     let compose = stack.compose("services:\n  app:\n    build: ./app\n");
     let context = stack.path().join("app");
     let docker_tag = format!("{}-docker", stack.name());
+    // The labels muster's build puts on the image (project and service), so
+    // both builders run the same LABEL step.
     let label = format!("com.docker.compose.project={}", stack.name());
+    let service_label = "com.docker.compose.service=app";
 
     let muster = |no_cache: bool| {
         let mut m = support::Muster::new();
@@ -99,7 +102,8 @@ fn main() {
     let docker = |no_cache: bool| {
         let mut d = Command::new("docker");
         d.env("DOCKER_BUILDKIT", "0")
-            .args(["build", "-q", "-t", &docker_tag, "--label", &label]);
+            .args(["build", "-q", "-t", &docker_tag, "--label", &label])
+            .args(["--label", service_label]);
         if no_cache {
             d.arg("--no-cache");
         }
