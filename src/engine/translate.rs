@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
     HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
     NetworkingConfig, PortBinding, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicy,
@@ -335,6 +335,7 @@ pub fn container_spec(
                 })
                 .collect()
         }),
+        device_requests: device_requests(&reservations.devices, &rt.gpus),
         device_cgroup_rules: some_list(&rt.device_cgroup_rules),
         pid_mode: rt.pid.clone(),
         ipc_mode: rt.ipc.clone(),
@@ -458,6 +459,33 @@ fn mount(project: &Project, v: &crate::compose::VolumeMount) -> Mount {
 }
 
 /// A `blkio_config` list as the engine takes it; `None` when empty.
+/// HostConfig `DeviceRequests` as docker/compose's create.go builds them:
+/// first `deploy.resources.reservations.devices` (setReservations, the
+/// capabilities as one AND list), then `gpus:` (with `gpu` added to the
+/// capabilities). A count of `all` is -1, as the engine takes it.
+fn device_requests(
+    reserved: &[crate::compose::DeviceRequest],
+    gpus: &[crate::compose::DeviceRequest],
+) -> Option<Vec<DeviceRequest>> {
+    let one = |d: &crate::compose::DeviceRequest, caps: Vec<String>| DeviceRequest {
+        driver: d.driver.clone(),
+        count: Some(d.count),
+        device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+        capabilities: Some(vec![caps]),
+        options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
+    };
+    let out: Vec<DeviceRequest> = reserved
+        .iter()
+        .map(|d| one(d, d.capabilities.clone()))
+        .chain(gpus.iter().map(|g| {
+            let mut caps = g.capabilities.clone();
+            caps.push("gpu".into());
+            one(g, caps)
+        }))
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
 fn blkio<T>(
     rt: &crate::compose::Runtime,
     f: impl Fn(&crate::compose::BlkioConfig) -> Vec<T>,

@@ -8,14 +8,17 @@
 //! minus the fields muster does not carry yet, each listed in the README's
 //! "Still different from Docker Compose": `container_name` and `network_mode` (the original sets them against
 //! replicas and networks, which Compose's own consistency check refuses; the
-//! compose-go test skips it), `deploy.resources.reservations.generic_resources`, `devices` (muster prints compose-go v2's
+//! compose-go test skips it), `devices` (muster prints compose-go v2's
 //! `{source, target, permissions}`; this fullExampleJSON has the string form),
 //! a short bind's `bind.create_host_path: true` (this fullExampleJSON is from a
 //! compose-go whose `bool` field printed it; compose-go v2.14, which muster's
 //! config hash follows, has it as an `OptOut` that omits the default, so
 //! expected.json has `bind: {}` there), and the
 //! `~/configs` and `~/config_data` sources (home-relative paths, written
-//! here as paths the test controls). Everything else in
+//! here as paths the test controls). `deploy.resources.reservations.generic_resources`
+//! is in expected.json as fullExampleJSON has it (types.GenericResource), and
+//! so are the secrets' and configs' `mode: "0440"` (types.FileMode's
+//! MarshalJSON writes the octal string, not the number). Everything else in
 //! fullExampleJSON is in expected.json and must be in muster's output with
 //! the same value; muster may print more (the stubs, `x-*` service keys).
 

@@ -271,3 +271,48 @@ fn an_empty_service_in_an_override_changes_nothing() {
     assert_eq!(db.image.as_deref(), Some("db:1"));
     assert_eq!(db.ports.len(), 1);
 }
+
+#[test]
+fn secrets_and_configs_merge_by_the_path_they_land_on() {
+    // compose-go override/merge_mounts_test.go Test_mergeYamlServiceMount:
+    // the lists append, then uncity.go's mountIndexer keeps one entry per
+    // target (`target`, else /run/secrets/<source> for a secret and
+    // /<source> for a config), the later one where the first stood.
+    let dir = crate::support::TempDir::new("muster-merge-secrets");
+    write_file(&dir.0, "s.txt", "x\n");
+    write_file(
+        &dir.0,
+        "compose.yaml",
+        "services:\n  test:\n    image: foo\n    secrets: [foo, bar, zot]\n    configs: [c, d]\n\
+         secrets:\n  foo: {file: ./s.txt}\n  bar: {file: ./s.txt}\n  zot: {file: ./s.txt}\n\
+         configs:\n  c: {file: ./s.txt}\n  d: {file: ./s.txt}\n",
+    );
+    write_file(
+        &dir.0,
+        "override.yaml",
+        "services:\n  test:\n    image: foo\n    secrets:\n      - source: zot\n        target: /run/secrets/foo\n\
+         \x20   configs:\n      - source: d\n        target: /c\n        mode: 0400\n",
+    );
+    let p = load_dir(&dir.0, &["compose.yaml", "override.yaml"], &[], Some("m"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let test = &p.services["test"];
+    let secrets: Vec<(&str, Option<&str>)> = test
+        .secrets
+        .iter()
+        .map(|r| (r.source.as_str(), r.target.as_deref()))
+        .collect();
+    assert_eq!(
+        secrets,
+        [
+            ("zot", Some("/run/secrets/foo")),
+            ("bar", None),
+            ("zot", None)
+        ]
+    );
+    let configs: Vec<(&str, Option<u32>)> = test
+        .configs
+        .iter()
+        .map(|r| (r.source.as_str(), r.mode))
+        .collect();
+    assert_eq!(configs, [("d", Some(0o400)), ("d", None)]);
+}

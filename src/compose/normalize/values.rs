@@ -94,7 +94,7 @@ pub(super) fn opt_duration(node: Option<&Node>, path: &str) -> R<Option<Duration
 }
 
 /// A string or a list of strings.
-fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
+pub(super) fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
     match &node.value {
         Value::Null => Ok(vec![]),
         Value::Scalar { text, .. } => Ok(vec![text.clone()]),
