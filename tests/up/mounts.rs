@@ -129,3 +129,82 @@ pub(crate) async fn up_compose(
     up(engine, &p, &options, &store).await.expect("up");
     format!("{}-app-1", guard.name)
 }
+
+/// The report checked (issue 17): `bind.propagation: rslave` of a directory
+/// that is not on a shared or slave mount is refused by the engine when the
+/// container starts (the create call succeeds). `up` must not call that a
+/// success: the service is failed with the engine's reason, the outcome is
+/// failed, its dependent is blocked, and a second `up` (the container now
+/// exists, with the same config hash) says the same instead of keeping it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
+    support::ensure_test_images();
+    let engine = Engine::connect().await.expect("docker engine");
+    let guard = DockerProject::new("rslave");
+    let dir = TempDir::new("muster-rslave");
+    std::fs::create_dir_all(dir.path().join("host")).expect("mkdir host");
+    let p = load_compose(
+        &guard.name,
+        &dir,
+        &format!(
+            r#"services:
+  app:
+    image: {BUSYBOX_IMAGE}
+    command: ["sh", "-c", "sleep 3600"]
+    stop_grace_period: 1s
+    volumes:
+      - type: bind
+        source: ./host
+        target: /host
+        bind: {{propagation: rslave}}
+  web:
+    image: {BUSYBOX_IMAGE}
+    command: ["sh", "-c", "sleep 3600"]
+    depends_on: [app]
+"#
+        ),
+    );
+    for round in ["first up", "second up"] {
+        let store = StateStore::new(&p.name);
+        let options = UpOptions {
+            wait_timeout: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let report = up(&engine, &p, &options, &store).await;
+        let snapshot = store.snapshot();
+        let app = &snapshot.services["app"];
+        assert!(
+            app.reason.contains("not a shared or slave mount"),
+            "{round}: {:?} {}",
+            app.state,
+            app.reason
+        );
+        assert_eq!(
+            app.state,
+            muster::supervisor::ServiceState::Failed,
+            "{round}"
+        );
+        assert!(
+            snapshot.services["web"].reason.contains("app failed"),
+            "{round}: {}",
+            snapshot.services["web"].reason
+        );
+        match report {
+            Ok(r) => assert_eq!(
+                r.outcome,
+                muster::supervisor::start::UpOutcome::Failed,
+                "{round}"
+            ),
+            Err(e) => assert!(e.to_string().contains("shared or slave"), "{round}: {e}"),
+        }
+        let info = engine
+            .docker()
+            .inspect_container(
+                &format!("{}-app-1", guard.name),
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .expect("created");
+        assert_ne!(info.state.and_then(|s| s.running), Some(true), "{round}");
+    }
+}

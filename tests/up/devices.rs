@@ -1,0 +1,124 @@
+//! `gpus:` and `deploy.resources.reservations.devices` on the real engine
+//! (issue 17): they reach HostConfig `DeviceRequests` as docker/compose's
+//! `pkg/compose/create.go` builds them (reservations first, their
+//! capabilities as one AND list; then gpus, with `gpu` added; `all` = -1).
+//! This engine has no GPU runtime, so the container is created and its start
+//! fails with the engine's own error, which `up` reports for the service; the
+//! created container's HostConfig is what the test reads. And `label_file`:
+//! the file's labels are on the container, `labels:` winning.
+
+use super::mounts::{load_compose, up_compose};
+use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
+use muster::engine::Engine;
+use muster::supervisor::start::{up, UpOptions};
+use muster::supervisor::StateStore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
+    support::ensure_test_images();
+    let engine = Engine::connect().await.expect("docker engine");
+    let guard = DockerProject::new("gpus");
+    let dir = TempDir::new("muster-gpus-up");
+    let p = load_compose(
+        &guard.name,
+        &dir,
+        &format!(
+            "services:\n  app:\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'sleep 3600']\n\
+             \x20   gpus: all\n    deploy:\n      resources:\n        reservations:\n\
+             \x20         devices:\n            - capabilities: [compute, utility]\n\
+             \x20             driver: nvidia\n              device_ids: [\"0\", \"1\"]\n\
+             \x20             options: {{mig: \"1g.5gb\"}}\n"
+        ),
+    );
+    let store = StateStore::new(&p.name);
+    let options = UpOptions {
+        wait_timeout: Some(std::time::Duration::from_secs(60)),
+        ..Default::default()
+    };
+    let message = match up(&engine, &p, &options, &store).await {
+        Err(e) => e.to_string(),
+        Ok(_) => store.snapshot().services["app"].reason.clone(),
+    };
+    // The engine's refusal at start, naming the device request it could not meet.
+    assert!(
+        message.contains("could not select device driver"),
+        "{message}"
+    );
+    let info = engine
+        .docker()
+        .inspect_container(
+            &format!("{}-app-1", guard.name),
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("the container was created");
+    assert_ne!(info.state.and_then(|s| s.running), Some(true));
+    let requests = info
+        .host_config
+        .and_then(|h| h.device_requests)
+        .expect("HostConfig.DeviceRequests");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    let reserved = &requests[0];
+    assert_eq!(reserved.driver.as_deref(), Some("nvidia"));
+    assert_eq!(
+        reserved.device_ids,
+        Some(vec!["0".to_string(), "1".to_string()])
+    );
+    assert_eq!(
+        reserved.capabilities,
+        Some(vec![vec!["compute".to_string(), "utility".to_string()]])
+    );
+    assert_eq!(
+        reserved
+            .options
+            .as_ref()
+            .and_then(|o| o.get("mig"))
+            .map(String::as_str),
+        Some("1g.5gb")
+    );
+    let gpus = &requests[1];
+    assert_eq!(gpus.count, Some(-1), "gpus: all");
+    assert_eq!(gpus.capabilities, Some(vec![vec!["gpu".to_string()]]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_file_labels_are_on_the_container() {
+    support::ensure_test_images();
+    let engine = Engine::connect().await.expect("docker engine");
+    let guard = DockerProject::new("labelfile");
+    let dir = TempDir::new("muster-labelfile-up");
+    std::fs::write(
+        dir.path().join("app.labels"),
+        "org.example.team=ml\norg.example.tier=file\n",
+    )
+    .expect("write label file");
+    let name = up_compose(
+        &engine,
+        &guard,
+        &dir,
+        &format!(
+            "services:\n  app:\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'sleep 3600']\n\
+             \x20   stop_grace_period: 1s\n    label_file: ./app.labels\n\
+             \x20   labels: {{org.example.tier: web}}\n"
+        ),
+    )
+    .await;
+    let info = engine
+        .docker()
+        .inspect_container(
+            &name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .expect("inspect");
+    let labels = info.config.and_then(|c| c.labels).expect("labels");
+    assert_eq!(
+        labels.get("org.example.team").map(String::as_str),
+        Some("ml")
+    );
+    assert_eq!(
+        labels.get("org.example.tier").map(String::as_str),
+        Some("web"),
+        "`labels:` wins over the file"
+    );
+}
