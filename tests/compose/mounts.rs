@@ -133,7 +133,8 @@ fn tmpfs_mode_is_a_number_and_a_secret_mode_an_octal_string() {
         "compose.yaml",
         "services:\n  app:\n    image: app:1\n    volumes:\n\
          \x20     - {type: tmpfs, target: /t, tmpfs: {mode: 0750}}\n\
-         \x20   secrets: [{source: s, mode: 0440}]\nsecrets:\n  s: {file: ./s.txt}\n",
+         \x20   secrets: [{source: s, mode: 0440}, {source: s, target: t, mode: \"440\"}]\n\
+         secrets:\n  s: {file: ./s.txt}\n",
     );
     let out = crate::support::Muster::new().dir(dir.path()).run(&[
         "config",
@@ -150,6 +151,9 @@ fn tmpfs_mode_is_a_number_and_a_secret_mode_an_octal_string() {
     let app = &v["services"]["app"];
     assert_eq!(app["volumes"][0]["tmpfs"]["mode"], serde_json::json!(488));
     assert_eq!(app["secrets"][0]["mode"], serde_json::json!("0440"));
+    // A quoted mode is octal even without the leading 0 (FileMode's
+    // DecodeMapstructure parses a string in base 8).
+    assert_eq!(app["secrets"][1]["mode"], serde_json::json!("0440"));
     let out = crate::support::Muster::new()
         .dir(dir.path())
         .run(&["config", "-f", "compose.yaml"]);

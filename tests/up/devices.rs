@@ -1,7 +1,8 @@
 //! `gpus:` and `deploy.resources.reservations.devices` on the real engine
 //! (issue 17): they reach HostConfig `DeviceRequests` as docker/compose's
 //! `pkg/compose/create.go` builds them (reservations first, their
-//! capabilities as one AND list; then gpus, with `gpu` added; `all` = -1).
+//! capabilities as one AND list; then a `devices:` CDI name as a `cdi`
+//! request; then gpus, with `gpu` added; `all` = -1).
 //! This engine has no GPU runtime, so the container is created and its start
 //! fails with the engine's own error, which `up` reports for the service; the
 //! created container's HostConfig is what the test reads. And `label_file`:
@@ -24,7 +25,7 @@ async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
         &dir,
         &format!(
             "services:\n  app:\n    image: {BUSYBOX_IMAGE}\n    command: [sh, -c, 'sleep 3600']\n\
-             \x20   gpus: all\n    deploy:\n      resources:\n        reservations:\n\
+             \x20   gpus: all\n    devices: [\"vendor.example.com/fpga=card0\"]\n    deploy:\n      resources:\n        reservations:\n\
              \x20         devices:\n            - capabilities: [compute, utility]\n\
              \x20             driver: nvidia\n              device_ids: [\"0\", \"1\"]\n\
              \x20             options: {{mig: \"1g.5gb\"}}\n"
@@ -53,11 +54,10 @@ async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
         .await
         .expect("the container was created");
     assert_ne!(info.state.and_then(|s| s.running), Some(true));
-    let requests = info
-        .host_config
-        .and_then(|h| h.device_requests)
-        .expect("HostConfig.DeviceRequests");
-    assert_eq!(requests.len(), 2, "{requests:?}");
+    let host = info.host_config.expect("HostConfig");
+    let host_devices = host.devices;
+    let requests = host.device_requests.expect("HostConfig.DeviceRequests");
+    assert_eq!(requests.len(), 3, "{requests:?}");
     let reserved = &requests[0];
     assert_eq!(reserved.driver.as_deref(), Some("nvidia"));
     assert_eq!(
@@ -76,7 +76,15 @@ async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
             .map(String::as_str),
         Some("1g.5gb")
     );
-    let gpus = &requests[1];
+    // A CDI device name in `devices:` is a request of driver `cdi`, between
+    // the reservations and the gpus, and no device mapping.
+    assert_eq!(requests[1].driver.as_deref(), Some("cdi"));
+    assert_eq!(
+        requests[1].device_ids,
+        Some(vec!["vendor.example.com/fpga=card0".to_string()])
+    );
+    assert!(host_devices.unwrap_or_default().is_empty());
+    let gpus = &requests[2];
     assert_eq!(gpus.count, Some(-1), "gpus: all");
     assert_eq!(gpus.capabilities, Some(vec![vec!["gpu".to_string()]]));
 }
