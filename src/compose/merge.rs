@@ -8,7 +8,8 @@
 //! by target; `environment`, `labels`, `build.args`, `extra_hosts`,
 //! `sysctls`, `annotations` merge by key (list or map form); `depends_on` and
 //! `networks` merge by name; `env_file` appends without duplicates;
-//! `label_file` and `gpus` append; other lists append without duplicates. A value tagged `!reset` removes what came
+//! `label_file`, `gpus` and `deploy.resources.*.devices` /
+//! `generic_resources` append; other lists append without duplicates. A value tagged `!reset` removes what came
 //! before; `!override` replaces it without merging. After the last merge,
 //! [`enforce_unicity`] drops repeated `ports`, `volumes`, `expose`, `secrets`
 //! and `configs` entries (a secret or config by the path it lands on) inside
@@ -47,6 +48,17 @@ pub fn merge_service(base: Node, over: Node) -> Node {
         "volumes" => merge_list_by(b, o, volume_key),
         "env_file" => merge_list_by(b, o, env_file_key),
         "label_file" | "gpus" => append_lists(b, o),
+        "deploy" => merge_map_with(b, o, &|k, db, dov| match k {
+            "resources" => merge_map_with(db, dov, &|_, rb, ro| {
+                // limits / reservations: device requests and generic
+                // resources append (compose-go's default for lists).
+                merge_map_with(rb, ro, &|k, lb, lo| match k {
+                    "devices" | "generic_resources" => append_lists(lb, lo),
+                    _ => merge_generic(lb, lo),
+                })
+            }),
+            _ => merge_generic(db, dov),
+        }),
         "healthcheck" => merge_map_with(b, o, &|k, hb, ho| {
             if k == "test" {
                 ho

@@ -316,3 +316,45 @@ fn secrets_and_configs_merge_by_the_path_they_land_on() {
         .collect();
     assert_eq!(configs, [("d", Some(0o400)), ("d", None)]);
 }
+
+#[test]
+fn label_files_gpus_and_device_reservations_append_across_files() {
+    // compose-go override/merge.go: `label_file` is mergeToSequence (a lone
+    // string is a one-item list); gpus and reservations.devices take the
+    // default rule for lists, append (no de-duplication: the same request in
+    // both files is asked twice). `gpus: all` is `[{count: all}]` by then.
+    let dir = crate::support::TempDir::new("muster-merge-devices");
+    write_file(&dir.0, "a.labels", "a=1\n");
+    write_file(&dir.0, "b.labels", "b=2\n");
+    let reservation = "    deploy:\n      resources:\n        reservations:\n          devices:\n            - capabilities: [gpu]\n";
+    write_file(
+        &dir.0,
+        "compose.yaml",
+        &format!("services:\n  app:\n    image: foo\n    label_file: ./a.labels\n    gpus: all\n{reservation}"),
+    );
+    write_file(
+        &dir.0,
+        "override.yaml",
+        &format!("services:\n  app:\n    label_file: ./b.labels\n    gpus:\n      - driver: nvidia\n        count: 1\n{reservation}"),
+    );
+    let p = load_dir(&dir.0, &["compose.yaml", "override.yaml"], &[], Some("m"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = &p.services["app"];
+    assert_eq!(
+        app.label_file,
+        [dir.0.join("a.labels"), dir.0.join("b.labels")]
+    );
+    assert_eq!(
+        (app.labels.get("a"), app.labels.get("b")),
+        (Some(&"1".to_string()), Some(&"2".to_string()))
+    );
+    let counts: Vec<i64> = app.runtime.gpus.iter().map(|g| g.count).collect();
+    assert_eq!(counts, [-1, 1]);
+    let reserved = app
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref())
+        .map(|r| r.devices.len());
+    assert_eq!(reserved, Some(2));
+}
