@@ -8,7 +8,7 @@
 //! created container's HostConfig is what the test reads. And `label_file`:
 //! the file's labels are on the container, `labels:` winning.
 
-use super::mounts::{load_compose, up_compose};
+use super::mounts::{inspect, load_compose, up_compose};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
 use muster::engine::Engine;
 use muster::supervisor::start::{up, UpOptions};
@@ -45,14 +45,7 @@ async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
         message.contains("could not select device driver"),
         "{message}"
     );
-    let info = engine
-        .docker()
-        .inspect_container(
-            &format!("{}-app-1", guard.name),
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("the container was created");
+    let info = inspect(&engine, &format!("{}-app-1", guard.name)).await;
     assert_ne!(info.state.and_then(|s| s.running), Some(true));
     let host = info.host_config.expect("HostConfig");
     let host_devices = host.devices;
@@ -111,14 +104,7 @@ async fn label_file_labels_are_on_the_container() {
         ),
     )
     .await;
-    let info = engine
-        .docker()
-        .inspect_container(
-            &name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("inspect");
+    let info = inspect(&engine, &name).await;
     let labels = info.config.and_then(|c| c.labels).expect("labels");
     assert_eq!(
         labels.get("org.example.team").map(String::as_str),

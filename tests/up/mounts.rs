@@ -197,14 +197,22 @@ async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
             ),
             Err(e) => assert!(e.to_string().contains("shared or slave"), "{round}: {e}"),
         }
-        let info = engine
-            .docker()
-            .inspect_container(
-                &format!("{}-app-1", guard.name),
-                None::<bollard::query_parameters::InspectContainerOptions>,
-            )
-            .await
-            .expect("created");
+        let info = inspect(&engine, &format!("{}-app-1", guard.name)).await;
         assert_ne!(info.state.and_then(|s| s.running), Some(true), "{round}");
     }
+}
+
+/// The engine's inspection of container `name` (it must exist).
+pub(crate) async fn inspect(
+    engine: &Engine,
+    name: &str,
+) -> bollard::models::ContainerInspectResponse {
+    engine
+        .docker()
+        .inspect_container(
+            name,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("inspect {name}: {e}"))
 }

@@ -8,7 +8,7 @@
 //! checkDeviceRequest); a device reservation needs `capabilities` (the
 //! compose-spec schema's `devices` item requires it, `gpus` items do not).
 
-use super::values::{err, labels, number, opt_string, strict_list, string, R};
+use super::values::{err, items, labels, number, opt_string, strict_list, string, R};
 use crate::compose::model::{DeviceRequest, DiscreteResource, GenericResource};
 use crate::compose::yaml::{Node, Value};
 
@@ -35,13 +35,7 @@ pub(super) fn reserved_devices(node: &Node, path: &str) -> R<Vec<DeviceRequest>>
 }
 
 fn requests(node: &Node, path: &str, need_capabilities: bool) -> R<Vec<DeviceRequest>> {
-    let Value::Seq(items) = &node.value else {
-        if node.is_null() {
-            return Ok(vec![]);
-        }
-        return Err(err(node, path, "expected a list of device requests"));
-    };
-    items
+    items(node, path, "expected a list of device requests")?
         .iter()
         .enumerate()
         .map(|(i, item)| request(item, &format!("{path}[{i}]"), need_capabilities))
@@ -116,18 +110,13 @@ fn count(node: &Node, path: &str) -> R<i64> {
 
 /// `generic_resources: [{discrete_resource_spec: {kind, value}}]`.
 pub(super) fn generic_resources(node: &Node, path: &str) -> R<Vec<GenericResource>> {
-    let Value::Seq(items) = &node.value else {
-        if node.is_null() {
-            return Ok(vec![]);
-        }
-        return Err(err(
-            node,
-            path,
-            "expected a list of {discrete_resource_spec: {kind, value}}",
-        ));
-    };
-    let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let list = items(
+        node,
+        path,
+        "expected a list of {discrete_resource_spec: {kind, value}}",
+    )?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
         let p = format!("{path}[{i}]");
         if item.entries().is_none() {
             return Err(err(

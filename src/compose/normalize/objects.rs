@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::values::{absolute_path, err, labels, opt_bool, opt_string, string, R};
+use super::values::{absolute_path, err, items, labels, opt_bool, opt_string, string, R};
 use crate::compose::objects::{FileObject, FileRef, SecretValue};
 use crate::compose::yaml::{Node, Value};
 
@@ -35,16 +35,11 @@ pub(super) fn mode(node: &Node, path: &str) -> R<u32> {
 
 /// A service's `secrets:` or `configs:` list.
 pub(super) fn refs(node: &Node, path: &str) -> R<Vec<FileRef>> {
-    let Value::Seq(items) = &node.value else {
-        if node.is_null() {
-            return Ok(vec![]);
-        }
-        return Err(err(
-            node,
-            path,
-            "expected a list of names or { source, target, uid, gid, mode }",
-        ));
-    };
+    let items = items(
+        node,
+        path,
+        "expected a list of names or { source, target, uid, gid, mode }",
+    )?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");

@@ -107,6 +107,15 @@ pub(super) fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
     }
 }
 
+/// The items of a list node; nothing for null; else `expected` as the error.
+pub(super) fn items<'a>(node: &'a Node, path: &str, expected: &str) -> R<&'a [Node]> {
+    match &node.value {
+        Value::Seq(items) => Ok(items),
+        Value::Null => Ok(&[]),
+        _ => Err(err(node, path, expected)),
+    }
+}
+
 pub(super) fn strict_list(node: &Node, path: &str) -> R<Vec<String>> {
     match &node.value {
         Value::Scalar { .. } => Err(err(node, path, "expected a list")),
