@@ -135,7 +135,8 @@ pub(crate) async fn up_compose(
 /// container starts (the create call succeeds). `up` must not call that a
 /// success: the service is failed with the engine's reason, the outcome is
 /// failed, its dependent is blocked, and a second `up` (the container now
-/// exists, with the same config hash) says the same instead of keeping it.
+/// exists, with the same config hash) says the same instead of keeping it;
+/// the `muster up` command exits 1 with outcome `failed`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
     support::ensure_test_images();
@@ -200,6 +201,21 @@ async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
         let info = inspect(&engine, &format!("{}-app-1", guard.name)).await;
         assert_ne!(info.state.and_then(|s| s.running), Some(true), "{round}");
     }
+    // And `muster up` itself: exit 1, the service failed with the engine's reason.
+    let out = crate::support::Muster::new().dir(dir.path()).run(&[
+        "up",
+        "-p",
+        &guard.name,
+        "--json",
+        "--wait-timeout",
+        "60s",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // `up --json` prints JSON lines: the progress events, then the report.
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last).expect("up --json report");
+    assert_eq!(report["result"]["outcome"], "failed", "{report}");
 }
 
 /// The engine's inspection of container `name` (it must exist).
