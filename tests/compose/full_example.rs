@@ -16,7 +16,9 @@
 //! expected.json has `bind: {}` there), and the
 //! `~/configs` and `~/config_data` sources (home-relative paths, written
 //! here as paths the test controls). `deploy.resources.reservations.generic_resources`
-//! is in expected.json as fullExampleJSON has it (types.GenericResource), and
+//! is in expected.json as fullExampleJSON has it (types.GenericResource), so
+//! are `label_file` (example1.label and example2.label, the files of
+//! compose-go's loader directory with the same lines) and the labels they add, and
 //! so are the secrets' and configs' `mode: "0440"` (types.FileMode's
 //! MarshalJSON writes the octal string, not the number). Everything else in
 //! fullExampleJSON is in expected.json and must be in muster's output with
