@@ -185,7 +185,9 @@ fn deploy_keys_gpus_and_secret_modes_are_hashed_as_compose_hashes_them() {
     //   Placement: constraints, preferences [{spread}], max_replicas_per_node;
     // - gpus: `all` is one DeviceRequest with Count -1 (transform/gpus.go,
     //   types/device.go), placed after group_add in ServiceConfig;
-    // - secrets: FileMode.MarshalJSON writes the mode as the octal string "0440".
+    // - secrets: transform/defaults.go defaultSecretMount gives a secret
+    //   without a target `/run/secrets/<source>`; FileMode.MarshalJSON writes
+    //   the mode as the octal string "0440".
     // sha256 of exactly these bytes: `printf '%s' "$JSON" | sha256sum`.
     let dir = TempDir::new("muster-hash-deploy");
     write_file(&dir.0, "token.txt", "t0ken\n");
@@ -236,13 +238,13 @@ secrets:
         r#""preferences":[{"spread":"node.labels.zone"}],"max_replicas_per_node":1},"#,
         r#""endpoint_mode":"dnsrr"},"entrypoint":null,"gpus":[{"count":-1}],"#,
         r#""image":"acme/embed:1","labels":{"tier":"gpu"},"networks":{"default":null},"#,
-        r#""secrets":[{"source":"token","mode":"0440"}]}"#
+        r#""secrets":[{"source":"token","target":"/run/secrets/token","mode":"0440"}]}"#
     );
     let gpu = &p.services["gpu"];
     assert_eq!(hash::hash_shape(gpu).to_go_string(), json);
     assert_eq!(
         hash::config_hash(gpu),
-        "14fec27684bc58130d8392c8c787fa0ba06b63a9ddd15d3356647a31c7b8e7f5"
+        "fe7addda26faac6589b18226756153e6507953b2127c73fe0b881b51399ea82e"
     );
     // deploy.replicas is the one deploy key Compose clears; mode is not.
     let text = std::fs::read_to_string(dir.0.join("compose.yaml")).expect("read");

@@ -303,10 +303,11 @@ fn secrets_and_configs_merge_by_the_path_they_land_on() {
         .collect();
     assert_eq!(
         secrets,
+        // The unwritten targets as transform/defaults.go then fills them.
         [
             ("zot", Some("/run/secrets/foo")),
-            ("bar", None),
-            ("zot", None)
+            ("bar", Some("/run/secrets/bar")),
+            ("zot", Some("/run/secrets/zot"))
         ]
     );
     let configs: Vec<(&str, Option<u32>)> = test

@@ -507,11 +507,6 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
             .env_file
             .iter()
             .map(|f| {
-                // `docker compose config` (fullExampleJSON) prints a required
-                // file as its bare path.
-                if full && f.required {
-                    return Json::Str(f.path.to_string_lossy().into_owned());
-                }
                 let mut fo = Obj::new();
                 fo.str("path", Some(&f.path.to_string_lossy()));
                 if !f.required {

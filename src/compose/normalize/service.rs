@@ -146,6 +146,12 @@ pub(super) fn service(
             *into = super::objects::refs(n, &f(key))?;
         }
     }
+    // compose-go transform/defaults.go defaultSecretMount: a service's secret
+    // without a target gets `/run/secrets/<source>` in the model (so in
+    // `config` and the config hash); configs get no default.
+    for secret in svc.secrets.iter_mut().filter(|s| s.target.is_none()) {
+        secret.target = Some(format!("/run/secrets/{}", secret.source));
+    }
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
     }
