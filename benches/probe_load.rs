@@ -17,7 +17,10 @@
 //!
 //! Targets: < 5 % of one core, < 30 MB RSS, < 200 µs per Redis probe.
 
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
@@ -25,22 +28,8 @@ use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::once::run_once;
 use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
 use muster::supervisor::StateStore;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::bench::{arg, cpu_split, cpu_time, status_kb, thread_stat};
+use support::{free_port, KillOnDrop};
 
 /// Waits until something accepts connections on `addr`.
 fn wait_listening(addr: &str, within: Duration) {
@@ -52,56 +41,10 @@ fn wait_listening(addr: &str, within: Duration) {
     }
 }
 
-/// (user, system) CPU time from a `/proc/.../stat` file.
-fn cpu_split(stat_path: &str) -> (Duration, Duration) {
-    let Ok(stat) = std::fs::read_to_string(stat_path) else {
-        return (Duration::ZERO, Duration::ZERO);
-    };
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let hz = 100; // sysconf(_SC_CLK_TCK) on Linux
-    let ticks = |i: usize| Duration::from_millis(f[i].parse::<u64>().unwrap() * 1000 / hz);
-    (ticks(11), ticks(12))
-}
-
-/// utime + stime of this process.
-fn cpu_time() -> Duration {
-    let (user, sys) = cpu_split("/proc/self/stat");
-    user + sys
-}
-
-/// The `/proc` stat file of this process's thread named `name`.
-fn thread_stat(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .flatten()
-        .find_map(|t| {
-            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-            (comm.trim() == name).then(|| t.path().join("stat").to_string_lossy().into_owned())
-        })
-}
-
 /// (VmRSS, VmHWM) in kB.
 fn rss_kb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |name: &str| status_kb(name).unwrap_or(0);
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The HTTP target: a keep-alive hyper server answering `{"status":"ok"}`.
@@ -169,16 +112,16 @@ fn main() {
 /// What the targets' lifetime is tied to.
 #[allow(dead_code)] // held for its Drop
 enum Guard {
-    Processes(Vec<Kill>),
+    Processes(Vec<KillOnDrop>),
     Containers(ContainerTargets),
 }
 
 /// redis-server and the HTTP server as child processes on loopback.
-fn loopback_targets() -> (String, String, Vec<Kill>) {
+fn loopback_targets() -> (String, String, Vec<KillOnDrop>) {
     let redis_port = free_port();
     let dir = bench_dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let _redis = Kill(
+    let _redis = KillOnDrop(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -196,7 +139,7 @@ fn loopback_targets() -> (String, String, Vec<Kill>) {
             .expect("redis-server"),
     );
     let http_port = free_port();
-    let _http = Kill(
+    let _http = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .args(["--serve-http", &http_port.to_string()])
             .spawn()

@@ -14,6 +14,9 @@
 //!
 //! Target: < 1 % of one core for 100 containers every 5 s.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,7 @@ use muster::engine::stats::Cgroups;
 use muster::engine::Engine;
 use muster::supervisor::telemetry::Sampler;
 use muster::supervisor::{ReplicaState, ReplicaStatus, ServiceStatus, StackSnapshot};
+use support::bench::{arg, cpu_ns};
 
 const LABEL: &str = "muster.bench=telemetry";
 
@@ -47,34 +51,12 @@ impl Drop for Cleanup {
     }
 }
 
-/// CPU time of every thread of process `pid` (`self` for this one), in ns,
-/// from schedstat (nanosecond resolution, unlike /proc/PID/stat's ticks).
-fn cpu_ns(pid: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
-
 fn dockerd_pid() -> Option<String> {
     let out = Command::new("pidof").arg("dockerd").output().ok()?;
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()
         .next()
         .map(str::to_string)
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn main() {

@@ -9,6 +9,7 @@
 // Each area uses a different part of this module (and its re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod bench;
 pub mod build;
 pub mod certs;
 pub mod compose;
