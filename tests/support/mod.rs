@@ -32,6 +32,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long a test lets a call that must end at its own short timeout run
+/// before it calls it a hang. Generous on purpose: a loaded machine must not
+/// fail a test of behaviour, and how fast things are is for the benches.
+pub const HANG_GUARD: Duration = Duration::from_secs(20);
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
