@@ -3,9 +3,7 @@
 //! it (issue #15 item 6: it went failed -> ready -> unready, on the probe's
 //! counters from before the exit).
 
-use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE,
-};
+use crate::support::{self, http_get, DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -33,8 +31,7 @@ services:
         ),
     )
     .unwrap();
-    let child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
-    let _child = KillOnDrop(child);
+    let _child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
 
     let state = || -> Option<serde_json::Value> {
         let (code, body) = http_get(listen, "/status")?;

@@ -26,17 +26,10 @@ fn spawn_up_serve(
     project: &str,
     listen: u16,
     redis_url: &str,
-) -> std::process::Child {
+) -> support::KillOnDrop {
     support::Muster::new()
         .dir(dir)
         .state_file(dir.join("state.json"))
-        .args(["-f"])
-        .arg(file)
-        .args(["-p", project, "--listen"])
-        .arg(format!("127.0.0.1:{listen}"))
-        .args(["--redis-url", redis_url, "up", "--serve"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
+        .stack(file, project, listen)
+        .spawn_quiet(&["--redis-url", redis_url, "up", "--serve"])
 }

@@ -44,7 +44,7 @@ fn serve(test: &str, services: &str, ready: &[(&str, usize)]) -> Stack {
         listen,
         _redis: redis,
         _dir: dir,
-        _child: KillOnDrop(child),
+        _child: child,
     };
     for (service, replicas) in ready {
         stack.wait(

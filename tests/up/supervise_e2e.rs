@@ -4,12 +4,10 @@
 //! the agent signals it, and /readyz over HTTP follows the signal both ways.
 
 use crate::support::{self, Muster};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE,
-};
+use crate::support::{http_get, DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE};
 
 fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -70,17 +68,9 @@ services:
     )
     .unwrap();
     let namespace = format!("e2e{}", std::process::id());
-    let child = muster(&coordination, &namespace)
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .args(["up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
+    let _guard = muster(&coordination, &namespace)
+        .stack(&file, &project.name, listen_port)
+        .spawn_quiet(&["up", "--serve"]);
 
     // cache is ready through muster's redis probe; worker waits for its agent.
     let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(60));
@@ -201,17 +191,9 @@ services:
     )
     .unwrap();
     let namespace = format!("e2epart{}", std::process::id());
-    let child = muster(&coordination, &namespace)
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .args(["up", "--serve", "cache"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
+    let _guard = muster(&coordination, &namespace)
+        .stack(&file, &project.name, listen_port)
+        .spawn_quiet(&["up", "--serve", "cache"]);
 
     let verbose = wait_for_status(listen_port, "/readyz?verbose", 200, Duration::from_secs(60));
     assert!(verbose.contains("[+]cache"), "{verbose}");
