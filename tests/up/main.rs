@@ -16,12 +16,11 @@ mod network_mode;
 mod secrets;
 mod supervise_e2e;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::models::ContainerInspectResponse;
 use bollard::query_parameters::InspectContainerOptions;
-use muster::compose::{self, LoadOptions, Project};
+use muster::compose::Project;
 use muster::engine::Engine;
 use muster::supervisor::start::{up, UpError, UpOptions, UpReport};
 use muster::supervisor::StateStore;
@@ -35,19 +34,8 @@ pub(crate) fn load_compose(
     text: &str,
     env: &[(&str, &str)],
 ) -> Project {
-    let file = support::write_compose(dir, text);
-    compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(project.to_string()),
-        environment: Some(
-            env.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        ),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads")
+    support::write_compose(dir, text);
+    support::compose::load_dir(dir.path(), &["compose.yaml"], env, Some(project)).expect("loads")
 }
 
 /// `up` of `p`, as `muster up` runs it, waiting up to `wait`.
