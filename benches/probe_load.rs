@@ -29,7 +29,7 @@ use muster::supervisor::once::run_once;
 use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
 use muster::supervisor::StateStore;
 use support::bench::{arg, cpu_split, cpu_time, status_kb, thread_stat};
-use support::{free_port, KillOnDrop};
+use support::{free_port, KillOnDrop, LabelGuard};
 
 /// Waits until something accepts connections on `addr`.
 fn wait_listening(addr: &str, within: Duration) {
@@ -164,13 +164,7 @@ const BENCH_LABEL: &str = "muster.bench=probe_load";
 struct ContainerTargets {
     redis_ip: String,
     http_ip: String,
-    _cleanup: Cleanup,
-}
-
-/// Removes the bench's containers (by label) and its network when dropped,
-/// also when starting them failed half-way.
-struct Cleanup {
-    network: String,
+    _cleanup: LabelGuard,
 }
 
 fn docker(args: &[&str]) -> String {
@@ -213,9 +207,7 @@ impl ContainerTargets {
         let id = std::process::id();
         let network = format!("muster-bench-{id}");
         docker(&["network", "create", "--label", BENCH_LABEL, &network]);
-        let cleanup = Cleanup {
-            network: network.clone(),
-        };
+        let cleanup = LabelGuard(BENCH_LABEL);
         let redis_ip = run_on(
             &network,
             &format!("muster-bench-redis-{id}"),
@@ -263,23 +255,6 @@ impl ContainerTargets {
 
     fn http_url(&self) -> String {
         format!("http://{}:8080/health", self.http_ip)
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let filter = format!("label={BENCH_LABEL}");
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        for id in ids.split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.network])
-            .output();
     }
 }
 

@@ -17,7 +17,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use muster::engine::stats::Cgroups;
@@ -27,29 +27,6 @@ use muster::supervisor::{ReplicaState, ReplicaStatus, ServiceStatus, StackSnapsh
 use support::bench::{arg, cpu_ns};
 
 const LABEL: &str = "muster.bench=telemetry";
-
-/// Removes every container the bench started, by label.
-struct Cleanup;
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label={LABEL}")])
-            .output();
-        if let Ok(out) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
 
 fn dockerd_pid() -> Option<String> {
     let out = Command::new("pidof").arg("dockerd").output().ok()?;
@@ -62,7 +39,7 @@ fn dockerd_pid() -> Option<String> {
 fn main() {
     let n = arg("--containers", 100);
     let rounds = arg("--rounds", 50);
-    let _cleanup = Cleanup;
+    let _cleanup = support::LabelGuard(LABEL);
     let made = Instant::now();
     let mut replicas = Vec::new();
     for i in 0..n {

@@ -265,40 +265,56 @@ impl DockerProject {
     /// Removes containers, then networks, volumes and images of this project
     /// (muster labels the images it builds with the project).
     pub fn remove_all(&self) {
-        let filter = self.label_filter();
-        for (list, remove) in [
-            (vec!["ps", "-aq", "--filter"], vec!["rm", "-f", "-v"]),
-            (
-                vec!["network", "ls", "-q", "--filter"],
-                vec!["network", "rm"],
-            ),
-            (
-                vec!["volume", "ls", "-q", "--filter"],
-                vec!["volume", "rm", "-f"],
-            ),
-            (
-                vec!["image", "ls", "-aq", "--filter"],
-                vec!["image", "rm", "-f"],
-            ),
-        ] {
-            let out = Command::new("docker")
-                .args(&list)
-                .arg(&filter)
-                .output()
-                .expect("run docker");
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(&remove)
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+        remove_labelled(&format!("com.docker.compose.project={}", self.name));
+    }
+}
+
+/// Removes every container (with its anonymous volumes), then network, volume
+/// and image that carries `label` (`key=value`); what is not there is skipped.
+pub fn remove_labelled(label: &str) {
+    let filter = format!("label={label}");
+    for (list, remove) in [
+        (vec!["ps", "-aq", "--filter"], vec!["rm", "-f", "-v"]),
+        (
+            vec!["network", "ls", "-q", "--filter"],
+            vec!["network", "rm"],
+        ),
+        (
+            vec!["volume", "ls", "-q", "--filter"],
+            vec!["volume", "rm", "-f"],
+        ),
+        (
+            vec!["image", "ls", "-aq", "--filter"],
+            vec!["image", "rm", "-f"],
+        ),
+    ] {
+        let out = Command::new("docker")
+            .args(&list)
+            .arg(&filter)
+            .output()
+            .expect("run docker");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(&remove)
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
+    }
+}
+
+/// Everything Docker holds with one label (a bench's containers and
+/// network), removed when dropped, also when the bench panics half-way.
+pub struct LabelGuard(pub &'static str);
+
+impl Drop for LabelGuard {
+    fn drop(&mut self) {
+        remove_labelled(self.0);
     }
 }
 
