@@ -16,10 +16,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let n: usize = std::env::var("SIGNALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
+    let n: usize = support::bench::env_num("SIGNALS", 1000);
     let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -69,14 +69,8 @@ fn main() {
         );
         return;
     }
-    let agents: usize = std::env::var("AGENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let secs: u64 = std::env::var("SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let agents: usize = support::bench::env_num("AGENTS", 1000);
+    let secs: u64 = support::bench::env_num("SECONDS", 20);
     let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,9 +1,9 @@
-//! What the benches share besides the servers and stacks of the other support
-//! modules: their numeric command-line options, and what Linux's /proc says of
-//! a process, for the benches that report the CPU time and memory they cost
-//! (`heal_overhead`, `probe_load`, `telemetry`, `signal_load`,
-//! `compose_load`): one reader each, so every bench's "CPU" is the same
-//! measure. CPU time comes from each thread's `schedstat`
+//! What the benches share besides the servers and stacks of the other
+//! support modules: their numeric options (command line or environment), and
+//! what Linux's /proc says of a process, for the benches that report the CPU
+//! time and memory they cost (`heal_overhead`, `probe_load`, `telemetry`,
+//! `signal_load`, `compose_load`): one reader each, so every bench's "CPU" is
+//! the same measure. CPU time comes from each thread's `schedstat`
 //! (nanoseconds on the CPU), not `stat`'s 10 ms ticks, which are too coarse
 //! for a short round; `stat` is read only where the user/system split is
 //! wanted. A thread that is on a CPU while it is read counts only up to its
@@ -19,6 +19,15 @@ pub fn arg(name: &str, default: u64) -> u64 {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The number in environment variable `name` (`SIGNALS=200 cargo bench …`),
+/// or `default` when it is unset or not a number.
+pub fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
