@@ -20,7 +20,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
@@ -29,7 +29,7 @@ use muster::supervisor::once::run_once;
 use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
 use muster::supervisor::StateStore;
 use support::bench::{arg, cpu_split, cpu_time, status_kb, thread_stat};
-use support::{free_port, KillOnDrop, LabelGuard};
+use support::{free_port, KillOnDrop, LabelGuard, RedisServer};
 
 /// Waits until something accepts connections on `addr`.
 fn wait_listening(addr: &str, within: Duration) {
@@ -112,50 +112,27 @@ fn main() {
 /// What the targets' lifetime is tied to.
 #[allow(dead_code)] // held for its Drop
 enum Guard {
-    Processes(Vec<KillOnDrop>),
+    Processes((RedisServer, KillOnDrop)),
     Containers(ContainerTargets),
 }
 
 /// redis-server and the HTTP server as child processes on loopback.
-fn loopback_targets() -> (String, String, Vec<KillOnDrop>) {
-    let redis_port = free_port();
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let _redis = KillOnDrop(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--maxclients", "20000"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server"),
-    );
+fn loopback_targets() -> (String, String, (RedisServer, KillOnDrop)) {
+    // The runner holds one connection per Redis target.
+    let redis = RedisServer::start_with(&["--maxclients", "20000"]);
     let http_port = free_port();
-    let _http = KillOnDrop(
+    let http = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .args(["--serve-http", &http_port.to_string()])
             .spawn()
             .expect("http child"),
     );
-    wait_listening(&format!("127.0.0.1:{redis_port}"), Duration::from_secs(5));
     wait_listening(&format!("127.0.0.1:{http_port}"), Duration::from_secs(5));
     (
-        format!("redis://127.0.0.1:{redis_port}"),
+        redis.url(),
         format!("http://127.0.0.1:{http_port}/health"),
-        vec![_redis, _http],
+        (redis, http),
     )
-}
-
-fn bench_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()))
 }
 
 const BENCH_LABEL: &str = "muster.bench=probe_load";
@@ -436,5 +413,4 @@ fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
         );
         println!("  services ready: {ready}/{targets} (after warm-up {ready_after_warmup})");
     });
-    let _ = std::fs::remove_dir_all(bench_dir());
 }
