@@ -14,20 +14,32 @@ fn muster(dir: &TempDir, args: &[&str]) -> Output {
     cmd.run(args)
 }
 
-#[test]
-fn status_probes_directly_when_no_muster_runs() {
-    let mut redis = RedisServer::start();
-    let dir = TempDir::new("muster-status");
+/// dir/muster.yaml with service `cache` probed as the Redis at `redis_url`,
+/// then `more` (further services, indented under `services:`).
+fn cache_config(dir: &TempDir, redis_url: &str, more: &str) -> std::path::PathBuf {
     let config = dir.path().join("muster.yaml");
     std::fs::write(
         &config,
         format!(
-            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{}\" }}\n        timeout: 1s\n  extra:\n    required: false\n    probes:\n      - tcp: {{ address: \"127.0.0.1:{}\" }}\n",
-            redis.url(),
-            free_port()
+            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{redis_url}\" }}\n        timeout: 1s\n{more}"
         ),
     )
-    .unwrap();
+    .expect("write muster.yaml");
+    config
+}
+
+#[test]
+fn status_probes_directly_when_no_muster_runs() {
+    let mut redis = RedisServer::start();
+    let dir = TempDir::new("muster-status");
+    let config = cache_config(
+        &dir,
+        &redis.url(),
+        &format!(
+            "  extra:\n    required: false\n    probes:\n      - tcp: {{ address: \"127.0.0.1:{}\" }}\n",
+            free_port()
+        ),
+    );
     let listen = format!("127.0.0.1:{}", free_port());
     let args = [
         "--config",
@@ -194,15 +206,7 @@ fn status_prints_a_running_musters_snapshot() {
 fn status_probes_directly_and_warns_when_the_musters_status_is_unreadable() {
     let redis = RedisServer::start();
     let dir = TempDir::new("muster-status-unreadable");
-    let config = dir.path().join("muster.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{}\" }}\n        timeout: 1s\n",
-            redis.url()
-        ),
-    )
-    .unwrap();
+    let config = cache_config(&dir, &redis.url(), "");
     // A muster of project demo, but its /status is not a StatusView.
     let (addr, server) = serve_status(r#"{"project": 7, "services": "none"}"#.to_string());
     let args = [
