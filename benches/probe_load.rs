@@ -145,16 +145,7 @@ struct ContainerTargets {
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::docker(args).trim().to_string()
 }
 
 /// `docker run -d` a labelled container `name` on `network` with `args`

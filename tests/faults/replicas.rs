@@ -7,10 +7,9 @@
 //! healed per the restart policy (by the engine, or by muster within the
 //! budget when the engine will not), or left down under `restart: no`.
 
-use crate::support::{http_get, BUSYBOX_IMAGE};
+use crate::support::{docker, http_get, BUSYBOX_IMAGE};
 use crate::Stack;
 use serde_json::Value;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -103,15 +102,6 @@ impl Watch {
         let bad = self.bad.lock().unwrap();
         assert!(bad.is_empty(), "not ready during {what}: {bad:?}");
     }
-}
-
-fn docker(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

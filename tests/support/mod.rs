@@ -396,27 +396,35 @@ pub fn write_compose(dir: &TempDir, yaml: &str) -> PathBuf {
 /// What `container` gets from `http://127.0.0.1:8080/` inside its own
 /// network namespace (for services in `network_mode: service:X`), trimmed.
 pub fn page_on_loopback(container: &str) -> String {
+    let page = docker(&[
+        "exec",
+        container,
+        "wget",
+        "-q",
+        "-O-",
+        "http://127.0.0.1:8080/",
+    ]);
+    page.trim().to_string()
+}
+
+/// `docker ARGS…` (the CLI, against the engine under test), which must
+/// succeed (else a panic naming the arguments and docker's stderr); its stdout.
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
-        .args([
-            "exec",
-            container,
-            "wget",
-            "-q",
-            "-O-",
-            "http://127.0.0.1:8080/",
-        ])
+        .args(args)
         .output()
-        .expect("run docker exec");
-    assert!(out.status.success(), "wget in {container}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `docker inspect -f FORMAT CONTAINER`, trimmed (panics when it fails).
 pub fn docker_inspect(container: &str, format: &str) -> String {
-    let out = Command::new("docker")
-        .args(["inspect", "-f", format, container])
-        .output()
-        .expect("run docker");
-    assert!(out.status.success(), "docker inspect {container}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    docker(&["inspect", "-f", format, container])
+        .trim()
+        .to_string()
 }

@@ -96,14 +96,5 @@ pub(crate) async fn inspect_full(
 
 /// `sh -c SCRIPT` in a running container; its stdout.
 pub(crate) fn exec(container: &str, script: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["exec", container, "sh", "-c", script])
-        .output()
-        .expect("docker exec");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::docker(&["exec", container, "sh", "-c", script])
 }
