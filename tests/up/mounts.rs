@@ -5,15 +5,9 @@
 //! the bind propagation (`private`, not the default `rprivate`) as the engine
 //! reports the live mount.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
-use super::secrets::exec;
+use super::{exec, inspect_full, up_compose};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
-use muster::compose::{self, LoadOptions};
 use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions};
-use muster::supervisor::StateStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_volume_options_reach_the_engine_as_mount_options() {
@@ -49,6 +43,7 @@ volumes:
   data:
 "#
         ),
+        &[],
     )
     .await;
 
@@ -57,14 +52,7 @@ volumes:
     assert_eq!(df.split_whitespace().nth(1), Some("8192"), "{df}");
     assert_eq!(exec(&name, "stat -c %a /scratch").trim(), "750");
 
-    let info = engine
-        .docker()
-        .inspect_container(
-            &name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("inspect");
+    let info = inspect_full(&engine, &name).await.expect("inspect");
     // The live bind mount's propagation.
     let live = info.mounts.clone().unwrap_or_default();
     let host = live
@@ -97,35 +85,4 @@ volumes:
         .expect("tmpfs options");
     assert_eq!(tmpfs.size_bytes, Some(8 << 20));
     assert_eq!(tmpfs.mode, Some(0o750));
-}
-
-/// Writes `text` as dir/compose.yaml and loads it as project `project`.
-pub(crate) fn load_compose(project: &str, dir: &TempDir, text: &str) -> muster::compose::Project {
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, text).expect("write compose.yaml");
-    compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(project.to_string()),
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads")
-}
-
-/// [`load_compose`] then `up`; returns the name of service `app`'s container.
-pub(crate) async fn up_compose(
-    engine: &Engine,
-    guard: &DockerProject,
-    dir: &TempDir,
-    text: &str,
-) -> String {
-    let p = load_compose(&guard.name, dir, text);
-    let store = StateStore::new(&p.name);
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    up(engine, &p, &options, &store).await.expect("up");
-    format!("{}-app-1", guard.name)
 }
