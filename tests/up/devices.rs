@@ -8,11 +8,9 @@
 //! created container's HostConfig is what the test reads. And `label_file`:
 //! the file's labels are on the container, `labels:` winning.
 
-use super::mounts::{inspect, load_compose, up_compose};
+use super::{inspect_full, load_compose, up_compose, up_refused};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
 use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions};
-use muster::supervisor::StateStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
@@ -30,22 +28,17 @@ async fn gpus_and_device_reservations_reach_the_engine_as_device_requests() {
              \x20             driver: nvidia\n              device_ids: [\"0\", \"1\"]\n\
              \x20             options: {{mig: \"1g.5gb\"}}\n"
         ),
+        &[],
     );
-    let store = StateStore::new(&p.name);
-    let options = UpOptions {
-        wait_timeout: Some(std::time::Duration::from_secs(60)),
-        ..Default::default()
-    };
-    let message = match up(&engine, &p, &options, &store).await {
-        Err(e) => e.to_string(),
-        Ok(_) => store.snapshot().services["app"].reason.clone(),
-    };
+    let message = up_refused(&engine, &p).await;
     // The engine's refusal at start, naming the device request it could not meet.
     assert!(
         message.contains("could not select device driver"),
         "{message}"
     );
-    let info = inspect(&engine, &format!("{}-app-1", guard.name)).await;
+    let info = inspect_full(&engine, &format!("{}-app-1", guard.name))
+        .await
+        .expect("the container was created");
     assert_ne!(info.state.and_then(|s| s.running), Some(true));
     let host = info.host_config.expect("HostConfig");
     let host_devices = host.devices;
@@ -102,9 +95,10 @@ async fn label_file_labels_are_on_the_container() {
              \x20   stop_grace_period: 1s\n    label_file: ./app.labels\n\
              \x20   labels: {{org.example.tier: web}}\n"
         ),
+        &[],
     )
     .await;
-    let info = inspect(&engine, &name).await;
+    let info = inspect_full(&engine, &name).await.expect("inspect");
     let labels = info.config.and_then(|c| c.labels).expect("labels");
     assert_eq!(
         labels.get("org.example.team").map(String::as_str),

@@ -3,17 +3,16 @@
 //! Engine API's `Mounts` options, as docker/compose's create.go passes them.
 //! The tmpfs size and mode are checked inside the container (`df`, `stat`),
 //! the bind propagation (`private`, not the default `rprivate`) as the engine
-//! reports the live mount.
+//! reports the live mount. And a propagation the engine refuses at start
+//! (`rslave` of a directory on a private mount) fails the service.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use super::secrets::exec;
+use super::{exec, inspect_full, load_compose, up_compose, up_within};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
-use muster::compose::{self, LoadOptions};
 use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions};
-use muster::supervisor::StateStore;
+use muster::supervisor::start::UpOutcome;
+use muster::supervisor::ServiceState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_volume_options_reach_the_engine_as_mount_options() {
@@ -49,6 +48,7 @@ volumes:
   data:
 "#
         ),
+        &[],
     )
     .await;
 
@@ -57,14 +57,7 @@ volumes:
     assert_eq!(df.split_whitespace().nth(1), Some("8192"), "{df}");
     assert_eq!(exec(&name, "stat -c %a /scratch").trim(), "750");
 
-    let info = engine
-        .docker()
-        .inspect_container(
-            &name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("inspect");
+    let info = inspect_full(&engine, &name).await.expect("inspect");
     // The live bind mount's propagation.
     let live = info.mounts.clone().unwrap_or_default();
     let host = live
@@ -97,37 +90,6 @@ volumes:
         .expect("tmpfs options");
     assert_eq!(tmpfs.size_bytes, Some(8 << 20));
     assert_eq!(tmpfs.mode, Some(0o750));
-}
-
-/// Writes `text` as dir/compose.yaml and loads it as project `project`.
-pub(crate) fn load_compose(project: &str, dir: &TempDir, text: &str) -> muster::compose::Project {
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, text).expect("write compose.yaml");
-    compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(project.to_string()),
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads")
-}
-
-/// [`load_compose`] then `up`; returns the name of service `app`'s container.
-pub(crate) async fn up_compose(
-    engine: &Engine,
-    guard: &DockerProject,
-    dir: &TempDir,
-    text: &str,
-) -> String {
-    let p = load_compose(&guard.name, dir, text);
-    let store = StateStore::new(&p.name);
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    up(engine, &p, &options, &store).await.expect("up");
-    format!("{}-app-1", guard.name)
 }
 
 /// The report checked (issue 17): `bind.propagation: rslave` of a directory
@@ -164,14 +126,10 @@ async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
     depends_on: [app]
 "#
         ),
+        &[],
     );
     for round in ["first up", "second up"] {
-        let store = StateStore::new(&p.name);
-        let options = UpOptions {
-            wait_timeout: Some(Duration::from_secs(60)),
-            ..Default::default()
-        };
-        let report = up(&engine, &p, &options, &store).await;
+        let (store, report) = up_within(&engine, &p, Duration::from_secs(60)).await;
         let snapshot = store.snapshot();
         let app = &snapshot.services["app"];
         assert!(
@@ -180,29 +138,23 @@ async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
             app.state,
             app.reason
         );
-        assert_eq!(
-            app.state,
-            muster::supervisor::ServiceState::Failed,
-            "{round}"
-        );
+        assert_eq!(app.state, ServiceState::Failed, "{round}");
         assert!(
             snapshot.services["web"].reason.contains("app failed"),
             "{round}: {}",
             snapshot.services["web"].reason
         );
         match report {
-            Ok(r) => assert_eq!(
-                r.outcome,
-                muster::supervisor::start::UpOutcome::Failed,
-                "{round}"
-            ),
+            Ok(r) => assert_eq!(r.outcome, UpOutcome::Failed, "{round}"),
             Err(e) => assert!(e.to_string().contains("shared or slave"), "{round}: {e}"),
         }
-        let info = inspect(&engine, &format!("{}-app-1", guard.name)).await;
+        let info = inspect_full(&engine, &format!("{}-app-1", guard.name))
+            .await
+            .expect("created");
         assert_ne!(info.state.and_then(|s| s.running), Some(true), "{round}");
     }
     // And `muster up` itself: exit 1, the service failed with the engine's reason.
-    let out = crate::support::Muster::new().dir(dir.path()).run(&[
+    let out = support::Muster::new().dir(dir.path()).run(&[
         "up",
         "-p",
         &guard.name,
@@ -216,19 +168,4 @@ async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
     let last = stdout.lines().last().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(last).expect("up --json report");
     assert_eq!(report["result"]["outcome"], "failed", "{report}");
-}
-
-/// The engine's inspection of container `name` (it must exist).
-pub(crate) async fn inspect(
-    engine: &Engine,
-    name: &str,
-) -> bollard::models::ContainerInspectResponse {
-    engine
-        .docker()
-        .inspect_container(
-            name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("inspect {name}: {e}"))
 }
