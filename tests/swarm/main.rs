@@ -10,6 +10,7 @@ mod bad_input;
 mod cluster;
 mod deploy;
 mod node_loss;
+mod resources;
 mod rollout;
 mod supervise;
 mod update;

@@ -10,6 +10,7 @@
 mod support;
 
 mod blkio;
+mod devices;
 mod engine;
 mod mounts;
 mod network_mode;
