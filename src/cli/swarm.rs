@@ -26,6 +26,13 @@ fn line(p: &Progress) -> String {
     match p {
         Progress::Ignored(i) => format!("warning: {i}"),
         Progress::NodeDown(d) => format!("warning: {d}"),
+        Progress::NoHealthcheck { service } => format!(
+            "warning: service {service} has no healthcheck in its Swarm spec: Swarm counts a \
+             new task as updated once it runs, so an image that runs but does not answer takes \
+             requests and a start-first update stops an old task for it (muster rolls back \
+             after --progress-deadline); add a compose `healthcheck` (muster carries it into \
+             the spec), unless the image declares one"
+        ),
         Progress::Network { name, created } => match created {
             true => format!("network {name}: created (overlay, attachable)"),
             false => format!("network {name}: exists, used as it is"),
@@ -187,7 +194,10 @@ fn serve(
 /// only the warnings, on stderr.
 fn printer(json: bool) -> impl Fn(Progress) + Send + Sync {
     move |p: Progress| {
-        let warning = matches!(p, Progress::Ignored(_) | Progress::NodeDown(_));
+        let warning = matches!(
+            p,
+            Progress::Ignored(_) | Progress::NodeDown(_) | Progress::NoHealthcheck { .. }
+        );
         if warning {
             eprintln!("muster: {}", line(&p));
         } else if !json {

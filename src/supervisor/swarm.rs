@@ -20,7 +20,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::InspectServiceOptions;
 use tokio::sync::watch;
 
 use crate::compose::xmuster::{GraceSetting, RestartSettings};
@@ -255,19 +254,20 @@ fn unready_text(tasks: &[TaskStatus]) -> String {
 }
 
 /// Asks Swarm to replace the service's tasks (a force-update at the
-/// service's current version).
+/// service's current version). The spec is read and sent back as the
+/// Engine's JSON (`swarm::raw`), so nothing but `ForceUpdate` changes.
 async fn force_update(engine: &Engine, swarm_name: &str) -> Result<(), SwarmError> {
-    let api = |context: String| move |source| SwarmError::Api { context, source };
-    let found = engine
-        .docker()
-        .inspect_service(swarm_name, None::<InspectServiceOptions>)
-        .await
-        .map_err(api(format!("inspecting service {swarm_name}")))?;
-    let version = found.version.and_then(|v| v.index).unwrap_or_default();
-    let mut spec = found.spec.unwrap_or_default();
-    let template = spec.task_template.get_or_insert_with(Default::default);
-    template.force_update = Some(template.force_update.unwrap_or(0) + 1);
-    swarm::update::update_at(engine, swarm_name, spec, version).await
+    let api = engine.api_version();
+    let found = swarm::raw::inspect_service(engine.host(), &api, swarm_name)
+        .await?
+        .ok_or_else(|| SwarmError::Raw {
+            context: format!("inspecting service {swarm_name}"),
+            detail: "no such service (removed meanwhile?)".into(),
+        })?;
+    let mut spec = found.spec.clone();
+    let force = swarm::raw::member(&mut spec, &["TaskTemplate", "ForceUpdate"]);
+    *force = (force.as_u64().unwrap_or(0) + 1).into();
+    swarm::raw::update_service(engine.host(), &api, &found, &spec, false).await
 }
 
 /// Follows one service for ever: probes its tasks, writes its state, heals.

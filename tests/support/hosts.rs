@@ -651,6 +651,30 @@ impl SwarmStack {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// The A records of `name` as Swarm's DNS answers them to a container
+    /// on the stack's overlay (the prober: `busybox nslookup` against the
+    /// engine's embedded resolver), e.g. `tasks.cache`: the addresses a real
+    /// client resolving that name would use.
+    pub fn resolve(&self, name: &str) -> Vec<String> {
+        let out = self
+            .cluster
+            .manager()
+            .docker(&["exec", &self.prober, "busybox", "nslookup", "-type=a", name])
+            .output()
+            .expect("docker exec nslookup");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut seen_name = false;
+        let mut addresses = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("Name:") {
+                seen_name = true;
+            } else if let (true, Some(a)) = (seen_name, line.strip_prefix("Address:")) {
+                addresses.push(a.trim().to_string());
+            }
+        }
+        addresses
+    }
+
     /// `muster -f <yaml> -p <stack> up --swarm --serve --listen 127.0.0.1:PORT
     /// <extra…>`, spawned (stdout piped); the caller kills it.
     pub fn serve(&self, yaml: &str, port: u16, extra: &[&str]) -> Child {
