@@ -167,6 +167,9 @@ fn serve(
         .build()?;
     runtime.block_on(async {
         let endpoint = super::stack::bind_endpoint(settings, project).await?;
+        // One supervising muster per project, on Swarm as on one host.
+        let lock = super::stack::lock_project(settings, project, Some(&endpoint)).await?;
+        let history = HistoryStore::open(&settings.history(), &project.name).await;
         let engine = Engine::connect().await?;
         let report = swarm::deploy(&engine, project, options, &printer(json)).await?;
         if json {
@@ -181,10 +184,14 @@ fn serve(
             project,
             &report,
             &store,
+            Some(&history),
             health::shutdown_signal(),
         )
         .await;
         server.abort();
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -119,6 +119,8 @@ pub struct TaskProber {
     names: Vec<String>,
     specs: Vec<ProbeSpec>,
     tasks: BTreeMap<String, TaskProbes>,
+    /// The probe runs of the last poll (kind, outcome), for metrics.
+    runs: Vec<(&'static str, probe::ProbeOutcome)>,
 }
 
 /// One task after a poll: its Swarm view, whether muster's probes pass, and
@@ -141,7 +143,14 @@ impl TaskProber {
             names,
             specs,
             tasks: BTreeMap::new(),
+            runs: Vec::new(),
         }
+    }
+
+    /// The probe runs of the last [`TaskProber::poll`]: each one's kind and
+    /// outcome (latency included), for the supervisor's metrics.
+    pub fn take_runs(&mut self) -> Vec<(&'static str, probe::ProbeOutcome)> {
+        std::mem::take(&mut self.runs)
     }
 
     /// The shortest period of the probes (how often to poll), at most 1 s.
@@ -190,8 +199,9 @@ impl TaskProber {
             self.tasks.insert(t.task_id.clone(), built);
         }
         let checks = self.tasks.values_mut().map(|tp| async move {
+            let mut runs = Vec::new();
             if tp.probes.is_empty() {
-                return;
+                return runs;
             }
             let mut all = true;
             let mut last = Vec::new();
@@ -215,11 +225,17 @@ impl TaskProber {
                     format!(" ({})", outcome.reason)
                 };
                 last.push(format!("{} {}: {word}{reason}", p.kind(), p.target()));
+                runs.push((p.kind(), outcome));
             }
             tp.ready = all;
             tp.last = last.join("; ");
+            runs
         });
-        futures_util::future::join_all(checks).await;
+        self.runs = futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         tasks
             .iter()
             .map(|t| {

@@ -678,10 +678,21 @@ impl SwarmStack {
     /// `muster -f <yaml> -p <stack> up --swarm --serve --listen 127.0.0.1:PORT
     /// <extra…>`, spawned (stdout piped); the caller kills it.
     pub fn serve(&self, yaml: &str, port: u16, extra: &[&str]) -> Child {
+        self.serve_with(self.muster(), yaml, port, extra)
+    }
+
+    /// [`SwarmStack::serve`] with a muster the caller prepared (its state
+    /// file, say, shared with other musters of the test).
+    pub fn serve_with(
+        &self,
+        mut muster: super::Muster,
+        yaml: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Child {
         let file = self.compose_file(yaml);
         let file = file.to_string_lossy();
         let listen = format!("127.0.0.1:{port}");
-        let mut muster = self.muster();
         let mut args = vec!["-f", &file, "-p", &self.name, "--listen", &listen];
         args.extend(["up", "--swarm", "--serve"]);
         args.extend(extra);

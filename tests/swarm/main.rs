@@ -11,5 +11,6 @@ mod cluster;
 mod deploy;
 mod node_loss;
 mod rollout;
+mod serve;
 mod supervise;
 mod update;

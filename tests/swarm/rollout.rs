@@ -85,7 +85,12 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
         let out = muster().run(&["-f", &file, "-p", &stack.name, "--json", "history", "cache"]);
         assert!(out.status.success(), "{}", text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
-        v["revisions"].as_array().cloned().unwrap_or_default()
+        // The revision the Swarm service runs (`*` in the table).
+        let active = v["active"].as_u64();
+        (
+            v["revisions"].as_array().cloned().unwrap_or_default(),
+            active,
+        )
     };
 
     // A good image: every new task is probed ready before muster says so,
@@ -141,8 +146,9 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     }
 
     // The history: the image before as the baseline, the good rollout, the
-    // rolled-back one (newest first).
-    let revisions = history();
+    // rolled-back ones (newest first); the service runs revision 2's image.
+    let (revisions, active) = history();
+    assert_eq!(active, Some(2));
     let row = |r: &serde_json::Value| {
         (
             r["number"].as_u64().unwrap_or(0),
@@ -180,12 +186,23 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(image(&stack), "muster-test/redis:1");
-    let revisions = history();
+    let (revisions, active) = history();
     assert_eq!(
         row(&revisions[0]),
         expect(5, "rollback", "muster-test/redis:1", "succeeded")
     );
     assert_eq!(revisions[0]["to"], 1, "{}", revisions[0]);
+    assert_eq!(active, Some(5));
+    let out = muster().run(&["-f", &file, "-p", &stack.name, "history", "cache"]);
+    let table = text(&out);
+    assert!(
+        table.lines().any(|l| l.starts_with("* 5 ")),
+        "revision 5 starred: {table}"
+    );
+    assert!(
+        table.contains("* = the revision whose image the Swarm service runs"),
+        "{table}"
+    );
 }
 
 /// What the polling client saw during one rollout.
