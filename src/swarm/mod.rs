@@ -15,6 +15,7 @@
 
 mod cluster;
 pub mod deploy;
+pub mod objects;
 pub mod raw;
 pub mod readiness;
 pub mod rollout;

@@ -11,6 +11,7 @@ mod cluster;
 mod deploy;
 mod node_loss;
 mod rollout;
+mod secrets;
 mod serve;
 mod supervise;
 mod update;
