@@ -4,7 +4,9 @@
 //! readiness probe of each of 3 tasks on 3 nodes reads the page its task
 //! wrote from the secret (from an environment variable) and the config (from
 //! a file). The secret's value is never printed; a config whose content
-//! changed is refused, naming it (Swarm configs cannot change).
+//! changed is refused, naming it (Swarm configs cannot change). The
+//! service's `docker` probe (its healthcheck, which Swarm runs on the task's
+//! node) gates it too.
 
 use crate::support::hosts::{self, SwarmStack};
 use crate::support::text;
@@ -25,9 +27,13 @@ services:
       placement:
         preferences:
           - spread: node.id
+    healthcheck:
+      test: ["CMD", "test", "-s", "/tmp/www/index.html"]
+      interval: 1s
     x-muster:
       probes:
         - http: { url: "http://web:8080/", body_contains: "s3cr3t-token-4711mode=swarm" }
+        - docker: {}
 secrets:
   token:
     environment: WEB_TOKEN
@@ -88,6 +94,13 @@ fn secrets_and_configs_reach_every_task_through_swarm_objects() {
         3,
         "each node's task read the secret and config: {report}"
     );
+    for t in &tasks {
+        let probe = t["probe"].as_str().unwrap_or_default();
+        assert!(
+            probe.contains("docker: running") && probe.contains("http"),
+            "{t}"
+        );
+    }
 
     // Swarm objects of the stack, as `docker stack deploy` names and labels them.
     let manager = cluster.manager();
