@@ -72,6 +72,28 @@ fn secrets_and_configs_reach_every_task_through_swarm_objects() {
         ])
     };
 
+    // Bad input first: the secret's variable unset is refused before
+    // anything is created, naming service, secret and variable.
+    let out = stack.muster().run(&[
+        "-f",
+        &file,
+        "-p",
+        &stack.name,
+        "up",
+        "--swarm",
+        "--wait-timeout",
+        "120s",
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(
+            "service web: environment variable \"WEB_TOKEN\" required by secret \"token\" is not set"
+        ),
+        "{all}"
+    );
+    assert!(stack.services().is_empty(), "nothing was created: {all}");
+
     let out = up();
     let all = text(&out);
     assert!(out.status.success(), "{all}");
