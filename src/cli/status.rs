@@ -376,6 +376,7 @@ pub(super) fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     ]];
     for status in snapshot.services.values() {
         rows.push(row(status, now, matches!(source, Source::Live(_))));
+        rows.extend(task_rows(status));
     }
     let mut out = columns(&rows);
     let required = snapshot.services.values().filter(|s| s.required).count();
@@ -489,6 +490,39 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
         reason.push(']');
     }
     [name, state, since, kind, latency, reason]
+}
+
+/// One row per task of a Swarm service (`up --swarm --serve`) that Swarm
+/// wants running: its id, whether muster's probes pass and Swarm's state,
+/// its node (with the node's state when it is not `ready`), and the last
+/// probe result or Swarm's reason.
+fn task_rows(status: &ServiceStatus) -> Vec<[String; 6]> {
+    status
+        .tasks
+        .iter()
+        .filter(|t| t.desired == "running")
+        .map(|t| {
+            let id: String = t.task_id.chars().take(12).collect();
+            let node = match t.node_state.as_str() {
+                "ready" => format!("node {}", t.node),
+                other => format!("node {} ({other})", t.node),
+            };
+            let why = match (t.probe.is_empty(), t.reason.is_empty()) {
+                (false, _) => t.probe.clone(),
+                (true, false) => t.reason.clone(),
+                (true, true) => String::new(),
+            };
+            let ready = if t.ready { "ready" } else { "unready" };
+            [
+                format!("  task {id}"),
+                format!("{ready} ({})", t.state),
+                "-".into(),
+                node,
+                "-".into(),
+                why,
+            ]
+        })
+        .collect()
 }
 
 pub(super) fn fmt_latency(d: Duration) -> String {

@@ -12,5 +12,7 @@ mod deploy;
 mod node_loss;
 mod resources;
 mod rollout;
+mod secrets;
+mod serve;
 mod supervise;
 mod update;
