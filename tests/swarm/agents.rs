@@ -6,11 +6,15 @@
 //! `--redis-url redis://redis:6379` names the stack service, which muster
 //! reaches at its task's overlay address. The agent service is ready only
 //! after both tasks' `ready` signals, and its dependent is created (Swarm's
-//! CreatedAt) only after that. Bad input: a fixed agent `name` and a signal
+//! CreatedAt) only after that; `up --swarm --serve` then shows both tasks
+//! ready on their own signals. Bad input: a fixed agent `name` and a signal
 //! Redis muster cannot reach, each named with the service and probe.
 
+use std::time::Duration;
+
+use crate::supervise::{wait_status, Serving};
 use crate::support::hosts::{self, SwarmStack};
-use crate::support::text;
+use crate::support::{free_port, text};
 
 const STACK: &str = r#"
 services:
@@ -144,6 +148,32 @@ fn agent_tasks_gate_their_service_each_under_its_own_task_name() {
         app_created >= agent_ready,
         "app created at {app_created}, before the agent service was ready at {agent_ready}"
     );
+
+    // Under `up --swarm --serve` the supervisor reads the same per-task
+    // signals: both agent tasks ready on their own keys in /status.
+    let port = free_port();
+    let mut serve = stack.muster();
+    serve.env("MUSTER_REDIS_URL", "redis://redis:6379");
+    let mut serving = Serving(stack.serve_with(serve, &yaml, port, &[]));
+    let key = format!("agent {ns}:ready:{}_agent.", stack.name);
+    let status = wait_status(
+        &mut serving,
+        &stack,
+        port,
+        "both agent tasks ready under --serve",
+        Duration::from_secs(90),
+        |s| {
+            let tasks = s["services"]["agent"]["tasks"].as_array();
+            let ready = tasks.into_iter().flatten().filter(|t| {
+                t["desired"] == "running"
+                    && t["ready"] == true
+                    && t["probe"].as_str().unwrap_or_default().contains(&key)
+            });
+            ready.count() == 2 && s["services"]["agent"]["state"] == "ready"
+        },
+    );
+    assert_eq!(status["services"]["app"]["state"], "ready", "{status:#}");
+    drop(serving);
 
     // Bad input 1: a fixed agent name cannot tell tasks apart; refused
     // before anything changes.
