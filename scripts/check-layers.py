@@ -50,8 +50,9 @@ LAYERS = [
     ("engine, durable store, ready signals", ["engine", "history", "signal"], {"compose"}),
     ("probes", ["probe"], {"compose", "engine", "signal"}),
     ("grace periods", ["grace"], {"compose", "engine", "history"}),
-    # up --swarm: the compose model as Swarm services, probes per task
-    ("swarm deploy", ["swarm"], {"compose", "engine", "probe"}),
+    # up --swarm: the compose model as Swarm services, probes per task (agent
+    # probes read the ready signals through signal::AgentWatcher)
+    ("swarm deploy", ["swarm"], {"compose", "engine", "signal", "probe"}),
     # supervisor/swarm.rs supervises a swarm deploy (`up --swarm --serve`)
     ("supervisor", ["supervisor"],
      {"compose", "engine", "history", "notify", "signal", "probe", "grace", "swarm"}),

@@ -133,7 +133,10 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
     let project = super::compose::load_project(global)?;
     let project = muster::supervisor::start::selected_project(&project, &args.services, false)?;
     let json = global.json;
-    let options = SwarmOptions { wait_timeout };
+    let options = SwarmOptions {
+        wait_timeout,
+        signals: Some(settings.watcher()),
+    };
     if args.serve {
         return serve(settings, &project, &options, json);
     }
@@ -185,6 +188,7 @@ fn serve(
             &report,
             &store,
             Some(&history),
+            options.signals.as_ref(),
             health::shutdown_signal(),
         )
         .await;
@@ -237,7 +241,7 @@ pub fn rollout(global: &Global, settings: &Settings, args: &RolloutArgs) -> CliR
                 .into())
         }
     };
-    let options = rollout_options(&args.tuning)?;
+    let options = rollout_options(settings, &args.tuning)?;
     let project = super::compose::load_project(global)?;
     let report = roll(global, settings, &project, &service, &image, &options, None)?;
     let summary = format!(
@@ -251,12 +255,16 @@ pub fn rollout(global: &Global, settings: &Settings, args: &RolloutArgs) -> CliR
     finish(global.json, &report, summary)
 }
 
-fn rollout_options(tuning: &super::rollout::TuningArgs) -> Result<RolloutOptions, String> {
+fn rollout_options(
+    settings: &Settings,
+    tuning: &super::rollout::TuningArgs,
+) -> Result<RolloutOptions, String> {
     Ok(RolloutOptions {
         parallelism: tuning.parallelism,
         order: tuning.order.clone(),
         delay: duration("--delay", &tuning.delay)?,
         deadline: duration("--progress-deadline", &tuning.progress_deadline)?,
+        signals: Some(settings.watcher()),
     })
 }
 
@@ -317,7 +325,7 @@ fn roll(
 /// image of REV (default: the revision before the one that runs), recorded
 /// as a rollback revision.
 pub fn rollback(global: &Global, settings: &Settings, args: &RollbackArgs) -> CliResult {
-    let options = rollout_options(&args.tuning)?;
+    let options = rollout_options(settings, &args.tuning)?;
     let project = super::compose::load_project(global)?;
     let service = args.service.clone();
     let target = tokio::runtime::Builder::new_current_thread()

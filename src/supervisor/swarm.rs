@@ -53,6 +53,7 @@ pub async fn supervise(
     report: &DeployReport,
     store: &StateStore,
     history: Option<&HistoryStore>,
+    signals: Option<&crate::signal::WatcherConfig>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut budgets: HashMap<String, Budget> = HashMap::new();
@@ -103,6 +104,7 @@ pub async fn supervise(
             service,
             store,
             history,
+            signals,
             nodes: nodes_rx.clone(),
             paused: paused_rx.clone(),
         };
@@ -379,6 +381,8 @@ struct Follow<'a> {
     service: &'a Service,
     store: &'a StateStore,
     history: Option<&'a HistoryStore>,
+    /// The signal Redis, for `agent` probes.
+    signals: Option<&'a crate::signal::WatcherConfig>,
     nodes: watch::Receiver<HashMap<String, String>>,
     /// The paused services (`muster pause`), read from the history store.
     paused: watch::Receiver<BTreeMap<String, PauseNote>>,
@@ -395,6 +399,7 @@ impl Follow<'_> {
             service,
             store,
             history,
+            signals,
             nodes,
             paused,
         } = self;
@@ -432,7 +437,8 @@ impl Follow<'_> {
             &swarm_name,
             gating,
             &log,
-        );
+        )
+        .with_signals(signals.cloned());
         let period = watch.period();
         let mut judge = TaskJudge::default();
         let mut next_replace: Option<Instant> = None;
@@ -652,6 +658,7 @@ mod tests {
                 task_id: id.into(),
                 slot: None,
                 node: "n1".into(),
+                node_id: "n1".into(),
                 state: if running { "running" } else { "preparing" }.into(),
                 desired: "running".into(),
                 reason: String::new(),

@@ -33,6 +33,8 @@ use super::SwarmError;
 pub struct SwarmOptions {
     /// Give up on a service not ready this long after the deploy began.
     pub wait_timeout: Option<Duration>,
+    /// The signal Redis `agent` probes read (muster's `--redis-url`).
+    pub signals: Option<crate::signal::WatcherConfig>,
 }
 
 /// One service after the deploy.
@@ -343,7 +345,8 @@ async fn follow(
         swarm_name,
         gating,
         shared.progress,
-    );
+    )
+    .with_signals(shared.options.signals.clone());
     let period = watch.period();
     let mut started_at = None;
     loop {

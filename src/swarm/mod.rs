@@ -19,6 +19,7 @@ pub mod objects;
 pub mod raw;
 pub mod readiness;
 pub mod rollout;
+mod signals;
 pub mod spec;
 pub mod tasks;
 pub mod update;
@@ -120,6 +121,16 @@ pub enum SwarmError {
         service: String,
         state: String,
         message: String,
+    },
+    #[error(
+        "service {service}: x-muster.probes[{index}] (agent): the signal Redis {url} {problem}"
+    )]
+    SignalRedis {
+        service: String,
+        index: usize,
+        /// Without its password.
+        url: String,
+        problem: String,
     },
     #[error("service {service} was not created: its dependency {dependency} failed")]
     DependencyFailed { service: String, dependency: String },

@@ -11,21 +11,27 @@
 //! container's own healthcheck) needs no network: Swarm runs the healthcheck
 //! on the task's node and reports the task `running` only once it passed, so
 //! a running task passes it.
+//!
+//! An `agent` probe is per task too: muster sets `MUSTER_AGENT` in the task's
+//! environment to Swarm's `{{.Task.Name}}` template (`spec.rs`), which Swarm
+//! expands per task to `<stack>_<service>.<slot>.<task id>` (global services:
+//! the node id for the slot), so each task signals under its own name and
+//! muster reads that name's ready signal for that task ([`task_agent_name`]).
+//! A task id is never reused, so a replacement task is never taken for ready
+//! on the signal of the task it replaced.
 
 use std::collections::BTreeMap;
 
 use crate::compose::xmuster::{ProbeKind, ProbeRole, ProbeSpec};
+use crate::probe::agent::AgentProbe;
 use crate::probe::{self, Probe, ProbeContext};
+use crate::signal::AgentWatcher;
 
 use super::tasks::TaskView;
 
 /// A probe spec `up --swarm` cannot run against a task.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "service {service}: x-muster.probes[{index}]: `up --swarm` cannot run {kind} probes yet \
-     ({why}); use a tcp, http, redis or nats probe that names the service, or a docker \
-     probe with a healthcheck (Swarm runs it on the task's node)"
-)]
+#[error("service {service}: x-muster.probes[{index}]: `up --swarm` cannot run {kind} probes {why}")]
 pub struct Unsupported {
     pub service: String,
     pub index: usize,
@@ -39,8 +45,16 @@ pub fn gating_probes(service: &str, specs: &[ProbeSpec]) -> Result<Vec<ProbeSpec
     let mut out = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let why = match &spec.kind {
-            ProbeKind::Exec(_) => Some("it needs the task's container, on whichever node runs it"),
-            ProbeKind::Agent(_) => Some("agent ready signals are keyed by container, not task"),
+            ProbeKind::Exec(_) => Some(
+                "yet (it needs the task's container, on whichever node runs it); use a tcp, \
+                 http, redis or nats probe that names the service, or a docker probe with a \
+                 healthcheck (Swarm runs it on the task's node)",
+            ),
+            ProbeKind::Agent(a) if a.name.is_some() => Some(
+                "with a fixed `name`: on Swarm each task signals under its own name, the \
+                 task's name, which muster puts in the task's MUSTER_AGENT (`{{.Task.Name}}`); \
+                 remove `name`",
+            ),
             _ => None,
         };
         if let Some(why) = why {
@@ -58,9 +72,27 @@ pub fn gating_probes(service: &str, specs: &[ProbeSpec]) -> Result<Vec<ProbeSpec
     Ok(out)
 }
 
+/// Whether `specs` hold an `agent` probe (its tasks get `MUSTER_AGENT`).
+pub fn has_agent_probe(specs: &[ProbeSpec]) -> bool {
+    specs.iter().any(|s| matches!(s.kind, ProbeKind::Agent(_)))
+}
+
+/// The Swarm template muster puts in an agent task's `MUSTER_AGENT`.
+pub const TASK_NAME_TEMPLATE: &str = "{{.Task.Name}}";
+
+/// What Swarm expands [`TASK_NAME_TEMPLATE`] to for `task` of the Swarm
+/// service `swarm_name`: `<service>.<slot>.<task id>`, or with the node id
+/// for the slot of a global service's task.
+pub fn task_agent_name(swarm_name: &str, task: &TaskView) -> String {
+    match task.slot {
+        Some(slot) => format!("{swarm_name}.{slot}.{}", task.task_id),
+        None => format!("{swarm_name}.{}.{}", task.node_id, task.task_id),
+    }
+}
+
 /// `host` of a URL or `host:port` replaced by `address` when it names the
 /// service (its name, an alias, or `tasks.<name>`).
-fn swap_host(target: &str, names: &[String], address: &str) -> String {
+pub(crate) fn swap_host(target: &str, names: &[String], address: &str) -> String {
     let (prefix, after) = match target.split_once("://") {
         Some((scheme, rest)) => (format!("{scheme}://"), rest),
         None => (String::new(), target),
@@ -120,6 +152,10 @@ struct TaskProbes {
 /// The probe state of a service's tasks, kept across polls.
 pub struct TaskProber {
     service: String,
+    /// `<stack>_<service>`: the prefix of its tasks' agent names.
+    swarm_name: String,
+    /// The ready signals, for `agent` probes (set by [`TaskProber::set_watcher`]).
+    watcher: Option<AgentWatcher>,
     names: Vec<String>,
     specs: Vec<ProbeSpec>,
     tasks: BTreeMap<String, TaskProbes>,
@@ -141,14 +177,31 @@ pub struct TaskState {
 impl TaskProber {
     /// `names`: the hosts that name the service in probe URLs (its compose
     /// name and aliases).
-    pub fn new(service: &str, names: Vec<String>, specs: Vec<ProbeSpec>) -> TaskProber {
+    pub fn new(
+        service: &str,
+        swarm_name: &str,
+        names: Vec<String>,
+        specs: Vec<ProbeSpec>,
+    ) -> TaskProber {
         TaskProber {
             service: service.to_string(),
+            swarm_name: swarm_name.to_string(),
+            watcher: None,
             names,
             specs,
             tasks: BTreeMap::new(),
             runs: Vec::new(),
         }
+    }
+
+    /// It has `agent` probes and no watcher of the ready signals yet.
+    pub fn needs_watcher(&self) -> bool {
+        self.watcher.is_none() && has_agent_probe(&self.specs)
+    }
+
+    /// The watcher `agent` probes read the tasks' ready signals from.
+    pub fn set_watcher(&mut self, watcher: AgentWatcher) {
+        self.watcher = Some(watcher);
     }
 
     /// The probe runs of the last [`TaskProber::poll`]: each one's kind and
@@ -201,7 +254,16 @@ impl TaskProber {
                     address_mode: probe::AddressMode::Network,
                     ..ProbeContext::for_service(&self.service)
                 };
-                match probe::build(&spec, &ctx) {
+                let built_probe = match (&spec.kind, &self.watcher) {
+                    (ProbeKind::Agent(_), Some(w)) => {
+                        AgentProbe::new(w.clone(), &task_agent_name(&self.swarm_name, t))
+                            .map(|p| Box::new(p) as Box<dyn Probe>)
+                            .map_err(|e| e.to_string())
+                    }
+                    (ProbeKind::Agent(_), None) => Err("no watcher of the ready signals".into()),
+                    _ => probe::build(&spec, &ctx).map_err(|e| e.to_string()),
+                };
+                match built_probe {
                     Ok(p) => {
                         built.probes.push((p, 0));
                         built.thresholds.push(spec.timing.success_threshold);
@@ -308,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn exec_and_agent_probes_are_refused_liveness_does_not_gate() {
+    fn exec_and_named_agent_probes_are_refused_liveness_does_not_gate() {
         let specs = vec![
             spec(serde_json::json!({"tcp": {"address": "x:1"}, "role": "liveness"})),
             spec(serde_json::json!({"tcp": {"address": "x:2"}})),
@@ -321,18 +383,43 @@ mod tests {
             "{err}"
         );
         let agent = vec![spec(serde_json::json!({"agent": {}}))];
-        assert!(gating_probes("api", &agent).is_err());
+        assert_eq!(gating_probes("api", &agent).unwrap().len(), 1, "per task");
+        let named = vec![spec(serde_json::json!({"agent": {"name": "a"}}))];
+        let err = gating_probes("api", &named).unwrap_err().to_string();
+        assert!(
+            err.contains("fixed `name`") && err.contains("{{.Task.Name}}"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_agent_task_is_named_as_swarm_names_it() {
+        let mut t = TaskView {
+            task_id: "k3x9".into(),
+            slot: Some(2),
+            node: "host-b".into(),
+            node_id: "n0de".into(),
+            state: "running".into(),
+            desired: "running".into(),
+            reason: String::new(),
+            address: None,
+            image: "a:1".into(),
+        };
+        assert_eq!(task_agent_name("shop_agent", &t), "shop_agent.2.k3x9");
+        t.slot = None;
+        assert_eq!(task_agent_name("shop_agent", &t), "shop_agent.n0de.k3x9");
     }
 
     #[tokio::test]
     async fn a_docker_probe_passes_on_a_running_task_as_swarm_applies_the_healthcheck() {
         let docker = vec![spec(serde_json::json!({"docker": {}}))];
         let gating = gating_probes("api", &docker).expect("docker probes run on Swarm");
-        let mut prober = TaskProber::new("api", vec!["api".into()], gating);
+        let mut prober = TaskProber::new("api", "s_api", vec!["api".into()], gating);
         let task = |id: &str, state: &str| TaskView {
             task_id: id.into(),
             slot: Some(1),
             node: "n1".into(),
+            node_id: "n1".into(),
             state: state.into(),
             desired: "running".into(),
             reason: String::new(),

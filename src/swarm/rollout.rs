@@ -39,6 +39,8 @@ pub struct RolloutOptions {
     pub delay: Option<Duration>,
     /// How long the new tasks have to become ready [default: 60 s].
     pub deadline: Option<Duration>,
+    /// The signal Redis `agent` probes read (muster's `--redis-url`).
+    pub signals: Option<crate::signal::WatcherConfig>,
 }
 
 /// The outcome of a rollout that completed.
@@ -150,7 +152,8 @@ pub async fn rollout(
         &swarm_name,
         gating,
         progress,
-    );
+    )
+    .with_signals(options.signals.clone());
     let deadline = options.deadline.unwrap_or(Duration::from_secs(60));
     let started = Instant::now();
     let new_image = |t: &super::tasks::TaskView| t.image == image;

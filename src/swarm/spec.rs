@@ -27,6 +27,8 @@ use bollard::models::{
 
 use crate::compose::{Condition, Project, ResourceSpec, Service, UpdateConfig};
 
+use super::readiness::{has_agent_probe, TASK_NAME_TEMPLATE};
+
 /// The label `docker stack` finds a stack's objects by.
 pub const NAMESPACE: &str = "com.docker.stack.namespace";
 /// The image as written in the compose file (docker stack deploy sets it too).
@@ -99,6 +101,17 @@ pub fn ignored_keys(project: &Project) -> Vec<Ignored> {
             add(
                 "container_name".into(),
                 "ignored: Swarm names each task <stack>_<service>.<slot>.<task id>",
+            );
+        }
+        let probes = s.muster.as_ref().map(|m| m.probes.as_slice());
+        let own_name = s.environment.get(AGENT_ENV).cloned().flatten();
+        if has_agent_probe(probes.unwrap_or_default())
+            && own_name.is_some_and(|v| v != TASK_NAME_TEMPLATE)
+        {
+            add(
+                format!("environment.{AGENT_ENV}"),
+                "muster sets it to {{.Task.Name}} (Swarm expands it per task): each task \
+                 signals under its own name, which muster waits for",
             );
         }
         for (dep, edge) in &s.depends_on {
@@ -253,6 +266,45 @@ pub fn is_global(service: &Service) -> bool {
         .is_some_and(|m| m == "global")
 }
 
+/// The hosts that name `service` in probe URLs: its compose name and aliases.
+pub(crate) fn service_names(service: &Service) -> Vec<String> {
+    let mut names = vec![service.name.clone()];
+    for n in service.networks.values() {
+        names.extend(n.aliases.iter().cloned());
+    }
+    names
+}
+
+/// The probed overlay network of a service: its first network.
+pub(crate) fn probed_network(project: &Project, service: &Service) -> String {
+    let key = crate::engine::translate::service_network_keys(service)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "default".into());
+    network_name(project, &key)
+}
+
+/// The task's environment; a service with an `agent` probe gets
+/// `MUSTER_AGENT={{.Task.Name}}` (over any value of its own), which Swarm
+/// expands per task: each task signals under its own name
+/// (`readiness::task_agent_name`).
+fn agent_env(service: &Service, env: Option<Vec<String>>) -> Option<Vec<String>> {
+    let probes = service.muster.as_ref().map(|m| m.probes.as_slice());
+    if !has_agent_probe(probes.unwrap_or_default()) {
+        return env;
+    }
+    let mut env: Vec<String> = env
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.split('=').next() != Some(AGENT_ENV))
+        .collect();
+    env.push(format!("{AGENT_ENV}={TASK_NAME_TEMPLATE}"));
+    Some(env)
+}
+
+/// The variable agents read their name from.
+const AGENT_ENV: &str = "MUSTER_AGENT";
+
 /// The Swarm service spec of `service`. `container` is the container the
 /// single-host `up` would create for it (`engine::translate::container_spec`):
 /// its command, entrypoint, environment (env files read), user, working
@@ -292,7 +344,7 @@ pub fn service_spec(
         command: container.entrypoint.clone(),
         args: container.cmd.clone(),
         hostname: service.hostname.clone(),
-        env: container.env.clone(),
+        env: agent_env(service, container.env.clone()),
         dir: container.working_dir.clone().filter(|d| !d.is_empty()),
         user: container.user.clone().filter(|u| !u.is_empty()),
         mounts,
@@ -639,5 +691,37 @@ mod tests {
             text.starts_with("service api:") && text.contains("service_started"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn an_agent_service_gets_its_task_name_as_muster_agent_over_its_own() {
+        let mut p = project();
+        let mut api = p.services["api"].clone();
+        api.environment
+            .insert("MUSTER_AGENT".into(), Some("memory-agent".into()));
+        api.muster = Some(crate::compose::xmuster::MusterService {
+            probes: vec![serde_json::from_value(serde_json::json!({"agent": {}})).unwrap()],
+            ..Default::default()
+        });
+        p.services.insert("api".into(), api);
+        let body = ContainerCreateBody {
+            env: Some(vec!["A=1".into(), "MUSTER_AGENT=memory-agent".into()]),
+            ..Default::default()
+        };
+        let spec = service_spec(&p, &p.services["api"], &body).unwrap();
+        let env = spec.task_template.unwrap().container_spec.unwrap().env;
+        assert_eq!(
+            env,
+            Some(vec!["A=1".into(), "MUSTER_AGENT={{.Task.Name}}".into()])
+        );
+        let warned = ignored_keys(&p);
+        assert!(
+            warned.iter().any(|i| i.key == "environment.MUSTER_AGENT"),
+            "{warned:?}"
+        );
+        // Without an agent probe the environment is the service's own.
+        let plain = service_spec(&p, &project().services["api"], &body).unwrap();
+        let env = plain.task_template.unwrap().container_spec.unwrap().env;
+        assert_eq!(env.unwrap().len(), 2);
     }
 }

@@ -22,6 +22,9 @@ pub struct TaskView {
     pub slot: Option<i64>,
     /// The node's hostname (its id when the node is unknown).
     pub node: String,
+    /// The node's id (part of a global task's name, `{{.Task.Name}}`).
+    #[serde(skip)]
+    pub node_id: String,
     /// Swarm's state: `running`, `preparing`, `rejected`, `failed`, …
     pub state: String,
     /// The state Swarm wants (`running`, `shutdown`).
@@ -74,7 +77,11 @@ pub fn parse_tasks(json: &Value, network: &str, nodes: &HashMap<String, String>)
             TaskView {
                 task_id: text(&t["ID"]),
                 slot: t["Slot"].as_i64().filter(|s| *s > 0),
-                node: nodes.get(&node_id).cloned().unwrap_or(node_id),
+                node: nodes
+                    .get(&node_id)
+                    .cloned()
+                    .unwrap_or_else(|| node_id.clone()),
+                node_id,
                 state: text(&status["State"]),
                 desired: text(&t["DesiredState"]),
                 reason,

@@ -12,18 +12,9 @@ use crate::engine::Engine;
 
 use super::cluster::{Manager, Progress};
 use super::readiness::{TaskProber, TaskState};
-use super::spec;
+use super::spec::{self, probed_network, service_names};
 use super::tasks::{list_tasks, parse_tasks, TaskView};
 use super::SwarmError;
-
-/// The probed overlay network of a service: its first network.
-fn probed_network(project: &Project, service: &Service) -> String {
-    let key = crate::engine::translate::service_network_keys(service)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "default".into());
-    spec::network_name(project, &key)
-}
 
 /// The task follower of one service.
 pub(crate) struct TaskWatch<'a> {
@@ -34,6 +25,10 @@ pub(crate) struct TaskWatch<'a> {
     network: String,
     api: String,
     prober: TaskProber,
+    /// The signal Redis, for `agent` probes (the watcher is made at the
+    /// first poll, once the services before this one run).
+    signals: Option<crate::signal::WatcherConfig>,
+    project: &'a Project,
     shown: HashMap<String, (String, bool, String)>,
     progress: &'a (dyn Fn(Progress) + Send + Sync),
 }
@@ -42,16 +37,12 @@ impl<'a> TaskWatch<'a> {
     pub(crate) fn new(
         engine: &'a Engine,
         manager: &'a Manager,
-        project: &Project,
+        project: &'a Project,
         service: &'a Service,
         swarm_name: &str,
         gating: Vec<ProbeSpec>,
         progress: &'a (dyn Fn(Progress) + Send + Sync),
     ) -> TaskWatch<'a> {
-        let mut names = vec![service.name.clone()];
-        for n in service.networks.values() {
-            names.extend(n.aliases.iter().cloned());
-        }
         TaskWatch {
             engine,
             manager,
@@ -59,10 +50,18 @@ impl<'a> TaskWatch<'a> {
             swarm_name: swarm_name.to_string(),
             network: probed_network(project, service),
             api: engine.api_version(),
-            prober: TaskProber::new(&service.name, names, gating),
+            prober: TaskProber::new(&service.name, swarm_name, service_names(service), gating),
+            signals: None,
+            project,
             shown: HashMap::new(),
             progress,
         }
+    }
+
+    /// The signal Redis its `agent` probes read (muster's `--redis-url`).
+    pub(crate) fn with_signals(mut self, signals: Option<crate::signal::WatcherConfig>) -> Self {
+        self.signals = signals;
+        self
     }
 
     /// How often to poll.
@@ -91,6 +90,17 @@ impl<'a> TaskWatch<'a> {
         &mut self,
         keep: impl Fn(&TaskView) -> bool,
     ) -> Result<Vec<TaskState>, SwarmError> {
+        if self.prober.needs_watcher() {
+            let watcher = super::signals::watcher(
+                self.engine,
+                self.manager,
+                self.project,
+                self.service,
+                self.signals.as_ref(),
+            )
+            .await?;
+            self.prober.set_watcher(watcher);
+        }
         let json = list_tasks(self.engine.host(), &self.api, &self.swarm_name).await?;
         let tasks: Vec<TaskView> = parse_tasks(&json, &self.network, &self.manager.nodes)
             .into_iter()

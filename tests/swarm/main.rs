@@ -6,6 +6,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod agents;
 mod bad_input;
 mod cluster;
 mod deploy;
