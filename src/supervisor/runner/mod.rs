@@ -53,8 +53,10 @@ pub struct ServiceProbes {
     pub probes: Vec<RunnerProbe>,
 }
 
-/// Lifecycle events the supervisor tells the runner about.
-#[derive(Debug, Clone)]
+/// Lifecycle events the supervisor tells the runner about, and the writes
+/// of service state that no machine of the runner decides: the runner is
+/// the one writer of service state (see `supervisor/store.rs`).
+#[derive(Debug)]
 pub enum Control {
     /// The container started: the service goes `starting` with a fresh start window.
     Started {
@@ -92,6 +94,22 @@ pub enum Control {
         service: String,
         grace: Duration,
     },
+    /// A state that no machine of the runner decides, written as given, in
+    /// the order received: `up`'s states before a container runs (pending
+    /// and why, blocked, failed), its `starting` (with `Cause::Adopted`
+    /// when nothing started), its `failed` on an exit it judges, and the
+    /// states of services without muster probes, which follow what the
+    /// engine says (running, healthy, unhealthy, exited, stopped) and what
+    /// the healer decides (gave up), from `up` and then from the healer.
+    Set {
+        service: String,
+        to: ServiceState,
+        reason: String,
+        cause: Option<Cause>,
+    },
+    /// Answered once every request sent before it is in the store, so the
+    /// sender may read the store (the end of `up`).
+    Sync(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A decision for the supervisor, with the service it is about.
@@ -589,6 +607,22 @@ impl Loop {
 
     /// Applies a lifecycle event; the service's index when it (re)started.
     fn control(&mut self, index: &HashMap<String, usize>, c: Control) -> Option<usize> {
+        let c = match c {
+            Control::Set {
+                service,
+                to,
+                reason,
+                cause,
+            } => {
+                self.store.transition_caused(&service, to, reason, cause);
+                return None;
+            }
+            Control::Sync(done) => {
+                let _ = done.send(());
+                return None;
+            }
+            c => c,
+        };
         let now = Instant::now().into_std();
         let started = matches!(c, Control::Started { .. } | Control::Restarted { .. });
         let name = match &c {
@@ -599,6 +633,7 @@ impl Loop {
             | Control::GaveUp { service, .. }
             | Control::ExtendDeadline { service, .. }
             | Control::SetGrace { service, .. } => service,
+            Control::Set { .. } | Control::Sync(_) => return None,
         };
         let Some(&si) = index.get(name) else {
             tracing::debug!(service = %name, "control for a service without probes");
@@ -620,6 +655,7 @@ impl Loop {
                 machine.extend_deadline(until.into_std());
                 Step::default()
             }
+            Control::Set { .. } | Control::Sync(_) => Step::default(),
             Control::SetGrace { grace, .. } => {
                 machine.set_grace(grace);
                 let grace_ms = grace.as_millis() as u64;

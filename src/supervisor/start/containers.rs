@@ -171,8 +171,8 @@ pub(super) async fn launch(
     let name = &service.name;
     let wanted = service.replicas;
     if wanted == 0 {
-        ctx.store
-            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
+        ctx.writes
+            .set(name, ServiceState::Ready, "scaled to 0 replicas");
         ctx.progress[name].send_modify(|p| {
             p.started = true;
             p.healthy = true;
@@ -201,8 +201,8 @@ pub(super) async fn launch(
     // followers (the grace recorder) must not take this for a start-up, as
     // for `serve`'s take-over of a running stack.
     let cause = (!changed && to_start.is_empty()).then_some(Cause::Adopted);
-    ctx.store
-        .transition_caused(name, ServiceState::Starting, verb, cause);
+    ctx.writes
+        .set_caused(name, ServiceState::Starting, verb, cause);
     let starts = to_start.iter().map(|id| engine.start_container(id));
     for r in futures_util::future::join_all(starts).await {
         r.map_err(|e| e.to_string())?;

@@ -49,11 +49,13 @@ mod containers;
 mod follow;
 pub mod images;
 mod service;
+mod writes;
 
 pub use self::build::BuildPolicy;
 use self::containers::{launch, prepare, Prepared};
 use self::follow::follow;
 use self::service::{run_service, waiting_reason};
+use self::writes::Writes;
 
 /// What `muster up` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -154,7 +156,9 @@ struct Progress {
 struct Ctx {
     engine: Engine,
     project: Project,
+    /// Read only: `up`'s writes go to the one writer through `writes`.
     store: StateStore,
+    writes: Writes,
     selected: BTreeSet<String>,
     progress: HashMap<String, watch::Sender<Progress>>,
     /// The engine's events for the project; each service task subscribes.
@@ -264,7 +268,9 @@ fn forward_pulls(
 
 /// After Ctrl-C / SIGTERM: a service still pulling or building its image
 /// says so (no container was created for it).
-fn mark_interrupted(store: &StateStore, order: &[String]) {
+async fn mark_interrupted(store: &StateStore, writes: &Writes, order: &[String]) {
+    // What the service tasks sent before they were stopped is in the store.
+    writes.sync().await;
     let snap = store.snapshot();
     for name in order {
         let Some(s) = snap.services.get(name) else {
@@ -274,7 +280,7 @@ fn mark_interrupted(store: &StateStore, order: &[String]) {
         if s.state == ServiceState::Pending && busy {
             let reason = format!("interrupted while {}: no container created", s.reason);
             store.update(name, |s| s.pull = None);
-            store.transition(name, ServiceState::Pending, reason);
+            writes.set(name, ServiceState::Pending, reason);
         }
     }
 }
@@ -302,6 +308,22 @@ pub async fn up(
     }
     let graph = selection_graph(project, &selected)?;
     let order = start_order(&graph);
+    // The one writer of service state: the supervisor's probe runner, or
+    // for a plain `up` (no supervisor) a runner of its own without probes.
+    let mut own_runner = None;
+    let writes = match &options.probe_gate {
+        Some(gate) => Writes::new(gate.control.clone()),
+        None => {
+            let runner = super::runner::ProbeRunner::spawn(
+                store.clone(),
+                Vec::new(),
+                super::runner::RunnerOptions::default(),
+            );
+            let writes = Writes::new(runner.controller());
+            own_runner = Some(runner);
+            writes
+        }
+    };
 
     // Register every service as pending before anything happens.
     let levels = levels(&graph);
@@ -417,6 +439,7 @@ pub async fn up(
         engine: engine.clone(),
         project: project.clone(),
         store: store.clone(),
+        writes: writes.clone(),
         selected: selected.clone(),
         progress,
         events,
@@ -467,9 +490,12 @@ pub async fn up(
         // No container is created for what was still pulling or building;
         // the next `up` pulls (or builds) again and goes on.
         ctx.images.abort();
-        mark_interrupted(store, &order);
+        mark_interrupted(store, &writes, &order).await;
     }
     forward.abort();
+    // Everything the service tasks sent is in the store before `up` returns.
+    writes.sync().await;
+    drop(own_runner);
 
     let recreated = order
         .iter()

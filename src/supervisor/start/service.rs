@@ -81,8 +81,8 @@ async fn await_image(ctx: &Ctx, name: &str, image: &str) -> Result<(), String> {
             images::ImageState::Pulling(progress) => {
                 if !shown_pulling {
                     shown_pulling = true;
-                    ctx.store
-                        .transition(name, ServiceState::Pending, format!("pulling {image}"));
+                    ctx.writes
+                        .set(name, ServiceState::Pending, format!("pulling {image}"));
                 }
                 if last_write.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
                     last_write = Some(Instant::now());
@@ -115,7 +115,7 @@ pub(super) async fn run_service(
     // Subscribe before anything of ours can start, so no event is missed.
     let events = ctx.events.receiver();
     let fail = |reason: String| {
-        ctx.store.transition(&name, ServiceState::Failed, &reason);
+        ctx.writes.set(&name, ServiceState::Failed, &reason);
         me.send_modify(|p| p.failed = Some(reason));
     };
 
@@ -129,8 +129,8 @@ pub(super) async fn run_service(
             if let Err(reason) = super::build::build_image(&ctx, service).await {
                 return fail(reason);
             }
-            ctx.store
-                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            ctx.writes
+                .set(&name, ServiceState::Pending, waiting_reason(&deps));
             if deps.is_empty() {
                 slot = Some(StartSlot::take(&ctx.starting));
             }
@@ -142,8 +142,8 @@ pub(super) async fn run_service(
             if let Err(reason) = await_image(&ctx, &name, image).await {
                 return fail(reason);
             }
-            ctx.store
-                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            ctx.writes
+                .set(&name, ServiceState::Pending, waiting_reason(&deps));
             if deps.is_empty() {
                 slot = Some(StartSlot::take(&ctx.starting));
             }
@@ -204,7 +204,7 @@ pub(super) async fn run_service(
                         force_recreate |= (restart || joins) && recreated;
                         remaining.retain(|(d, _)| *d != dep);
                         if !remaining.is_empty() {
-                            ctx.store.transition(
+                            ctx.writes.set(
                                 &name,
                                 ServiceState::Pending,
                                 waiting_reason(&remaining),
@@ -220,7 +220,7 @@ pub(super) async fn run_service(
                         for id in prepared.iter().flat_map(|p| &p.created) {
                             let _ = ctx.engine.remove_container(id, true).await;
                         }
-                        ctx.store.transition(&name, ServiceState::Blocked, &reason);
+                        ctx.writes.set(&name, ServiceState::Blocked, &reason);
                         me.send_modify(|p| p.failed = Some(reason));
                         return;
                     }
