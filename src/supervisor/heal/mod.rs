@@ -299,6 +299,9 @@ struct Svc {
     status: HealStatus,
     /// Restarts seen by this process (the `restarts` of services without probes).
     seen_restarts: u32,
+    /// The state this healer last sent the runner for a service without
+    /// muster probes (the store shows it a moment later).
+    written: Option<ServiceState>,
     pending: Option<Pending>,
     in_flight: Option<InFlight>,
     gave_up: bool,
@@ -476,6 +479,7 @@ impl Healer {
                     status,
                     settings,
                     seen_restarts: 0,
+                    written: None,
                     pending: None,
                     in_flight: None,
                     gave_up: false,
