@@ -133,10 +133,10 @@ async fn main() {
     let base = cpu_time() - cpu0;
 
     let (project, store) = stack("muster-bench-heal-b", n);
-    let (control, _runner) = tokio::sync::mpsc::unbounded_channel();
+    // The healer's writes go to a runner (without probes), the one writer.
+    let writes = muster::supervisor::runner::StateWrites::own(store.clone());
     let _healer = heal::spawn(
-        store.clone(),
-        control,
+        writes,
         None,
         BTreeSet::new(),
         HealOptions::new(engine, project, HealMode::Serve),

@@ -9,6 +9,7 @@ use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
 use muster::supervisor::lock::{LockError, SupervisorLock};
+use muster::supervisor::runner::StatusWrite;
 use muster::supervisor::start::{BuildPolicy, ProbeGate, UpOptions, UpOutcome};
 use muster::supervisor::supervise::Supervision;
 use muster::supervisor::{ServiceState, StateStore};
@@ -119,9 +120,12 @@ async fn start_supervision(
     )?;
     // The recorder follows the store from before the first `starting`; the
     // grace it re-tunes goes to the runner, which exists only afterwards.
+    // The runner's channel exists before the runner: the recorder's writes
+    // wait there for it (the runner is the one writer of service state).
+    let (writes, inbox) = muster::supervisor::runner::inbox(store.clone());
     let (retuned, mut to_runner) = tokio::sync::mpsc::unbounded_channel();
-    let recorder = grace.spawn_recorder(store, engine, &project.name, Some(retuned));
-    let supervision = Supervision::start(store, plan, running_stack);
+    let recorder = grace.spawn_recorder(&writes, engine, &project.name, Some(retuned));
+    let supervision = Supervision::start_on(inbox, plan, running_stack);
     let control = supervision.controller();
     tokio::spawn(async move {
         while let Some(muster::supervisor::learn::Retuned { service, grace }) =
@@ -133,7 +137,7 @@ async fn start_supervision(
             }
         }
     });
-    grace.publish(store);
+    grace.publish(&writes);
     Ok((supervision, recorder))
 }
 
@@ -159,6 +163,7 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
             )
             .await?,
         );
+        let writes = supervision.writes();
         for name in project.services.keys() {
             let depends_on: Vec<String> = graph
                 .dependencies(name)
@@ -167,11 +172,15 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
                 .collect();
             let level = graph.level_of(name).unwrap_or(0);
             let image = project.services[name].image.clone();
-            store.update(name, |s| {
-                s.depends_on = depends_on;
-                s.level = level;
-                s.image = image;
-            });
+            writes.status(
+                name,
+                StatusWrite::Placed {
+                    image,
+                    depends_on,
+                    level,
+                    waiting: None,
+                },
+            );
         }
         start_health_server(endpoint, &store).await?;
         if let Some(lock) = lock {
@@ -259,7 +268,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             cancel: Some(cancel_rx),
             probe_gate: Some(ProbeGate {
                 services: probed,
-                control: supervision.controller(),
+                writes: supervision.writes(),
             }),
             build: if args.build {
                 BuildPolicy::Always

@@ -96,7 +96,7 @@ async fn up_watch(
         wait_timeout: Some(Duration::from_secs(90)),
         probe_gate: Some(ProbeGate {
             services: probed,
-            control: supervision.controller(),
+            writes: supervision.writes(),
         }),
         // As the CLI does: one engine watcher, shared with the healer.
         watcher: supervision.healer().map(|h| h.watcher().clone()),

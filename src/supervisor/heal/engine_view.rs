@@ -366,7 +366,7 @@ impl Healer {
         } else if self.following {
             let restarts = svc.seen_restarts;
             let healthcheck = self.has_healthcheck(service);
-            self.store.update(service, |s| s.restarts = restarts);
+            self.writes.status(service, StatusWrite::Restarts(restarts));
             self.engine_state_started(service, healthcheck, "container restarted");
         }
     }
@@ -400,12 +400,7 @@ impl Healer {
         if let Some(svc) = self.services.get_mut(service) {
             svc.written = Some(to);
         }
-        let _ = self.control.send(Control::Set {
-            service: service.to_string(),
-            to,
-            reason,
-            cause: None,
-        });
+        self.writes.set(service, to, reason);
     }
 
     /// A container that was never started before now runs.

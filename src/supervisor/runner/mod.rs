@@ -38,6 +38,9 @@ use super::store::{ProbeObservation, StateStore};
 use crate::compose::xmuster::ProbeTiming;
 use crate::probe::{Probe, ProbeOutcome};
 
+mod writes;
+pub use self::writes::{inbox, Inbox, StateWrites, StatusWrite};
+
 /// One built probe with its timing.
 pub struct RunnerProbe {
     pub timing: ProbeTiming,
@@ -107,6 +110,9 @@ pub enum Control {
         reason: String,
         cause: Option<Cause>,
     },
+    /// Writes of services' status that are not transitions (see
+    /// [`StatusWrite`]), applied in one snapshot swap.
+    Status(Vec<(String, StatusWrite)>),
     /// Answered once every request sent before it is in the store, so the
     /// sender may read the store (the end of `up`).
     Sync(tokio::sync::oneshot::Sender<()>),
@@ -138,6 +144,7 @@ impl Default for RunnerOptions {
 
 /// Running probes; dropping it stops them.
 pub struct ProbeRunner {
+    store: StateStore,
     control: mpsc::UnboundedSender<Control>,
     decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
     tasks: Vec<JoinHandle<()>>,
@@ -166,7 +173,21 @@ impl ProbeRunner {
         services: Vec<ServiceProbes>,
         options: RunnerOptions,
     ) -> ProbeRunner {
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        ProbeRunner::spawn_on(inbox(store).1, services, options)
+    }
+
+    /// [`Self::spawn`] on a channel made before (writes sent to it already
+    /// wait there).
+    pub fn spawn_on(
+        inbox: Inbox,
+        services: Vec<ServiceProbes>,
+        options: RunnerOptions,
+    ) -> ProbeRunner {
+        let Inbox {
+            store,
+            tx: control_tx,
+            rx: control_rx,
+        } = inbox;
         let (decision_tx, decision_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let total: usize = services.iter().map(|s| s.probes.len()).sum();
@@ -223,7 +244,7 @@ impl ProbeRunner {
             entries.push(entry);
         }
         let mut state = Loop {
-            store,
+            store: store.clone(),
             entries,
             decisions: decision_tx,
             observations: Vec::new(),
@@ -242,6 +263,7 @@ impl ProbeRunner {
         let run = state.run(slots, control_rx, options.flush_interval);
         let (tasks, thread) = spawn_loop(run);
         ProbeRunner {
+            store,
             control: control_tx,
             decisions: Some(decision_rx),
             tasks,
@@ -252,6 +274,12 @@ impl ProbeRunner {
     /// Tells the runner about a lifecycle event.
     pub fn send(&self, control: Control) {
         let _ = self.control.send(control);
+    }
+
+    /// Where everyone else's writes of service state go (this runner is
+    /// their one writer).
+    pub fn writes(&self) -> StateWrites {
+        StateWrites::new(self.store.clone(), self.control.clone())
     }
 
     /// A sender for lifecycle events (for other tasks, e.g. the agent-signal listener).
@@ -617,6 +645,10 @@ impl Loop {
                 self.store.transition_caused(&service, to, reason, cause);
                 return None;
             }
+            Control::Status(writes) => {
+                self.write_status(writes);
+                return None;
+            }
             Control::Sync(done) => {
                 let _ = done.send(());
                 return None;
@@ -633,7 +665,7 @@ impl Loop {
             | Control::GaveUp { service, .. }
             | Control::ExtendDeadline { service, .. }
             | Control::SetGrace { service, .. } => service,
-            Control::Set { .. } | Control::Sync(_) => return None,
+            Control::Set { .. } | Control::Status(_) | Control::Sync(_) => return None,
         };
         let Some(&si) = index.get(name) else {
             tracing::debug!(service = %name, "control for a service without probes");
@@ -655,7 +687,7 @@ impl Loop {
                 machine.extend_deadline(until.into_std());
                 Step::default()
             }
-            Control::Set { .. } | Control::Sync(_) => Step::default(),
+            Control::Set { .. } | Control::Status(_) | Control::Sync(_) => Step::default(),
             Control::SetGrace { grace, .. } => {
                 machine.set_grace(grace);
                 let grace_ms = grace.as_millis() as u64;

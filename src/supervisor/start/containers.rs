@@ -186,7 +186,8 @@ pub(super) async fn launch(
         kept,
         ..
     } = prepared;
-    ctx.store.update(name, |s| s.container_ids = ids.clone());
+    ctx.writes
+        .status(name, StatusWrite::ContainerIds(ids.clone()));
     if changed {
         ctx.progress[name].send_modify(|p| p.recreated = true);
     }

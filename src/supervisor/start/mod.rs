@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use super::state::{PullPulse, ServiceState, ServiceStatus};
+use super::state::{PullPulse, ServiceState};
 use super::store::StateStore;
 use crate::compose::graph::{Graph, GraphError};
 use crate::compose::{Condition, Project, Service};
@@ -49,13 +49,12 @@ mod containers;
 mod follow;
 pub mod images;
 mod service;
-mod writes;
 
 pub use self::build::BuildPolicy;
 use self::containers::{launch, prepare, Prepared};
 use self::follow::follow;
 use self::service::{run_service, waiting_reason};
-use self::writes::Writes;
+use super::runner::{StateWrites, StatusWrite};
 
 /// What `muster up` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -85,11 +84,12 @@ pub struct UpOptions {
 
 /// Hands readiness of the probed services to the probe runner: `up` tells it
 /// when their containers run, and waits for the runner's `ready` (written to
-/// the same store) instead of the engine's health status.
+/// the same store) instead of the engine's health status. The runner is
+/// also the one writer of every state `up` decides (`writes`).
 #[derive(Debug, Clone)]
 pub struct ProbeGate {
     pub services: BTreeSet<String>,
-    pub control: tokio::sync::mpsc::UnboundedSender<super::runner::Control>,
+    pub writes: StateWrites,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,9 +156,10 @@ struct Progress {
 struct Ctx {
     engine: Engine,
     project: Project,
-    /// Read only: `up`'s writes go to the one writer through `writes`.
+    /// Read only: `up`'s writes go to the one writer (the probe runner)
+    /// through `writes`.
     store: StateStore,
-    writes: Writes,
+    writes: StateWrites,
     selected: BTreeSet<String>,
     progress: HashMap<String, watch::Sender<Progress>>,
     /// The engine's events for the project; each service task subscribes.
@@ -268,7 +269,7 @@ fn forward_pulls(
 
 /// After Ctrl-C / SIGTERM: a service still pulling or building its image
 /// says so (no container was created for it).
-async fn mark_interrupted(store: &StateStore, writes: &Writes, order: &[String]) {
+async fn mark_interrupted(store: &StateStore, writes: &StateWrites, order: &[String]) {
     // What the service tasks sent before they were stopped is in the store.
     writes.sync().await;
     let snap = store.snapshot();
@@ -279,7 +280,7 @@ async fn mark_interrupted(store: &StateStore, writes: &Writes, order: &[String])
         let busy = s.reason.starts_with("pulling ") || s.reason.starts_with("building ");
         if s.state == ServiceState::Pending && busy {
             let reason = format!("interrupted while {}: no container created", s.reason);
-            store.update(name, |s| s.pull = None);
+            writes.status(name, StatusWrite::Pull(None));
             writes.set(name, ServiceState::Pending, reason);
         }
     }
@@ -310,19 +311,9 @@ pub async fn up(
     let order = start_order(&graph);
     // The one writer of service state: the supervisor's probe runner, or
     // for a plain `up` (no supervisor) a runner of its own without probes.
-    let mut own_runner = None;
     let writes = match &options.probe_gate {
-        Some(gate) => Writes::new(gate.control.clone()),
-        None => {
-            let runner = super::runner::ProbeRunner::spawn(
-                store.clone(),
-                Vec::new(),
-                super::runner::RunnerOptions::default(),
-            );
-            let writes = Writes::new(runner.controller());
-            own_runner = Some(runner);
-            writes
-        }
+        Some(gate) => gate.writes.clone(),
+        None => StateWrites::own(store.clone()),
     };
 
     // Register every service as pending before anything happens.
@@ -333,21 +324,17 @@ pub async fn up(
         let depends_on: Vec<String> = deps.iter().map(|(d, _)| d.clone()).collect();
         let level = levels.get(name).copied().unwrap_or(0);
         let reason = waiting_reason(&deps);
-        // The probe runner may have registered the service already (with its probes).
-        let known = store.update(name, |s| {
-            s.image = service.image.clone();
-            s.depends_on = depends_on.clone();
-            s.level = level;
-            s.reason = reason.clone();
-        });
-        if !known {
-            let mut status = ServiceStatus::pending(name.clone());
-            status.image = service.image.clone();
-            status.depends_on = depends_on;
-            status.level = level;
-            status.reason = reason;
-            store.insert(status);
-        }
+        // The probe runner may have registered the service already (with
+        // its probes); otherwise it is added as pending.
+        writes.status(
+            name,
+            StatusWrite::Placed {
+                image: service.image.clone(),
+                depends_on,
+                level,
+                waiting: Some(reason),
+            },
+        );
     }
 
     // Networks and named volumes the selected services use.
@@ -495,7 +482,6 @@ pub async fn up(
     forward.abort();
     // Everything the service tasks sent is in the store before `up` returns.
     writes.sync().await;
-    drop(own_runner);
 
     let recreated = order
         .iter()

@@ -70,11 +70,11 @@ async fn await_image(ctx: &Ctx, name: &str, image: &str) -> Result<(), String> {
         let state = rx.borrow_and_update().clone();
         match state {
             images::ImageState::Ready => {
-                ctx.store.update(name, |s| s.pull = None);
+                ctx.writes.status(name, StatusWrite::Pull(None));
                 return Ok(());
             }
             images::ImageState::Failed(reason) => {
-                ctx.store.update(name, |s| s.pull = None);
+                ctx.writes.status(name, StatusWrite::Pull(None));
                 return Err(reason);
             }
             images::ImageState::Queued => {}
@@ -86,7 +86,7 @@ async fn await_image(ctx: &Ctx, name: &str, image: &str) -> Result<(), String> {
                 }
                 if last_write.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
                     last_write = Some(Instant::now());
-                    ctx.store.update(name, |s| s.pull = Some(progress));
+                    ctx.writes.status(name, StatusWrite::Pull(Some(progress)));
                 }
             }
         }
@@ -261,7 +261,8 @@ pub(super) async fn run_service(
         if let Some(gate) = ctx.gate.as_ref().filter(|g| g.services.contains(&name)) {
             // The start call returned: the probe runner's start window opens now.
             let _ = gate
-                .control
+                .writes
+                .control()
                 .send(crate::supervisor::runner::Control::Started {
                     service: name.clone(),
                 });
