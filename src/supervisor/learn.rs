@@ -477,15 +477,16 @@ impl GraceRun {
 mod tests {
     use super::*;
     use crate::grace::history::load_samples;
-    use crate::supervisor::ServiceStatus;
+    use crate::supervisor::{ServiceStatus, Writer};
 
     #[tokio::test]
     async fn a_new_sample_re_tunes_grace_for_the_next_start() {
         let dir = std::env::temp_dir().join(format!("muster-retune-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
-        let store = StateStore::new("p");
-        store.insert(ServiceStatus::pending("api"));
+        let writer = Writer::new("p");
+        writer.insert(ServiceStatus::pending("api"));
+        let store = writer.store();
         let image = "sha256:aaa";
         let cfg = GraceConfig::default();
         // Nine warm starts of 20 s already learned: one short of min_samples.
@@ -523,7 +524,8 @@ mod tests {
         let before = decide(&cfg, "api", &inputs);
         assert_eq!(before.period, Duration::from_secs(5), "{before:?}");
         let (retuned, mut to_runner) = mpsc::unbounded_channel();
-        let writes = StateWrites::own(store.clone());
+        // The runner, the one writer, applies what the recorder sends.
+        let writes = StateWrites::own(writer);
         let recorder = spawn_recorder(
             store.clone(),
             history.clone(),
@@ -542,8 +544,9 @@ mod tests {
             },
         );
         // The tenth warm start: now learned, p95 20 s x margin.
-        store.transition("api", ServiceState::Starting, "restarted");
-        store.transition("api", ServiceState::Ready, "ok");
+        writes.set("api", ServiceState::Starting, "restarted");
+        writes.set("api", ServiceState::Ready, "ok");
+        writes.sync().await;
         recorder.finish(Duration::from_secs(10)).await;
         let sent = to_runner
             .try_recv()
@@ -567,13 +570,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("muster-recorder-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         for name in ["api", "db"] {
             store.insert(ServiceStatus::pending(name));
         }
         let images = HashMap::from([("api".to_string(), "sha256:aaa".to_string())]);
         let recorder = spawn_recorder(
-            store.clone(),
+            store.store(),
             history.clone(),
             images,
             RecorderOptions {

@@ -60,9 +60,91 @@ pub struct ProbeObservation {
 /// Kept per service: how many transitions a snapshot carries.
 const TRANSITION_HISTORY: usize = 32;
 
+/// The readers' handle: snapshots, events, probe runs, pulls, telemetry
+/// and the heartbeat. Cloned freely. It has no way to change a service's
+/// status: that is [`Writer`]'s.
 #[derive(Clone)]
 pub struct StateStore {
     inner: Arc<Inner>,
+}
+
+/// The one write handle of a store (kube-rs' reflector `Writer` / `Store`
+/// split: one writer, many readers). Made together with its store and
+/// never cloned, so whoever owns it is the only one who can add a service,
+/// change its status or move it to another state; it reads too (it
+/// dereferences to its [`StateStore`]). The probe runner owns it under
+/// `up`, `serve` and `up --watch/--serve` (everyone else sends it
+/// `runner::Control` requests through `runner::StateWrites`); `up --swarm
+/// --serve` owns its store's Writer in `supervisor/swarm.rs`.
+pub struct Writer {
+    store: StateStore,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        &self.store
+    }
+}
+
+impl Writer {
+    /// A new, empty store for `project` and its one writer.
+    pub fn new(project: impl Into<String>) -> Writer {
+        Writer {
+            store: StateStore::new(project),
+        }
+    }
+
+    /// A reader of this store.
+    pub fn store(&self) -> StateStore {
+        self.store.clone()
+    }
+
+    /// Adds or replaces a service's whole status (used when the stack is loaded).
+    pub fn insert(&self, status: ServiceStatus) {
+        self.store.modify(|snap| {
+            snap.services.insert(status.name.clone(), status);
+        });
+    }
+
+    /// Applies `f` to one service; returns false when the service is unknown.
+    pub fn update(&self, service: &str, f: impl FnOnce(&mut ServiceStatus)) -> bool {
+        let mut found = false;
+        self.store.modify(|snap| {
+            if let Some(status) = snap.services.get_mut(service) {
+                f(status);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Applies `f` to every service at once: one snapshot swap for a batch of
+    /// updates (the probe runner flushes many probe reports this way).
+    pub fn update_many(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
+    ) {
+        self.store.modify(|snap| f(&mut snap.services));
+    }
+
+    /// Moves a service to `to`, recording the transition and emitting an event.
+    /// A move to the state it is already in only updates the reason.
+    pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
+        self.transition_caused(service, to, reason, None);
+    }
+
+    /// [`Self::transition`] with the cause followers need to tell it apart.
+    pub fn transition_caused(
+        &self,
+        service: &str,
+        to: ServiceState,
+        reason: impl Into<String>,
+        cause: Option<Cause>,
+    ) {
+        self.store.transition_caused(service, to, reason, cause);
+    }
 }
 
 struct Inner {
@@ -79,7 +161,7 @@ struct Inner {
 }
 
 impl StateStore {
-    pub fn new(project: impl Into<String>) -> StateStore {
+    fn new(project: impl Into<String>) -> StateStore {
         let snapshot = StackSnapshot {
             project: project.into(),
             at_ms: unix_ms(std::time::SystemTime::now()),
@@ -146,34 +228,6 @@ impl StateStore {
         self.inner.probes.subscribe()
     }
 
-    /// Adds or replaces a service's whole status (used when the stack is loaded).
-    pub fn insert(&self, status: ServiceStatus) {
-        self.modify(|snap| {
-            snap.services.insert(status.name.clone(), status);
-        });
-    }
-
-    /// Applies `f` to one service; returns false when the service is unknown.
-    pub fn update(&self, service: &str, f: impl FnOnce(&mut ServiceStatus)) -> bool {
-        let mut found = false;
-        self.modify(|snap| {
-            if let Some(status) = snap.services.get_mut(service) {
-                f(status);
-                found = true;
-            }
-        });
-        found
-    }
-
-    /// Applies `f` to every service at once: one snapshot swap for a batch of
-    /// updates (the probe runner flushes many probe reports this way).
-    pub fn update_many(
-        &self,
-        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
-    ) {
-        self.modify(|snap| f(&mut snap.services));
-    }
-
     /// Records muster's link to the engine (shown in `/status`, `/metrics`
     /// and `muster status`).
     pub fn set_engine_link(&self, link: EngineLink) {
@@ -203,14 +257,8 @@ impl StateStore {
         })
     }
 
-    /// Moves a service to `to`, recording the transition and emitting an event.
-    /// A move to the state it is already in only updates the reason.
-    pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
-        self.transition_caused(service, to, reason, None);
-    }
-
-    /// [`Self::transition`] with the cause followers need to tell it apart.
-    pub fn transition_caused(
+    /// [`Writer::transition_caused`].
+    fn transition_caused(
         &self,
         service: &str,
         to: ServiceState,
@@ -374,12 +422,13 @@ mod tests {
     /// checks, thousands of times, that the newest change it saw arrived.
     #[test]
     fn after_sync_the_event_of_every_seen_change_is_queued() {
-        let store = StateStore::new("p");
-        store.insert(ServiceStatus::pending("s"));
+        let writer = Writer::new("p");
+        writer.insert(ServiceStatus::pending("s"));
+        let store = writer.store();
         let mut events = store.events();
         let writes = 5_000u32;
         let writer = {
-            let store = store.clone();
+            let store = writer;
             std::thread::spawn(move || {
                 for i in 1..=writes {
                     let to = if i % 2 == 1 {
@@ -416,7 +465,7 @@ mod tests {
 
     #[tokio::test]
     async fn transitions_are_recorded_and_streamed() {
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         store.insert(ServiceStatus::pending("redis"));
         let mut events = store.events();
         store.transition("redis", ServiceState::Starting, "container started");
@@ -439,7 +488,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_someone_holds_never_changes() {
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         store.insert(ServiceStatus::pending("redis"));
         let mut rx = store.watch();
         rx.borrow_and_update();

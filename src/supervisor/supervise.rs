@@ -14,7 +14,7 @@ use super::plan::ProbePlan;
 use super::runner::{
     Control, Inbox, ProbeRunner, RunnerOptions, ServiceDecision, StateWrites, StatusWrite,
 };
-use super::store::StateStore;
+use super::store::{StateStore, Writer};
 use crate::signal::{AgentWatcher, Readiness};
 
 /// Running probes and their helpers; dropping it stops them.
@@ -35,8 +35,9 @@ impl Supervision {
     /// Starts the probes of `plan`. With `start_all`, every probed service is
     /// taken as started now (`muster serve` on a stack that already runs);
     /// otherwise `up` tells the runner when each container starts.
-    pub fn start(store: &StateStore, plan: ProbePlan, start_all: bool) -> Supervision {
-        Supervision::start_on(super::runner::inbox(store.clone()).1, plan, start_all)
+    /// The runner becomes the one writer of `writer`'s store.
+    pub fn start(writer: Writer, plan: ProbePlan, start_all: bool) -> Supervision {
+        Supervision::start_on(super::runner::inbox(writer).1, plan, start_all)
     }
 
     /// [`Self::start`] with the runner on a channel made before (see

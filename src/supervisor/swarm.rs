@@ -1,7 +1,7 @@
 //! Supervision on Swarm (`muster up --swarm --serve`): after the ordered
 //! deploy, keep probing every task of every service, write each service's
 //! state and its tasks (node, task id, state, reason, last probe) into the
-//! [`StateStore`] the health endpoint reads, mark dependents degraded, and
+//! state store the health endpoint reads, mark dependents degraded, and
 //! when a running task stays unready past its grace and failure threshold,
 //! ask Swarm to replace it — within the same restart budget and backoff as
 //! single-host healing (`heal::policy`, the pure core).
@@ -15,7 +15,10 @@
 //! fight it. Tasks that are not running (a node lost, a task rescheduling) are
 //! Swarm's business: muster shows them and waits, it replaces nothing.
 //!
-//! This module is the one writer of the state of the services it follows.
+//! This module is the one writer of the state of the services it follows:
+//! it owns its store's [`Writer`] (there is no probe runner under `up
+//! --swarm --serve`, and no other writer), and the health endpoint reads
+//! the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -31,7 +34,7 @@ use crate::swarm::{self, DeployReport, Manager, Progress, SwarmError};
 
 use super::heal::policy::{Budget, Verdict};
 use super::state::{RestartNote, ServiceState, ServiceStatus, TaskStatus};
-use super::StateStore;
+use super::Writer;
 
 /// How long a task that never became ready may fail its probes before it
 /// counts as unready, when the service's grace is `auto` (no tuning on Swarm yet).
@@ -46,7 +49,7 @@ pub async fn supervise(
     engine: &Engine,
     project: &Project,
     report: &DeployReport,
-    store: &StateStore,
+    store: &Writer,
     stop: impl std::future::Future<Output = ()>,
 ) {
     for s in &report.services {
@@ -115,11 +118,7 @@ fn node_states(m: &Manager) -> HashMap<String, String> {
 }
 
 /// Reads the nodes' states (hostname -> `ready`/`down`/…) every few seconds.
-async fn follow_nodes(
-    engine: &Engine,
-    store: &StateStore,
-    tx: watch::Sender<HashMap<String, String>>,
-) {
+async fn follow_nodes(engine: &Engine, store: &Writer, tx: watch::Sender<HashMap<String, String>>) {
     loop {
         match swarm::manager(engine).await {
             Ok(m) => {
@@ -276,7 +275,7 @@ async fn follow_service(
     manager: &Manager,
     project: &Project,
     service: &Service,
-    store: &StateStore,
+    store: &Writer,
     nodes: watch::Receiver<HashMap<String, String>>,
 ) {
     let name = service.name.clone();
@@ -418,7 +417,7 @@ async fn follow_service(
 /// One replacement through Swarm, recorded like a restart by muster.
 async fn replace_tasks(
     engine: &Engine,
-    store: &StateStore,
+    store: &Writer,
     name: &str,
     swarm_name: &str,
     tasks: &[String],
@@ -455,7 +454,7 @@ async fn replace_tasks(
 }
 
 /// Marks every service whose dependencies are not ready as degraded.
-fn mark_degraded(store: &StateStore) {
+fn mark_degraded(store: &Writer) {
     let snap = store.snapshot();
     let degraded: BTreeMap<String, Vec<String>> = super::heal::degraded(&snap);
     let changed = snap.services.values().any(|s| {

@@ -85,12 +85,14 @@ async fn platform_is_passed_to_create_and_a_mismatch_is_the_engine_s_error() {
         &dir,
         &format!("services:\n  app:\n    image: {BUSYBOX_IMAGE}\n    platform: linux/s390x\n"),
     );
-    let store = muster::supervisor::StateStore::new(&p.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
+    let store = writes.store().clone();
     let options = muster::supervisor::start::UpOptions {
         wait_timeout: Some(std::time::Duration::from_secs(30)),
         ..Default::default()
     };
-    let message = match muster::supervisor::start::up(&engine, &p, &options, &store).await {
+    let message = match muster::supervisor::start::up(&engine, &p, &options, &writes).await {
         Err(e) => e.to_string(),
         Ok(_) => store.snapshot().services["app"].reason.clone(),
     };

@@ -19,12 +19,15 @@ async fn engine() -> Engine {
 }
 
 async fn run_up(engine: &Engine, project: &Project) -> (UpReport, StateStore) {
-    let store = StateStore::new(&project.name);
+    let writes = muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(
+        &project.name,
+    ));
+    let store = writes.store().clone();
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(60)),
         ..Default::default()
     };
-    let report = up(engine, project, &options, &store).await.expect("up");
+    let report = up(engine, project, &options, &writes).await.expect("up");
     (report, store)
 }
 
@@ -124,7 +127,9 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
             ),
         ],
     );
-    let store = StateStore::new(&guard.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&guard.name));
+    let store = writes.store().clone();
     let mut events = store.events();
     let report = up(
         &engine,
@@ -133,7 +138,7 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
             wait_timeout: Some(Duration::from_secs(60)),
             ..Default::default()
         },
-        &store,
+        &writes,
     )
     .await
     .unwrap();
@@ -577,7 +582,9 @@ async fn wait_timeout_stops_waiting_and_leaves_containers_running() {
             ),
         ],
     );
-    let store = StateStore::new(&guard.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&guard.name));
+    let store = writes.store().clone();
     let report = up(
         &engine,
         &p,
@@ -585,7 +592,7 @@ async fn wait_timeout_stops_waiting_and_leaves_containers_running() {
             wait_timeout: Some(Duration::from_secs(2)),
             ..Default::default()
         },
-        &store,
+        &writes,
     )
     .await
     .unwrap();

@@ -13,7 +13,6 @@ use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
 use muster::compose::{self, LoadOptions};
 use muster::engine::Engine;
 use muster::supervisor::start::{up, UpOptions};
-use muster::supervisor::StateStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_volume_options_reach_the_engine_as_mount_options() {
@@ -121,11 +120,12 @@ pub(crate) async fn up_compose(
     text: &str,
 ) -> String {
     let p = load_compose(&guard.name, dir, text);
-    let store = StateStore::new(&p.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(60)),
         ..Default::default()
     };
-    up(engine, &p, &options, &store).await.expect("up");
+    up(engine, &p, &options, &writes).await.expect("up");
     format!("{}-app-1", guard.name)
 }

@@ -12,7 +12,6 @@ use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
 use muster::compose::{self, LoadOptions, Project};
 use muster::engine::Engine;
 use muster::supervisor::start::{up, UpOptions};
-use muster::supervisor::StateStore;
 
 const TOKEN: &str = "env-token-Zq81";
 
@@ -94,12 +93,13 @@ async fn secrets_and_configs_are_in_the_container_with_their_mode_owner_and_cont
     let guard = DockerProject::new("secrets");
     let dir = TempDir::new("muster-secrets");
     let p = load(&dir, &guard.name, &[("ENV_TOKEN", TOKEN)]);
-    let store = StateStore::new(&p.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(60)),
         ..Default::default()
     };
-    up(&engine, &p, &options, &store).await.expect("up");
+    up(&engine, &p, &options, &writes).await.expect("up");
     let name = format!("{}-app-1", guard.name);
 
     // file: bind-mounted read-only at /run/secrets/<name>.
@@ -168,12 +168,14 @@ async fn an_unset_secret_variable_stops_the_service_naming_it_without_a_value() 
     let guard = DockerProject::new("secrets-unset");
     let dir = TempDir::new("muster-secrets-unset");
     let p = load(&dir, &guard.name, &[]);
-    let store = StateStore::new(&p.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
+    let store = writes.store().clone();
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(30)),
         ..Default::default()
     };
-    let message = match up(&engine, &p, &options, &store).await {
+    let message = match up(&engine, &p, &options, &writes).await {
         Err(e) => e.to_string(),
         Ok(report) => {
             let snap = store.snapshot();

@@ -214,7 +214,7 @@ mod tests {
 
     #[test]
     pub(super) fn degraded_names_the_troubled_dependencies() {
-        let store = StateStore::new("p");
+        let store = crate::supervisor::Writer::new("p");
         for (name, deps) in [
             ("redis", vec![]),
             ("api", vec!["redis"]),
@@ -240,7 +240,7 @@ mod tests {
         // A first start does not.
         let snap = StackSnapshot::default();
         assert!(degraded(&snap).is_empty());
-        let store = StateStore::new("q");
+        let store = crate::supervisor::Writer::new("q");
         let mut a = ServiceStatus::pending("a");
         a.depends_on = vec!["b".into()];
         store.insert(a);

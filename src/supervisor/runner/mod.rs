@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use super::machine::{Decision, ServiceMachine, Step};
 use super::once::run_once;
 use super::state::{Cause, ProbeReport, ServiceState, ServiceStatus};
-use super::store::{ProbeObservation, StateStore};
+use super::store::{ProbeObservation, StateStore, Writer};
 use crate::compose::xmuster::ProbeTiming;
 use crate::probe::{Probe, ProbeOutcome};
 
@@ -169,11 +169,11 @@ impl ProbeRunner {
     /// Starts one task per probe and the loop that owns the machines. Services
     /// are added to the store (as `pending`) when it does not have them yet.
     pub fn spawn(
-        store: StateStore,
+        writer: Writer,
         services: Vec<ServiceProbes>,
         options: RunnerOptions,
     ) -> ProbeRunner {
-        ProbeRunner::spawn_on(inbox(store).1, services, options)
+        ProbeRunner::spawn_on(inbox(writer).1, services, options)
     }
 
     /// [`Self::spawn`] on a channel made before (writes sent to it already
@@ -184,10 +184,11 @@ impl ProbeRunner {
         options: RunnerOptions,
     ) -> ProbeRunner {
         let Inbox {
-            store,
+            writer,
             tx: control_tx,
             rx: control_rx,
         } = inbox;
+        let store = writer.store();
         let (decision_tx, decision_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let total: usize = services.iter().map(|s| s.probes.len()).sum();
@@ -229,7 +230,7 @@ impl ProbeRunner {
             let reports = reports(&entry);
             let grace_ms = set.grace.as_millis() as u64;
             if status_exists {
-                store.update(&entry.name, |s| {
+                writer.update(&entry.name, |s| {
                     s.probes = reports;
                     s.required = set.required;
                     s.grace_ms = grace_ms;
@@ -239,12 +240,13 @@ impl ProbeRunner {
                 status.required = set.required;
                 status.grace_ms = grace_ms;
                 status.probes = reports;
-                store.insert(status);
+                writer.insert(status);
             }
             entries.push(entry);
         }
         let mut state = Loop {
             store: store.clone(),
+            writer,
             entries,
             decisions: decision_tx,
             observations: Vec::new(),
@@ -494,7 +496,10 @@ fn refresh_reports(entry: &Entry, out: &mut Vec<ProbeReport>) {
 }
 
 struct Loop {
+    /// To read, and for the channels that are not service state.
     store: StateStore,
+    /// The store's one writer.
+    writer: Writer,
     entries: Vec<Entry>,
     decisions: mpsc::UnboundedSender<ServiceDecision>,
     /// Probe runs for metrics followers, sent at the next flush.
@@ -642,7 +647,7 @@ impl Loop {
                 reason,
                 cause,
             } => {
-                self.store.transition_caused(&service, to, reason, cause);
+                self.writer.transition_caused(&service, to, reason, cause);
                 return None;
             }
             Control::Status(writes) => {
@@ -691,7 +696,7 @@ impl Loop {
             Control::SetGrace { grace, .. } => {
                 machine.set_grace(grace);
                 let grace_ms = grace.as_millis() as u64;
-                self.store
+                self.writer
                     .update(&self.entries[si].name, |s| s.grace_ms = grace_ms);
                 Step::default()
             }
@@ -706,12 +711,12 @@ impl Loop {
         if let Some(t) = step.transition {
             let reports = reports(entry);
             let restarts = entry.machine.restarts();
-            self.store.update(&entry.name, |s| {
+            self.writer.update(&entry.name, |s| {
                 s.probes = reports;
                 s.restarts = restarts;
             });
             entry.dirty = false;
-            self.store
+            self.writer
                 .transition_caused(&entry.name, t.to, t.reason, t.cause);
         }
         if let Some(decision) = step.decision {
@@ -733,7 +738,7 @@ impl Loop {
             return;
         }
         let entries = &mut self.entries;
-        self.store.update_many(|services| {
+        self.writer.update_many(|services| {
             for e in entries.iter_mut().filter(|e| e.dirty) {
                 e.dirty = false;
                 if let Some(s) = services.get_mut(&e.name) {

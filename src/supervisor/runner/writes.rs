@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Control, Loop, ProbeRunner, RunnerOptions};
 use crate::supervisor::state::{Cause, HealStatus, ReplicaStatus, ServiceState, ServiceStatus};
-use crate::supervisor::store::StateStore;
+use crate::supervisor::store::{StateStore, Writer};
 
 /// One write of a service's status that is not a transition.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,8 @@ pub enum StatusWrite {
         level: usize,
         waiting: Option<String>,
     },
+    /// Only its dependencies (a library `serve` that has no graph levels).
+    DependsOn(Vec<String>),
     /// The service's containers (`up` when it starts them, the healer after).
     ContainerIds(Vec<String>),
     /// The numbers of its image's pull while `up` waits for it.
@@ -68,6 +70,7 @@ impl StatusWrite {
                     s.reason = reason;
                 }
             }
+            StatusWrite::DependsOn(depends_on) => s.depends_on = depends_on,
             StatusWrite::ContainerIds(ids) => s.container_ids = ids,
             StatusWrite::Pull(pull) => s.pull = pull,
             StatusWrite::Progress(progress) => s.progress = progress,
@@ -101,7 +104,7 @@ impl StatusWrite {
 impl Loop {
     /// Applies status writes in one snapshot swap.
     pub(super) fn write_status(&mut self, writes: Vec<(String, StatusWrite)>) {
-        self.store.update_many(|services| {
+        self.writer.update_many(|services| {
             for (name, write) in writes {
                 match services.get_mut(&name) {
                     Some(status) => write.apply(status),
@@ -120,7 +123,7 @@ impl Loop {
 /// runner runs: writes sent before it starts (the grace recorder's, which
 /// starts first to see the first `starting`) wait there for it.
 pub struct Inbox {
-    pub(super) store: StateStore,
+    pub(super) writer: Writer,
     pub(super) tx: mpsc::UnboundedSender<Control>,
     pub(super) rx: mpsc::UnboundedReceiver<Control>,
 }
@@ -128,16 +131,17 @@ pub struct Inbox {
 impl Inbox {
     /// The store the runner will write.
     pub fn store(&self) -> &StateStore {
-        &self.store
+        &self.writer
     }
 }
 
-/// A channel to the runner that will be the one writer of `store`: the
-/// senders' handle and the runner's end ([`ProbeRunner::spawn_on`]).
-pub fn inbox(store: StateStore) -> (StateWrites, Inbox) {
+/// A channel to the runner that will be the one writer of the store
+/// (`writer`'s): the senders' handle and the runner's end
+/// ([`ProbeRunner::spawn_on`]), which holds the [`Writer`] until then.
+pub fn inbox(writer: Writer) -> (StateWrites, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let writes = StateWrites::new(store.clone(), tx.clone());
-    (writes, Inbox { store, tx, rx })
+    let writes = StateWrites::new(writer.store(), tx.clone());
+    (writes, Inbox { writer, tx, rx })
 }
 
 /// Where writes of service state go: the runner's channel, with the store
@@ -170,10 +174,11 @@ impl StateWrites {
         }
     }
 
-    /// Starts a runner without probes to be the one writer of `store`
-    /// (a plain `up`, with no supervisor running probes).
-    pub fn own(store: StateStore) -> StateWrites {
-        let mut runner = ProbeRunner::spawn(store.clone(), Vec::new(), RunnerOptions::default());
+    /// Starts a runner without probes to be the one writer of `writer`'s
+    /// store (a plain `up`, with no supervisor running probes).
+    pub fn own(writer: Writer) -> StateWrites {
+        let store = writer.store();
+        let mut runner = ProbeRunner::spawn(writer, Vec::new(), RunnerOptions::default());
         // No probes, so no decisions.
         drop(runner.take_decisions());
         StateWrites {

@@ -84,12 +84,10 @@ pub struct UpOptions {
 
 /// Hands readiness of the probed services to the probe runner: `up` tells it
 /// when their containers run, and waits for the runner's `ready` (written to
-/// the same store) instead of the engine's health status. The runner is
-/// also the one writer of every state `up` decides (`writes`).
+/// the same store) instead of the engine's health status.
 #[derive(Debug, Clone)]
 pub struct ProbeGate {
     pub services: BTreeSet<String>,
-    pub writes: StateWrites,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,12 +294,19 @@ async fn mark_interrupted(store: &StateStore, writes: &StateWrites, order: &[Str
 type PreparingFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<Prepared, String>> + Send + 'a>>;
 
+///
+/// `writes` reaches the one writer of the store's service state: the
+/// supervisor's probe runner ([`super::supervise::Supervision::writes`]),
+/// or for a plain `up` a runner without probes
+/// ([`StateWrites::own`]); `up` reads the store and sends it every state
+/// it decides.
 pub async fn up(
     engine: &Engine,
     project: &Project,
     options: &UpOptions,
-    store: &StateStore,
+    writes: &StateWrites,
 ) -> Result<UpReport, UpError> {
+    let store = writes.store();
     let began = Instant::now();
     let (selected, skipped) = select(project, &options.services, options.no_deps)?;
     for edge in &skipped {
@@ -309,13 +314,6 @@ pub async fn up(
     }
     let graph = selection_graph(project, &selected)?;
     let order = start_order(&graph);
-    // The one writer of service state: the supervisor's probe runner, or
-    // for a plain `up` (no supervisor) a runner of its own without probes.
-    let writes = match &options.probe_gate {
-        Some(gate) => gate.writes.clone(),
-        None => StateWrites::own(store.clone()),
-    };
-
     // Register every service as pending before anything happens.
     let levels = levels(&graph);
     for name in &order {
@@ -477,7 +475,7 @@ pub async fn up(
         // No container is created for what was still pulling or building;
         // the next `up` pulls (or builds) again and goes on.
         ctx.images.abort();
-        mark_interrupted(store, &writes, &order).await;
+        mark_interrupted(store, writes, &order).await;
     }
     forward.abort();
     // Everything the service tasks sent is in the store before `up` returns.

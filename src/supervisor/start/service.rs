@@ -257,16 +257,18 @@ pub(super) async fn run_service(
         Err(reason) => return fail(reason),
     };
     drop(slot);
-    if !ids.is_empty() {
-        if let Some(gate) = ctx.gate.as_ref().filter(|g| g.services.contains(&name)) {
-            // The start call returned: the probe runner's start window opens now.
-            let _ = gate
-                .writes
-                .control()
-                .send(crate::supervisor::runner::Control::Started {
-                    service: name.clone(),
-                });
-        }
+    let gated = ctx
+        .gate
+        .as_ref()
+        .is_some_and(|g| g.services.contains(&name));
+    if gated && !ids.is_empty() {
+        // The start call returned: the probe runner's start window opens now.
+        let _ = ctx
+            .writes
+            .control()
+            .send(crate::supervisor::runner::Control::Started {
+                service: name.clone(),
+            });
     }
 
     // 5. Follow them until ready / completed / failed (and on, for dependents
