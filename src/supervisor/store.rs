@@ -1,42 +1,55 @@
-//! The one place service state lives. The supervisor writes through
-//! [`StateStore`]; the health endpoint, metrics and CLI read snapshots and
-//! follow the event channels. Readers never block the writer.
+//! The one place service state lives: [`StateStore`], the readers' handle
+//! (cloned freely: the health endpoint, metrics, the CLI, the healer, `up`
+//! read snapshots and follow the event channels; readers never block the
+//! writer), and [`Writer`], the one write handle, made with its store and
+//! never cloned (kube-rs' reflector `Writer` / `Store` split). Adding a
+//! service, changing its status and moving it to another state are
+//! `Writer` methods, so the compiler refuses a write from anyone who does
+//! not own it.
 //!
-//! Who writes, today (each write is one snapshot swap under the store's lock;
-//! the state machine's rules are applied by the writer that owns the service):
+//! Who owns the Writer (each write is one snapshot swap under the store's
+//! lock):
 //!
-//! - the probe runner (`runner/`): the one writer of the state of a service
-//!   with muster probes once its containers run, and of its probe reports.
-//!   Everyone else sends it typed requests on its channel
-//!   ([`super::runner::Control`]): the healer and `up` say what the engine
-//!   did (started, restarted, exited, stopped), the healer that it gave up
-//!   (`GaveUp`: `failed` past the restart budget), supervise.rs an agent's
-//!   start deadline, the grace recorder a re-tuned period;
-//! - `up` (`start/`): registration (pending, level, dependencies), the states
-//!   before a container runs (blocked, failed on a missing image or engine
-//!   error) for every service, `starting` when it starts the containers (with
-//!   `Cause::Adopted` when they already ran unchanged: nothing started), and
-//!   the transitions of services without muster probes until `up` returns;
-//! - the healer (`heal/`): after `up` returned (or under `serve`), the
-//!   transitions of services without muster probes, including `failed` past
-//!   the budget; for every service its heal status, degraded marks, container
-//!   ids, replicas one by one, the image its containers run, and the engine
-//!   link. A replica going down or joining while others run is not a state
-//!   change of the service (`heal/replicas.rs`), so a rollout under `serve`
-//!   writes nothing here but through the healer's view of its containers;
-//! - the telemetry sampler (`telemetry.rs`): only the telemetry channel
-//!   (CPU and memory per container), never service state;
-//! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
-//!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
+//! - the probe runner (`runner/`), under `up`, `serve` and `up
+//!   --watch/--serve`; a plain `up` with no supervisor starts a runner
+//!   without probes for it (`runner::StateWrites::own`). It applies the
+//!   state machines of the services with muster probes and writes their
+//!   probe reports itself; everyone else sends it typed requests
+//!   ([`super::runner::Control`] through [`super::runner::StateWrites`]),
+//!   applied in the order they arrive:
+//!   - `up` (`start/`): registration (pending, level, dependencies), the
+//!     states before a container runs (pending and why, blocked, failed on
+//!     a missing image or engine error), `starting` when it starts the
+//!     containers (`Cause::Adopted` when they already ran unchanged), pull
+//!     numbers and container ids, and the transitions of services without
+//!     muster probes until `up` returns (`Control::Set`);
+//!   - the healer (`heal/`): what the engine did to probed services
+//!     (started, restarted, exited, stopped) and that it gave up (`failed`
+//!     past the budget); after `up` returned (or under `serve`) the
+//!     transitions of services without muster probes (`Set`); and its view
+//!     of every service: heal status, degraded marks, container ids,
+//!     replicas one by one, the image they run (`Control::Status`, one batch
+//!     per look at the store). A replica going down or joining while others
+//!     run is not a state change of the service (`heal/replicas.rs`);
+//!   - the grace recorder (`learn.rs`): a re-tuned period, and grace
+//!     reasons (sent before the runner runs: they wait in its channel,
+//!     `runner::inbox`); `supervise.rs`: agent progress and start
+//!     deadlines; `cli/stack.rs`: where each service sits in the graph
+//!     under `muster serve`;
+//! - `supervisor/swarm.rs` under `up --swarm --serve`, the one writer of
+//!   its store (there is no probe runner on Swarm).
+//!
+//! A sender that must see its own writes in the store (the end of `up`)
+//! sends `Control::Sync` and waits for the answer.
+//!
+//! The readers' handle also carries what is not service status, each with
+//! its own single writer: the telemetry channel (the resource sampler,
+//! `telemetry.rs`), pull pulses (`up`), probe runs and the heartbeat (the
+//! runner), and the links (each link's owner, relayed by `follow_link`).
 //!
 //! `up` and the healer learn what the engine did from the same engine
 //! watcher (`engine::watch::Watcher`: one event stream per process,
 //! broadcast to both), so they never disagree about which events happened.
-//!
-//! Not yet one writer: for the services without probes, `up` and the healer
-//! still call `transition` (handed over on `HealHandle::up_finished`, never
-//! both at once); the next step gives those services a probe-less machine in
-//! the runner, so that every transition goes through its channel.
 
 use std::sync::{Arc, Mutex};
 

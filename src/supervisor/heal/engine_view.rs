@@ -352,8 +352,9 @@ impl Healer {
         }
     }
 
-    /// Tells the runner (or, for services without probes, the store) that the
-    /// service's containers run again: a fresh start window from now.
+    /// Tells the runner that the service's containers run again: a fresh
+    /// start window from now (`Restarted` for its machine; for a service
+    /// without probes, the states the engine's word means, as `Set`).
     pub(super) fn announce_restart(&mut self, service: &str) {
         let Some(svc) = self.services.get_mut(service) else {
             return;
@@ -595,9 +596,10 @@ impl Healer {
         self.write_state(service, Written::Stopped, reason);
     }
 
-    /// Moves a service to what the healer decided: for a service with muster
-    /// probes as a typed request to the runner, the one writer of its state;
-    /// for one without, in the store.
+    /// Moves a service to what the healer decided, as a typed request to the
+    /// runner, the one writer of service state: for a service with muster
+    /// probes to its machine (`Stopped`, `GaveUp`), for one without as the
+    /// state itself (`Set`).
     pub(super) fn write_state(&mut self, service: &str, to: Written, reason: &str) {
         if !self.services.get(service).is_some_and(|s| s.probed) {
             let state = match to {
