@@ -123,7 +123,7 @@ fn tail_value(text: &str) -> Result<Tail, String> {
         .map_err(|_| format!("{text:?} is not a number of lines (give N >= 0, or `all`)"))
 }
 
-fn since_value(text: &str) -> Result<i64, String> {
+fn since_value(text: &str) -> Result<i64, muster::engine::logs::SinceError> {
     muster::engine::logs::parse_since(text, unix_now())
 }
 

@@ -51,7 +51,7 @@ pub mod images;
 mod service;
 
 pub use self::build::BuildPolicy;
-use self::containers::{launch, prepare, Prepared};
+use self::containers::{launch, prepare, ContainerError, Prepared};
 use self::follow::follow;
 use self::service::{run_service, waiting_reason};
 use super::runner::{StateWrites, StatusWrite};
@@ -291,8 +291,9 @@ async fn mark_interrupted(store: &StateStore, writes: &StateWrites, order: &[Str
 /// service, cycle, unreachable engine, a network that cannot be created).
 /// Per-service failures are states in the store and make the outcome `Failed`.
 /// Container creation running while the dependencies get ready.
-type PreparingFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Prepared, String>> + Send + 'a>>;
+type PreparingFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Prepared, ContainerError>> + Send + 'a>,
+>;
 
 ///
 /// `writes` reaches the one writer of the store's service state: the

@@ -189,7 +189,7 @@ pub(super) async fn run_service(
                 creating = None;
                 match done {
                     Ok(p) => prepared = Some(p),
-                    Err(reason) => return fail(reason),
+                    Err(reason) => return fail(reason.to_string()),
                 }
             }
             next = waits.next() => {
@@ -236,11 +236,11 @@ pub(super) async fn run_service(
         (Some(p), _, _) => p,
         (None, Some(c), _) => match c.await {
             Ok(p) => p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         },
         (None, None, existing) => match prepare(&ctx, service, false, existing).await {
             Ok(p) => p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         },
     };
 
@@ -249,12 +249,12 @@ pub(super) async fn run_service(
     if force_recreate && !prepared.changed {
         match prepare(&ctx, service, true, None).await {
             Ok(p) => prepared = p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         }
     }
     let ids = match launch(&ctx, service, prepared).await {
         Ok(ids) => ids,
-        Err(reason) => return fail(reason),
+        Err(reason) => return fail(reason.to_string()),
     };
     drop(slot);
     let gated = ctx
