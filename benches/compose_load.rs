@@ -8,6 +8,9 @@
 //! Targets (issue 2): under 50 ms and under 50 MB peak for the 500-service load;
 //! (issue 15) the 100 000-key file well under a second.
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use muster::compose::graph::Graph;
 use muster::compose::{self, LoadOptions};
+use support::bench::status_kb;
 
 /// Counts live heap bytes and the peak since the last reset.
 struct Counting;
@@ -119,15 +123,6 @@ fn generate() -> (String, usize) {
     (out, edges)
 }
 
-fn vm_hwm_kb() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[idx]
@@ -196,7 +191,7 @@ fn main() {
         "  peak heap during one load+graph: {:.1} MB (target < 50 MB)",
         mb(peak_heap)
     );
-    if let Some(kb) = vm_hwm_kb() {
+    if let Some(kb) = status_kb("VmHWM:") {
         println!(
             "  process peak RSS (VmHWM) so far: {:.1} MB",
             kb as f64 / 1024.0
@@ -258,7 +253,7 @@ fn main() {
         ),
         Ok(_) => panic!("the alias bomb was accepted"),
     }
-    if let Some(kb) = vm_hwm_kb() {
+    if let Some(kb) = status_kb("VmHWM:") {
         println!(
             "  process peak RSS (VmHWM) at the end: {:.1} MB",
             kb as f64 / 1024.0

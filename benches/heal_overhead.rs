@@ -10,6 +10,9 @@
 //!   cargo bench --bench heal_overhead                          # 1000 services, 100 changes/s, 10 s
 //!   cargo bench --bench heal_overhead -- --services 200 --rate 50 --seconds 5
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -18,24 +21,7 @@ use muster::engine::Engine;
 use muster::supervisor::heal::{self, HealMode, HealOptions};
 use muster::supervisor::runner::{StateWrites, StatusWrite};
 use muster::supervisor::{ServiceState, ServiceStatus, Writer};
-
-/// utime + stime of this process, from /proc/self/stat.
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 1000 / 100)
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use support::bench::{arg, cpu_time};
 
 fn stack(name: &str, n: usize) -> (Project, StateWrites) {
     let per_level = n.div_ceil(10).max(1);

@@ -17,7 +17,10 @@
 //!
 //! Targets: < 5 % of one core, < 30 MB RSS, < 200 µs per Redis probe.
 
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming, RedisProbeSpec};
@@ -25,22 +28,8 @@ use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::once::run_once;
 use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
 use muster::supervisor::Writer;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::bench::{arg, cpu_split, cpu_time, status_kb, thread_stat};
+use support::{free_port, KillOnDrop, LabelGuard, RedisServer};
 
 /// Waits until something accepts connections on `addr`.
 fn wait_listening(addr: &str, within: Duration) {
@@ -52,56 +41,10 @@ fn wait_listening(addr: &str, within: Duration) {
     }
 }
 
-/// (user, system) CPU time from a `/proc/.../stat` file.
-fn cpu_split(stat_path: &str) -> (Duration, Duration) {
-    let Ok(stat) = std::fs::read_to_string(stat_path) else {
-        return (Duration::ZERO, Duration::ZERO);
-    };
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let hz = 100; // sysconf(_SC_CLK_TCK) on Linux
-    let ticks = |i: usize| Duration::from_millis(f[i].parse::<u64>().unwrap() * 1000 / hz);
-    (ticks(11), ticks(12))
-}
-
-/// utime + stime of this process.
-fn cpu_time() -> Duration {
-    let (user, sys) = cpu_split("/proc/self/stat");
-    user + sys
-}
-
-/// The `/proc` stat file of this process's thread named `name`.
-fn thread_stat(name: &str) -> Option<String> {
-    std::fs::read_dir("/proc/self/task")
-        .ok()?
-        .flatten()
-        .find_map(|t| {
-            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
-            (comm.trim() == name).then(|| t.path().join("stat").to_string_lossy().into_owned())
-        })
-}
-
 /// (VmRSS, VmHWM) in kB.
 fn rss_kb() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let field = |name: &str| status_kb(name).unwrap_or(0);
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// The HTTP target: a keep-alive hyper server answering `{"status":"ok"}`.
@@ -169,50 +112,27 @@ fn main() {
 /// What the targets' lifetime is tied to.
 #[allow(dead_code)] // held for its Drop
 enum Guard {
-    Processes(Vec<Kill>),
+    Processes((RedisServer, KillOnDrop)),
     Containers(ContainerTargets),
 }
 
 /// redis-server and the HTTP server as child processes on loopback.
-fn loopback_targets() -> (String, String, Vec<Kill>) {
-    let redis_port = free_port();
-    let dir = bench_dir();
-    std::fs::create_dir_all(&dir).unwrap();
-    let _redis = Kill(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--maxclients", "20000"])
-            .arg("--dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server"),
-    );
+fn loopback_targets() -> (String, String, (RedisServer, KillOnDrop)) {
+    // The runner holds one connection per Redis target.
+    let redis = RedisServer::start_with(&["--maxclients", "20000"]);
     let http_port = free_port();
-    let _http = Kill(
+    let http = KillOnDrop(
         Command::new(std::env::current_exe().unwrap())
             .args(["--serve-http", &http_port.to_string()])
             .spawn()
             .expect("http child"),
     );
-    wait_listening(&format!("127.0.0.1:{redis_port}"), Duration::from_secs(5));
     wait_listening(&format!("127.0.0.1:{http_port}"), Duration::from_secs(5));
     (
-        format!("redis://127.0.0.1:{redis_port}"),
+        redis.url(),
         format!("http://127.0.0.1:{http_port}/health"),
-        vec![_redis, _http],
+        (redis, http),
     )
-}
-
-fn bench_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("muster-bench-{}", std::process::id()))
 }
 
 const BENCH_LABEL: &str = "muster.bench=probe_load";
@@ -221,26 +141,11 @@ const BENCH_LABEL: &str = "muster.bench=probe_load";
 struct ContainerTargets {
     redis_ip: String,
     http_ip: String,
-    _cleanup: Cleanup,
-}
-
-/// Removes the bench's containers (by label) and its network when dropped,
-/// also when starting them failed half-way.
-struct Cleanup {
-    network: String,
+    _cleanup: LabelGuard,
 }
 
 fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    support::docker(args).trim().to_string()
 }
 
 /// `docker run -d` a labelled container `name` on `network` with `args`
@@ -270,9 +175,7 @@ impl ContainerTargets {
         let id = std::process::id();
         let network = format!("muster-bench-{id}");
         docker(&["network", "create", "--label", BENCH_LABEL, &network]);
-        let cleanup = Cleanup {
-            network: network.clone(),
-        };
+        let cleanup = LabelGuard(BENCH_LABEL);
         let redis_ip = run_on(
             &network,
             &format!("muster-bench-redis-{id}"),
@@ -320,23 +223,6 @@ impl ContainerTargets {
 
     fn http_url(&self) -> String {
         format!("http://{}:8080/health", self.http_ip)
-    }
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let filter = format!("label={BENCH_LABEL}");
-        let ids = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        for id in ids.split_whitespace() {
-            let _ = Command::new("docker").args(["rm", "-f", id]).output();
-        }
-        let _ = Command::new("docker")
-            .args(["network", "rm", &self.network])
-            .output();
     }
 }
 
@@ -519,5 +405,4 @@ fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
         );
         println!("  services ready: {ready}/{targets} (after warm-up {ready_after_warmup})");
     });
-    let _ = std::fs::remove_dir_all(bench_dir());
 }

@@ -142,10 +142,7 @@ fn measure(label: &str, probes: bool, runs: usize) {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let runs: usize = support::bench::env_num("RUNS", 4);
     println!("rollout_batch: {runs} rollouts of 3 replicas per readiness basis, parallelism 1, monitor 0s, drain 0s");
     println!(
         "{:<22} {:>7} {:>9} {:>9} {:>8} {:>11} {:>8} {:>9}",

@@ -15,10 +15,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
-    let calls: usize = std::env::var("CALLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let calls: usize = support::bench::env_num("CALLS", 200);
     let exe = env!("CARGO_BIN_EXE_muster");
     let redis = support::RedisServer::start();
     let url = redis.url();

@@ -9,17 +9,14 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use muster::signal::{AgentWatcher, Client, ClientOptions, WatcherConfig};
+use muster::signal::{AgentWatcher, Client, ClientOptions, Source, WatcherConfig};
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {
-    let n: usize = std::env::var("SIGNALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
+    let n: usize = support::bench::env_num("SIGNALS", 1000);
     let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -29,7 +26,9 @@ fn main() {
         .unwrap();
     rt.block_on(async move {
         let mut cfg = WatcherConfig::new(url.clone(), "lat");
+        // Events only, as the signal test `view_flips_on_each_signal_from_its_event`.
         cfg.resync_period = Duration::from_secs(3600);
+        cfg.poll_period = Duration::from_secs(3600);
         let watcher = AgentWatcher::start(cfg).unwrap();
         assert!(watcher.wait_subscribed(Duration::from_secs(5)).await);
         let mut rx = watcher.changes();
@@ -47,6 +46,7 @@ fn main() {
             let change = rx.recv().await.unwrap();
             let us = t.elapsed().as_secs_f64() * 1e6;
             assert_eq!(change.view.readiness.is_ready(), i % 2 == 0);
+            assert_eq!(change.view.source, Source::Event);
             if i >= 50 {
                 lat.push(us); // the first 50 warm up
             }

@@ -13,23 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use muster::signal::{AgentWatcher, Client, ClientOptions, WatcherConfig};
-
-/// CPU time (ns) of this process: the sum of its threads' on-CPU time.
-fn self_cpu_ns() -> u64 {
-    let mut total = 0;
-    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
-        for t in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
-                total += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-    }
-    total
-}
+use support::bench::cpu_ns;
 
 fn watcher_child(url: String, ns: String, expect: usize, secs: u64) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -63,10 +47,10 @@ fn watcher_child(url: String, ns: String, expect: usize, secs: u64) {
             }
             n
         });
-        let cpu0 = self_cpu_ns();
+        let cpu0 = cpu_ns("self");
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(secs)).await;
-        let cpu = self_cpu_ns() - cpu0;
+        let cpu = cpu_ns("self") - cpu0;
         let wall = t0.elapsed();
         counter.abort();
         let known = w.snapshot().len();
@@ -85,14 +69,8 @@ fn main() {
         );
         return;
     }
-    let agents: usize = std::env::var("AGENTS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1000);
-    let secs: u64 = std::env::var("SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    let agents: usize = support::bench::env_num("AGENTS", 1000);
+    let secs: u64 = support::bench::env_num("SECONDS", 20);
     let redis = support::RedisServer::start();
     let url = redis.url();
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -133,10 +133,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() {
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = support::bench::env_num("RUNS", 3);
     let cluster = std::sync::Arc::new(SwarmCluster::start(3));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(

@@ -14,51 +14,19 @@
 //!
 //! Target: < 1 % of one core for 100 containers every 5 s.
 
-use std::process::{Command, Stdio};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use muster::engine::stats::Cgroups;
 use muster::engine::Engine;
 use muster::supervisor::telemetry::Sampler;
 use muster::supervisor::{ReplicaState, ReplicaStatus, ServiceStatus, StackSnapshot};
+use support::bench::{arg, cpu_ns};
 
 const LABEL: &str = "muster.bench=telemetry";
-
-/// Removes every container the bench started, by label.
-struct Cleanup;
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &format!("label={LABEL}")])
-            .output();
-        if let Ok(out) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .status();
-            }
-        }
-    }
-}
-
-/// CPU time of every thread of process `pid` (`self` for this one), in ns,
-/// from schedstat (nanosecond resolution, unlike /proc/PID/stat's ticks).
-fn cpu_ns(pid: &str) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
-}
 
 fn dockerd_pid() -> Option<String> {
     let out = Command::new("pidof").arg("dockerd").output().ok()?;
@@ -68,19 +36,10 @@ fn dockerd_pid() -> Option<String> {
         .map(str::to_string)
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let n = arg("--containers", 100);
     let rounds = arg("--rounds", 50);
-    let _cleanup = Cleanup;
+    let _cleanup = support::LabelGuard(LABEL);
     let made = Instant::now();
     let mut replicas = Vec::new();
     for i in 0..n {

@@ -539,10 +539,7 @@ fn steps(engine: &Engine, rt: &tokio::runtime::Runtime) {
 
 fn main() {
     support::ensure_test_images();
-    let runs: usize = std::env::var("RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
+    let runs: usize = support::bench::env_num("RUNS", 3);
     let compose_ok = std::env::var("COMPOSE").map(|v| v != "0").unwrap_or(true)
         && Command::new("docker-compose")
             .arg("version")

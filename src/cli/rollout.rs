@@ -456,6 +456,21 @@ pub fn history(global: &Global, settings: &Settings, args: &HistoryArgs) -> CliR
     runtime()?.block_on(async move {
         let rollouts = open(global, settings, &[args.service.as_str()]).await?;
         let (revisions, active) = rollouts.history(&args.service).await?;
+        // A Swarm service has no containers on this host: its revision is
+        // the one whose image the service runs.
+        let on_swarm = match active {
+            Some(_) => None,
+            None => {
+                super::swarm_history::swarm_active(
+                    &rollouts.engine,
+                    &rollouts.project.name,
+                    &args.service,
+                    &revisions,
+                )
+                .await
+            }
+        };
+        let active = active.or(on_swarm);
         if global.json {
             println!(
                 "{}",
@@ -495,7 +510,11 @@ pub fn history(global: &Global, settings: &Settings, args: &HistoryArgs) -> CliR
                 change(r),
             );
         }
-        println!("\n* = the revision the running containers carry; revisions in {}", rollouts.store.describe());
+        let what = match on_swarm {
+            Some(_) => "the revision whose image the Swarm service runs",
+            None => "the revision the running containers carry",
+        };
+        println!("\n* = {what}; revisions in {}", rollouts.store.describe());
         Ok(ExitCode::SUCCESS)
     })
 }

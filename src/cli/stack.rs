@@ -61,7 +61,7 @@ pub(super) async fn bind_endpoint(
 /// and address, when another holds the project's lock. A store that cannot
 /// keep the lock (an unwritable state file) is a warning, not a refusal:
 /// supervising matters more than the guard.
-async fn lock_project(
+pub(super) async fn lock_project(
     settings: &Settings,
     project: &Project,
     endpoint: Option<&Endpoint>,

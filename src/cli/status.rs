@@ -177,7 +177,8 @@ pub fn run(global: &Global, settings: &Settings, args: &StatusArgs) -> CliResult
 
 /// The stack's state: from this project's running muster (unless `direct`),
 /// else by probing once. The note says why a muster that answered was not
-/// believed (another stack's), for the caller to show where it fits.
+/// believed (another stack's, an error status, a body it cannot read), for
+/// the caller to show where it fits.
 pub(super) fn snapshot(
     global: &Global,
     settings: &Settings,
@@ -277,13 +278,21 @@ fn ask_live(global: &Global, settings: &Settings) -> Live {
     }
     match serde_json::from_slice::<muster::health::StatusView>(&reply.body) {
         Ok(view) => (Some((view, Source::Live(addr.clone()))), None),
-        Err(e) => {
-            let note = format!(
-                "the muster at {addr} sent a /status muster cannot read ({e}); probing directly"
-            );
-            (None, Some(note))
-        }
+        Err(e) => (None, Some(unreadable_note(addr, &e))),
     }
+}
+
+/// The note when this project's muster answered `/status` with a body that
+/// is not a `StatusView`: the supervisor's own view (restarts, grace, agent
+/// progress) is then missing, which the reader must not miss, and the likely
+/// cause is two muster versions.
+fn unreadable_note(addr: &str, error: &serde_json::Error) -> String {
+    format!(
+        "warning: the muster at {addr} answered /status with a body this muster cannot \
+         read ({error}), so its view is NOT shown; every probe was run once here instead. \
+         That muster is probably another version: run the same muster version for `serve` \
+         and `status`, or pass --direct to stop asking it"
+    )
 }
 
 /// How long one request to a running muster may take.
@@ -367,6 +376,7 @@ pub(super) fn render(snapshot: &StackSnapshot, source: &Source) -> String {
     ]];
     for status in snapshot.services.values() {
         rows.push(row(status, now, matches!(source, Source::Live(_))));
+        rows.extend(task_rows(status));
     }
     let mut out = columns(&rows);
     let required = snapshot.services.values().filter(|s| s.required).count();
@@ -480,6 +490,39 @@ fn row(status: &ServiceStatus, now_ms: u64, live: bool) -> [String; 6] {
         reason.push(']');
     }
     [name, state, since, kind, latency, reason]
+}
+
+/// One row per task of a Swarm service (`up --swarm --serve`) that Swarm
+/// wants running: its id, whether muster's probes pass and Swarm's state,
+/// its node (with the node's state when it is not `ready`), and the last
+/// probe result or Swarm's reason.
+fn task_rows(status: &ServiceStatus) -> Vec<[String; 6]> {
+    status
+        .tasks
+        .iter()
+        .filter(|t| t.desired == "running")
+        .map(|t| {
+            let id: String = t.task_id.chars().take(12).collect();
+            let node = match t.node_state.as_str() {
+                "ready" => format!("node {}", t.node),
+                other => format!("node {} ({other})", t.node),
+            };
+            let why = match (t.probe.is_empty(), t.reason.is_empty()) {
+                (false, _) => t.probe.clone(),
+                (true, false) => t.reason.clone(),
+                (true, true) => String::new(),
+            };
+            let ready = if t.ready { "ready" } else { "unready" };
+            [
+                format!("  task {id}"),
+                format!("{ready} ({})", t.state),
+                "-".into(),
+                node,
+                "-".into(),
+                why,
+            ]
+        })
+        .collect()
 }
 
 pub(super) fn fmt_latency(d: Duration) -> String {

@@ -26,6 +26,13 @@ fn line(p: &Progress) -> String {
     match p {
         Progress::Ignored(i) => format!("warning: {i}"),
         Progress::NodeDown(d) => format!("warning: {d}"),
+        Progress::NoHealthcheck { service } => format!(
+            "warning: service {service} has no healthcheck in its Swarm spec: Swarm counts a \
+             new task as updated once it runs, so an image that runs but does not answer takes \
+             requests and a start-first update stops an old task for it (muster rolls back \
+             after --progress-deadline); add a compose `healthcheck` (muster carries it into \
+             the spec), unless the image declares one"
+        ),
         Progress::Network { name, created } => match created {
             true => format!("network {name}: created (overlay, attachable)"),
             false => format!("network {name}: exists, used as it is"),
@@ -160,6 +167,9 @@ fn serve(
         .build()?;
     runtime.block_on(async {
         let endpoint = super::stack::bind_endpoint(settings, project).await?;
+        // One supervising muster per project, on Swarm as on one host.
+        let lock = super::stack::lock_project(settings, project, Some(&endpoint)).await?;
+        let history = HistoryStore::open(&settings.history(), &project.name).await;
         let engine = Engine::connect().await?;
         let report = swarm::deploy(&engine, project, options, &printer(json)).await?;
         if json {
@@ -175,10 +185,14 @@ fn serve(
             project,
             &report,
             &store,
+            Some(&history),
             health::shutdown_signal(),
         )
         .await;
         server.abort();
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -188,7 +202,10 @@ fn serve(
 /// only the warnings, on stderr.
 fn printer(json: bool) -> impl Fn(Progress) + Send + Sync {
     move |p: Progress| {
-        let warning = matches!(p, Progress::Ignored(_) | Progress::NodeDown(_));
+        let warning = matches!(
+            p,
+            Progress::Ignored(_) | Progress::NodeDown(_) | Progress::NoHealthcheck { .. }
+        );
         if warning {
             eprintln!("muster: {}", line(&p));
         } else if !json {

@@ -8,9 +8,41 @@
 //! records what it did, the way `cli/rollout.rs` drives the single-host one.
 
 use muster::compose::{Project, Service};
+use muster::engine::Engine;
 use muster::history::HistoryStore;
 use muster::rollout::revisions::{Kind, Outcome, Overrides, Revision, RevisionLog, Who};
 use muster::swarm::SwarmError;
+
+/// The revision a Swarm service runs: the newest succeeded one with the
+/// image the service's spec has now (a Swarm rollback restores the previous
+/// spec, and with it the image). `None` when no revision was recorded by a
+/// Swarm rollout, or the service is not on the swarm `engine` manages.
+pub(super) async fn swarm_active(
+    engine: &Engine,
+    project: &str,
+    service: &str,
+    revisions: &[Revision],
+) -> Option<u64> {
+    if !revisions
+        .iter()
+        .any(|r| r.config_hash.starts_with(SWARM_HASH))
+    {
+        return None;
+    }
+    let name = muster::swarm::spec::scoped(project, service);
+    let found = muster::swarm::raw::inspect_service(engine.host(), &engine.api_version(), &name)
+        .await
+        .ok()??;
+    let image = found.spec["TaskTemplate"]["ContainerSpec"]["Image"].as_str()?;
+    let image = image.split('@').next().unwrap_or(image);
+    revisions
+        .iter()
+        .find(|r| r.outcome == Outcome::Succeeded && r.image == image)
+        .map(|r| r.number)
+}
+
+/// The config hash of a Swarm revision starts with this (the spec lives in Swarm).
+const SWARM_HASH: &str = "swarm ";
 
 /// Default cap of revisions per service (as `--history-limit`).
 const HISTORY_LIMIT: u32 = 10;
@@ -126,7 +158,7 @@ impl SwarmRevisions {
             image_id: String::new(),
             spec: overrides.apply(&self.compose),
             overrides,
-            config_hash: format!("swarm {}", ended.image),
+            config_hash: format!("{SWARM_HASH}{}", ended.image),
             base_hash: muster::compose::hash::config_hash(&self.compose),
             previous,
             who: Who::current().user_at_host(),

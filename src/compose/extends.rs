@@ -143,7 +143,7 @@ fn absolutize(node: &mut Node, dir: &Path) {
 }
 
 /// Makes the relative paths of a service from another directory absolute:
-/// build context, env_file, bind mount sources.
+/// build context, env_file, label_file, bind mount sources.
 pub fn rebase_service(service: &mut Node, dir: &Path) {
     if let Some(build) = service.get_mut("build") {
         if build.as_scalar().is_some() {
@@ -152,9 +152,12 @@ pub fn rebase_service(service: &mut Node, dir: &Path) {
             absolutize(ctx, dir);
         }
     }
-    if let Some(env_file) = service.get_mut("env_file") {
-        match &mut env_file.value {
-            Value::Scalar { .. } => absolutize(env_file, dir),
+    for key in ["env_file", "label_file"] {
+        let Some(files) = service.get_mut(key) else {
+            continue;
+        };
+        match &mut files.value {
+            Value::Scalar { .. } => absolutize(files, dir),
             Value::Seq(items) => {
                 for item in items {
                     if item.as_scalar().is_some() {

@@ -7,11 +7,13 @@
 //! host IP, published port, target and protocol) replaces it; `volumes` merge
 //! by target; `environment`, `labels`, `build.args`, `extra_hosts`,
 //! `sysctls`, `annotations` merge by key (list or map form); `depends_on` and
-//! `networks` merge by name; `env_file` appends without duplicates; other
-//! lists append without duplicates. A value tagged `!reset` removes what came
+//! `networks` merge by name; `env_file` appends without duplicates;
+//! `label_file`, `gpus` and `deploy.resources.*.devices` /
+//! `generic_resources` append; other lists append without duplicates. A value tagged `!reset` removes what came
 //! before; `!override` replaces it without merging. After the last merge,
-//! [`enforce_unicity`] drops repeated `ports`, `volumes` and `expose`
-//! entries inside each service, as Compose does even for a single file.
+//! [`enforce_unicity`] drops repeated `ports`, `volumes`, `expose`, `secrets`
+//! and `configs` entries (a secret or config by the path it lands on) inside
+//! each service, as Compose does even for a single file.
 
 use super::yaml::{Key, Node, Tag, Value};
 
@@ -45,6 +47,18 @@ pub fn merge_service(base: Node, over: Node) -> Node {
         "ports" => merge_list_by(b, o, port_identity),
         "volumes" => merge_list_by(b, o, volume_key),
         "env_file" => merge_list_by(b, o, env_file_key),
+        "label_file" | "gpus" => append_lists(b, o),
+        "deploy" => merge_map_with(b, o, &|k, db, dov| match k {
+            "resources" => merge_map_with(db, dov, &|_, rb, ro| {
+                // limits / reservations: device requests and generic
+                // resources append (compose-go's default for lists).
+                merge_map_with(rb, ro, &|k, lb, lo| match k {
+                    "devices" | "generic_resources" => append_lists(lb, lo),
+                    _ => merge_generic(lb, lo),
+                })
+            }),
+            _ => merge_generic(db, dov),
+        }),
         "healthcheck" => merge_map_with(b, o, &|k, hb, ho| {
             if k == "test" {
                 ho
@@ -344,6 +358,8 @@ pub fn enforce_unicity(tree: &mut Node) {
                 "ports" => port_identity,
                 "volumes" => volume_key,
                 "expose" => scalar_text,
+                "secrets" => secret_key,
+                "configs" => config_key,
                 _ => continue,
             };
             if let Value::Seq(items) = &mut value.value {
@@ -352,6 +368,71 @@ pub fn enforce_unicity(tree: &mut Node) {
             }
         }
     }
+}
+
+/// compose-go uncity.go mountIndexer("/run/secrets"): a secret is the same
+/// one as an earlier entry when it lands on the same path: its `target`, or
+/// `/run/secrets/<source>`.
+fn secret_key(node: &Node) -> Option<String> {
+    mount_key(node, "/run/secrets")
+}
+
+/// mountIndexer(""): a config's `target`, or `/<source>`.
+fn config_key(node: &Node) -> Option<String> {
+    mount_key(node, "")
+}
+
+fn mount_key(node: &Node, default_dir: &str) -> Option<String> {
+    match &node.value {
+        Value::Scalar { text, .. } => Some(format!("{default_dir}/{text}")),
+        Value::Map(_) => match node.get("target").and_then(Node::as_scalar) {
+            Some(t) => Some(t.to_string()),
+            None => Some(format!(
+                "{default_dir}/{}",
+                node.get("source").and_then(Node::as_scalar)?
+            )),
+        },
+        _ => None,
+    }
+}
+
+/// `label_file` (compose-go mergeToSequence) and `gpus`: both sides as lists,
+/// appended as they are (no de-duplication); `gpus: all` counts as the one
+/// request `{count: all}`, as compose-go's transform makes it before merging.
+fn append_lists(base: Node, over: Node) -> Node {
+    if over.tag != Tag::None {
+        return over;
+    }
+    let (b, o) = (
+        gpus_all_as_list(as_seq(base)),
+        gpus_all_as_list(as_seq(over)),
+    );
+    let (Value::Seq(mut items), Value::Seq(more)) = (b.value, o.value.clone()) else {
+        return o;
+    };
+    items.extend(more);
+    Node {
+        value: Value::Seq(items),
+        pos: b.pos,
+        tag: Tag::None,
+    }
+}
+
+/// `[all]` (a lone `all` made a list by [`as_seq`]) -> `[{count: all}]`.
+fn gpus_all_as_list(mut node: Node) -> Node {
+    if let Value::Seq(items) = &mut node.value {
+        for item in items.iter_mut() {
+            if item.as_scalar() == Some("all") {
+                let pos = item.pos.clone();
+                let key = Key {
+                    name: "count".into(),
+                    pos: pos.clone(),
+                };
+                *item = Node::new(Value::Map(vec![(key, item.clone())]), pos);
+            }
+        }
+    }
+    node
 }
 
 fn scalar_text(node: &Node) -> Option<String> {

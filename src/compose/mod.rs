@@ -17,6 +17,7 @@
 
 pub mod blkio;
 pub mod consistency;
+pub mod devices;
 pub mod discover;
 pub mod document;
 pub mod env;

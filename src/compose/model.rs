@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::blkio::*;
+pub use super::devices::*;
 pub use super::volume_mount::*;
 use super::xmuster::MusterService;
 
@@ -100,8 +101,12 @@ pub struct Service {
     pub environment: BTreeMap<String, Option<String>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_file: Vec<EnvFile>,
+    /// `labels:` over the values of `label_file:`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// `label_file:` paths, absolute; their labels are already in `labels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_file: Vec<PathBuf>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -184,6 +189,9 @@ pub struct Runtime {
     pub extra_hosts: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub group_add: Vec<String>,
+    /// `gpus:` (`all` is one request with count -1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<DeviceRequest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -674,6 +682,12 @@ pub struct ResourceSpec {
     pub memory: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<i64>,
+    /// Device reservations (`capabilities` required), as `gpus:` entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceRequest>,
+    /// Swarm's generic resources (`up --swarm` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub generic_resources: Vec<GenericResource>,
 }
 
 /// `deploy.update_config` (and `deploy.rollback_config`), as Swarm names it; read by `muster rollout`.

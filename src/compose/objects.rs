@@ -61,7 +61,7 @@ pub struct FileRef {
 }
 
 /// Secret (`/run/secrets/`) or config (`/`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
     Secret,
     Config,

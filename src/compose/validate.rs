@@ -162,10 +162,12 @@ pub const APPLIED_SERVICE_KEYS: &[&str] = &[
     "extends",
     "extra_hosts",
     "group_add",
+    "gpus",
     "healthcheck",
     "hostname",
     "image",
     "init",
+    "label_file",
     "labels",
     "links",
     "logging",
@@ -371,6 +373,22 @@ pub fn warn_unknown_fields(tree: &Node, warnings: &mut Vec<Warning>) {
         }
         if let Some(d) = svc.get("deploy") {
             check_keys(d, DEPLOY_KEYS, &format!("{path}.deploy"), warnings);
+            let generic = d
+                .get("resources")
+                .and_then(|r| r.get("reservations"))
+                .and_then(|r| r.get("generic_resources"))
+                .filter(|g| !g.is_null());
+            if let Some(g) = generic {
+                push_warning(
+                    warnings,
+                    format!(
+                        "{}: `{path}.deploy.resources.reservations.generic_resources` is applied \
+                         by `up --swarm` only: the Engine API has no per-container field for it, \
+                         so `up` on one host (as docker compose) does not reserve it",
+                        g.pos
+                    ),
+                );
+            }
         }
         if let Some(b) = svc.get("build") {
             let build_path = format!("{path}.build");

@@ -101,39 +101,17 @@ fn one(
     }
     let path = r.container_path(kind);
     let attributes = r.uid.is_some() || r.gid.is_some() || r.mode.is_some();
-    let content = if let Some(file) = &object.file {
-        if !attributes {
-            out.mounts.push(Mount {
-                typ: Some(MountType::BIND),
-                source: Some(file.clone()),
-                target: Some(path),
-                read_only: Some(true),
-                ..Default::default()
-            });
-            return Ok(());
-        }
-        std::fs::read_to_string(file).map_err(|e| FileError::Read {
-            service: service.name.clone(),
-            kind: label,
-            name: name.clone(),
-            path: file.clone(),
-            detail: e.to_string(),
-        })?
-    } else if let Some(variable) = &object.environment {
-        match &object.value {
-            Some(v) => v.0.clone(),
-            None => {
-                return Err(FileError::Unset {
-                    service: service.name.clone(),
-                    kind: label,
-                    name,
-                    variable: variable.clone(),
-                })
-            }
-        }
-    } else {
-        object.content.clone().unwrap_or_default()
-    };
+    if let (Some(file), false) = (&object.file, attributes) {
+        out.mounts.push(Mount {
+            typ: Some(MountType::BIND),
+            source: Some(file.clone()),
+            target: Some(path),
+            read_only: Some(true),
+            ..Default::default()
+        });
+        return Ok(());
+    }
+    let content = read_content(&service.name, kind, &name, object)?.0;
     let id = |field: &'static str, value: &Option<String>| -> Result<u64, FileError> {
         match value {
             None => Ok(0),
@@ -159,6 +137,40 @@ fn one(
         content: SecretValue(content),
     });
     Ok(())
+}
+
+/// The content of a declared, non-external secret or config: its `file:`,
+/// its `environment:` variable's value, or its `content:`. Never printed.
+pub fn read_content(
+    service: &str,
+    kind: FileKind,
+    name: &str,
+    object: &FileObject,
+) -> Result<SecretValue, FileError> {
+    let label = match kind {
+        FileKind::Secret => "secret",
+        FileKind::Config => "config",
+    };
+    if let Some(file) = &object.file {
+        return std::fs::read_to_string(file)
+            .map(SecretValue)
+            .map_err(|e| FileError::Read {
+                service: service.to_string(),
+                kind: label,
+                name: name.to_string(),
+                path: file.clone(),
+                detail: e.to_string(),
+            });
+    }
+    if let Some(variable) = &object.environment {
+        return object.value.clone().ok_or_else(|| FileError::Unset {
+            service: service.to_string(),
+            kind: label,
+            name: name.to_string(),
+            variable: variable.clone(),
+        });
+    }
+    Ok(SecretValue(object.content.clone().unwrap_or_default()))
 }
 
 /// Where each of `service`'s secrets and configs goes.

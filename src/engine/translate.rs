@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HealthConfig, HostConfig,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, EndpointSettings, HealthConfig, HostConfig,
     HostConfigCgroupnsModeEnum, HostConfigLogConfig, Mount, MountBindOptions,
     MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
     NetworkingConfig, PortBinding, ResourcesBlkioWeightDevice, ResourcesUlimits, RestartPolicy,
@@ -325,9 +325,10 @@ pub fn container_spec(
         cpuset_cpus: rt.cpuset.clone(),
         oom_kill_disable: rt.oom_kill_disable.then_some(true),
         oom_score_adj: rt.oom_score_adj,
-        devices: (!rt.devices.is_empty()).then(|| {
+        devices: rt.devices.iter().any(|d| !is_cdi(d)).then(|| {
             rt.devices
                 .iter()
+                .filter(|d| !is_cdi(d))
                 .map(|d| DeviceMapping {
                     path_on_host: Some(d.source.clone()),
                     path_in_container: Some(d.target.clone()),
@@ -335,6 +336,7 @@ pub fn container_spec(
                 })
                 .collect()
         }),
+        device_requests: device_requests(&reservations.devices, &rt.devices, &rt.gpus),
         device_cgroup_rules: some_list(&rt.device_cgroup_rules),
         pid_mode: rt.pid.clone(),
         ipc_mode: rt.ipc.clone(),
@@ -458,6 +460,72 @@ fn mount(project: &Project, v: &crate::compose::VolumeMount) -> Mount {
 }
 
 /// A `blkio_config` list as the engine takes it; `None` when empty.
+/// A `devices:` entry that names a CDI device (`vendor.com/class=name`, the
+/// same as source and target), which docker/compose passes as a device
+/// request of driver `cdi` instead of a device mapping.
+fn is_cdi(d: &crate::compose::Device) -> bool {
+    let Some((vendor_class, name)) = d.source.split_once('=') else {
+        return false;
+    };
+    let Some((vendor, class)) = vendor_class.split_once('/') else {
+        return false;
+    };
+    // CDI's parser: vendor and class start with a letter, the name with a
+    // letter or digit; all end with a letter or digit.
+    let word = |s: &str, first_alpha: bool, inner: &str| {
+        let ok = |c: char| c.is_ascii_alphanumeric() || inner.contains(c);
+        s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || (!first_alpha && c.is_ascii_digit()))
+            && s.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+            && s.chars().all(ok)
+    };
+    d.source == d.target
+        && word(vendor, true, ".-_")
+        && word(class, true, "-_")
+        && word(name, false, "-_.:")
+}
+
+/// HostConfig `DeviceRequests` as docker/compose's create.go builds them:
+/// first `deploy.resources.reservations.devices` (setReservations, the
+/// capabilities as one AND list), then the CDI names of `devices:` as one
+/// request of driver `cdi`, then `gpus:` (with `gpu` added to the
+/// capabilities). A count of `all` is -1, as the engine takes it.
+fn device_requests(
+    reserved: &[crate::compose::DeviceRequest],
+    devices: &[crate::compose::Device],
+    gpus: &[crate::compose::DeviceRequest],
+) -> Option<Vec<DeviceRequest>> {
+    let one = |d: &crate::compose::DeviceRequest, caps: Vec<String>| DeviceRequest {
+        driver: d.driver.clone(),
+        count: Some(d.count),
+        device_ids: (!d.device_ids.is_empty()).then(|| d.device_ids.clone()),
+        capabilities: Some(vec![caps]),
+        options: (!d.options.is_empty()).then(|| d.options.clone().into_iter().collect()),
+    };
+    let cdi: Vec<String> = devices
+        .iter()
+        .filter(|d| is_cdi(d))
+        .map(|d| d.source.clone())
+        .collect();
+    let cdi = (!cdi.is_empty()).then(|| DeviceRequest {
+        driver: Some("cdi".into()),
+        device_ids: Some(cdi),
+        ..Default::default()
+    });
+    let out: Vec<DeviceRequest> = reserved
+        .iter()
+        .map(|d| one(d, d.capabilities.clone()))
+        .chain(cdi)
+        .chain(gpus.iter().map(|g| {
+            let mut caps = g.capabilities.clone();
+            caps.push("gpu".into());
+            one(g, caps)
+        }))
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
 fn blkio<T>(
     rt: &crate::compose::Runtime,
     f: impl Fn(&crate::compose::BlkioConfig) -> Vec<T>,
@@ -670,6 +738,24 @@ mod tests {
         s.restart = Some("sometimes".into());
         let err = container_spec(&project, &s, 1).unwrap_err().to_string();
         assert!(err.contains("sometimes"), "{err}");
+    }
+
+    #[test]
+    fn cdi_device_names_are_told_from_device_paths() {
+        let dev = |s: &str, t: &str| crate::compose::Device {
+            source: s.into(),
+            target: t.into(),
+            permissions: "rwm".into(),
+        };
+        assert!(is_cdi(&dev("nvidia.com/gpu=all", "nvidia.com/gpu=all")));
+        assert!(is_cdi(&dev(
+            "vendor.example.com/fpga=card0",
+            "vendor.example.com/fpga=card0"
+        )));
+        assert!(!is_cdi(&dev("/dev/ttyUSB0", "/dev/ttyUSB0")));
+        assert!(!is_cdi(&dev("nvidia.com/gpu=all", "/dev/gpu")));
+        assert!(!is_cdi(&dev("nvidia.com/=all", "nvidia.com/=all")));
+        assert!(!is_cdi(&dev("-bad.com/gpu=0", "-bad.com/gpu=0")));
     }
 
     #[test]

@@ -23,7 +23,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::InspectServiceOptions;
 use tokio::sync::watch;
 
 use crate::compose::xmuster::{GraceSetting, RestartSettings};
@@ -33,8 +32,11 @@ use crate::swarm::readiness::TaskState;
 use crate::swarm::{self, DeployReport, Manager, Progress, SwarmError};
 
 use super::heal::policy::{Budget, Verdict};
-use super::state::{RestartNote, ServiceState, ServiceStatus, TaskStatus};
-use super::Writer;
+use super::heal::{RestartRecord, RestartTotals};
+use super::state::{PauseNote, RestartNote, ServiceState, ServiceStatus, TaskStatus};
+use super::{ProbeObservation, Writer};
+use crate::history::HistoryStore;
+use crate::notify::RestartBy;
 
 /// How long a task that never became ready may fail its probes before it
 /// counts as unready, when the service's grace is `auto` (no tuning on Swarm yet).
@@ -44,14 +46,19 @@ pub const AUTO_TASK_GRACE: Duration = Duration::from_secs(60);
 const NODE_PERIOD: Duration = Duration::from_secs(2);
 
 /// Registers the deployed services in `store` (all ready: the deploy waited
-/// for them) and supervises them until `stop` completes.
+/// for them) and supervises them until `stop` completes. `history`: where
+/// the replacements are recorded (`restarts:{service}`, as single-host
+/// restarts, so the budget survives a muster restart) and where
+/// `muster pause` keeps the paused services.
 pub async fn supervise(
     engine: &Engine,
     project: &Project,
     report: &DeployReport,
     store: &Writer,
+    history: Option<&HistoryStore>,
     stop: impl std::future::Future<Output = ()>,
 ) {
+    let mut budgets: HashMap<String, Budget> = HashMap::new();
     for s in &report.services {
         let Some(service) = project.services.get(&s.service) else {
             continue;
@@ -65,6 +72,14 @@ pub async fn supervise(
         status.heal.supervised = true;
         status.heal.budget = settings.budget;
         status.heal.window_ms = settings.window.as_millis() as u64;
+        if let Some(h) = history {
+            let past = load_restarts(h, &s.service).await;
+            status.heal.muster_restarts = past.totals.muster;
+            status.heal.budget_used = past.budget.used(&settings, crate::clock::now_ms());
+            status.heal.last_restart = past.last;
+            status.restarts = past.totals.muster;
+            budgets.insert(s.service.clone(), past.budget);
+        }
         store.insert(status);
         store.transition(
             &s.service,
@@ -78,16 +93,23 @@ pub async fn supervise(
     }
     let (nodes_tx, nodes_rx) = watch::channel(node_states(&report.manager));
     let nodes = follow_nodes(engine, store, nodes_tx);
+    let (paused_tx, paused_rx) = watch::channel(BTreeMap::new());
+    if let Some(h) = history {
+        tokio::spawn(super::heal::pause::poll(h.clone(), paused_tx));
+    }
     let services = report.services.iter().filter_map(|s| {
         let service = project.services.get(&s.service)?;
-        Some(follow_service(
+        let follow = Follow {
             engine,
-            &report.manager,
+            manager: &report.manager,
             project,
             service,
             store,
-            nodes_rx.clone(),
-        ))
+            history,
+            nodes: nodes_rx.clone(),
+            paused: paused_rx.clone(),
+        };
+        Some(follow.run(budgets.remove(&s.service).unwrap_or_default()))
     });
     let all = futures_util::future::join(nodes, futures_util::future::join_all(services));
     tokio::select! {
@@ -102,6 +124,83 @@ fn restart_settings(service: &Service) -> RestartSettings {
         .as_ref()
         .and_then(|m| m.restart.clone())
         .unwrap_or_default()
+}
+
+/// What the history store holds of a service's replacements.
+#[derive(Default)]
+struct PastRestarts {
+    budget: Budget,
+    totals: RestartTotals,
+    last: Option<RestartNote>,
+}
+
+/// The service's restart records and totals (`restarts:{service}`,
+/// `restart-totals:{service}`), as the single-host healer loads them.
+async fn load_restarts(history: &HistoryStore, service: &str) -> PastRestarts {
+    let records: Vec<RestartRecord> = match history
+        .list(&format!("restarts:{service}"), super::heal::HISTORY_CAP)
+        .await
+    {
+        Ok(values) => values
+            .into_iter()
+            .filter_map(|v| serde_json::from_value(v).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!(%service, error = %e, "cannot read restart history; the budget starts empty");
+            Vec::new()
+        }
+    };
+    let totals = match history.get(&format!("restart-totals:{service}")).await {
+        Ok(Some(v)) => serde_json::from_value(v).unwrap_or_default(),
+        _ => RestartTotals::default(),
+    };
+    PastRestarts {
+        budget: Budget::from_records(
+            records
+                .iter()
+                .filter(|r| r.by == RestartBy::Muster)
+                .map(|r| r.at_ms)
+                .collect(),
+        ),
+        totals,
+        last: records.first().map(|r| RestartNote {
+            at_ms: r.at_ms,
+            by: r.by.as_str().to_string(),
+            reason: r.reason.clone(),
+            backoff_ms: None,
+        }),
+    }
+}
+
+/// Records one replacement through Swarm like a restart by muster.
+async fn record_restart(
+    history: &HistoryStore,
+    service: &str,
+    record: &RestartRecord,
+    muster: u32,
+) {
+    let value = serde_json::to_value(record).unwrap_or_default();
+    if let Err(e) = history
+        .push(
+            &format!("restarts:{service}"),
+            &value,
+            super::heal::HISTORY_CAP,
+        )
+        .await
+    {
+        tracing::warn!(%service, error = %e, "cannot record the replacement in the history store");
+    }
+    let totals = RestartTotals {
+        muster,
+        external: 0,
+    };
+    let value = serde_json::to_value(&totals).unwrap_or_default();
+    if let Err(e) = history
+        .set(&format!("restart-totals:{service}"), &value)
+        .await
+    {
+        tracing::warn!(%service, error = %e, "cannot record restart totals in the history store");
+    }
 }
 
 /// hostname -> `ready`, or the state of a node that is not.
@@ -254,170 +353,224 @@ fn unready_text(tasks: &[TaskStatus]) -> String {
 }
 
 /// Asks Swarm to replace the service's tasks (a force-update at the
-/// service's current version).
+/// service's current version). The spec is read and sent back as the
+/// Engine's JSON (`swarm::raw`), so nothing but `ForceUpdate` changes.
 async fn force_update(engine: &Engine, swarm_name: &str) -> Result<(), SwarmError> {
-    let api = |context: String| move |source| SwarmError::Api { context, source };
-    let found = engine
-        .docker()
-        .inspect_service(swarm_name, None::<InspectServiceOptions>)
-        .await
-        .map_err(api(format!("inspecting service {swarm_name}")))?;
-    let version = found.version.and_then(|v| v.index).unwrap_or_default();
-    let mut spec = found.spec.unwrap_or_default();
-    let template = spec.task_template.get_or_insert_with(Default::default);
-    template.force_update = Some(template.force_update.unwrap_or(0) + 1);
-    swarm::update::update_at(engine, swarm_name, spec, version).await
+    let api = engine.api_version();
+    let found = swarm::raw::inspect_service(engine.host(), &api, swarm_name)
+        .await?
+        .ok_or_else(|| SwarmError::Raw {
+            context: format!("inspecting service {swarm_name}"),
+            detail: "no such service (removed meanwhile?)".into(),
+        })?;
+    let mut spec = found.spec.clone();
+    let force = swarm::raw::member(&mut spec, &["TaskTemplate", "ForceUpdate"]);
+    *force = (force.as_u64().unwrap_or(0) + 1).into();
+    swarm::raw::update_service(engine.host(), &api, &found, &spec, false).await
 }
 
 /// Follows one service for ever: probes its tasks, writes its state, heals.
-async fn follow_service(
-    engine: &Engine,
-    manager: &Manager,
-    project: &Project,
-    service: &Service,
-    store: &Writer,
+/// What following one service needs.
+struct Follow<'a> {
+    engine: &'a Engine,
+    manager: &'a Manager,
+    project: &'a Project,
+    service: &'a Service,
+    store: &'a Writer,
+    history: Option<&'a HistoryStore>,
     nodes: watch::Receiver<HashMap<String, String>>,
-) {
-    let name = service.name.clone();
-    let swarm_name = swarm::spec::scoped(&project.name, &name);
-    let probes = service
-        .muster
-        .as_ref()
-        .map(|m| m.probes.as_slice())
-        .unwrap_or_default();
-    // The deploy refused services whose probes Swarm cannot run.
-    let gating = swarm::readiness::gating_probes(&name, probes).unwrap_or_default();
-    let threshold = gating
-        .iter()
-        .map(|p| p.timing.failure_threshold)
-        .max()
-        .unwrap_or(1);
-    let grace = match service.muster.as_ref().map(|m| &m.grace) {
-        Some(GraceSetting::Fixed(d)) => *d,
-        Some(GraceSetting::Off) => Duration::ZERO,
-        _ => AUTO_TASK_GRACE,
-    };
-    let settings = restart_settings(service);
-    let log = |p: Progress| {
-        if let Progress::Task { service, state } = p {
-            tracing::info!(%service, task = %state.task.task_id, node = %state.task.node,
+    /// The paused services (`muster pause`), read from the history store.
+    paused: watch::Receiver<BTreeMap<String, PauseNote>>,
+}
+
+impl Follow<'_> {
+    /// Follows the service for ever: probes its tasks, writes its state,
+    /// heals (within `budget`, which carries the recorded replacements).
+    async fn run(self, mut budget: Budget) {
+        let Follow {
+            engine,
+            manager,
+            project,
+            service,
+            store,
+            history,
+            nodes,
+            paused,
+        } = self;
+        let name = service.name.clone();
+        let swarm_name = swarm::spec::scoped(&project.name, &name);
+        let probes = service
+            .muster
+            .as_ref()
+            .map(|m| m.probes.as_slice())
+            .unwrap_or_default();
+        // The deploy refused services whose probes Swarm cannot run.
+        let gating = swarm::readiness::gating_probes(&name, probes).unwrap_or_default();
+        let threshold = gating
+            .iter()
+            .map(|p| p.timing.failure_threshold)
+            .max()
+            .unwrap_or(1);
+        let grace = match service.muster.as_ref().map(|m| &m.grace) {
+            Some(GraceSetting::Fixed(d)) => *d,
+            Some(GraceSetting::Off) => Duration::ZERO,
+            _ => AUTO_TASK_GRACE,
+        };
+        let settings = restart_settings(service);
+        let log = |p: Progress| {
+            if let Progress::Task { service, state } = p {
+                tracing::info!(%service, task = %state.task.task_id, node = %state.task.node,
                 state = %state.task.state, ready = state.ready, probe = %state.probe, "task");
-        }
-    };
-    let mut watch =
-        swarm::watch::TaskWatch::new(engine, manager, project, service, &swarm_name, gating, &log);
-    let period = watch.period();
-    let mut judge = TaskJudge::default();
-    let mut budget = Budget::default();
-    let mut next_replace: Option<Instant> = None;
-    loop {
-        let states = match watch.poll(|_| true).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(service = %name, error = %e, "cannot read the tasks");
-                tokio::time::sleep(period).await;
-                continue;
             }
         };
-        let node_states = nodes.borrow().clone();
-        let tasks: Vec<TaskStatus> = states
-            .iter()
-            .map(|s| task_status(s, &node_states))
-            .collect();
-        let required = watch.required(&states);
-        let now = Instant::now();
-        let mut verdict = judge.judge(&states, required, grace, threshold, now);
-        // A task on a node that is not ready is Swarm's to reschedule.
-        if let Judgement::Unready { replace, .. } = &mut verdict {
-            replace.retain(|id| {
-                tasks
-                    .iter()
-                    .any(|t| &t.task_id == id && t.node_state == "ready")
-            });
-        }
-        let current = store.snapshot().services.get(&name).map(|s| s.state);
-        let text = unready_text(&tasks);
-        store.update(&name, |s| s.tasks = tasks);
-        match verdict {
-            Judgement::Ready { ready, required } => {
-                next_replace = None;
-                store.update(&name, |s| {
-                    s.heal.alert = None;
-                    s.heal.next_restart_ms = None;
-                    s.heal.next_delay_ms = None;
-                });
-                store.transition(
-                    &name,
-                    ServiceState::Ready,
-                    format!("{ready}/{required} tasks ready"),
-                );
-            }
-            Judgement::Unready {
-                ready,
-                required,
-                replace,
-            } => {
-                let reason = format!("{ready}/{required} tasks ready; {text}");
-                if current != Some(ServiceState::Failed) {
-                    store.transition(&name, ServiceState::Unready, reason.clone());
+        let mut watch = swarm::watch::TaskWatch::new(
+            engine,
+            manager,
+            project,
+            service,
+            &swarm_name,
+            gating,
+            &log,
+        );
+        let period = watch.period();
+        let mut judge = TaskJudge::default();
+        let mut next_replace: Option<Instant> = None;
+        loop {
+            let states = match watch.poll(|_| true).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(service = %name, error = %e, "cannot read the tasks");
+                    tokio::time::sleep(period).await;
+                    continue;
                 }
-                if replace.is_empty() || !settings.on_unready {
+            };
+            // Every probe run goes to /metrics (`muster_probe_duration_seconds`).
+            let runs = watch.take_runs();
+            if store.probe_runs_followed() {
+                for (kind, outcome) in runs {
+                    store.observe_probe(ProbeObservation {
+                        service: name.clone(),
+                        kind: kind.to_string(),
+                        outcome,
+                    });
+                }
+            }
+            let node_states = nodes.borrow().clone();
+            // A paused service is shown as it is, and nothing is replaced.
+            let pause = paused.borrow().get(&name).cloned();
+            if store.snapshot().services.get(&name).map(|s| &s.heal.paused) != Some(&pause) {
+                match &pause {
+                    Some(note) => {
+                        tracing::info!(service = %name, by = %note.by, "paused: no replacements or alerts until resumed")
+                    }
+                    None => tracing::info!(service = %name, "resumed: supervised again"),
+                }
+                let note = pause.clone();
+                store.update(&name, |s| s.heal.paused = note);
+            }
+            let tasks: Vec<TaskStatus> = states
+                .iter()
+                .map(|s| task_status(s, &node_states))
+                .collect();
+            let required = watch.required(&states);
+            let now = Instant::now();
+            let mut verdict = judge.judge(&states, required, grace, threshold, now);
+            // A task on a node that is not ready is Swarm's to reschedule.
+            if let Judgement::Unready { replace, .. } = &mut verdict {
+                replace.retain(|id| {
+                    tasks
+                        .iter()
+                        .any(|t| &t.task_id == id && t.node_state == "ready")
+                });
+            }
+            let current = store.snapshot().services.get(&name).map(|s| s.state);
+            let text = unready_text(&tasks);
+            store.update(&name, |s| s.tasks = tasks);
+            match verdict {
+                Judgement::Ready { ready, required } => {
                     next_replace = None;
-                } else if current != Some(ServiceState::Failed) {
-                    let now_ms = crate::clock::now_ms();
-                    match (budget.check(&settings, now_ms), next_replace) {
-                        (Verdict::Restart { delay, .. }, None) => {
-                            next_replace = Some(now + delay);
+                    store.update(&name, |s| {
+                        s.heal.alert = None;
+                        s.heal.next_restart_ms = None;
+                        s.heal.next_delay_ms = None;
+                    });
+                    store.transition(
+                        &name,
+                        ServiceState::Ready,
+                        format!("{ready}/{required} tasks ready"),
+                    );
+                }
+                Judgement::Unready {
+                    ready,
+                    required,
+                    replace,
+                } => {
+                    let reason = format!("{ready}/{required} tasks ready; {text}");
+                    if current != Some(ServiceState::Failed) {
+                        store.transition(&name, ServiceState::Unready, reason.clone());
+                    }
+                    if replace.is_empty() || !settings.on_unready || pause.is_some() {
+                        if next_replace.take().is_some() {
                             store.update(&name, |s| {
-                                s.heal.next_restart_ms = Some(now_ms + delay.as_millis() as u64);
-                                s.heal.next_delay_ms = Some(delay.as_millis() as u64);
+                                s.heal.next_restart_ms = None;
+                                s.heal.next_delay_ms = None;
                             });
                         }
-                        (Verdict::Restart { delay, attempt }, Some(at)) if now >= at => {
-                            next_replace = None;
-                            replace_tasks(
-                                engine,
-                                store,
-                                &name,
-                                &swarm_name,
-                                &replace,
-                                (delay, attempt),
-                            )
-                            .await;
-                            budget.record(now_ms, settings.window);
-                            judge.replaced_all(&states);
-                            let used = budget.used(&settings, now_ms);
-                            store.update(&name, |s| s.heal.budget_used = used);
-                        }
-                        (Verdict::Exhausted { used }, _) => {
-                            next_replace = None;
-                            let alert = format!(
+                    } else if current != Some(ServiceState::Failed) {
+                        let now_ms = crate::clock::now_ms();
+                        match (budget.check(&settings, now_ms), next_replace) {
+                            (Verdict::Restart { delay, .. }, None) => {
+                                next_replace = Some(now + delay);
+                                store.update(&name, |s| {
+                                    s.heal.next_restart_ms =
+                                        Some(now_ms + delay.as_millis() as u64);
+                                    s.heal.next_delay_ms = Some(delay.as_millis() as u64);
+                                });
+                            }
+                            (Verdict::Restart { delay, attempt }, Some(at)) if now >= at => {
+                                next_replace = None;
+                                replace_tasks(
+                                    (engine, store, history),
+                                    &name,
+                                    &swarm_name,
+                                    &replace,
+                                    (delay, attempt),
+                                )
+                                .await;
+                                budget.record(now_ms, settings.window);
+                                judge.replaced_all(&states);
+                                let used = budget.used(&settings, now_ms);
+                                store.update(&name, |s| s.heal.budget_used = used);
+                            }
+                            (Verdict::Exhausted { used }, _) => {
+                                next_replace = None;
+                                let alert = format!(
                                 "restart budget exhausted: Swarm was asked to replace its tasks \
                                  {used} times in {}; muster stops asking ({reason})",
                                 crate::duration::format(settings.window)
                             );
-                            store.update(&name, |s| {
-                                s.heal.alert = Some(alert.clone());
-                                s.heal.next_restart_ms = None;
-                                s.heal.next_delay_ms = None;
-                            });
-                            store.transition(&name, ServiceState::Failed, alert);
+                                store.update(&name, |s| {
+                                    s.heal.alert = Some(alert.clone());
+                                    s.heal.next_restart_ms = None;
+                                    s.heal.next_delay_ms = None;
+                                });
+                                store.transition(&name, ServiceState::Failed, alert);
+                            }
+                            _ => {}
                         }
-                        _ => {}
                     }
                 }
             }
+            mark_degraded(store);
+            store.beat();
+            tokio::time::sleep(period).await;
         }
-        mark_degraded(store);
-        store.beat();
-        tokio::time::sleep(period).await;
     }
 }
 
 /// One replacement through Swarm, recorded like a restart by muster.
 async fn replace_tasks(
-    engine: &Engine,
-    store: &Writer,
+    (engine, store, history): (&Engine, &Writer, Option<&HistoryStore>),
     name: &str,
     swarm_name: &str,
     tasks: &[String],
@@ -432,6 +585,20 @@ async fn replace_tasks(
     match force_update(engine, swarm_name).await {
         Ok(()) => {
             tracing::warn!(service = %name, %reason, "replacing tasks");
+            if let Some(h) = history {
+                let record = RestartRecord {
+                    at_ms: crate::clock::now_ms(),
+                    by: RestartBy::Muster,
+                    reason: reason.clone(),
+                    containers: tasks.to_vec(),
+                };
+                let done = store
+                    .snapshot()
+                    .services
+                    .get(name)
+                    .map_or(0, |s| s.heal.muster_restarts);
+                record_restart(h, name, &record, done + 1).await;
+            }
             store.update(name, |s| {
                 s.restarts += 1;
                 s.heal.muster_restarts += 1;

@@ -73,6 +73,10 @@ pub enum Progress {
         created: bool,
         updated: bool,
     },
+    /// `rollout --swarm` of a service whose spec has no healthcheck: Swarm
+    /// counts a new task as updated as soon as it runs, so one that runs but
+    /// does not answer takes requests and displaces an old task.
+    NoHealthcheck { service: String },
     /// A task's state or probe result changed.
     Task { service: String, state: TaskState },
     /// The service has its required number of ready tasks.

@@ -21,6 +21,7 @@ use crate::compose::{Condition, Project, Service};
 use crate::engine::Engine;
 
 use super::cluster::{api, manager, summary, Manager, Progress};
+use super::objects;
 use super::readiness::{gating_probes, TaskState};
 use super::spec::{self, Ignored};
 use super::update::Change;
@@ -146,7 +147,12 @@ pub async fn deploy(
     // Everything that can be refused is refused before anything is created.
     let mut plans = BTreeMap::new();
     for (name, service) in &project.services {
-        let container = crate::engine::translate::container_spec(project, service, 1)?;
+        // Secrets and configs become Swarm objects (`objects.rs`), not the
+        // single-host bind mounts and injected files.
+        let mut bare = service.clone();
+        bare.secrets.clear();
+        bare.configs.clear();
+        let container = crate::engine::translate::container_spec(project, &bare, 1)?;
         let spec = spec::service_spec(project, service, &container.body)?;
         let probes = service
             .muster
@@ -163,7 +169,14 @@ pub async fn deploy(
     for i in &ignored {
         progress(Progress::Ignored(i.clone()));
     }
+    let files = objects::wanted(project).map_err(crate::engine::translate::TranslateError::from)?;
     ensure_networks(engine, project, progress).await?;
+    let ids = objects::ensure(engine, project, &files).await?;
+    for (name, (spec, _)) in plans.iter_mut() {
+        if let Some(service) = project.services.get(name) {
+            objects::attach(spec, service, &ids);
+        }
+    }
 
     let phases = project
         .services

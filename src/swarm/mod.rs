@@ -15,6 +15,8 @@
 
 mod cluster;
 pub mod deploy;
+pub mod objects;
+pub mod raw;
 pub mod readiness;
 pub mod rollout;
 pub mod spec;
@@ -57,6 +59,9 @@ pub enum SwarmError {
         #[source]
         source: bollard::errors::Error,
     },
+    /// A plain Engine API call (`raw.rs`) that failed.
+    #[error("{context}: {detail}")]
+    Raw { context: String, detail: String },
     #[error(transparent)]
     Graph(#[from] crate::compose::graph::GraphError),
     #[error(transparent)]

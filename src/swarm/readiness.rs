@@ -7,7 +7,10 @@
 //! answers". muster probes each task at its own overlay address instead
 //! ([`retarget`] rewrites the host that names the service), and a service is
 //! ready when its required number of tasks are ([`TaskProber`]). The probe
-//! kinds themselves are `probe::build`'s, unchanged.
+//! kinds themselves are `probe::build`'s, unchanged. A `docker` probe (the
+//! container's own healthcheck) needs no network: Swarm runs the healthcheck
+//! on the task's node and reports the task `running` only once it passed, so
+//! a running task passes it.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +23,8 @@ use super::tasks::TaskView;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "service {service}: x-muster.probes[{index}]: `up --swarm` cannot run {kind} probes yet \
-     ({why}); use a tcp, http, redis or nats probe that names the service"
+     ({why}); use a tcp, http, redis or nats probe that names the service, or a docker \
+     probe with a healthcheck (Swarm runs it on the task's node)"
 )]
 pub struct Unsupported {
     pub service: String,
@@ -35,9 +39,7 @@ pub fn gating_probes(service: &str, specs: &[ProbeSpec]) -> Result<Vec<ProbeSpec
     let mut out = Vec::new();
     for (index, spec) in specs.iter().enumerate() {
         let why = match &spec.kind {
-            ProbeKind::Exec(_) | ProbeKind::Docker(_) => {
-                Some("it needs the task's container, on whichever node runs it")
-            }
+            ProbeKind::Exec(_) => Some("it needs the task's container, on whichever node runs it"),
             ProbeKind::Agent(_) => Some("agent ready signals are keyed by container, not task"),
             _ => None,
         };
@@ -111,6 +113,8 @@ struct TaskProbes {
     timeouts: Vec<std::time::Duration>,
     ready: bool,
     last: String,
+    /// What a `docker` probe says (it runs no check of muster's).
+    docker: Option<&'static str>,
 }
 
 /// The probe state of a service's tasks, kept across polls.
@@ -119,6 +123,8 @@ pub struct TaskProber {
     names: Vec<String>,
     specs: Vec<ProbeSpec>,
     tasks: BTreeMap<String, TaskProbes>,
+    /// The probe runs of the last poll (kind, outcome), for metrics.
+    runs: Vec<(&'static str, probe::ProbeOutcome)>,
 }
 
 /// One task after a poll: its Swarm view, whether muster's probes pass, and
@@ -141,7 +147,14 @@ impl TaskProber {
             names,
             specs,
             tasks: BTreeMap::new(),
+            runs: Vec::new(),
         }
+    }
+
+    /// The probe runs of the last [`TaskProber::poll`]: each one's kind and
+    /// outcome (latency included), for the supervisor's metrics.
+    pub fn take_runs(&mut self) -> Vec<(&'static str, probe::ProbeOutcome)> {
+        std::mem::take(&mut self.runs)
     }
 
     /// The shortest period of the probes (how often to poll), at most 1 s.
@@ -169,10 +182,20 @@ impl TaskProber {
                 probes: Vec::new(),
                 thresholds: Vec::new(),
                 timeouts: Vec::new(),
-                ready: self.specs.is_empty(),
+                ready: false,
                 last: String::new(),
+                docker: None,
             };
+            let mut broken = false;
             for spec in &self.specs {
+                // A task runs only once its healthcheck passed (Swarm keeps it
+                // `starting` until then, and kills it when it turns
+                // unhealthy): a running task passes its `docker` probe.
+                if matches!(spec.kind, ProbeKind::Docker(_)) {
+                    built.docker = Some("docker: running (Swarm applies the healthcheck)");
+                    built.last = built.docker.unwrap_or_default().into();
+                    continue;
+                }
                 let spec = retarget(spec, &self.names, address);
                 let ctx = ProbeContext {
                     address_mode: probe::AddressMode::Network,
@@ -184,17 +207,22 @@ impl TaskProber {
                         built.thresholds.push(spec.timing.success_threshold);
                         built.timeouts.push(spec.timing.timeout);
                     }
-                    Err(e) => built.last = format!("probe cannot be built: {e}"),
+                    Err(e) => {
+                        built.last = format!("probe cannot be built: {e}");
+                        broken = true;
+                    }
                 }
             }
+            built.ready = built.probes.is_empty() && !broken;
             self.tasks.insert(t.task_id.clone(), built);
         }
         let checks = self.tasks.values_mut().map(|tp| async move {
+            let mut runs = Vec::new();
             if tp.probes.is_empty() {
-                return;
+                return runs;
             }
             let mut all = true;
-            let mut last = Vec::new();
+            let mut last: Vec<String> = tp.docker.map(String::from).into_iter().collect();
             for (i, (p, successes)) in tp.probes.iter_mut().enumerate() {
                 let outcome = match tokio::time::timeout(tp.timeouts[i], p.check()).await {
                     Ok(o) => o,
@@ -215,11 +243,17 @@ impl TaskProber {
                     format!(" ({})", outcome.reason)
                 };
                 last.push(format!("{} {}: {word}{reason}", p.kind(), p.target()));
+                runs.push((p.kind(), outcome));
             }
             tp.ready = all;
             tp.last = last.join("; ");
+            runs
         });
-        futures_util::future::join_all(checks).await;
+        self.runs = futures_util::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         tasks
             .iter()
             .map(|t| {
@@ -274,7 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn exec_docker_and_agent_probes_are_refused_liveness_does_not_gate() {
+    fn exec_and_agent_probes_are_refused_liveness_does_not_gate() {
         let specs = vec![
             spec(serde_json::json!({"tcp": {"address": "x:1"}, "role": "liveness"})),
             spec(serde_json::json!({"tcp": {"address": "x:2"}})),
@@ -286,5 +320,38 @@ mod tests {
             err.contains("service api") && err.contains("probes[0]") && err.contains("exec"),
             "{err}"
         );
+        let agent = vec![spec(serde_json::json!({"agent": {}}))];
+        assert!(gating_probes("api", &agent).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_docker_probe_passes_on_a_running_task_as_swarm_applies_the_healthcheck() {
+        let docker = vec![spec(serde_json::json!({"docker": {}}))];
+        let gating = gating_probes("api", &docker).expect("docker probes run on Swarm");
+        let mut prober = TaskProber::new("api", vec!["api".into()], gating);
+        let task = |id: &str, state: &str| TaskView {
+            task_id: id.into(),
+            slot: Some(1),
+            node: "n1".into(),
+            state: state.into(),
+            desired: "running".into(),
+            reason: String::new(),
+            address: Some("10.0.0.2".into()),
+            image: "api:1".into(),
+        };
+        let states = prober
+            .poll(&[task("a", "running"), task("b", "starting")])
+            .await;
+        assert!(states[0].ready, "{:?}", states[0]);
+        assert!(
+            states[0].probe.contains("docker: running"),
+            "{:?}",
+            states[0]
+        );
+        assert!(
+            !states[1].ready,
+            "a task still starting (healthcheck) is not ready"
+        );
+        assert!(prober.take_runs().is_empty(), "no network probe ran");
     }
 }

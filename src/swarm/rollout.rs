@@ -9,17 +9,23 @@
 //! address, and when the required number is not ready in time (or Swarm
 //! rejects the new tasks) asks Swarm to roll back to the previous spec, then
 //! waits until the old image's tasks are ready again.
+//!
+//! The spec is read and sent back as the Engine's JSON (`raw.rs`): only the
+//! image, its label and the update settings change, so the service keeps its
+//! healthcheck, which is what keeps a new task that runs but does not answer
+//! out of Swarm's DNS and stops start-first from replacing an old task with
+//! it. A service without one is warned about ([`Progress::NoHealthcheck`]).
 
 use std::time::{Duration, Instant};
 
-use bollard::models::{ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum};
-use bollard::query_parameters::{InspectServiceOptions, UpdateServiceOptions};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::compose::Project;
 use crate::engine::Engine;
 
 use super::cluster::{manager, summary, Progress};
+use super::raw::{self, RawService};
 use super::readiness::{gating_probes, TaskState};
 use super::watch::TaskWatch;
 use super::{spec, SwarmError};
@@ -46,41 +52,58 @@ pub struct RolloutReport {
     pub elapsed_ms: u64,
 }
 
-fn api(context: String) -> impl FnOnce(bollard::errors::Error) -> SwarmError {
-    move |source| SwarmError::Api { context, source }
-}
-
-/// The service's current version and spec, or `NotDeployed`.
-async fn current(
-    engine: &Engine,
-    name: &str,
-    swarm_name: &str,
-) -> Result<(i32, bollard::models::ServiceSpec), SwarmError> {
-    let found = engine
-        .docker()
-        .inspect_service(swarm_name, None::<InspectServiceOptions>)
-        .await
-        .map_err(|_| SwarmError::NotDeployed {
+/// The service as the Engine has it, or `NotDeployed`.
+async fn current(engine: &Engine, name: &str, swarm_name: &str) -> Result<RawService, SwarmError> {
+    raw::inspect_service(engine.host(), &engine.api_version(), swarm_name)
+        .await?
+        .ok_or_else(|| SwarmError::NotDeployed {
             service: name.to_string(),
             name: swarm_name.to_string(),
-        })?;
-    let version = found.version.and_then(|v| v.index).unwrap_or_default();
-    Ok((
-        i32::try_from(version).unwrap_or(i32::MAX),
-        found.spec.unwrap_or_default(),
-    ))
+        })
 }
 
-fn image_of(spec: &bollard::models::ServiceSpec) -> String {
-    spec.task_template
-        .as_ref()
-        .and_then(|t| t.container_spec.as_ref())
-        .and_then(|c| c.image.clone())
+fn image_of(spec: &Value) -> String {
+    spec["TaskTemplate"]["ContainerSpec"]["Image"]
+        .as_str()
         .unwrap_or_default()
         .split('@')
         .next()
         .unwrap_or_default()
         .to_string()
+}
+
+/// Whether the task template declares a healthcheck (not `NONE`). The
+/// image's own `HEALTHCHECK` is not in the spec.
+fn has_healthcheck(spec: &Value) -> bool {
+    match &spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]["Test"] {
+        Value::Array(test) => test.first().is_some_and(|t| t != "NONE"),
+        _ => false,
+    }
+}
+
+/// The spec of the update: `image`, its stack label, the update settings
+/// from the flags, and `failure_action: pause` (muster decides about the
+/// rollback). Every other field stays as Swarm has it.
+fn updated_spec(spec: &Value, image: &str, options: &RolloutOptions) -> Value {
+    let mut spec = spec.clone();
+    *raw::member(&mut spec, &["TaskTemplate", "ContainerSpec", "Image"]) = image.into();
+    *raw::member(&mut spec, &["Labels", spec::IMAGE]) = image.into();
+    let update = raw::member(&mut spec, &["UpdateConfig"]);
+    if let Some(p) = options.parallelism {
+        *raw::member(update, &["Parallelism"]) = p.into();
+    }
+    if let Some(o) = &options.order {
+        let order = match o.as_str() {
+            "start-first" => "start-first",
+            _ => "stop-first",
+        };
+        *raw::member(update, &["Order"]) = order.into();
+    }
+    if let Some(d) = options.delay {
+        *raw::member(update, &["Delay"]) = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX).into();
+    }
+    *raw::member(update, &["FailureAction"]) = "pause".into();
+    spec
 }
 
 /// Rolls `service` of `project` to `image` on the swarm `engine` manages.
@@ -102,48 +125,22 @@ pub async fn rollout(
         .unwrap_or_default();
     let gating = gating_probes(service, probes)?;
     let swarm_name = spec::scoped(&project.name, service);
-    let (version, mut new_spec) = current(engine, service, &swarm_name).await?;
-    let from_image = image_of(&new_spec);
-    if let Some(c) = new_spec
-        .task_template
-        .as_mut()
-        .and_then(|t| t.container_spec.as_mut())
-    {
-        c.image = Some(image.to_string());
-    }
-    new_spec
-        .labels
-        .get_or_insert_with(Default::default)
-        .insert(spec::IMAGE.into(), image.to_string());
-    let update = new_spec.update_config.get_or_insert_with(Default::default);
-    if let Some(p) = options.parallelism {
-        update.parallelism = Some(i64::from(p));
-    }
-    if let Some(o) = &options.order {
-        update.order = Some(match o.as_str() {
-            "start-first" => ServiceSpecUpdateConfigOrderEnum::START_FIRST,
-            _ => ServiceSpecUpdateConfigOrderEnum::STOP_FIRST,
+    let found = current(engine, service, &swarm_name).await?;
+    if !has_healthcheck(&found.spec) {
+        progress(Progress::NoHealthcheck {
+            service: service.to_string(),
         });
     }
-    if let Some(d) = options.delay {
-        update.delay = Some(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
-    }
-    // muster decides about the rollback: Swarm pauses on its own failures.
-    update.failure_action = Some(ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
-    engine
-        .docker()
-        .update_service(
-            &swarm_name,
-            new_spec,
-            UpdateServiceOptions {
-                version,
-                registry_auth_from: "spec".into(),
-                rollback: None,
-            },
-            None,
-        )
-        .await
-        .map_err(api(format!("updating service {swarm_name} to {image}")))?;
+    let from_image = image_of(&found.spec);
+    let new_spec = updated_spec(&found.spec, image, options);
+    raw::update_service(
+        engine.host(),
+        &engine.api_version(),
+        &found,
+        &new_spec,
+        false,
+    )
+    .await?;
 
     let mut watch = TaskWatch::new(
         engine,
@@ -184,21 +181,16 @@ pub async fn rollout(
     };
 
     // Swarm's own rollback to the previous spec, then wait for the old image.
-    let (version, spec_now) = current(engine, service, &swarm_name).await?;
-    engine
-        .docker()
-        .update_service(
-            &swarm_name,
-            spec_now,
-            UpdateServiceOptions {
-                version,
-                registry_auth_from: "spec".into(),
-                rollback: Some("previous".into()),
-            },
-            None,
-        )
+    let now = current(engine, service, &swarm_name).await?;
+    raw::update_service(engine.host(), &engine.api_version(), &now, &now.spec, true)
         .await
-        .map_err(api(format!("rolling {swarm_name} back to {from_image}")))?;
+        .map_err(|e| match e {
+            SwarmError::Raw { detail, .. } => SwarmError::Raw {
+                context: format!("rolling {swarm_name} back to {from_image}"),
+                detail,
+            },
+            other => other,
+        })?;
     let old_image = |t: &super::tasks::TaskView| t.image == from_image;
     let restored = loop {
         let states = watch.poll(old_image).await?;
@@ -223,4 +215,47 @@ pub async fn rollout(
         previous: from_image,
         restored,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_update_changes_image_label_and_update_settings_and_keeps_the_healthcheck() {
+        let spec = serde_json::json!({
+            "Name": "shop_cache",
+            "Labels": {"com.docker.stack.namespace": "shop"},
+            "TaskTemplate": {"ContainerSpec": {
+                "Image": "redis:1@sha256:abc",
+                "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 1000000000}
+            }},
+            "UpdateConfig": {"Parallelism": 1, "Order": "start-first"}
+        });
+        assert!(has_healthcheck(&spec));
+        assert_eq!(image_of(&spec), "redis:1");
+        let options = RolloutOptions {
+            parallelism: Some(2),
+            delay: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let new = updated_spec(&spec, "redis:2", &options);
+        assert_eq!(new["TaskTemplate"]["ContainerSpec"]["Image"], "redis:2");
+        assert_eq!(new["Labels"][spec::IMAGE], "redis:2");
+        assert_eq!(new["Labels"][spec::NAMESPACE], "shop");
+        assert_eq!(
+            new["TaskTemplate"]["ContainerSpec"]["Healthcheck"],
+            spec["TaskTemplate"]["ContainerSpec"]["Healthcheck"]
+        );
+        let update = &new["UpdateConfig"];
+        assert_eq!(update["Parallelism"], 2);
+        assert_eq!(update["Order"], "start-first", "kept: no --order");
+        assert_eq!(update["Delay"], 1_000_000_000_i64);
+        assert_eq!(update["FailureAction"], "pause");
+
+        let none = serde_json::json!({"TaskTemplate": {"ContainerSpec": {
+            "Healthcheck": {"Test": ["NONE"]}}}});
+        assert!(!has_healthcheck(&none));
+        assert!(!has_healthcheck(&serde_json::json!({})));
+    }
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, EndpointPortConfig, EndpointPortConfigProtocolEnum,
-    EndpointPortConfigPublishModeEnum, EndpointSpec, Limit, NetworkAttachmentConfig,
+    EndpointPortConfigPublishModeEnum, EndpointSpec, GenericResourcesInner,
+    GenericResourcesInnerDiscreteResourceSpec, Limit, NetworkAttachmentConfig,
     NetworkCreateRequest, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecRollbackConfigFailureActionEnum,
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
@@ -114,6 +115,24 @@ pub fn ignored_keys(project: &Project) -> Vec<Ignored> {
                     "ignored: Swarm restarts tasks itself",
                 );
             }
+        }
+        let reserved_devices = s
+            .deploy
+            .as_ref()
+            .and_then(|d| d.resources.as_ref())
+            .and_then(|r| r.reservations.as_ref())
+            .is_some_and(|r| !r.devices.is_empty());
+        if reserved_devices {
+            add(
+                "deploy.resources.reservations.devices".into(),
+                "ignored: a Swarm service has no device requests (use generic_resources)",
+            );
+        }
+        if !s.runtime.gpus.is_empty() {
+            add(
+                "gpus".into(),
+                "ignored: a Swarm service has no device requests (use generic_resources)",
+            );
         }
         for (i, p) in s.ports.iter().enumerate() {
             if p.host_ip.is_some() {
@@ -288,10 +307,24 @@ pub fn service_spec(
         limits: r.limits.as_ref().map(limit),
         reservations: r.reservations.as_ref().map(|s| {
             let l = limit(s);
+            // docker/cli stack convert: each discrete_resource_spec as a
+            // Swarm GenericResource reservation.
+            let generic: Vec<GenericResourcesInner> = s
+                .generic_resources
+                .iter()
+                .filter_map(|g| g.discrete_resource_spec.as_ref())
+                .map(|d| GenericResourcesInner {
+                    discrete_resource_spec: Some(GenericResourcesInnerDiscreteResourceSpec {
+                        kind: Some(d.kind.clone()),
+                        value: Some(d.value),
+                    }),
+                    ..Default::default()
+                })
+                .collect();
             ResourceObject {
                 nano_cpus: l.nano_cpus,
                 memory_bytes: l.memory_bytes,
-                ..Default::default()
+                generic_resources: (!generic.is_empty()).then_some(generic),
             }
         }),
         ..Default::default()
@@ -532,6 +565,47 @@ mod tests {
         p.services.get_mut("api").unwrap().image = None;
         let err = service_spec(&p, &p.services["api"], &Default::default()).unwrap_err();
         assert!(err.to_string().contains("no `image:`"), "{err}");
+    }
+
+    /// docker/cli stack convert (`convertResources`): each
+    /// `discrete_resource_spec` is a Swarm GenericResource reservation; device
+    /// requests (`gpus`, reservations.devices) have no Swarm field.
+    #[test]
+    fn generic_resources_are_reserved_and_device_requests_named_as_ignored() {
+        let mut p = project();
+        let api = p.services.get_mut("api").unwrap();
+        api.runtime.gpus = vec![crate::compose::DeviceRequest {
+            count: -1,
+            ..Default::default()
+        }];
+        api.deploy.as_mut().unwrap().resources = Some(crate::compose::Resources {
+            limits: None,
+            reservations: Some(ResourceSpec {
+                memory: Some(1 << 20),
+                generic_resources: vec![crate::compose::GenericResource {
+                    discrete_resource_spec: Some(crate::compose::DiscreteResource {
+                        kind: "gpu".into(),
+                        value: 2,
+                    }),
+                }],
+                ..Default::default()
+            }),
+        });
+        let spec = service_spec(&p, &p.services["api"], &Default::default()).unwrap();
+        let reservations = spec
+            .task_template
+            .and_then(|t| t.resources)
+            .and_then(|r| r.reservations)
+            .expect("reservations");
+        assert_eq!(reservations.memory_bytes, Some(1 << 20));
+        let generic = reservations.generic_resources.expect("generic resources");
+        let discrete = generic[0].discrete_resource_spec.clone().expect("discrete");
+        assert_eq!(
+            (discrete.kind.as_deref(), discrete.value),
+            (Some("gpu"), Some(2))
+        );
+        let keys: Vec<String> = ignored_keys(&p).iter().map(|i| i.key.clone()).collect();
+        assert_eq!(keys, ["gpus"]);
     }
 
     #[test]

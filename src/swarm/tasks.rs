@@ -4,7 +4,7 @@
 //!
 //! bollard's `Task` model has no `NetworksAttachments` (the Engine API
 //! returns it, the model leaves it out), so the task list is read as JSON
-//! over the engine's socket with one plain HTTP/1.0 GET ([`list_tasks`]);
+//! (`raw.rs`, one plain HTTP/1.0 GET: [`list_tasks`]);
 //! [`parse_tasks`], which turns that JSON into [`TaskView`]s, is pure and
 //! unit-tested.
 
@@ -12,7 +12,6 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One task of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -106,47 +105,15 @@ pub enum TaskListError {
 /// `GET /v<api>/tasks?filters={"service":[<name>]}` on `host` (`unix://` or
 /// `tcp://`/`http://`), as JSON.
 pub async fn list_tasks(host: &str, api: &str, service: &str) -> Result<Value, TaskListError> {
-    let fail = |detail: String| TaskListError::Read {
-        service: service.to_string(),
-        host: host.to_string(),
-        detail,
-    };
     let filters = serde_json::json!({ "service": [service] }).to_string();
     let query = percent_encoding::utf8_percent_encode(&filters, percent_encoding::NON_ALPHANUMERIC);
-    let request = format!("GET /v{api}/tasks?filters={query} HTTP/1.0\r\nHost: docker\r\n\r\n");
-    let response = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-        let mut raw = Vec::new();
-        if let Some(path) = host.strip_prefix("unix://") {
-            let mut s = tokio::net::UnixStream::connect(path).await?;
-            s.write_all(request.as_bytes()).await?;
-            s.read_to_end(&mut raw).await?;
-        } else {
-            let addr = host
-                .trim_start_matches("tcp://")
-                .trim_start_matches("http://")
-                .trim_end_matches('/');
-            let mut s = tokio::net::TcpStream::connect(addr).await?;
-            s.write_all(request.as_bytes()).await?;
-            s.read_to_end(&mut raw).await?;
-        }
-        Ok::<_, std::io::Error>(raw)
-    })
-    .await
-    .map_err(|_| fail("no answer within 10s".into()))?
-    .map_err(|e| fail(e.to_string()))?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| fail("a response without a header end".into()))?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status_line = head.lines().next().unwrap_or_default();
-    if !status_line.contains(" 200") {
-        return Err(fail(format!(
-            "{status_line}: {}",
-            String::from_utf8_lossy(&response[split + 4..]).trim()
-        )));
-    }
-    serde_json::from_slice(&response[split + 4..]).map_err(|e| fail(e.to_string()))
+    super::raw::get_json(host, &format!("/v{api}/tasks?filters={query}"))
+        .await
+        .map_err(|detail| TaskListError::Read {
+            service: service.to_string(),
+            host: host.to_string(),
+            detail,
+        })
 }
 
 #[cfg(test)]

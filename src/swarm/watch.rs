@@ -70,6 +70,11 @@ impl<'a> TaskWatch<'a> {
         self.prober.period()
     }
 
+    /// The probe runs of the last poll (kind, outcome).
+    pub(crate) fn take_runs(&mut self) -> Vec<(&'static str, crate::probe::ProbeOutcome)> {
+        self.prober.take_runs()
+    }
+
     /// Tasks that must be ready: `x-muster.ready_tasks`, else the replicas
     /// (global: every task Swarm wants running, at least 1).
     pub(crate) fn required(&self, tasks: &[TaskState]) -> usize {

@@ -3,8 +3,6 @@
 //! name Compose gives a built service, warnings for what the engine's build
 //! API cannot apply, and errors that name file, line, column and field.
 
-use std::collections::HashMap;
-
 use muster::compose::{self, LoadOptions};
 
 use crate::support::TempDir;
@@ -15,11 +13,7 @@ fn load(yaml: &str, env: &[(&str, &str)]) -> Result<(compose::Project, Vec<Strin
     std::fs::write(&file, yaml).expect("write compose.yaml");
     let options = LoadOptions {
         files: vec![file],
-        environment: Some(
-            env.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        ),
+        environment: Some(crate::support::compose::env(env)),
         working_dir: Some(dir.path().to_path_buf()),
         ..Default::default()
     };

@@ -1,21 +1,20 @@
 //! The "Done when" check: `muster config --json` on compose-go's
 //! `loader/full-example.yml` (rewritten as tests/fixtures/compose/full-example/
 //! compose.yaml, with stubs for what it names but does not define) carries
-//! the fields of compose-go's `fullExampleJSON` (loader/full-struct_test.go)
-//! with the same values.
+//! the fields of compose-go v2.10.1's `fullExampleJSON`
+//! (loader/full-struct_test.go) with the same values.
 //!
 //! expected.json is fullExampleJSON with `${DIR}` for the working directory,
 //! minus the fields muster does not carry yet, each listed in the README's
 //! "Still different from Docker Compose": `container_name` and `network_mode` (the original sets them against
 //! replicas and networks, which Compose's own consistency check refuses; the
-//! compose-go test skips it), `deploy.resources.reservations.generic_resources`, `devices` (muster prints compose-go v2's
-//! `{source, target, permissions}`; this fullExampleJSON has the string form),
-//! a short bind's `bind.create_host_path: true` (this fullExampleJSON is from a
-//! compose-go whose `bool` field printed it; compose-go v2.14, which muster's
-//! config hash follows, has it as an `OptOut` that omits the default, so
-//! expected.json has `bind: {}` there), and the
-//! `~/configs` and `~/config_data` sources (home-relative paths, written
-//! here as paths the test controls). Everything else in
+//! compose-go test skips it), and the `~/configs` and `~/config_data` sources (home-relative paths, written
+//! here as paths the test controls). `deploy.resources.reservations.generic_resources`
+//! is in expected.json as fullExampleJSON has it (types.GenericResource), so
+//! are `label_file` (example1.label and example2.label, the files of
+//! compose-go's loader directory with the same lines) and the labels they add, and
+//! so are the secrets' and configs' `mode: "0440"` (types.FileMode's
+//! MarshalJSON writes the octal string, not the number). Everything else in
 //! fullExampleJSON is in expected.json and must be in muster's output with
 //! the same value; muster may print more (the stubs, `x-*` service keys).
 

@@ -166,3 +166,124 @@ fn env_files_stay_in_the_hash_shape_with_their_values_in_environment() {
     );
     assert_eq!(hash::hash_shape(&p.services["web"]).to_go_string(), json);
 }
+
+#[test]
+fn deploy_keys_gpus_and_secret_modes_are_hashed_as_compose_hashes_them() {
+    // docker/compose pkg/compose/hash.go ServiceHash clears only
+    // deploy.replicas (on a copy of the DeployConfig); `mode`, `labels`,
+    // `restart_policy`, `placement` and `endpoint_mode` stay, so changing
+    // one of them recreates the container under Compose. The golden JSON, from
+    // compose-go v2.10.1 types/types.go:
+    // - DeployConfig order: mode, replicas (cleared), labels (`[swarm=yes]` is
+    //   the map {"swarm":"yes"}), update_config, rollback_config, resources,
+    //   restart_policy, placement, endpoint_mode;
+    // - Resource: cpus, memory (UnitBytes 1g = "1073741824"), pids, devices,
+    //   generic_resources; DeviceRequest: capabilities, driver, count
+    //   (DeviceCount, omitempty), device_ids, options; DiscreteGenericResource
+    //   kind and value have no omitempty;
+    // - RestartPolicy: condition, delay (*Duration "5s"), max_attempts, window;
+    //   Placement: constraints, preferences [{spread}], max_replicas_per_node;
+    // - gpus: `all` is one DeviceRequest with Count -1 (transform/gpus.go,
+    //   types/device.go), placed after group_add in ServiceConfig;
+    // - secrets: transform/defaults.go defaultSecretMount gives a secret
+    //   without a target `/run/secrets/<source>`; FileMode.MarshalJSON writes
+    //   the mode as the octal string "0440".
+    // sha256 of exactly these bytes: `printf '%s' "$JSON" | sha256sum`.
+    let dir = TempDir::new("muster-hash-deploy");
+    write_file(&dir.0, "token.txt", "t0ken\n");
+    let p = load(
+        &dir.0,
+        r#"services:
+  gpu:
+    image: acme/embed:1
+    gpus: all
+    labels: {tier: gpu}
+    secrets:
+      - source: token
+        mode: 0440
+    deploy:
+      mode: replicated
+      replicas: 2
+      labels: [swarm=yes]
+      resources:
+        reservations:
+          memory: 1g
+          devices:
+            - capabilities: [gpu]
+              driver: nvidia
+              count: 1
+          generic_resources:
+            - discrete_resource_spec: {kind: gpu, value: 2}
+      restart_policy:
+        condition: on-failure
+        max_attempts: 3
+        delay: 5s
+      placement:
+        constraints: [node.labels.gpu == true]
+        preferences: [{spread: node.labels.zone}]
+        max_replicas_per_node: 1
+      endpoint_mode: dnsrr
+secrets:
+  token:
+    file: ./token.txt
+"#,
+    );
+    let json = concat!(
+        r#"{"command":null,"deploy":{"mode":"replicated","labels":{"swarm":"yes"},"#,
+        r#""resources":{"reservations":{"memory":"1073741824","#,
+        r#""devices":[{"capabilities":["gpu"],"driver":"nvidia","count":1}],"#,
+        r#""generic_resources":[{"discrete_resource_spec":{"kind":"gpu","value":2}}]}},"#,
+        r#""restart_policy":{"condition":"on-failure","delay":"5s","max_attempts":3},"#,
+        r#""placement":{"constraints":["node.labels.gpu == true"],"#,
+        r#""preferences":[{"spread":"node.labels.zone"}],"max_replicas_per_node":1},"#,
+        r#""endpoint_mode":"dnsrr"},"entrypoint":null,"gpus":[{"count":-1}],"#,
+        r#""image":"acme/embed:1","labels":{"tier":"gpu"},"networks":{"default":null},"#,
+        r#""secrets":[{"source":"token","target":"/run/secrets/token","mode":"0440"}]}"#
+    );
+    let gpu = &p.services["gpu"];
+    assert_eq!(hash::hash_shape(gpu).to_go_string(), json);
+    assert_eq!(
+        hash::config_hash(gpu),
+        "fe7addda26faac6589b18226756153e6507953b2127c73fe0b881b51399ea82e"
+    );
+    // deploy.replicas is the one deploy key Compose clears; mode is not.
+    let text = std::fs::read_to_string(dir.0.join("compose.yaml")).expect("read");
+    let scaled = load(&dir.0, &text.replace("replicas: 2", "replicas: 5"));
+    assert_eq!(
+        hash::config_hash(&scaled.services["gpu"]),
+        hash::config_hash(gpu)
+    );
+    let global = load(
+        &dir.0,
+        &text
+            .replace("mode: replicated", "mode: global")
+            .replace("      replicas: 2\n", ""),
+    );
+    assert_ne!(
+        hash::config_hash(&global.services["gpu"]),
+        hash::config_hash(gpu)
+    );
+}
+
+#[test]
+fn label_files_stay_in_the_hash_shape_with_their_labels_in_labels() {
+    // compose-go loader.go calls WithServicesLabelsResolved(discardEnvFiles):
+    // `docker compose up` keeps `label_file` (absolute, after `labels` in
+    // ServiceConfig) and resolves the files' labels into `labels`, with the
+    // service's own `labels` winning.
+    let dir = TempDir::new("muster-hash-labelfile");
+    write_file(&dir.0, "extra.labels", "team=ml\ntier=file\n");
+    let p = load(
+        &dir.0,
+        "services:\n  web:\n    image: nginx:1.27\n    label_file: ./extra.labels\n    labels: {tier: web}\n",
+    );
+    let json = format!(
+        concat!(
+            r#"{{"command":null,"entrypoint":null,"image":"nginx:1.27","#,
+            r#""labels":{{"team":"ml","tier":"web"}},"label_file":["{d}/extra.labels"],"#,
+            r#""networks":{{"default":null}}}}"#
+        ),
+        d = dir.0.display()
+    );
+    assert_eq!(hash::hash_shape(&p.services["web"]).to_go_string(), json);
+}

@@ -11,6 +11,7 @@ mod support;
 mod build_keys;
 mod cli;
 mod consistency;
+mod devices;
 mod errors;
 mod fidelity;
 mod full_example;

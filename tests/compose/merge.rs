@@ -271,3 +271,91 @@ fn an_empty_service_in_an_override_changes_nothing() {
     assert_eq!(db.image.as_deref(), Some("db:1"));
     assert_eq!(db.ports.len(), 1);
 }
+
+#[test]
+fn secrets_and_configs_merge_by_the_path_they_land_on() {
+    // compose-go override/merge_mounts_test.go Test_mergeYamlServiceMount:
+    // the lists append, then uncity.go's mountIndexer keeps one entry per
+    // target (`target`, else /run/secrets/<source> for a secret and
+    // /<source> for a config), the later one where the first stood.
+    let dir = crate::support::TempDir::new("muster-merge-secrets");
+    write_file(&dir.0, "s.txt", "x\n");
+    write_file(
+        &dir.0,
+        "compose.yaml",
+        "services:\n  test:\n    image: foo\n    secrets: [foo, bar, zot]\n    configs: [c, d]\n\
+         secrets:\n  foo: {file: ./s.txt}\n  bar: {file: ./s.txt}\n  zot: {file: ./s.txt}\n\
+         configs:\n  c: {file: ./s.txt}\n  d: {file: ./s.txt}\n",
+    );
+    write_file(
+        &dir.0,
+        "override.yaml",
+        "services:\n  test:\n    image: foo\n    secrets:\n      - source: zot\n        target: /run/secrets/foo\n\
+         \x20   configs:\n      - source: d\n        target: /c\n        mode: 0400\n",
+    );
+    let p = load_dir(&dir.0, &["compose.yaml", "override.yaml"], &[], Some("m"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let test = &p.services["test"];
+    let secrets: Vec<(&str, Option<&str>)> = test
+        .secrets
+        .iter()
+        .map(|r| (r.source.as_str(), r.target.as_deref()))
+        .collect();
+    assert_eq!(
+        secrets,
+        // The unwritten targets as transform/defaults.go then fills them.
+        [
+            ("zot", Some("/run/secrets/foo")),
+            ("bar", Some("/run/secrets/bar")),
+            ("zot", Some("/run/secrets/zot"))
+        ]
+    );
+    let configs: Vec<(&str, Option<u32>)> = test
+        .configs
+        .iter()
+        .map(|r| (r.source.as_str(), r.mode))
+        .collect();
+    assert_eq!(configs, [("d", Some(0o400)), ("d", None)]);
+}
+
+#[test]
+fn label_files_gpus_and_device_reservations_append_across_files() {
+    // compose-go override/merge.go: `label_file` is mergeToSequence (a lone
+    // string is a one-item list); gpus and reservations.devices take the
+    // default rule for lists, append (no de-duplication: the same request in
+    // both files is asked twice). `gpus: all` is `[{count: all}]` by then.
+    let dir = crate::support::TempDir::new("muster-merge-devices");
+    write_file(&dir.0, "a.labels", "a=1\n");
+    write_file(&dir.0, "b.labels", "b=2\n");
+    let reservation = "    deploy:\n      resources:\n        reservations:\n          devices:\n            - capabilities: [gpu]\n";
+    write_file(
+        &dir.0,
+        "compose.yaml",
+        &format!("services:\n  app:\n    image: foo\n    label_file: ./a.labels\n    gpus: all\n{reservation}"),
+    );
+    write_file(
+        &dir.0,
+        "override.yaml",
+        &format!("services:\n  app:\n    label_file: ./b.labels\n    gpus:\n      - driver: nvidia\n        count: 1\n{reservation}"),
+    );
+    let p = load_dir(&dir.0, &["compose.yaml", "override.yaml"], &[], Some("m"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let app = &p.services["app"];
+    assert_eq!(
+        app.label_file,
+        [dir.0.join("a.labels"), dir.0.join("b.labels")]
+    );
+    assert_eq!(
+        (app.labels.get("a"), app.labels.get("b")),
+        (Some(&"1".to_string()), Some(&"2".to_string()))
+    );
+    let counts: Vec<i64> = app.runtime.gpus.iter().map(|g| g.count).collect();
+    assert_eq!(counts, [-1, 1]);
+    let reserved = app
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.reservations.as_ref())
+        .map(|r| r.devices.len());
+    assert_eq!(reserved, Some(2));
+}

@@ -119,3 +119,45 @@ fn blkio_config_is_printed_in_compose_go_s_shape_and_checked() {
         "{e}"
     );
 }
+
+/// compose-go types.go: ServiceVolumeTmpfs.Mode is a `uint32` with
+/// `json:"mode,omitempty"`, so `config --json` and YAML print the number
+/// (0750 written in the file is 488); a secret's or config's mode is a
+/// FileMode, whose MarshalJSON / MarshalYAML print the octal string "0440".
+#[test]
+fn tmpfs_mode_is_a_number_and_a_secret_mode_an_octal_string() {
+    let dir = TempDir::new("muster-mode-print");
+    write_file(dir.path(), "s.txt", "x\n");
+    write_file(
+        dir.path(),
+        "compose.yaml",
+        "services:\n  app:\n    image: app:1\n    volumes:\n\
+         \x20     - {type: tmpfs, target: /t, tmpfs: {mode: 0750}}\n\
+         \x20   secrets: [{source: s, mode: 0440}, {source: s, target: t, mode: \"440\"}]\n\
+         secrets:\n  s: {file: ./s.txt}\n",
+    );
+    let out = crate::support::Muster::new().dir(dir.path()).run(&[
+        "config",
+        "--json",
+        "-f",
+        "compose.yaml",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let app = &v["services"]["app"];
+    assert_eq!(app["volumes"][0]["tmpfs"]["mode"], serde_json::json!(488));
+    assert_eq!(app["secrets"][0]["mode"], serde_json::json!("0440"));
+    // A quoted mode is octal even without the leading 0 (FileMode's
+    // DecodeMapstructure parses a string in base 8).
+    assert_eq!(app["secrets"][1]["mode"], serde_json::json!("0440"));
+    let out = crate::support::Muster::new()
+        .dir(dir.path())
+        .run(&["config", "-f", "compose.yaml"]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(yaml.contains("        mode: 488\n"), "{yaml}");
+    assert!(yaml.contains("      mode: \"0440\"\n"), "{yaml}");
+}

@@ -152,7 +152,7 @@ fn a_compose_key_muster_does_not_apply_warns_by_name() {
     write_file(
         &dir.0,
         "compose.yaml",
-        "services:\n  app:\n    image: app:1\n    isolation: default\n    gpus: all\n    blkio_config: {weight: 300}\n    \
+        "services:\n  app:\n    image: app:1\n    isolation: default\n    attach: false\n    gpus: all\n    blkio_config: {weight: 300}\n    \
          expose: [\"80\"]\n    cpu_shares: 512\n    privileged: true\n",
     );
     let (_, warnings) = compose::load_with_warnings(&LoadOptions {
@@ -163,7 +163,7 @@ fn a_compose_key_muster_does_not_apply_warns_by_name() {
     })
     .expect("loads");
     let text: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
-    for key in ["isolation", "gpus"] {
+    for key in ["isolation", "attach"] {
         assert!(
             text.iter()
                 .any(|w| w.contains(&format!("`services.app.{key}` is not applied"))),
@@ -171,7 +171,7 @@ fn a_compose_key_muster_does_not_apply_warns_by_name() {
         );
     }
     // Applied keys (runtime, resources) never warn.
-    for key in ["privileged", "expose", "cpu_shares", "blkio_config"] {
+    for key in ["privileged", "expose", "cpu_shares", "blkio_config", "gpus"] {
         assert!(
             !text
                 .iter()

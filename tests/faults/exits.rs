@@ -3,25 +3,15 @@
 //! it (issue #15 item 6: it went failed -> ready -> unready, on the probe's
 //! counters from before the exit).
 
-use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE,
-};
-use std::time::{Duration, Instant};
+use crate::support::BUSYBOX_IMAGE;
+use std::time::Duration;
 
 #[test]
 fn an_exit_under_restart_no_stays_failed_with_an_alert() {
-    support::ensure_test_images();
-    let project = DockerProject::new("exitno");
-    let redis = RedisServer::start();
-    let dir = TempDir::new("muster-exitno");
-    let listen = support::free_port();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-services:
-  web:
+    let stack = crate::serve(
+        "exitno",
+        &format!(
+            r#"  web:
     image: {BUSYBOX_IMAGE}
     command: ["sh", "-c", "touch /tmp/up; sleep 4; exit 3"]
     restart: "no"
@@ -31,28 +21,13 @@ services:
           period: 200ms
 "#
         ),
-    )
-    .unwrap();
-    let child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
-    let _child = KillOnDrop(child);
-
-    let state = || -> Option<serde_json::Value> {
-        let (code, body) = http_get(listen, "/status")?;
-        (code == 200).then(|| serde_json::from_str(&body).unwrap())
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
+    );
     let mut seen_ready = false;
-    let failed = loop {
-        if let Some(v) = state() {
-            let web = &v["services"]["web"];
-            seen_ready |= web["state"] == "ready";
-            if web["state"] == "failed" {
-                break v;
-            }
-        }
-        assert!(Instant::now() < deadline, "web never failed: {:?}", state());
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let failed = stack.wait("web failed", |v| {
+        let web = &v["services"]["web"];
+        seen_ready |= web["state"] == "ready";
+        web["state"] == "failed"
+    });
     assert!(seen_ready, "web was never ready before it exited");
     let web = &failed["services"]["web"];
     assert!(
@@ -63,23 +38,17 @@ services:
         "{web:#}"
     );
     // The alert may follow the state by one healer pass.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let v = state().unwrap();
-        let alerts = v["alerts"].as_array().unwrap();
-        if alerts
+    stack.wait("alerted", |v| {
+        v["alerts"]
+            .as_array()
+            .unwrap()
             .iter()
             .any(|a| a.as_str().unwrap().contains("exited with code 3"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no alert: {v:#}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    });
     // Probes go on failing against the dead container: it stays failed,
     // with no transition after the exit.
     std::thread::sleep(Duration::from_secs(2));
-    let v = state().unwrap();
+    let v = stack.status().expect("/status");
     let web = &v["services"]["web"];
     assert_eq!(web["state"], "failed", "{web:#}");
     let last = web["transitions"]
@@ -89,5 +58,5 @@ services:
         .unwrap()
         .clone();
     assert_eq!(last["to"], "failed", "{web:#}");
-    drop(project);
+    drop(stack);
 }

@@ -4,10 +4,10 @@
 //! restart a container that came back by itself (a restart there would be a
 //! second outage muster caused).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{self, http_get, DockerProject, KillOnDrop, Muster, TempDir, NATS_IMAGE};
+use crate::support::{self, http_get, DockerProject, Muster, TempDir, NATS_IMAGE};
 use serde_json::Value;
 
 fn nats_status(port: u16) -> Option<Value> {
@@ -65,13 +65,11 @@ fn a_nats_restart_is_unready_then_ready_with_no_restart_by_muster() {
         ),
     )
     .unwrap();
-    let mut m = Muster::new().dir(dir.path());
-    m.env("MUSTER_PROBE_ADDRESS", "host")
-        .args(["-f", file.to_str().unwrap(), "-p", &project.name])
-        .args(["--listen", &format!("127.0.0.1:{listen}"), "up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _muster = KillOnDrop(m.spawn().unwrap());
+    let mut m = Muster::new()
+        .dir(dir.path())
+        .stack(&file, &project.name, listen);
+    m.env("MUSTER_PROBE_ADDRESS", "host");
+    let _muster = m.spawn_quiet(&["up", "--serve"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     while nats_status(listen).is_none_or(|s| s["state"] != "ready") {
         assert!(

@@ -7,45 +7,21 @@
 //! healed per the restart policy (by the engine, or by muster within the
 //! budget when the engine will not), or left down under `restart: no`.
 
-use crate::support::{
-    self, http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE,
-};
+use crate::support::{docker, http_get, BUSYBOX_IMAGE};
+use crate::Stack;
 use serde_json::Value;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A replica that runs until `/tmp/die` appears, then exits 7 (and clears
 /// the mark first, so that a restart by the engine runs again).
 const REPLICA_COMMAND: &str = r#"["sh", "-c", "rm -f /tmp/die; touch /tmp/up; while [ ! -f /tmp/die ]; do sleep 0.1; done; exit 7"]"#;
 
-struct Stack {
-    project: DockerProject,
-    listen: u16,
-    _redis: RedisServer,
-    _dir: TempDir,
-    _child: KillOnDrop,
-}
-
-/// `services:` (already indented) under `muster up --serve`, once every
-/// listed service is ready with all its replicas running.
+/// [`crate::serve`], once every listed service is ready with all its
+/// replicas running.
 fn serve(test: &str, services: &str, ready: &[(&str, usize)]) -> Stack {
-    support::ensure_test_images();
-    let project = DockerProject::new(test);
-    let redis = RedisServer::start();
-    let dir = TempDir::new(&format!("muster-{test}"));
-    let listen = support::free_port();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, format!("services:\n{services}")).unwrap();
-    let child = crate::spawn_up_serve(dir.path(), &file, &project.name, listen, &redis.url());
-    let stack = Stack {
-        project,
-        listen,
-        _redis: redis,
-        _dir: dir,
-        _child: KillOnDrop(child),
-    };
+    let stack = crate::serve(test, services);
     for (service, replicas) in ready {
         stack.wait(
             &format!("{service} ready with {replicas} running replicas"),
@@ -73,32 +49,6 @@ fn replica<'a>(service: &'a Value, name: &str) -> &'a Value {
 }
 
 impl Stack {
-    fn status(&self) -> Option<Value> {
-        let (code, body) = http_get(self.listen, "/status")?;
-        (code == 200).then(|| serde_json::from_str(&body).unwrap())
-    }
-
-    fn wait(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(90);
-        loop {
-            if let Some(v) = self.status() {
-                if pred(&v) {
-                    return v;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never {what}: {:#}",
-                self.status().unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn container(&self, service: &str, number: u32) -> String {
-        format!("{}-{service}-{number}", self.project.name)
-    }
-
     /// Polls `/readyz/SERVICE` and the service's state until dropped; what
     /// it saw that was not ready.
     fn watch_ready(&self, service: &str) -> Watch {
@@ -152,15 +102,6 @@ impl Watch {
         let bad = self.bad.lock().unwrap();
         assert!(bad.is_empty(), "not ready during {what}: {bad:?}");
     }
-}
-
-fn docker(args: &[&str]) {
-    let out = Command::new("docker").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -210,13 +210,8 @@ fn sigkill_during_serve_then_serve_again_takes_over_without_a_restart() {
     let muster = || Muster::new().dir(dir.path()).redis(&redis.url());
     let serve = |sub: &[&str]| {
         let port = support::free_port();
-        let mut m = muster();
-        m.args(args)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(sub)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        (KillOnDrop(m.spawn().unwrap()), port)
+        let child = muster().stack(&file, &project.name, port).spawn_quiet(sub);
+        (child, port)
     };
     let (first, port) = serve(&["up", "--serve"]);
     let first_pid = first.0.id();

@@ -111,6 +111,18 @@ async fn up_watch(
     (supervision, report)
 }
 
+/// `muster up` as a library, no supervision: `up` that must succeed within
+/// 30 s; the store it wrote and its report.
+async fn up_ready(engine: &Engine, project: &Project) -> (StateStore, UpReport) {
+    let writes = StateWrites::own(Writer::new(&project.name));
+    let options = UpOptions {
+        wait_timeout: Some(Duration::from_secs(30)),
+        ..Default::default()
+    };
+    let report = up(engine, project, &options, &writes).await.expect("up");
+    (writes.store().clone(), report)
+}
+
 /// `muster serve` as a library, on a stack that already runs.
 fn serve(engine: &Engine, project: &Project, heal: HealOptions) -> (StateStore, Supervision) {
     let writer = Writer::new(&project.name);
@@ -672,18 +684,7 @@ async fn a_fresh_muster_picks_up_the_running_stack_and_its_restart_history() {
         ],
     );
     // The stack is started by a plain `up` (no supervision).
-    let writes = StateWrites::own(Writer::new(&guard.name));
-    up(
-        &engine,
-        &p,
-        &UpOptions {
-            wait_timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        },
-        &writes,
-    )
-    .await
-    .unwrap();
+    let (_up_store, _) = up_ready(&engine, &p).await;
     let history = || async {
         HistoryStore::redis(&redis.url(), &namespace, &guard.name)
             .await
@@ -835,18 +836,7 @@ async fn the_event_stream_survives_a_drop_and_the_view_is_rebuilt_from_labels() 
             ),
         ],
     );
-    let writes = StateWrites::own(Writer::new(&guard.name));
-    up(
-        &engine,
-        &p,
-        &UpOptions {
-            wait_timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        },
-        &writes,
-    )
-    .await
-    .unwrap();
+    let (_up_store, _) = up_ready(&engine, &p).await;
 
     // The healer talks to the engine through the proxy; the probes directly.
     let proxy = SocketProxy::start();
@@ -995,19 +985,7 @@ async fn a_lagging_follower_of_the_engine_watcher_resyncs_and_sees_the_exit() {
     let engine = engine().await;
     let guard = DockerProject::new("healwatchlag");
     let p = project(&guard.name, vec![sh("svc", "exec sleep 100000")]);
-    let writes = StateWrites::own(Writer::new(&guard.name));
-    let store = writes.store().clone();
-    let report = up(
-        &engine,
-        &p,
-        &UpOptions {
-            wait_timeout: Some(Duration::from_secs(30)),
-            ..Default::default()
-        },
-        &writes,
-    )
-    .await
-    .unwrap();
+    let (store, report) = up_ready(&engine, &p).await;
     assert_eq!(report.outcome, UpOutcome::Ready);
     let id = store.snapshot().services["svc"].container_ids[0].clone();
 

@@ -5,8 +5,8 @@
 //! the allowed values.
 
 use crate::support::grace::wait_service;
-use crate::support::{self, text, DockerProject, KillOnDrop, Muster, TempDir, BUSYBOX_IMAGE};
-use std::process::{Command, Stdio};
+use crate::support::{self, text, DockerProject, Muster, TempDir, BUSYBOX_IMAGE};
+use std::process::Command;
 use std::time::Duration;
 
 fn inspect(container: &str, format: &str) -> String {
@@ -55,19 +55,10 @@ fn stop_stops_and_none_only_reports() {
     )
     .unwrap();
     let port = support::free_port();
-    let mut m = Muster::new().dir(dir.path());
-    m.args(["-f"])
-        .arg(&file)
-        .args([
-            "-p",
-            &project.name,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _muster = KillOnDrop(m.spawn().expect("start muster"));
+    let _muster = Muster::new()
+        .dir(dir.path())
+        .stack(&file, &project.name, port)
+        .spawn_quiet(&["up", "--serve"]);
     let within = Duration::from_secs(90);
     for name in ["stopper", "watcher"] {
         wait_service(port, name, within, |v| v["state"] == "ready");

@@ -7,8 +7,8 @@
 
 use crate::on_unhealthy::breakable_service;
 use crate::support::grace::wait_service;
-use crate::support::{self, http_get, DockerProject, KillOnDrop, Muster, RedisServer, TempDir};
-use std::process::{Command, Output, Stdio};
+use crate::support::{self, http_get, DockerProject, Muster, RedisServer, TempDir};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// `/status/web` once `ok` holds for it (90 s at most).
@@ -42,21 +42,15 @@ fn pause_stops_healing_until_resumed_and_survives_a_muster_restart() {
     )
     .unwrap();
     let port = support::free_port();
-    let listen = format!("127.0.0.1:{port}");
     let muster = || {
-        let mut m = Muster::new().dir(dir.path()).redis(&redis.url());
-        m.args(["-f"])
-            .arg(&file)
-            .args(["-p", &project.name, "--listen", &listen]);
-        m
+        Muster::new()
+            .dir(dir.path())
+            .redis(&redis.url())
+            .stack(&file, &project.name, port)
     };
-    let spawn = |sub: &str| {
-        let mut m = muster();
-        m.arg(sub).stdout(Stdio::null()).stderr(Stdio::null());
-        if sub == "up" {
-            m.arg("--serve");
-        }
-        KillOnDrop(m.spawn().expect("start muster"))
+    let spawn = |sub: &str| match sub {
+        "up" => muster().spawn_quiet(&["up", "--serve"]),
+        _ => muster().spawn_quiet(&[sub]),
     };
     let container = format!("{}-web-1", project.name);
 

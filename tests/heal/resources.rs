@@ -6,8 +6,7 @@
 //! with how far it got against its limit.
 
 use crate::support::grace::{wait_json, wait_service};
-use crate::support::{self, http_get, DockerProject, KillOnDrop, Muster, TempDir, BUSYBOX_IMAGE};
-use std::process::Stdio;
+use crate::support::{self, http_get, DockerProject, Muster, TempDir, BUSYBOX_IMAGE};
 use std::time::Duration;
 
 #[test]
@@ -45,19 +44,10 @@ services:
         ),
     );
     let port = support::free_port();
-    let mut m = Muster::new().dir(dir.path());
-    m.arg("-f")
-        .arg(&file)
-        .args([
-            "-p",
-            &project.name,
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["--telemetry-interval", "200ms", "up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _muster = KillOnDrop(m.spawn().expect("start muster"));
+    let _muster = Muster::new()
+        .dir(dir.path())
+        .stack(&file, &project.name, port)
+        .spawn_quiet(&["--telemetry-interval", "200ms", "up", "--serve"]);
 
     // steady: its limit, its memory, and a CPU ratio once sampled twice.
     let steady = format!("{}-steady-1", project.name);

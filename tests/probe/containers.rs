@@ -298,11 +298,16 @@ async fn exec_and_docker_probes_against_a_container() {
         "{}",
         outcome.reason
     );
-    let mut slow = probe("exec: { command: [sleep, \"5\"] }\ntimeout: 500ms\n", &ctx);
+    // A command far longer than the hang guard: ending before it means the
+    // probe ended at its timeout instead of waiting for the command.
+    let mut slow = probe(
+        "exec: { command: [sleep, \"600\"] }\ntimeout: 500ms\n",
+        &ctx,
+    );
     let start = std::time::Instant::now();
     let outcome = run_once(slow.as_mut(), Duration::from_millis(500)).await;
     assert_eq!(outcome.status, ProbeStatus::Timeout, "{outcome:?}");
-    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(start.elapsed() < support::HANG_GUARD);
 
     // Docker's own health: not healthy until /tmp/ok exists.
     let mut health = probe("docker: {}\n", &ctx);

@@ -92,10 +92,21 @@ fn tls_fields(dir: &Path, with_cert: bool) -> String {
     )
 }
 
+/// `times` runs of one probe built from `yaml` (it keeps its connection
+/// between runs where the server lets it).
+async fn runs(yaml: &str, times: usize) -> Vec<muster::probe::ProbeOutcome> {
+    let mut probe = build(&spec(yaml), &ProbeContext::default()).expect("probe builds");
+    let mut outcomes = Vec::with_capacity(times);
+    for _ in 0..times {
+        outcomes.push(run_once(probe.as_mut(), Duration::from_secs(3)).await);
+    }
+    outcomes
+}
+
 /// One run of a probe built from `yaml`.
 async fn run(yaml: &str) -> muster::probe::ProbeOutcome {
-    let mut probe = build(&spec(yaml), &ProbeContext::default()).expect("probe builds");
-    run_once(probe.as_mut(), Duration::from_secs(3)).await
+    let mut outcomes = runs(yaml, 1).await;
+    outcomes.remove(0)
 }
 
 fn spec(yaml: &str) -> ProbeSpec {
@@ -112,26 +123,22 @@ async fn https_probe_trusts_a_ca_file_and_names_an_unknown_issuer() {
 
     // Trusted through ca_file: ok, run after run (s_server closes each
     // HTTP/1.0 connection, so every run also makes a new TLS connection).
-    let trusted = spec(&format!(
+    let trusted = format!(
         "http: {{ url: \"https://127.0.0.1:{port}/\", ca_file: \"{}\" }}\ntimeout: 3s\n",
         ca.display()
-    ));
-    let mut probe = build(&trusted, &ProbeContext::default()).expect("probe builds");
-    for _ in 0..3 {
-        let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    );
+    for outcome in runs(&trusted, 3).await {
         assert_eq!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
         assert_eq!(outcome.reason, "HTTP 200");
     }
 
-    // s_server serves one connection at a time: let go of this probe's.
-    drop(probe);
+    // `runs` has let go of its probe (s_server serves one connection at a time).
 
     // The system roots alone do not know the test CA.
-    let untrusted = spec(&format!(
+    let outcome = run(&format!(
         "http: {{ url: \"https://127.0.0.1:{port}/\" }}\ntimeout: 3s\n"
-    ));
-    let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
-    let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    ))
+    .await;
     assert_eq!(outcome.status, ProbeStatus::Fail, "{outcome:?}");
     assert!(
         outcome.reason.contains("TLS handshake with 127.0.0.1:")
@@ -149,22 +156,19 @@ async fn rediss_probe_trusts_a_ca_file() {
     let _server = redis_tls_server(dir.path(), port, false);
     let ca = dir.path().join("ca.pem");
 
-    let trusted = spec(&format!(
+    let trusted = format!(
         "redis: {{ url: \"rediss://127.0.0.1:{port}\", ca_file: \"{}\" }}\ntimeout: 3s\n",
         ca.display()
-    ));
-    let mut probe = build(&trusted, &ProbeContext::default()).expect("probe builds");
-    for _ in 0..3 {
-        let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    );
+    for outcome in runs(&trusted, 3).await {
         assert_eq!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
     }
 
     // The system roots do not know the test CA: a failure, not a hang.
-    let untrusted = spec(&format!(
+    let outcome = run(&format!(
         "redis: {{ url: \"rediss://127.0.0.1:{port}\" }}\ntimeout: 3s\n"
-    ));
-    let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
-    let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    ))
+    .await;
     assert_eq!(outcome.status, ProbeStatus::Fail, "{outcome:?}");
     assert!(
         outcome.reason.to_lowercase().contains("certificate")
@@ -182,21 +186,18 @@ async fn nats_tls_probe_trusts_a_ca_file() {
     let _server = nats_tls_server(dir.path(), port, false);
     let ca = dir.path().join("ca.pem");
 
-    let trusted = spec(&format!(
+    let trusted = format!(
         "nats: {{ url: \"tls://127.0.0.1:{port}\", ca_file: \"{}\" }}\ntimeout: 3s\n",
         ca.display()
-    ));
-    let mut probe = build(&trusted, &ProbeContext::default()).expect("probe builds");
-    for _ in 0..3 {
-        let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    );
+    for outcome in runs(&trusted, 3).await {
         assert_eq!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
     }
 
-    let untrusted = spec(&format!(
+    let outcome = run(&format!(
         "nats: {{ url: \"tls://127.0.0.1:{port}\" }}\ntimeout: 3s\n"
-    ));
-    let mut probe = build(&untrusted, &ProbeContext::default()).expect("probe builds");
-    let outcome = run_once(probe.as_mut(), Duration::from_secs(3)).await;
+    ))
+    .await;
     assert_ne!(outcome.status, ProbeStatus::Ok, "{outcome:?}");
 }
 

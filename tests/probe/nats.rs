@@ -185,7 +185,8 @@ async fn unreachable_nats_gives_a_clear_reason() {
     let start = std::time::Instant::now();
     let outcome = run_once(hang.as_mut(), Duration::from_millis(500)).await;
     assert_eq!(outcome.status, ProbeStatus::Timeout, "{outcome:?}");
-    assert!(start.elapsed() < Duration::from_secs(2));
+    // Ended by its timeout, not hung on the silent server.
+    assert!(start.elapsed() < crate::support::HANG_GUARD);
 }
 
 #[test]

@@ -221,8 +221,9 @@ async fn unreachable_redis_gives_a_clear_reason_within_the_timeout() {
     let outcome = run_once(hang.as_mut(), Duration::from_millis(500)).await;
     assert_eq!(outcome.status, ProbeStatus::Timeout, "{outcome:?}");
     assert!(outcome.reason.contains("timed out"), "{}", outcome.reason);
+    // Ended by its timeout, not hung on the silent server.
     assert!(
-        start.elapsed() < Duration::from_secs(2),
+        start.elapsed() < support::HANG_GUARD,
         "took {:?}",
         start.elapsed()
     );

@@ -4,13 +4,34 @@
 //! orphan container, history intact). A second rollout of a service that is
 //! being rolled out is refused, naming the owner; `rollout status` follows it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 use crate::support::rollout::*;
 
-/// `muster --json rollout web --image IMAGE --monitor MONITOR --drain 1s`,
-/// SIGKILLed as soon as `stop` says so; the events it printed until then.
+/// `muster --json rollout web --image IMAGE --monitor MONITOR --drain DRAIN`
+/// started, and the lines of its output (its events) to read.
+fn spawn_rollout(
+    env: &Env,
+    files: &[&str],
+    image: &str,
+    monitor: &str,
+    drain: &str,
+) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let mut child = env
+        .muster(files)
+        .args(["--json", "rollout", "web", "--image", image])
+        .args(["--monitor", monitor, "--drain", drain])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn muster");
+    let lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    (child, lines)
+}
+
+/// [`spawn_rollout`] with a 1 s drain, SIGKILLed as soon as `stop` says so;
+/// the events it printed until then.
 fn rollout_killed_at(
     env: &Env,
     files: &[&str],
@@ -18,24 +39,7 @@ fn rollout_killed_at(
     monitor: &str,
     stop: impl FnMut(&serde_json::Value) -> bool,
 ) -> Vec<serde_json::Value> {
-    let mut child = env
-        .muster(files)
-        .args([
-            "--json",
-            "rollout",
-            "web",
-            "--image",
-            image,
-            "--monitor",
-            monitor,
-            "--drain",
-            "1s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn muster");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_rollout(env, files, image, monitor, "1s");
     let events = read_events_until(&mut lines, stop);
     child.kill().expect("kill -9 muster");
     child.wait().unwrap();
@@ -164,25 +168,8 @@ fn a_second_rollout_is_refused_while_one_runs_and_status_follows_it() {
     let files = ["compose.yaml"];
     env.up(&files);
 
-    let mut child = env
-        .muster(&files)
-        .args([
-            "--json",
-            "rollout",
-            "web",
-            "--image",
-            V2,
-            "--monitor",
-            "3s",
-            "--drain",
-            "500ms",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn muster");
+    let (mut child, mut lines) = spawn_rollout(&env, &files, V2, "3s", "500ms");
     let pid = child.id();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     read_events_until(&mut lines, |e| e["event"] == "created");
 
     for args in [
@@ -222,24 +209,7 @@ fn ctrl_c_stops_at_a_safe_point_and_resume_finishes() {
     env.up(&files);
     let before = env.containers("web");
 
-    let mut child = env
-        .muster(&files)
-        .args([
-            "--json",
-            "rollout",
-            "web",
-            "--image",
-            V2,
-            "--monitor",
-            "3s",
-            "--drain",
-            "500ms",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn muster");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = spawn_rollout(&env, &files, V2, "3s", "500ms");
     read_events_until(&mut lines, |e| e["event"] == "created");
     // Ctrl-C while the first new container is being readied / monitored.
     let status = Command::new("kill")

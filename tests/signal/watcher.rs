@@ -12,46 +12,44 @@ use muster::signal::{
     AgentWatcher, Client, ClientOptions, ExpiryNotifications, Readiness, Source, WatcherConfig,
 };
 
+/// Each signal flips the watcher's view, learned from its event (no resync
+/// in the test's time). How fast is not asserted here: the `signal_latency`
+/// bench measures this same path (`mark_ready` / `mark_not_ready`, the
+/// event, the watcher's view and change stream, resync off) over 1000
+/// signals, against the README's target (median < 2 ms, p99 < 10 ms).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn view_flips_within_50ms_of_a_signal() {
+async fn view_flips_on_each_signal_from_its_event() {
     let redis = RedisServer::start();
     let mut cfg = WatcherConfig::new(redis.url(), "w");
-    // No polling help: only events can make the view change in time.
+    // No polling help: only events can change the view within the wait.
     cfg.resync_period = Duration::from_secs(3600);
     cfg.poll_period = Duration::from_secs(3600);
     let w = watcher(cfg).await;
     let c = client(&redis.url(), "w").await;
-    let mut worst = Duration::ZERO;
+    // Generous: a loaded machine must not fail a test of behaviour.
+    let within = Duration::from_secs(10);
     for i in 0..10 {
-        let t = Instant::now();
         c.mark_ready("flip", &[]).await.unwrap();
         let v = w
-            .wait_for("flip", Duration::from_secs(2), |r| r.is_ready())
+            .wait_for("flip", within, |r| r.is_ready())
             .await
             .expect("ready seen");
-        worst = worst.max(t.elapsed());
         assert_eq!(v.source, Source::Event);
-        let t = Instant::now();
         let reason = format!("flip {i}");
         c.mark_not_ready("flip", &reason).await.unwrap();
         let v = w
-            .wait_for("flip", Duration::from_secs(2), |r| r.reason() == reason)
+            .wait_for("flip", within, |r| r.reason() == reason)
             .await
             .expect("not ready seen");
-        worst = worst.max(t.elapsed());
         assert!(!v.readiness.is_ready());
     }
-    assert!(
-        worst < Duration::from_millis(50),
-        "slowest flip took {worst:?}"
-    );
 
     // Progress updates arrive as events as well.
     c.mark_starting("flip", "loading model 40%", Some(Duration::from_secs(60)))
         .await
         .unwrap();
     let v = w
-        .wait_for("flip", Duration::from_secs(1), |r| {
+        .wait_for("flip", within, |r| {
             r.progress() == Some("loading model 40%")
         })
         .await

@@ -2,9 +2,9 @@
 //! against real redis-server and nats-server processes.
 
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::support::{free_port, text, Muster, NatsServer, RedisServer};
+use crate::support::{free_port, text, Muster, NatsServer, RedisServer, HANG_GUARD};
 
 fn muster(args: &[&str]) -> Output {
     Muster::new().run(args)
@@ -64,7 +64,7 @@ fn check_redis_dead_port_fails_within_the_timeout() {
     let out = muster(&["check", "--redis", &url, "--timeout", "1s"]);
     let took = start.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert!(took < HANG_GUARD, "took {took:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused"), "{err}");
 }
@@ -85,7 +85,10 @@ fn check_redis_silent_server_times_out() {
     ]);
     let took = start.elapsed();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Ended by --timeout (it says so), not hung on the silent server.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("timed out"), "{err}");
+    assert!(took < HANG_GUARD, "took {took:?}");
     drop(silent);
 }
 
@@ -105,7 +108,7 @@ fn check_nats_ok_and_dead() {
     let start = Instant::now();
     let out = muster(&["check", "--nats", &nats.url(), "--timeout", "1s"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(start.elapsed() < Duration::from_secs(3));
+    assert!(start.elapsed() < HANG_GUARD);
     assert!(!String::from_utf8_lossy(&out.stderr).trim().is_empty());
 }
 

@@ -14,20 +14,32 @@ fn muster(dir: &TempDir, args: &[&str]) -> Output {
     cmd.run(args)
 }
 
-#[test]
-fn status_probes_directly_when_no_muster_runs() {
-    let mut redis = RedisServer::start();
-    let dir = TempDir::new("muster-status");
+/// dir/muster.yaml with service `cache` probed as the Redis at `redis_url`,
+/// then `more` (further services, indented under `services:`).
+fn cache_config(dir: &TempDir, redis_url: &str, more: &str) -> std::path::PathBuf {
     let config = dir.path().join("muster.yaml");
     std::fs::write(
         &config,
         format!(
-            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{}\" }}\n        timeout: 1s\n  extra:\n    required: false\n    probes:\n      - tcp: {{ address: \"127.0.0.1:{}\" }}\n",
-            redis.url(),
-            free_port()
+            "services:\n  cache:\n    probes:\n      - redis: {{ url: \"{redis_url}\" }}\n        timeout: 1s\n{more}"
         ),
     )
-    .unwrap();
+    .expect("write muster.yaml");
+    config
+}
+
+#[test]
+fn status_probes_directly_when_no_muster_runs() {
+    let mut redis = RedisServer::start();
+    let dir = TempDir::new("muster-status");
+    let config = cache_config(
+        &dir,
+        &redis.url(),
+        &format!(
+            "  extra:\n    required: false\n    probes:\n      - tcp: {{ address: \"127.0.0.1:{}\" }}\n",
+            free_port()
+        ),
+    );
     let listen = format!("127.0.0.1:{}", free_port());
     let args = [
         "--config",
@@ -183,5 +195,63 @@ fn status_prints_a_running_musters_snapshot() {
     let out = muster(&dir, &["-p", "demo", "--listen", &addr, "status", "--json"]);
     let back: StackSnapshot = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(back, snap);
+    server.join().unwrap();
+}
+
+/// This project's muster answers /status with a body this muster cannot read
+/// (another version's, say): `status` warns on stderr, naming the address,
+/// that the supervisor's view is not shown and what to do, and the table and
+/// `--json` come from running the probes here (the test's own Redis).
+#[test]
+fn status_probes_directly_and_warns_when_the_musters_status_is_unreadable() {
+    let redis = RedisServer::start();
+    let dir = TempDir::new("muster-status-unreadable");
+    let config = cache_config(&dir, &redis.url(), "");
+    // A muster of project demo, but its /status is not a StatusView.
+    let (addr, server) = serve_status(r#"{"project": 7, "services": "none"}"#.to_string());
+    let args = [
+        "-p",
+        "demo",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        &addr,
+        "status",
+    ];
+    let check_warning = |out: &Output| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        for part in [
+            format!("warning: the muster at {addr} answered /status with a body this muster cannot read"),
+            "its view is NOT shown".to_string(),
+            "run the same muster version".to_string(),
+            "--direct".to_string(),
+        ] {
+            assert!(err.contains(&part), "{part:?} in {err}");
+        }
+    };
+
+    let out = muster(&dir, &args);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    check_warning(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let cache = stdout
+        .lines()
+        .find(|l| l.starts_with("cache"))
+        .expect("cache row");
+    assert!(cache.contains("ready") && cache.contains("PONG"), "{cache}");
+    assert!(
+        stdout.contains("1/1 required services ready (probed once now"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("from the muster at"), "{stdout}");
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = muster(&dir, &json_args);
+    check_warning(&out);
+    let snap: StackSnapshot =
+        serde_json::from_slice(&out.stdout).expect("--json is a StackSnapshot");
+    assert_eq!(snap.services["cache"].state, ServiceState::Ready);
     server.join().unwrap();
 }

@@ -133,20 +133,13 @@ services:
 "#
         ),
     );
-    let listen = format!("127.0.0.1:{}", support::free_port());
+    let port = support::free_port();
     let muster = || {
-        let mut m = Muster::new().dir(dir.path());
-        m.arg("-f")
-            .arg(&file)
-            .args(["-p", &project.name, "--listen", &listen]);
-        m
+        Muster::new()
+            .dir(dir.path())
+            .stack(&file, &project.name, port)
     };
-    let mut serve = muster();
-    serve
-        .args(["--telemetry-interval", "300ms", "up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _serve = KillOnDrop(serve.spawn().unwrap());
+    let _serve = muster().spawn_quiet(&["--telemetry-interval", "300ms", "up", "--serve"]);
 
     let tmux = Tmux::new("watch");
     let mut watch = muster();

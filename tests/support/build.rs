@@ -88,15 +88,5 @@ pub fn inspect_image(reference: &str, format: &str) -> Option<String> {
 
 /// Runs `docker run --rm IMAGE ARGS…` and returns stdout.
 pub fn run_in(image: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["run", "--rm", image])
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker run {image} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    super::docker(&[&["run", "--rm", image][..], args].concat())
 }

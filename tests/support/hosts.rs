@@ -651,13 +651,48 @@ impl SwarmStack {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// The A records of `name` as Swarm's DNS answers them to a container
+    /// on the stack's overlay (the prober: `busybox nslookup` against the
+    /// engine's embedded resolver), e.g. `tasks.cache`: the addresses a real
+    /// client resolving that name would use.
+    pub fn resolve(&self, name: &str) -> Vec<String> {
+        let out = self
+            .cluster
+            .manager()
+            .docker(&["exec", &self.prober, "busybox", "nslookup", "-type=a", name])
+            .output()
+            .expect("docker exec nslookup");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut seen_name = false;
+        let mut addresses = Vec::new();
+        for line in text.lines() {
+            if line.starts_with("Name:") {
+                seen_name = true;
+            } else if let (true, Some(a)) = (seen_name, line.strip_prefix("Address:")) {
+                addresses.push(a.trim().to_string());
+            }
+        }
+        addresses
+    }
+
     /// `muster -f <yaml> -p <stack> up --swarm --serve --listen 127.0.0.1:PORT
     /// <extra…>`, spawned (stdout piped); the caller kills it.
     pub fn serve(&self, yaml: &str, port: u16, extra: &[&str]) -> Child {
+        self.serve_with(self.muster(), yaml, port, extra)
+    }
+
+    /// [`SwarmStack::serve`] with a muster the caller prepared (its state
+    /// file, say, shared with other musters of the test).
+    pub fn serve_with(
+        &self,
+        mut muster: super::Muster,
+        yaml: &str,
+        port: u16,
+        extra: &[&str],
+    ) -> Child {
         let file = self.compose_file(yaml);
         let file = file.to_string_lossy();
         let listen = format!("127.0.0.1:{port}");
-        let mut muster = self.muster();
         let mut args = vec!["-f", &file, "-p", &self.name, "--listen", &listen];
         args.extend(["up", "--swarm", "--serve"]);
         args.extend(extra);

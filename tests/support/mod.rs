@@ -9,6 +9,7 @@
 // Each area uses a different part of this module (and its re-exports).
 #![allow(dead_code, unused_imports)]
 
+pub mod bench;
 pub mod build;
 pub mod certs;
 pub mod compose;
@@ -30,6 +31,11 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// How long a test lets a call that must end at its own short timeout run
+/// before it calls it a hang. Generous on purpose: a loaded machine must not
+/// fail a test of behaviour, and how fast things are is for the benches.
+pub const HANG_GUARD: Duration = Duration::from_secs(20);
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
@@ -259,40 +265,56 @@ impl DockerProject {
     /// Removes containers, then networks, volumes and images of this project
     /// (muster labels the images it builds with the project).
     pub fn remove_all(&self) {
-        let filter = self.label_filter();
-        for (list, remove) in [
-            (vec!["ps", "-aq", "--filter"], vec!["rm", "-f", "-v"]),
-            (
-                vec!["network", "ls", "-q", "--filter"],
-                vec!["network", "rm"],
-            ),
-            (
-                vec!["volume", "ls", "-q", "--filter"],
-                vec!["volume", "rm", "-f"],
-            ),
-            (
-                vec!["image", "ls", "-aq", "--filter"],
-                vec!["image", "rm", "-f"],
-            ),
-        ] {
-            let out = Command::new("docker")
-                .args(&list)
-                .arg(&filter)
-                .output()
-                .expect("run docker");
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(&remove)
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
+        remove_labelled(&format!("com.docker.compose.project={}", self.name));
+    }
+}
+
+/// Removes every container (with its anonymous volumes), then network, volume
+/// and image that carries `label` (`key=value`); what is not there is skipped.
+pub fn remove_labelled(label: &str) {
+    let filter = format!("label={label}");
+    for (list, remove) in [
+        (vec!["ps", "-aq", "--filter"], vec!["rm", "-f", "-v"]),
+        (
+            vec!["network", "ls", "-q", "--filter"],
+            vec!["network", "rm"],
+        ),
+        (
+            vec!["volume", "ls", "-q", "--filter"],
+            vec!["volume", "rm", "-f"],
+        ),
+        (
+            vec!["image", "ls", "-aq", "--filter"],
+            vec!["image", "rm", "-f"],
+        ),
+    ] {
+        let out = Command::new("docker")
+            .args(&list)
+            .arg(&filter)
+            .output()
+            .expect("run docker");
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(&remove)
+                .args(&ids)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
+    }
+}
+
+/// Everything Docker holds with one label (a bench's containers and
+/// network), removed when dropped, also when the bench panics half-way.
+pub struct LabelGuard(pub &'static str);
+
+impl Drop for LabelGuard {
+    fn drop(&mut self) {
+        remove_labelled(self.0);
     }
 }
 
@@ -374,27 +396,35 @@ pub fn write_compose(dir: &TempDir, yaml: &str) -> PathBuf {
 /// What `container` gets from `http://127.0.0.1:8080/` inside its own
 /// network namespace (for services in `network_mode: service:X`), trimmed.
 pub fn page_on_loopback(container: &str) -> String {
+    let page = docker(&[
+        "exec",
+        container,
+        "wget",
+        "-q",
+        "-O-",
+        "http://127.0.0.1:8080/",
+    ]);
+    page.trim().to_string()
+}
+
+/// `docker ARGS…` (the CLI, against the engine under test), which must
+/// succeed (else a panic naming the arguments and docker's stderr); its stdout.
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
-        .args([
-            "exec",
-            container,
-            "wget",
-            "-q",
-            "-O-",
-            "http://127.0.0.1:8080/",
-        ])
+        .args(args)
         .output()
-        .expect("run docker exec");
-    assert!(out.status.success(), "wget in {container}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `docker inspect -f FORMAT CONTAINER`, trimmed (panics when it fails).
 pub fn docker_inspect(container: &str, format: &str) -> String {
-    let out = Command::new("docker")
-        .args(["inspect", "-f", format, container])
-        .output()
-        .expect("run docker");
-    assert!(out.status.success(), "docker inspect {container}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    docker(&["inspect", "-f", format, container])
+        .trim()
+        .to_string()
 }

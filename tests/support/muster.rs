@@ -28,7 +28,7 @@
 use std::ffi::OsStr;
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -106,6 +106,31 @@ impl Muster {
     pub fn unset(mut self, key: &str) -> Muster {
         self.cmd.env_remove(key);
         self
+    }
+
+    /// The stack a test works on, before the subcommand: `-f FILE -p PROJECT
+    /// --listen 127.0.0.1:LISTEN` (the health endpoint the test then reads).
+    pub fn stack(mut self, file: impl AsRef<Path>, project: &str, listen: u16) -> Muster {
+        self.cmd
+            .arg("-f")
+            .arg(file.as_ref())
+            .args(["-p", project, "--listen"])
+            .arg(format!("127.0.0.1:{listen}"));
+        self
+    }
+
+    /// Starts muster with `args` added (a long-running `up --serve`, `serve`),
+    /// its output discarded; it is killed when the guard drops, also when the
+    /// test panics.
+    pub fn spawn_quiet(&mut self, args: &[&str]) -> super::KillOnDrop {
+        let child = self
+            .cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start muster");
+        super::KillOnDrop(child)
     }
 
     /// Runs muster to the end with `args` added and returns its output

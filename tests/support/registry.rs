@@ -140,7 +140,7 @@ impl Registry {
     /// reference to pull.
     pub fn push(&self, local: &str, repo_tag: &str) -> String {
         let target = self.image(repo_tag);
-        docker(&["tag", local, &target]);
+        super::docker(&["tag", local, &target]);
         let config = TempDir::new("muster-push-config");
         if let Some((user, password)) = &self.auth {
             let mut login = Command::new("docker");
@@ -176,7 +176,7 @@ impl Registry {
             "docker push {target} failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        docker(&["rmi", &target]);
+        super::docker(&["rmi", &target]);
         target
     }
 }
@@ -193,18 +193,6 @@ fn signal(pid: u32, sig: &str) {
             .args([&format!("-{sig}"), &pid.to_string()])
             .status();
     }
-}
-
-fn docker(args: &[&str]) {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("run docker");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Images built or pulled by one test, removed (with `-f`) when dropped.

@@ -2,17 +2,28 @@
 //! only when muster's probes pass on the new tasks; an image whose tasks never
 //! answer is rolled back by Swarm, on muster's request, to the previous one.
 //! Every rollout is a revision in the history store (`muster history`), and
-//! `muster rollback --swarm` returns the service to an earlier revision; a
-//! client polling the service's virtual IP sees no failed request during a
-//! good rollout.
+//! `muster rollback --swarm` returns the service to an earlier revision. A
+//! client polling the serving tasks sees no failed request during the good
+//! rollout nor during the two bad ones (an image that crashes on start, one
+//! that runs but never answers): start-first plus the compose healthcheck
+//! muster carries into the Swarm spec keep the old tasks serving.
 
 use crate::support::hosts::{self, SwarmStack};
 use crate::support::text;
 
+/// The healthcheck is what keeps a task that runs but does not answer out
+/// of the serving set: Swarm reports the task `starting` (not `running`),
+/// adds it to the service's DNS and virtual IP only once healthy, and a
+/// start-first update stops an old task only for a new one that runs.
 const STACK: &str = r#"
 services:
   cache:
     image: muster-test/redis:1
+    healthcheck:
+      test: ["CMD-SHELL", "echo PING | nc -w 1 127.0.0.1 6379 | grep -q PONG"]
+      interval: 1s
+      timeout: 3s
+      retries: 2
     deploy:
       replicas: 2
       update_config: { parallelism: 1, order: start-first }
@@ -20,6 +31,10 @@ services:
       probes:
         - redis: { url: "redis://cache:6379" }
 "#;
+
+/// An image that runs for ever and never answers (busybox's `sleep`),
+/// committed on every node.
+const SLEEPER: &str = "muster-test/sleeper:1";
 
 fn image(stack: &SwarmStack) -> String {
     stack.inspect("cache", "{{.Spec.TaskTemplate.ContainerSpec.Image}}")
@@ -34,6 +49,15 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     assert!(out.status.success(), "{}", text(&out));
     for node in &cluster.nodes {
         node.docker_ok(&["tag", "muster-test/redis:1", "muster-test/redis:2"]);
+        let made = node.docker_ok(&["create", "muster-test/busybox:1"]);
+        node.docker_ok(&[
+            "commit",
+            "--change",
+            r#"CMD ["sleep", "1000000"]"#,
+            &made,
+            SLEEPER,
+        ]);
+        node.docker_ok(&["rm", &made]);
     }
     let file = stack.compose_file(STACK);
     let file = file.to_string_lossy().to_string();
@@ -61,35 +85,23 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
         let out = muster().run(&["-f", &file, "-p", &stack.name, "--json", "history", "cache"]);
         assert!(out.status.success(), "{}", text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("history json");
-        v["revisions"].as_array().cloned().unwrap_or_default()
+        // The revision the Swarm service runs (`*` in the table).
+        let active = v["active"].as_u64();
+        (
+            v["revisions"].as_array().cloned().unwrap_or_default(),
+            active,
+        )
     };
 
     // A good image: every new task is probed ready before muster says so,
     // and a client polling every task Swarm says serves sees no failure.
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let (out, polled) = std::thread::scope(|scope| {
-        let poller = scope.spawn(|| {
-            let mut answers = Vec::new();
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                answers.extend(poll_tasks(&stack, "cache"));
-            }
-            answers
-        });
-        let out = rollout(
+    let (out, seen) = while_polling(&stack, || {
+        rollout(
             "muster-test/redis:2",
             &["--json", "--progress-deadline", "90s"],
-        );
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (out, poller.join().expect("poller"))
+        )
     });
-    let failed: Vec<&String> = polled.iter().filter(|a| *a != "PONG").collect();
-    eprintln!("rollout: {} requests to the serving tasks", polled.len());
-    assert!(
-        failed.is_empty() && !polled.is_empty(),
-        "{} of {} requests failed during the rollout: {failed:?}",
-        failed.len(),
-        polled.len()
-    );
+    seen.assert_no_failure("the good rollout");
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("report");
@@ -107,25 +119,36 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     }
     assert_eq!(image(&stack), "muster-test/redis:2");
 
-    // A bad image (busybox: no Redis ever answers): rolled back by Swarm.
-    let out = rollout("muster-test/busybox:1", &["--progress-deadline", "15s"]);
-    let all = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{all}");
-    assert!(
-        all.contains("service cache: image muster-test/busybox:1 was not ready within 15s"),
-        "{all}"
-    );
-    assert!(
-        all.contains(
-            "asked Swarm to roll back to muster-test/redis:2: 2 of its tasks are ready again"
-        ),
-        "{all}"
-    );
-    assert_eq!(image(&stack), "muster-test/redis:2", "Swarm rolled back");
+    // Two bad images, each rolled back by Swarm on muster's request while the
+    // client keeps polling, without one failed request: busybox's `sh` exits
+    // at once (the image that crashes on start); the sleeper runs but never
+    // answers, and the healthcheck keeps it `starting`, out of the serving
+    // set, so start-first never stops an old task for it.
+    for bad in ["muster-test/busybox:1", SLEEPER] {
+        let (out, seen) = while_polling(&stack, || rollout(bad, &["--progress-deadline", "15s"]));
+        seen.assert_no_failure(bad);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{all}");
+        assert!(!all.contains("has no healthcheck"), "{all}");
+        assert!(
+            all.contains(&format!(
+                "service cache: image {bad} was not ready within 15s"
+            )),
+            "{all}"
+        );
+        assert!(
+            all.contains(
+                "asked Swarm to roll back to muster-test/redis:2: 2 of its tasks are ready again"
+            ),
+            "{all}"
+        );
+        assert_eq!(image(&stack), "muster-test/redis:2", "Swarm rolled back");
+    }
 
     // The history: the image before as the baseline, the good rollout, the
-    // rolled-back one (newest first).
-    let revisions = history();
+    // rolled-back ones (newest first); the service runs revision 2's image.
+    let (revisions, active) = history();
+    assert_eq!(active, Some(2));
     let row = |r: &serde_json::Value| {
         (
             r["number"].as_u64().unwrap_or(0),
@@ -141,6 +164,7 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     assert_eq!(
         rows,
         [
+            expect(4, "rollout", SLEEPER, "rolled_back"),
             expect(3, "rollout", "muster-test/busybox:1", "rolled_back"),
             expect(2, "rollout", "muster-test/redis:2", "succeeded"),
             expect(1, "baseline", "muster-test/redis:1", "succeeded"),
@@ -162,67 +186,94 @@ fn a_rollout_waits_for_probes_and_a_bad_image_is_rolled_back_by_swarm() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(image(&stack), "muster-test/redis:1");
-    let revisions = history();
+    let (revisions, active) = history();
     assert_eq!(
         row(&revisions[0]),
-        expect(4, "rollback", "muster-test/redis:1", "succeeded")
+        expect(5, "rollback", "muster-test/redis:1", "succeeded")
     );
     assert_eq!(revisions[0]["to"], 1, "{}", revisions[0]);
+    assert_eq!(active, Some(5));
+    let out = muster().run(&["-f", &file, "-p", &stack.name, "history", "cache"]);
+    let table = text(&out);
+    assert!(
+        table.lines().any(|l| l.starts_with("* 5 ")),
+        "revision 5 starred: {table}"
+    );
+    assert!(
+        table.contains("* = the revision whose image the Swarm service runs"),
+        "{table}"
+    );
 }
 
-/// One round of a client that asks every task Swarm lists as running (and
-/// meant to run) for PING at its overlay address, as a client resolving
-/// `tasks.cache` would (this machine has no IPVS, so the service's virtual IP
-/// and the routing mesh do not answer here). A task that did not answer
-/// counts as a failure only when Swarm still lists it as serving afterwards
-/// (one told to shut down meanwhile was no longer in the client's list).
-fn poll_tasks(stack: &SwarmStack, service: &str) -> Vec<String> {
-    let manager = stack.cluster.manager();
-    let name = format!("{}_{service}", stack.name);
-    let format = format!(
-        "{{{{.ID}}}} {{{{.Status.State}}}} {{{{.DesiredState}}}} {{{{range .NetworksAttachments}}}}\
-         {{{{if eq .Network.Spec.Name \"{}_default\"}}}}{{{{index .Addresses 0}}}}{{{{end}}}}{{{{end}}}}",
-        stack.name
-    );
-    let serving = |ids: &[&str]| -> Vec<(String, String)> {
-        let mut args = vec!["inspect", "-f", format.as_str()];
-        args.extend(ids);
-        let out = manager.docker(&args).output().expect("docker inspect");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                match f.as_slice() {
-                    [id, "running", "running", addr] => Some((
-                        id.to_string(),
-                        addr.split('/').next().unwrap_or(addr).to_string(),
-                    )),
-                    _ => None,
-                }
-            })
-            .collect()
-    };
-    let ids = manager.docker_ok(&[
-        "service",
-        "ps",
-        "-q",
-        "--no-trunc",
-        "--filter",
-        "desired-state=running",
-        &name,
-    ]);
-    let ids: Vec<&str> = ids.split_whitespace().collect();
-    if ids.is_empty() {
-        return vec!["no task serving".into()];
+/// What the polling client saw during one rollout.
+struct Polled {
+    /// Requests to the addresses Swarm's DNS gave.
+    asked: usize,
+    /// The ones that failed.
+    failed: Vec<String>,
+}
+
+impl Polled {
+    fn assert_no_failure(&self, during: &str) {
+        eprintln!(
+            "{during}: {} requests to the tasks Swarm's DNS named, {} failed",
+            self.asked,
+            self.failed.len()
+        );
+        assert!(
+            self.failed.is_empty() && self.asked > 0,
+            "{} of {} requests failed during {during}: {:#?}",
+            self.failed.len(),
+            self.asked,
+            self.failed
+        );
     }
-    let mut answers = Vec::new();
-    for (id, addr) in serving(&ids) {
-        let answer = stack.redis_cli(&addr, &["PING"]);
-        if answer == "PONG" || serving(&[id.as_str()]).is_empty() {
-            answers.push("PONG".to_string());
-        } else {
-            answers.push(format!("task {id} at {addr}: {answer:?}"));
+}
+
+/// Runs `work` (a rollout) while a client polls the service's tasks round
+/// after round ([`poll_tasks`]).
+fn while_polling<T: Send>(stack: &SwarmStack, work: impl FnOnce() -> T) -> (T, Polled) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let poller = scope.spawn(|| {
+            let mut seen = Polled {
+                asked: 0,
+                failed: Vec::new(),
+            };
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                poll_tasks(stack, "cache", &mut seen);
+            }
+            seen
+        });
+        let out = work();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (out, poller.join().expect("poller"))
+    })
+}
+
+/// One round of a client of the service: it resolves `tasks.cache` through
+/// Swarm's own DNS (from a container on the stack's overlay, as any client
+/// of the stack does) and asks every address for PING. (The service's
+/// virtual IP needs IPVS, which this machine lacks; `tasks.<service>` is the
+/// same set of tasks without the load balancer.) Every answer but PONG is a
+/// failure, and so is a round with no address at all.
+fn poll_tasks(stack: &SwarmStack, service: &str, seen: &mut Polled) {
+    let addresses = stack.resolve(&format!("tasks.{service}"));
+    seen.asked += 1;
+    if addresses.is_empty() {
+        seen.failed
+            .push(format!("tasks.{service} resolves to no task"));
+        return;
+    }
+    for (i, addr) in addresses.iter().enumerate() {
+        if i > 0 {
+            seen.asked += 1;
+        }
+        let answer = stack.redis_cli(addr, &["PING"]);
+        if answer != "PONG" {
+            seen.failed.push(format!(
+                "task at {addr} (of {addresses:?}) answered {answer:?}"
+            ));
         }
     }
-    answers
 }

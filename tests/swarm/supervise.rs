@@ -76,7 +76,7 @@ pub fn wait_status(
 /// `task` (from /status) stops answering PING: a password, and its clients
 /// (muster's probe connection) disconnected, so they reconnect to NOAUTH.
 /// Returns its id.
-fn break_task(stack: &SwarmStack, task: &serde_json::Value) -> String {
+pub fn break_task(stack: &SwarmStack, task: &serde_json::Value) -> String {
     let address = task["address"].as_str().expect("address");
     assert_eq!(
         stack.redis_cli(address, &["CONFIG", "SET", "requirepass", "s3cret"]),

@@ -19,16 +19,8 @@ async fn engine() -> Engine {
 }
 
 async fn run_up(engine: &Engine, project: &Project) -> (UpReport, StateStore) {
-    let writes = muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(
-        &project.name,
-    ));
-    let store = writes.store().clone();
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    let report = up(engine, project, &options, &writes).await.expect("up");
-    (report, store)
+    let (store, report) = super::up_within(engine, project, Duration::from_secs(60)).await;
+    (report.expect("up"), store)
 }
 
 fn state(store: &StateStore, service: &str) -> (ServiceState, String) {
@@ -380,12 +372,7 @@ async fn containers_networks_and_volumes_carry_compose_labels() {
     let nl = net.labels.unwrap();
     assert_eq!(nl[labels::PROJECT], guard.name);
     assert_eq!(nl[labels::NETWORK], "default");
-    let aliases = engine
-        .docker()
-        .inspect_container(
-            &expect("web-2"),
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
+    let aliases = super::inspect_full(&engine, &expect("web-2"))
         .await
         .unwrap()
         .network_settings

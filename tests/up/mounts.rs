@@ -3,16 +3,16 @@
 //! Engine API's `Mounts` options, as docker/compose's create.go passes them.
 //! The tmpfs size and mode are checked inside the container (`df`, `stat`),
 //! the bind propagation (`private`, not the default `rprivate`) as the engine
-//! reports the live mount.
+//! reports the live mount. And a propagation the engine refuses at start
+//! (`rslave` of a directory on a private mount) fails the service.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use super::secrets::exec;
+use super::{exec, inspect_full, load_compose, up_compose, up_within};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
-use muster::compose::{self, LoadOptions};
 use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions};
+use muster::supervisor::start::UpOutcome;
+use muster::supervisor::ServiceState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_volume_options_reach_the_engine_as_mount_options() {
@@ -48,6 +48,7 @@ volumes:
   data:
 "#
         ),
+        &[],
     )
     .await;
 
@@ -56,14 +57,7 @@ volumes:
     assert_eq!(df.split_whitespace().nth(1), Some("8192"), "{df}");
     assert_eq!(exec(&name, "stat -c %a /scratch").trim(), "750");
 
-    let info = engine
-        .docker()
-        .inspect_container(
-            &name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("inspect");
+    let info = inspect_full(&engine, &name).await.expect("inspect");
     // The live bind mount's propagation.
     let live = info.mounts.clone().unwrap_or_default();
     let host = live
@@ -98,34 +92,80 @@ volumes:
     assert_eq!(tmpfs.mode, Some(0o750));
 }
 
-/// Writes `text` as dir/compose.yaml and loads it as project `project`.
-pub(crate) fn load_compose(project: &str, dir: &TempDir, text: &str) -> muster::compose::Project {
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, text).expect("write compose.yaml");
-    compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(project.to_string()),
-        environment: Some(HashMap::new()),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads")
-}
-
-/// [`load_compose`] then `up`; returns the name of service `app`'s container.
-pub(crate) async fn up_compose(
-    engine: &Engine,
-    guard: &DockerProject,
-    dir: &TempDir,
-    text: &str,
-) -> String {
-    let p = load_compose(&guard.name, dir, text);
-    let writes =
-        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    up(engine, &p, &options, &writes).await.expect("up");
-    format!("{}-app-1", guard.name)
+/// The report checked (issue 17): `bind.propagation: rslave` of a directory
+/// that is not on a shared or slave mount is refused by the engine when the
+/// container starts (the create call succeeds). `up` must not call that a
+/// success: the service is failed with the engine's reason, the outcome is
+/// failed, its dependent is blocked, and a second `up` (the container now
+/// exists, with the same config hash) says the same instead of keeping it;
+/// the `muster up` command exits 1 with outcome `failed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bind_propagation_the_engine_refuses_at_start_fails_the_service() {
+    support::ensure_test_images();
+    let engine = Engine::connect().await.expect("docker engine");
+    let guard = DockerProject::new("rslave");
+    let dir = TempDir::new("muster-rslave");
+    std::fs::create_dir_all(dir.path().join("host")).expect("mkdir host");
+    let p = load_compose(
+        &guard.name,
+        &dir,
+        &format!(
+            r#"services:
+  app:
+    image: {BUSYBOX_IMAGE}
+    command: ["sh", "-c", "sleep 3600"]
+    stop_grace_period: 1s
+    volumes:
+      - type: bind
+        source: ./host
+        target: /host
+        bind: {{propagation: rslave}}
+  web:
+    image: {BUSYBOX_IMAGE}
+    command: ["sh", "-c", "sleep 3600"]
+    depends_on: [app]
+"#
+        ),
+        &[],
+    );
+    for round in ["first up", "second up"] {
+        let (store, report) = up_within(&engine, &p, Duration::from_secs(60)).await;
+        let snapshot = store.snapshot();
+        let app = &snapshot.services["app"];
+        assert!(
+            app.reason.contains("not a shared or slave mount"),
+            "{round}: {:?} {}",
+            app.state,
+            app.reason
+        );
+        assert_eq!(app.state, ServiceState::Failed, "{round}");
+        assert!(
+            snapshot.services["web"].reason.contains("app failed"),
+            "{round}: {}",
+            snapshot.services["web"].reason
+        );
+        match report {
+            Ok(r) => assert_eq!(r.outcome, UpOutcome::Failed, "{round}"),
+            Err(e) => assert!(e.to_string().contains("shared or slave"), "{round}: {e}"),
+        }
+        let info = inspect_full(&engine, &format!("{}-app-1", guard.name))
+            .await
+            .expect("created");
+        assert_ne!(info.state.and_then(|s| s.running), Some(true), "{round}");
+    }
+    // And `muster up` itself: exit 1, the service failed with the engine's reason.
+    let out = support::Muster::new().dir(dir.path()).run(&[
+        "up",
+        "-p",
+        &guard.name,
+        "--json",
+        "--wait-timeout",
+        "60s",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    // `up --json` prints JSON lines: the progress events, then the report.
+    let last = stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(last).expect("up --json report");
+    assert_eq!(report["result"]["outcome"], "failed", "{report}");
 }

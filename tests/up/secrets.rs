@@ -5,13 +5,9 @@
 //! before it starts, with its target, mode, uid and gid. Also the memory, CPU,
 //! pids, expose and devices keys as the engine stores them.
 
-use std::collections::HashMap;
-use std::time::Duration;
-
+use super::{exec, inspect_full, load_compose, up_compose, up_refused};
 use crate::support::{self, DockerProject, TempDir, BUSYBOX_IMAGE};
-use muster::compose::{self, LoadOptions, Project};
 use muster::engine::Engine;
-use muster::supervisor::start::{up, UpOptions};
 
 const TOKEN: &str = "env-token-Zq81";
 
@@ -54,36 +50,9 @@ configs:
     )
 }
 
-fn load(dir: &TempDir, project: &str, env: &[(&str, &str)]) -> Project {
+/// The `./token.txt` the compose file's `token` secret reads, in `dir`.
+fn write_token(dir: &TempDir) {
     std::fs::write(dir.path().join("token.txt"), "file-token-7Yx").expect("write token");
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, compose_file()).expect("write compose.yaml");
-    compose::load(&LoadOptions {
-        files: vec![file],
-        project_name: Some(project.to_string()),
-        environment: Some(
-            env.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<HashMap<_, _>>(),
-        ),
-        working_dir: Some(dir.path().to_path_buf()),
-        ..Default::default()
-    })
-    .expect("loads")
-}
-
-/// `sh -c SCRIPT` in a running container; its stdout (the mounts tests use it too).
-pub(crate) fn exec(container: &str, script: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["exec", container, "sh", "-c", script])
-        .output()
-        .expect("docker exec");
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,15 +61,15 @@ async fn secrets_and_configs_are_in_the_container_with_their_mode_owner_and_cont
     let engine = Engine::connect().await.expect("docker engine");
     let guard = DockerProject::new("secrets");
     let dir = TempDir::new("muster-secrets");
-    let p = load(&dir, &guard.name, &[("ENV_TOKEN", TOKEN)]);
-    let writes =
-        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(60)),
-        ..Default::default()
-    };
-    up(&engine, &p, &options, &writes).await.expect("up");
-    let name = format!("{}-app-1", guard.name);
+    write_token(&dir);
+    let name = up_compose(
+        &engine,
+        &guard,
+        &dir,
+        &compose_file(),
+        &[("ENV_TOKEN", TOKEN)],
+    )
+    .await;
 
     // file: bind-mounted read-only at /run/secrets/<name>.
     assert_eq!(exec(&name, "cat /run/secrets/token"), "file-token-7Yx");
@@ -128,14 +97,7 @@ async fn secrets_and_configs_are_in_the_container_with_their_mode_owner_and_cont
     );
 
     // The resource keys as the engine stored them.
-    let info = engine
-        .docker()
-        .inspect_container(
-            &name,
-            None::<bollard::query_parameters::InspectContainerOptions>,
-        )
-        .await
-        .expect("inspect");
+    let info = inspect_full(&engine, &name).await.expect("inspect");
     let host = info.host_config.expect("host config");
     assert_eq!(host.memory, Some(64 << 20));
     assert_eq!(host.memory_swap, Some(128 << 20));
@@ -167,21 +129,9 @@ async fn an_unset_secret_variable_stops_the_service_naming_it_without_a_value() 
     let engine = Engine::connect().await.expect("docker engine");
     let guard = DockerProject::new("secrets-unset");
     let dir = TempDir::new("muster-secrets-unset");
-    let p = load(&dir, &guard.name, &[]);
-    let writes =
-        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
-    let store = writes.store().clone();
-    let options = UpOptions {
-        wait_timeout: Some(Duration::from_secs(30)),
-        ..Default::default()
-    };
-    let message = match up(&engine, &p, &options, &writes).await {
-        Err(e) => e.to_string(),
-        Ok(report) => {
-            let snap = store.snapshot();
-            format!("{:?} {}", report.outcome, snap.services["app"].reason)
-        }
-    };
+    write_token(&dir);
+    let p = load_compose(&guard.name, &dir, &compose_file(), &[]);
+    let message = up_refused(&engine, &p).await;
     assert!(
         message.contains(
             "environment variable \"ENV_TOKEN\" required by secret \"envtok\" is not set"

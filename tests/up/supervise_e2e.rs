@@ -3,13 +3,11 @@
 //! muster's probe (not Docker health); an agent service becomes ready only when
 //! the agent signals it, and /readyz over HTTP follows the signal both ways.
 
-use crate::support::{self, Muster};
-use std::process::{Command, Stdio};
+use crate::support::{self, KillOnDrop, Muster};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{
-    http_get, DockerProject, KillOnDrop, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE,
-};
+use crate::support::{http_get, DockerProject, RedisServer, TempDir, BUSYBOX_IMAGE, REDIS_IMAGE};
 
 fn wait_for_status(port: u16, path: &str, want: u16, within: Duration) -> String {
     let deadline = Instant::now() + within;
@@ -33,18 +31,30 @@ fn muster(redis: &RedisServer, namespace: &str) -> Muster {
     cmd
 }
 
-#[test]
-fn up_serve_gates_on_probes_and_readyz_follows_agent_signals() {
+/// A test's stack under `muster up --serve`; dropped in field order: muster
+/// first, then the files, the coordination Redis, the containers.
+struct Served {
+    _muster: KillOnDrop,
+    _dir: TempDir,
+    coordination: RedisServer,
+    namespace: String,
+    project: DockerProject,
+    listen_port: u16,
+}
+
+/// cache (a Redis, ready by muster's redis probe) and worker (ready by its
+/// agent's signal, once cache is healthy; `worker_extra` adds lines under
+/// its `x-muster`), under `muster up --serve SERVICES`.
+fn serve(test: &str, worker_extra: &str, services: &[&str]) -> Served {
     support::ensure_test_images();
-    let project = DockerProject::new("e2eserve");
+    let project = DockerProject::new(test);
     let coordination = RedisServer::start();
-    let dir = TempDir::new("muster-e2e");
+    let dir = TempDir::new(&format!("muster-{test}"));
     let cache_port = support::free_port();
     let listen_port = support::free_port();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = support::write_compose(
+        &dir,
+        &format!(
             r#"
 services:
   cache:
@@ -63,24 +73,45 @@ services:
       probes:
         - agent: {{ name: worker }}
           period: 200ms
-          failure_threshold: 1
-      grace: off
-"#
+{worker_extra}"#
         ),
-    )
-    .unwrap();
-    let namespace = format!("e2e{}", std::process::id());
-    let child = muster(&coordination, &namespace)
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .args(["up", "--serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
+    );
+    let namespace = format!("{test}{}", std::process::id());
+    let args = [&["up", "--serve"][..], services].concat();
+    let muster = muster(&coordination, &namespace)
+        .stack(&file, &project.name, listen_port)
+        .spawn_quiet(&args);
+    Served {
+        _muster: muster,
+        _dir: dir,
+        coordination,
+        namespace,
+        project,
+        listen_port,
+    }
+}
+
+impl Served {
+    /// `muster signal ARGS --agent worker`, which must succeed.
+    fn signal(&self, args: &[&str]) {
+        let status = muster(&self.coordination, &self.namespace)
+            .args(["signal"])
+            .args(args)
+            .args(["--agent", "worker"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "signal {args:?}");
+    }
+}
+
+#[test]
+fn up_serve_gates_on_probes_and_readyz_follows_agent_signals() {
+    let served = serve(
+        "e2e",
+        "          failure_threshold: 1\n      grace: off\n",
+        &[],
+    );
+    let listen_port = served.listen_port;
 
     // cache is ready through muster's redis probe; worker waits for its agent.
     let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(60));
@@ -98,26 +129,11 @@ services:
     assert!(cache.contains("\"kind\":\"redis\""), "{cache}");
 
     // The agent says ready: /readyz flips to 200.
-    let status = muster(&coordination, &namespace)
-        .args(["signal", "ready", "--agent", "worker"])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    served.signal(&["ready"]);
     wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
 
     // And back when it says not ready, with its reason.
-    let status = muster(&coordination, &namespace)
-        .args([
-            "signal",
-            "not-ready",
-            "--agent",
-            "worker",
-            "--reason",
-            "lost GPU",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    served.signal(&["not-ready", "--reason", "lost GPU"]);
     let verbose = wait_for_status(listen_port, "/readyz?verbose", 503, Duration::from_secs(10));
     assert!(
         verbose.contains("[-]worker") && verbose.contains("lost GPU"),
@@ -127,18 +143,9 @@ services:
     // Issue #15 item 3: a ready agent that says it is starting again (a
     // model reload, with a start deadline) is not ready while it reloads,
     // and is not restarted for it.
-    let signal = |args: &[&str]| {
-        let status = muster(&coordination, &namespace)
-            .args(["signal"])
-            .args(args)
-            .args(["--agent", "worker"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "signal {args:?}");
-    };
-    signal(&["ready"]);
+    served.signal(&["ready"]);
     wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
-    signal(&[
+    served.signal(&[
         "starting",
         "--progress",
         "reloading model",
@@ -159,7 +166,7 @@ services:
     let worker: serde_json::Value = serde_json::from_str(&worker).unwrap();
     assert_eq!(worker["state"], "starting", "{worker:#}");
     assert_eq!(worker["heal"]["muster_restarts"], 0, "{worker:#}");
-    signal(&["ready"]);
+    served.signal(&["ready"]);
     wait_for_status(listen_port, "/readyz", 200, Duration::from_secs(10));
 }
 
@@ -168,50 +175,8 @@ services:
 /// no worker.
 #[test]
 fn up_serve_of_one_service_supervises_only_what_it_starts() {
-    support::ensure_test_images();
-    let project = DockerProject::new("e2epart");
-    let coordination = RedisServer::start();
-    let dir = TempDir::new("muster-e2e-part");
-    let cache_port = support::free_port();
-    let listen_port = support::free_port();
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"
-services:
-  cache:
-    image: {REDIS_IMAGE}
-    ports: ["127.0.0.1:{cache_port}:6379"]
-    x-muster:
-      probes:
-        - redis: {{ url: "redis://cache:6379" }}
-          period: 200ms
-  worker:
-    image: {BUSYBOX_IMAGE}
-    command: ["sleep", "3600"]
-    depends_on:
-      cache: {{ condition: service_healthy }}
-    x-muster:
-      probes:
-        - agent: {{ name: worker }}
-          period: 200ms
-"#
-        ),
-    )
-    .unwrap();
-    let namespace = format!("e2epart{}", std::process::id());
-    let child = muster(&coordination, &namespace)
-        .args(["-f"])
-        .arg(&file)
-        .args(["-p", &project.name, "--listen"])
-        .arg(format!("127.0.0.1:{listen_port}"))
-        .args(["up", "--serve", "cache"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _guard = KillOnDrop(child);
+    let served = serve("e2epart", "", &["cache"]);
+    let listen_port = served.listen_port;
 
     let verbose = wait_for_status(listen_port, "/readyz?verbose", 200, Duration::from_secs(60));
     assert!(verbose.contains("[+]cache"), "{verbose}");
@@ -222,7 +187,10 @@ services:
     assert!(!body.contains("\"worker\""), "{body}");
     let names = Command::new("docker")
         .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
-        .arg(format!("label=com.docker.compose.project={}", project.name))
+        .arg(format!(
+            "label=com.docker.compose.project={}",
+            served.project.name
+        ))
         .output()
         .expect("docker ps");
     let names = String::from_utf8_lossy(&names.stdout);

@@ -1,5 +1,6 @@
 //! A service's `deploy:`: replicas, resource limits and reservations (with the
-//! byte sizes they are written in) and `update_config` / `rollback_config`,
+//! byte sizes they are written in; device reservations and generic resources
+//! are read by devices.rs) and `update_config` / `rollback_config`,
 //! which the rollout options start from.
 
 use super::values::{err, number, opt_duration, opt_string, strict_list, string, R};
@@ -54,7 +55,21 @@ fn resource_spec(node: &Node, path: &str) -> R<ResourceSpec> {
         Some(p) => Some(number::<i64>(p, &format!("{path}.pids"), "a whole number")?),
         None => None,
     };
-    Ok(ResourceSpec { cpus, memory, pids })
+    let devices = match node.get("devices").filter(|n| !n.is_null()) {
+        Some(d) => super::devices::reserved_devices(d, &format!("{path}.devices"))?,
+        None => vec![],
+    };
+    let generic_resources = match node.get("generic_resources").filter(|n| !n.is_null()) {
+        Some(g) => super::devices::generic_resources(g, &format!("{path}.generic_resources"))?,
+        None => vec![],
+    };
+    Ok(ResourceSpec {
+        cpus,
+        memory,
+        pids,
+        devices,
+        generic_resources,
+    })
 }
 
 pub(super) fn deploy(node: &Node, path: &str) -> R<Option<Deploy>> {

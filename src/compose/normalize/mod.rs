@@ -5,7 +5,7 @@
 //! One file per part of the syntax: [`values`] (typed readers every other file
 //! uses), [`service`] (one service entry), [`build`], [`ports`], [`mounts`] (a service's
 //! volumes), [`dependencies`] (explicit and implicit), [`healthcheck`],
-//! [`deploy`] and [`xmuster`], [`resources`] (top-level networks and volumes), [`runtime`] (cap_add, dns,
+//! [`deploy`] (with [`devices`]: gpus, device reservations, generic resources) and [`xmuster`], [`resources`] (top-level networks and volumes), [`runtime`] (cap_add, dns,
 //! sysctls, ulimits, logging, …), [`limits`] (memory, CPU, devices, expose,
 //! namespaces), [`objects`] (secrets and configs, top-level and per service).
 //! This file reads the project level: its name, profiles, and every service
@@ -15,6 +15,7 @@ mod blkio;
 mod build;
 mod dependencies;
 mod deploy;
+mod devices;
 mod healthcheck;
 mod limits;
 mod mounts;

@@ -6,17 +6,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::values::{absolute_path, err, labels, opt_bool, opt_string, string, R};
+use super::values::{absolute_path, err, items, labels, opt_bool, opt_string, string, R};
 use crate::compose::objects::{FileObject, FileRef, SecretValue};
 use crate::compose::yaml::{Node, Value};
 
-/// A file mode as Compose reads it: `0440` / `0o440` in octal, else decimal.
+/// A file mode as Compose reads it: a YAML number is `0440` / `0o440` in
+/// octal, else decimal (yaml.v3's integers); a quoted string is always
+/// octal (compose-go types.FileMode DecodeMapstructure: `ParseInt(v, 8)`),
+/// so `"440"` is 0o440 as well.
 pub(super) fn mode(node: &Node, path: &str) -> R<u32> {
     let text = string(node, path)?;
+    let quoted = matches!(node.value, Value::Scalar { plain: false, .. });
     let parsed = if let Some(oct) = text.strip_prefix("0o") {
         u32::from_str_radix(oct, 8).ok()
-    } else if text.len() > 1 && text.starts_with('0') {
-        u32::from_str_radix(&text[1..], 8).ok()
+    } else if quoted || (text.len() > 1 && text.starts_with('0')) {
+        u32::from_str_radix(&text, 8).ok()
     } else {
         text.parse::<u32>().ok()
     };
@@ -31,16 +35,11 @@ pub(super) fn mode(node: &Node, path: &str) -> R<u32> {
 
 /// A service's `secrets:` or `configs:` list.
 pub(super) fn refs(node: &Node, path: &str) -> R<Vec<FileRef>> {
-    let Value::Seq(items) = &node.value else {
-        if node.is_null() {
-            return Ok(vec![]);
-        }
-        return Err(err(
-            node,
-            path,
-            "expected a list of names or { source, target, uid, gid, mode }",
-        ));
-    };
+    let items = items(
+        node,
+        path,
+        "expected a list of names or { source, target, uid, gid, mode }",
+    )?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let p = format!("{path}[{i}]");

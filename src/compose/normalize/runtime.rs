@@ -139,6 +139,10 @@ pub(super) fn runtime(node: &Node, base: &str) -> R<Runtime> {
             None => vec![],
         },
         group_add: list(node, "group_add", base)?,
+        gpus: match node.get("gpus") {
+            Some(n) => super::devices::gpus(n, &f("gpus"))?,
+            None => vec![],
+        },
         init: match node.get("init") {
             Some(n) if !n.is_null() => Some(opt_bool(Some(n), &f("init"), false)?),
             _ => None,

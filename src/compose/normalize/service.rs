@@ -14,7 +14,7 @@ use super::mounts::volume_mounts;
 use super::ports::ports;
 use super::values::{
     absolute_path, command, err, key_values, labels, number, opt_bool, opt_duration, opt_string,
-    strict_list, string, R,
+    strict_list, string, string_list, R,
 };
 use super::xmuster::muster;
 use crate::compose::model::*;
@@ -107,8 +107,15 @@ pub(super) fn service(
         svc.environment
             .extend(key_values(e, &f("environment"), lookup)?);
     }
+    if let Some(l) = node.get("label_file") {
+        svc.label_file = string_list(l, &f("label_file"))?
+            .iter()
+            .map(|p| Path::new(&absolute_path(project_dir, p)).to_path_buf())
+            .collect();
+        svc.labels = label_files(&svc.label_file, l, &f("label_file"))?;
+    }
     if let Some(l) = node.get("labels") {
-        svc.labels = labels(l, &f("labels"))?;
+        svc.labels.extend(labels(l, &f("labels"))?);
     }
     if let Some(p) = node.get("ports") {
         svc.ports = ports(p, &f("ports"))?;
@@ -139,6 +146,12 @@ pub(super) fn service(
         if let Some(n) = node.get(key) {
             *into = super::objects::refs(n, &f(key))?;
         }
+    }
+    // compose-go transform/defaults.go defaultSecretMount: a service's secret
+    // without a target gets `/run/secrets/<source>` in the model (so in
+    // `config` and the config hash); configs get no default.
+    for secret in svc.secrets.iter_mut().filter(|s| s.target.is_none()) {
+        secret.target = Some(format!("/run/secrets/{}", secret.source));
     }
     if let Some(d) = node.get("depends_on") {
         svc.depends_on = depends_on(d, &f("depends_on"))?;
@@ -189,6 +202,35 @@ pub(super) fn service(
     }
     add_implicit_dependencies(&mut svc);
     Ok(svc)
+}
+
+/// The labels of `label_file:` files, later files over earlier ones; a
+/// `${VAR}` in a file reads the labels read so far (compose-go
+/// types/project.go WithServicesLabelsResolved). A missing file is an error.
+fn label_files(
+    files: &[std::path::PathBuf],
+    node: &Node,
+    path: &str,
+) -> R<BTreeMap<String, String>> {
+    let mut out: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        let at = || format!("{path}[{i}]");
+        let node = match &node.value {
+            Value::Seq(items) => items.get(i).unwrap_or(node),
+            _ => node,
+        };
+        if !file.is_file() {
+            return Err(err(
+                node,
+                &at(),
+                format!("label file {} not found", file.display()),
+            ));
+        }
+        let pairs = crate::compose::env::read_dotenv(file, &out)
+            .map_err(|m| err(node, &at(), m.to_string()))?;
+        out.extend(pairs);
+    }
+    Ok(out.into_iter().collect())
 }
 
 fn env_files(node: &Node, path: &str, project_dir: &Path) -> R<Vec<EnvFile>> {

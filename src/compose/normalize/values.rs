@@ -94,7 +94,7 @@ pub(super) fn opt_duration(node: Option<&Node>, path: &str) -> R<Option<Duration
 }
 
 /// A string or a list of strings.
-fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
+pub(super) fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
     match &node.value {
         Value::Null => Ok(vec![]),
         Value::Scalar { text, .. } => Ok(vec![text.clone()]),
@@ -104,6 +104,15 @@ fn string_list(node: &Node, path: &str) -> R<Vec<String>> {
             .map(|(i, n)| string(n, &format!("{path}[{i}]")))
             .collect(),
         Value::Map(_) => Err(err(node, path, "expected a string or a list of strings")),
+    }
+}
+
+/// The items of a list node; nothing for null; else `expected` as the error.
+pub(super) fn items<'a>(node: &'a Node, path: &str, expected: &str) -> R<&'a [Node]> {
+    match &node.value {
+        Value::Seq(items) => Ok(items),
+        Value::Null => Ok(&[]),
+        _ => Err(err(node, path, expected)),
     }
 }
 

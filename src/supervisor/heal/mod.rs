@@ -37,7 +37,7 @@ mod engine_view;
 mod history;
 pub mod hook;
 mod notify;
-mod pause;
+pub(in crate::supervisor) mod pause;
 pub mod policy;
 mod publish;
 mod replicas;
@@ -78,7 +78,7 @@ pub use self::publish::degraded;
 const SNAPSHOT_COALESCE: Duration = Duration::from_millis(100);
 
 /// Restart records kept per service in the history store.
-const HISTORY_CAP: usize = 200;
+pub(crate) const HISTORY_CAP: usize = 200;
 
 /// How the healer shares the stack with `up`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -40,7 +40,7 @@ impl Healer {
 
 /// Reads the paused services every [`crate::supervisor::pause::POLL`] and
 /// sends them on when they change; ends when the healer is gone.
-pub(super) async fn poll(
+pub(in crate::supervisor) async fn poll(
     history: HistoryStore,
     tx: tokio_watch::Sender<BTreeMap<String, PauseNote>>,
 ) {

@@ -23,10 +23,12 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::model::{
-    Build, Dependency, Deploy, HealthTest, Healthcheck, Port, ResourceSpec, Service, Ulimit,
-    UpdateConfig, VolumeMount, VolumeType,
+    Build, Dependency, HealthTest, Healthcheck, Port, Service, Ulimit, VolumeMount, VolumeType,
 };
 use super::objects::FileRef;
+
+mod deploy;
+use deploy::{deploy, device_requests};
 
 /// A JSON value whose objects keep the order they are built in (Go's struct order).
 #[derive(Debug, Clone, PartialEq)]
@@ -208,101 +210,6 @@ fn healthcheck(h: &Healthcheck, fields: &[String]) -> Json {
     o.done()
 }
 
-fn resource(r: &ResourceSpec) -> Json {
-    let mut o = Obj::new();
-    if let Some(c) = r.cpus.filter(|c| *c != 0.0) {
-        o.put("cpus", Json::Num(go_f32(c)));
-    }
-    if let Some(m) = r.memory.filter(|m| *m != 0) {
-        o.put("memory", Json::Str(m.to_string()));
-    }
-    if let Some(p) = r.pids.filter(|p| *p != 0) {
-        o.put("pids", Json::Num(p.to_string()));
-    }
-    o.done()
-}
-
-fn update_config(u: &UpdateConfig) -> Json {
-    let mut o = Obj::new();
-    if let Some(p) = u.parallelism {
-        o.put("parallelism", Json::Num(p.to_string()));
-    }
-    o.duration("delay", u.delay);
-    o.str("failure_action", u.failure_action.as_deref());
-    o.duration("monitor", u.monitor);
-    if let Some(r) = u.max_failure_ratio.filter(|r| *r != 0.0) {
-        o.put("max_failure_ratio", Json::Num(go_f32(r)));
-    }
-    o.str("order", u.order.as_deref());
-    o.done()
-}
-
-/// `deploy` (with `replicas` cleared, as ServiceHash leaves it, unless `full`).
-fn deploy(d: &Deploy, full: bool) -> Json {
-    let mut o = Obj::new();
-    if full {
-        o.str("mode", d.mode.as_deref());
-        if let Some(r) = d.replicas {
-            o.put("replicas", Json::Num(r.to_string()));
-        }
-        if !d.labels.is_empty() {
-            o.put("labels", string_map(&d.labels));
-        }
-    }
-    if let Some(u) = &d.update_config {
-        o.put("update_config", update_config(u));
-    }
-    if let Some(u) = &d.rollback_config {
-        o.put("rollback_config", update_config(u));
-    }
-    let mut res = Obj::new();
-    if let Some(r) = &d.resources {
-        if let Some(l) = &r.limits {
-            res.put("limits", resource(l));
-        }
-        if let Some(l) = &r.reservations {
-            res.put("reservations", resource(l));
-        }
-    }
-    o.put("resources", res.done());
-    if full {
-        if let Some(r) = &d.restart_policy {
-            let mut ro = Obj::new();
-            ro.str("condition", r.condition.as_deref());
-            if let Some(delay) = r.delay {
-                ro.put("delay", Json::Str(go_duration(delay)));
-            }
-            if let Some(m) = r.max_attempts {
-                ro.put("max_attempts", Json::Num(m.to_string()));
-            }
-            if let Some(w) = r.window {
-                ro.put("window", Json::Str(go_duration(w)));
-            }
-            o.put("restart_policy", ro.done());
-        }
-    }
-    let mut placement = Obj::new();
-    if full {
-        placement.list("constraints", &d.placement_constraints);
-        if !d.placement_spread.is_empty() {
-            let prefs = d
-                .placement_spread
-                .iter()
-                .map(|s| Json::Obj(vec![("spread".into(), Json::Str(s.clone()))]))
-                .collect();
-            placement.put("preferences", Json::Arr(prefs));
-        }
-        if let Some(m) = d.max_replicas_per_node {
-            placement.put("max_replicas_per_node", Json::Num(m.to_string()));
-        }
-    }
-    o.put("placement", placement.done());
-    if full {
-        o.str("endpoint_mode", d.endpoint_mode.as_deref());
-    }
-    o.done()
-}
-
 fn port(p: &Port) -> Json {
     let mut o = Obj::new();
     // transform/ports.go portDefaults: mode "ingress", protocol "tcp".
@@ -399,8 +306,9 @@ fn file_refs(refs: &[FileRef]) -> Json {
                 o.str("target", r.target.as_deref());
                 o.str("uid", r.uid.as_deref());
                 o.str("gid", r.gid.as_deref());
+                // FileMode.MarshalJSON: an octal string, "0440".
                 if let Some(m) = r.mode {
-                    o.put("mode", Json::Num(m.to_string()));
+                    o.put("mode", Json::Str(format!("0{m:o}")));
                 }
                 o.done()
             })
@@ -599,11 +507,6 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
             .env_file
             .iter()
             .map(|f| {
-                // `docker compose config` (fullExampleJSON) prints a required
-                // file as its bare path.
-                if full && f.required {
-                    return Json::Str(f.path.to_string_lossy().into_owned());
-                }
                 let mut fo = Obj::new();
                 fo.str("path", Some(&f.path.to_string_lossy()));
                 if !f.required {
@@ -618,6 +521,9 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     o.list("external_links", &rt.external_links);
     o.list("extra_hosts", &rt.extra_hosts);
     o.list("group_add", &rt.group_add);
+    if !rt.gpus.is_empty() {
+        o.put("gpus", device_requests(&rt.gpus));
+    }
     o.str("hostname", s.hostname.as_deref());
     if let Some(h) = &s.healthcheck {
         o.put("healthcheck", healthcheck(h, &s.written.healthcheck_fields));
@@ -629,6 +535,14 @@ pub fn service_shape(s: &Service, full: bool) -> Json {
     o.str("ipc", rt.ipc.as_deref());
     if !s.labels.is_empty() {
         o.put("labels", string_map(&s.labels));
+    }
+    if !s.label_file.is_empty() {
+        let files: Vec<String> = s
+            .label_file
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect();
+        o.list("label_file", &files);
     }
     o.list("links", &s.links);
     if let Some(l) = &rt.logging {
