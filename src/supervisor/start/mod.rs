@@ -335,6 +335,9 @@ pub async fn up(
             },
         );
     }
+    // Every selected service is in the store before anything reads it:
+    // `wait_settled` must not find an empty selection settled.
+    writes.sync().await;
 
     // Networks and named volumes the selected services use.
     let mut network_keys = BTreeSet::new();
