@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use muster::compose::{Condition, Dependency, Project, Service};
 use muster::engine::Engine;
 use muster::supervisor::heal::{self, HealMode, HealOptions};
-use muster::supervisor::{ServiceState, ServiceStatus, StateStore};
+use muster::supervisor::runner::{StateWrites, StatusWrite};
+use muster::supervisor::{ServiceState, ServiceStatus, Writer};
 use support::bench::{arg, cpu_time};
 
-fn stack(name: &str, n: usize) -> (Project, StateStore) {
+fn stack(name: &str, n: usize) -> (Project, StateWrites) {
     let per_level = n.div_ceil(10).max(1);
     let mut services = BTreeMap::new();
-    let store = StateStore::new(name);
+    let store = Writer::new(name);
     for i in 0..n {
         let level = i / per_level;
         let svc = format!("s{i:04}");
@@ -65,10 +66,13 @@ fn stack(name: &str, n: usize) -> (Project, StateStore) {
         services,
         ..Default::default()
     };
-    (project, store)
+    // From here on a runner without probes is the store's one writer: the
+    // load and the healer both send it their writes.
+    (project, StateWrites::own(store))
 }
 
-async fn load(store: &StateStore, n: usize, rate: u64, seconds: u64, toggle: u64) -> u64 {
+async fn load(writes: &StateWrites, n: usize, rate: u64, seconds: u64, toggle: u64) -> u64 {
+    let store = writes.store();
     let swaps = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = {
         let swaps = swaps.clone();
@@ -87,12 +91,13 @@ async fn load(store: &StateStore, n: usize, rate: u64, seconds: u64, toggle: u64
         let i = (changes as usize * 31) % n;
         let name = format!("s{i:04}");
         if toggle > 0 && changes.is_multiple_of(toggle) {
-            store.transition(&name, ServiceState::Unready, "refused");
+            writes.set(&name, ServiceState::Unready, "refused");
             tick.tick().await;
-            store.transition(&name, ServiceState::Ready, "ok");
+            writes.set(&name, ServiceState::Ready, "ok");
             changes += 2;
         } else {
-            store.update(&name, |s| s.reason = format!("ok {changes}"));
+            // A change that is not a transition (as a probe report is).
+            writes.status(&name, StatusWrite::Progress(Some(format!("ok {changes}"))));
             changes += 1;
         }
     }
@@ -113,16 +118,15 @@ async fn main() {
     let toggle = arg("--toggle", 10);
     let engine = Engine::connect().await.expect("docker engine");
 
-    let (_, store) = stack("muster-bench-heal-a", n);
+    let (_, writes) = stack("muster-bench-heal-a", n);
     let cpu0 = cpu_time();
-    let base_changes = load(&store, n, rate, seconds, toggle).await;
+    let base_changes = load(&writes, n, rate, seconds, toggle).await;
     let base = cpu_time() - cpu0;
 
-    let (project, store) = stack("muster-bench-heal-b", n);
-    let (control, _runner) = tokio::sync::mpsc::unbounded_channel();
+    let (project, writes) = stack("muster-bench-heal-b", n);
+    let store = writes.store().clone();
     let _healer = heal::spawn(
-        store.clone(),
-        control,
+        writes.clone(),
         None,
         BTreeSet::new(),
         HealOptions::new(engine, project, HealMode::Serve),
@@ -133,7 +137,7 @@ async fn main() {
         .await
         .expect("healer connected");
     let cpu0 = cpu_time();
-    let changes = load(&store, n, rate, seconds, toggle).await;
+    let changes = load(&writes, n, rate, seconds, toggle).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let with = cpu_time() - cpu0;
     let degraded = store

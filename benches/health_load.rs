@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use muster::compose::xmuster::ProbeRole;
 use muster::health::{self, ServerOptions};
 use muster::probe::ProbeOutcome;
-use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore};
+use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, Writer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -78,8 +78,8 @@ fn parse_args() -> Args {
 }
 
 /// 100 services in 4 levels, ready, each with one probe and a start history.
-fn populated_store(n: usize) -> StateStore {
-    let store = StateStore::new("bench");
+fn populated_store(n: usize) -> Arc<Writer> {
+    let store = Writer::new("bench");
     for i in 0..n {
         let name = format!("agent-{i:03}");
         let mut s = ServiceStatus::pending(name.clone());
@@ -104,16 +104,19 @@ fn populated_store(n: usize) -> StateStore {
         store.transition(&name, ServiceState::Starting, "container started");
         store.transition(&name, ServiceState::Ready, "agent signalled ready");
     }
-    store
+    Arc::new(store)
 }
 
 /// What the supervisor does: one probe task per service, each with a
 /// period of 1 s, started 10 ms apart (so 100 services spread over the
 /// second); every run writes the service's probe result into the snapshot
 /// and publishes a probe observation for metrics. The heartbeat beats too.
-async fn probe_every_second(store: StateStore, n: usize, burst: bool) {
+///
+/// The probe tasks stand in for the probe runner, the store's one writer:
+/// they share its `Writer` (here only, to keep the load as it was).
+async fn probe_every_second(store: Arc<Writer>, n: usize, burst: bool) {
     let names: Vec<String> = (0..n).map(|i| format!("agent-{i:03}")).collect();
-    let run = |store: &StateStore, name: &str, round: u64| {
+    let run = |store: &Writer, name: &str, round: u64| {
         let outcome = ProbeOutcome::ok(Duration::from_micros(200 + round % 300), "ok");
         store.update(name, |s| {
             if let Some(p) = s.probes.first_mut() {
@@ -195,7 +198,7 @@ fn start_server(args: &Args, addr: &str) -> (SocketAddr, std::thread::JoinHandle
                 max_connections: 4096,
                 ..ServerOptions::default()
             };
-            health::serve(listener, store, options, std::future::pending())
+            health::serve(listener, store.store(), options, std::future::pending())
                 .await
                 .unwrap();
         });

@@ -27,7 +27,7 @@ use muster::compose::xmuster::{HttpProbeSpec, ProbeKind, ProbeSpec, ProbeTiming,
 use muster::probe::{build, ProbeContext, ProbeStatus};
 use muster::supervisor::once::run_once;
 use muster::supervisor::runner::{ProbeRunner, RunnerOptions, RunnerProbe, ServiceProbes};
-use muster::supervisor::StateStore;
+use muster::supervisor::Writer;
 use support::bench::{arg, cpu_split, cpu_time, status_kb, thread_stat};
 use support::{free_port, KillOnDrop, LabelGuard, RedisServer};
 
@@ -276,7 +276,8 @@ fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
         drop(one);
 
         // The load: `targets` services, one probe each, every second.
-        let store = StateStore::new("bench");
+        let writer = Writer::new("bench");
+        let store = writer.store();
         let mut services = Vec::with_capacity(targets);
         for i in 0..targets {
             let s = if i % 2 == 0 {
@@ -331,7 +332,7 @@ fn run(targets: usize, seconds: u64, redis_url: &str, http_url: &str) {
         };
         let (rss_before, _) = rss_kb();
         let runner = ProbeRunner::spawn(
-            store.clone(),
+            writer,
             services,
             RunnerOptions {
                 start_all: true,

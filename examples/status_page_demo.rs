@@ -11,7 +11,7 @@ use std::time::Duration;
 use muster::compose::xmuster::ProbeRole;
 use muster::health::{self, ServerOptions};
 use muster::probe::ProbeOutcome;
-use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, StateStore};
+use muster::supervisor::{ProbeObservation, ProbeReport, ServiceState, ServiceStatus, Writer};
 
 struct Spec {
     name: &'static str,
@@ -89,7 +89,7 @@ const STACK: &[Spec] = &[
     },
 ];
 
-fn step(store: &StateStore, name: &str, to: ServiceState, reason: &str) {
+fn step(store: &Writer, name: &str, to: ServiceState, reason: &str) {
     store.transition(name, to, reason);
 }
 
@@ -102,7 +102,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listen: health::parse_listen(&listen)?,
         ..ServerOptions::default()
     };
-    let store = StateStore::new("agents");
+    let store = Writer::new("agents");
     for spec in STACK {
         let mut s = ServiceStatus::pending(spec.name);
         s.image = Some(spec.image.into());
@@ -177,7 +177,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "waiting for memory-agent, retriever-agent",
     );
 
-    let sim = store.clone();
+    // The simulator below is the store's one writer; the endpoint reads.
+    let reader = store.store();
+    let sim = store;
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(1000));
         let mut n: u64 = 0;
@@ -240,7 +242,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = health::bind(options.listen).await?;
     println!("status page demo on http://{}/", listener.local_addr()?);
-    health::serve(listener, store, options, async {
+    health::serve(listener, reader, options, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

@@ -6,7 +6,9 @@
 //! same logs without a second tool. Every replica of a service is read at
 //! once, each line prefixed `service-N  | ` (coloured by service on a
 //! terminal only), and with `-f` a container that starts later (a restart, a
-//! scale-up, a rollout's new replica) is followed too.
+//! scale-up, a rollout's new replica) is followed too: learned from the
+//! engine watcher `up` and the healer use (`engine::watch::Watcher`), which
+//! reconnects a dropped event stream and lists what started meanwhile.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::{IsTerminal, Write};
@@ -17,6 +19,7 @@ use clap::Args;
 use futures_util::StreamExt;
 use muster::compose::ComposeError;
 use muster::engine::logs::{LogLine, LogQuery, LogStream};
+use muster::engine::watch::{ContainerState, EngineMsg, Reconnect, Watcher};
 use muster::engine::{Action, ContainerInfo, Engine};
 use tokio::sync::mpsc;
 
@@ -123,7 +126,7 @@ fn tail_value(text: &str) -> Result<Tail, String> {
         .map_err(|_| format!("{text:?} is not a number of lines (give N >= 0, or `all`)"))
 }
 
-fn since_value(text: &str) -> Result<i64, String> {
+fn since_value(text: &str) -> Result<i64, muster::engine::logs::SinceError> {
     muster::engine::logs::parse_since(text, unix_now())
 }
 
@@ -154,6 +157,14 @@ struct Source {
 
 impl Source {
     fn of(c: &ContainerInfo) -> Source {
+        Source {
+            service: c.service.clone(),
+            container: c.name.clone(),
+            number: c.number,
+        }
+    }
+
+    fn of_state(c: &ContainerState) -> Source {
         Source {
             service: c.service.clone(),
             container: c.name.clone(),
@@ -247,38 +258,47 @@ pub fn run(global: &Global, args: &LogsArgs) -> CliResult {
         }
         if args.follow {
             // Containers that start later: a restart of a followed one (its
-            // stream ended when it stopped), a new replica, a rollout's.
-            let events = engine.project_events(&project, Some(unix_now()));
+            // stream ended when it stopped), a new replica, a rollout's. They
+            // are learned from the engine watcher `up` and the healer follow
+            // (engine/watch.rs), so a dropped event stream is reconnected and
+            // what started meanwhile is found in the resync's list.
+            let watcher = Watcher::spawn(engine.clone(), project.clone(), Reconnect::default());
+            let mut follower = watcher.subscribe();
             let engine2 = engine.clone();
             let tx2 = tx.clone();
             let err_tx2 = err_tx.clone();
-            let project2 = project.clone();
             let wanted: Vec<String> = args.services.clone();
             let following = following.clone();
+            let timestamps = query.timestamps;
             tokio::spawn(async move {
-                let mut events = std::pin::pin!(events);
-                while let Some(event) = events.next().await {
-                    let event = match event {
-                        Ok(event) => event,
-                        Err(e) => {
-                            let _ = err_tx2.send(muster::error_text::error_chain(&e));
-                            break;
+                // Kept as long as this task follows it.
+                let _watcher = watcher;
+                let wanted = |service: &str| wanted.is_empty() || wanted.iter().any(|s| s == service);
+                let follow = |id: &str, source: Source, since_ns: Option<i128>| {
+                    let since = since_ns.map(|ns| i64::try_from(ns / 1_000_000_000).unwrap_or(0));
+                    let q = LogQuery { follow: true, since, tail: None, timestamps };
+                    spawn_reader(&engine2, id.to_string(), source, q, &following, tx2.clone(), err_tx2.clone());
+                };
+                while let Some(msg) = follower.recv().await {
+                    match msg {
+                        EngineMsg::Event { event, state } => {
+                            if event.action != Action::Start || !wanted(&event.service) {
+                                continue;
+                            }
+                            let Some(state) = state else { continue };
+                            follow(&event.container_id, Source::of_state(&state), Some(i128::from(event.time_nano)));
                         }
-                    };
-                    if event.action != Action::Start
-                        || !(wanted.is_empty() || wanted.contains(&event.service))
-                    {
-                        continue;
+                        // The list after a (re)connect: a running container
+                        // not read yet started while nobody listened.
+                        EngineMsg::Resync { containers, .. } => {
+                            for c in containers.iter().filter(|c| c.running && wanted(&c.service)) {
+                                follow(&c.id, Source::of_state(c), c.started_ns);
+                            }
+                        }
+                        EngineMsg::Down { error, retry_in } => {
+                            tracing::warn!(%error, retry_in = %muster::duration::format(retry_in), "engine event stream lost; reconnecting");
+                        }
                     }
-                    let Ok(list) = engine2.list_project_containers(&project2, Some(&event.service)).await else {
-                        continue;
-                    };
-                    let Some(c) = list.iter().find(|c| c.id == event.container_id) else {
-                        continue;
-                    };
-                    let since = event.time_nano / 1_000_000_000;
-                    let q = LogQuery { follow: true, since: Some(since), tail: None, timestamps: query.timestamps };
-                    spawn_reader(&engine2, c.id.clone(), Source::of(c), q, &following, tx2.clone(), err_tx2.clone());
                 }
             });
         }

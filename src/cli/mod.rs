@@ -394,17 +394,13 @@ const SECRET_BEARING_CRATES: &[&str] = &[
 /// Checks a `DURATION` flag while the command line is parsed, so a bad one is
 /// a usage error (exit 2) in every subcommand alike; the value stays text for
 /// the code that reads it.
-pub fn duration_value(text: &str) -> Result<String, String> {
-    muster::duration::parse(text)
-        .map(|_| text.to_string())
-        .map_err(|e| e.to_string())
+pub fn duration_value(text: &str) -> Result<String, muster::duration::DurationError> {
+    muster::duration::parse(text).map(|_| text.to_string())
 }
 
 /// Checks an `--agent NAME` flag while the command line is parsed (exit 2).
-pub fn agent_value(text: &str) -> Result<String, String> {
-    muster::signal::validate_name(text)
-        .map(|()| text.to_string())
-        .map_err(|e| e.to_string())
+pub fn agent_value(text: &str) -> Result<String, muster::signal::SignalError> {
+    muster::signal::validate_name(text).map(|()| text.to_string())
 }
 
 pub fn init_tracing(global: &Global) {

@@ -9,9 +9,10 @@ use muster::config::Settings;
 use muster::engine::Engine;
 use muster::health;
 use muster::supervisor::lock::{LockError, SupervisorLock};
+use muster::supervisor::runner::StatusWrite;
 use muster::supervisor::start::{BuildPolicy, ProbeGate, UpOptions, UpOutcome};
 use muster::supervisor::supervise::Supervision;
-use muster::supervisor::{ServiceState, StateStore};
+use muster::supervisor::{ServiceState, StateStore, Writer};
 
 use super::{CliResult, DownArgs, Global, UpArgs};
 
@@ -95,13 +96,14 @@ pub(super) fn start_health_server(
     })
 }
 
-/// muster's probes for the project, started on `store` with tuned grace
+/// muster's probes for the project (the runner becomes the one writer of
+/// `writer`'s store), with tuned grace
 /// periods, and the recorder that learns start-up times (issue 7).
 async fn start_supervision(
     project: &Project,
     settings: &Settings,
     engine: &Engine,
-    store: &StateStore,
+    writer: Writer,
     running_stack: bool,
 ) -> Result<
     (Supervision, muster::supervisor::learn::Recorder),
@@ -119,9 +121,12 @@ async fn start_supervision(
     )?;
     // The recorder follows the store from before the first `starting`; the
     // grace it re-tunes goes to the runner, which exists only afterwards.
+    // The runner's channel exists before the runner: the recorder's writes
+    // wait there for it (the runner is the one writer of service state).
+    let (writes, inbox) = muster::supervisor::runner::inbox(writer);
     let (retuned, mut to_runner) = tokio::sync::mpsc::unbounded_channel();
-    let recorder = grace.spawn_recorder(store, engine, &project.name, Some(retuned));
-    let supervision = Supervision::start(store, plan, running_stack);
+    let recorder = grace.spawn_recorder(&writes, engine, &project.name, Some(retuned));
+    let supervision = Supervision::start_on(inbox, plan, running_stack);
     let control = supervision.controller();
     tokio::spawn(async move {
         while let Some(muster::supervisor::learn::Retuned { service, grace }) =
@@ -133,7 +138,7 @@ async fn start_supervision(
             }
         }
     });
-    grace.publish(store);
+    grace.publish(&writes);
     Ok((supervision, recorder))
 }
 
@@ -146,10 +151,11 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
         let endpoint = bind_endpoint(settings, &project).await?;
         let lock = lock_project(settings, &project, Some(&endpoint)).await?;
         let engine = Engine::connect().await?;
-        let store = StateStore::new(&project.name);
+        let writer = Writer::new(&project.name);
+        let store = writer.store();
         let graph = muster::compose::graph::Graph::new(&project)?;
         let (mut supervision, _recorder) =
-            start_supervision(&project, settings, &engine, &store, true).await?;
+            start_supervision(&project, settings, &engine, writer, true).await?;
         supervision.start_healing(
             muster::supervisor::heal::HealOptions::from_config(
                 &engine,
@@ -159,6 +165,7 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
             )
             .await?,
         );
+        let writes = supervision.writes();
         for name in project.services.keys() {
             let depends_on: Vec<String> = graph
                 .dependencies(name)
@@ -167,11 +174,15 @@ pub fn serve(global: &Global, settings: &Settings) -> CliResult {
                 .collect();
             let level = graph.level_of(name).unwrap_or(0);
             let image = project.services[name].image.clone();
-            store.update(name, |s| {
-                s.depends_on = depends_on;
-                s.level = level;
-                s.image = image;
-            });
+            writes.status(
+                name,
+                StatusWrite::Placed {
+                    image,
+                    depends_on,
+                    level,
+                    waiting: None,
+                },
+            );
         }
         start_health_server(endpoint, &store).await?;
         if let Some(lock) = lock {
@@ -203,7 +214,8 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
         let engine = Engine::connect().await?;
         // Rollouts: finish an interrupted one, keep the revision one made (issue 8).
         super::rollout::prepare_up(global, settings, &engine, &args.services, &mut project).await?;
-        let store = StateStore::new(&project.name);
+        let writer = Writer::new(&project.name);
+        let store = writer.store();
         // `up SERVICES`: only what this up starts is supervised and counted
         // in /readyz.
         let supervised = muster::supervisor::start::selected_project(
@@ -212,7 +224,7 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             args.no_deps,
         )?;
         let (mut supervision, recorder) =
-            start_supervision(&supervised, settings, &engine, &store, false).await?;
+            start_supervision(&supervised, settings, &engine, writer, false).await?;
         if keep_running {
             supervision.start_healing(
                 muster::supervisor::heal::HealOptions::from_config(
@@ -259,7 +271,6 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             cancel: Some(cancel_rx),
             probe_gate: Some(ProbeGate {
                 services: probed,
-                control: supervision.controller(),
             }),
             build: if args.build {
                 BuildPolicy::Always
@@ -274,7 +285,8 @@ pub fn up(global: &Global, settings: &Settings, args: &UpArgs) -> CliResult {
             // One engine event stream: `up` follows the healer's watcher.
             watcher: supervision.healer().map(|h| h.watcher().clone()),
         };
-        let result = muster::supervisor::start::up(&engine, &project, &options, &store).await;
+        let result = muster::supervisor::start::up(&engine, &project, &options, &supervision.writes())
+                .await;
         supervision.up_finished();
         let _ = pulls_done.send(());
         let _ = pull_printer.await;

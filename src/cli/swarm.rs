@@ -10,7 +10,7 @@ use muster::engine::Engine;
 use muster::health;
 use muster::history::HistoryStore;
 use muster::rollout::revisions::Kind;
-use muster::supervisor::StateStore;
+use muster::supervisor::Writer;
 use muster::swarm::rollout::{RolloutOptions, RolloutReport};
 use muster::swarm::{self, Progress, SwarmError, SwarmOptions};
 
@@ -180,7 +180,8 @@ fn serve(
         } else {
             println!("{}", deployed(&report));
         }
-        let store = StateStore::new(&project.name);
+        // `supervise` is the one writer of this store (no probe runner on Swarm).
+        let store = Writer::new(&project.name);
         let server = super::stack::start_health_server(endpoint, &store);
         muster::supervisor::swarm::supervise(
             &engine,

@@ -412,9 +412,25 @@ pub enum PullPolicy {
 pub const PULL_POLICIES: &str =
     "always, missing, never, build, if_not_present, daily, weekly, every_<duration> (every_12h)";
 
+/// A `pull_policy:` value (or `up --pull`'s) that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PullPolicyError {
+    /// The `every_<duration>` period does not parse (said in the text, so
+    /// it is no separate cause).
+    #[error("invalid pull_policy {value:?}: {error}")]
+    Period {
+        value: String,
+        error: crate::duration::DurationError,
+    },
+    #[error("invalid pull_policy {value:?}: the period must be above 0")]
+    ZeroPeriod { value: String },
+    #[error("invalid pull_policy {value:?} (expected one of {PULL_POLICIES})")]
+    Unknown { value: String },
+}
+
 impl PullPolicy {
     /// Parses a `pull_policy:` value (or `up --pull`'s).
-    pub fn parse(text: &str) -> Result<PullPolicy, String> {
+    pub fn parse(text: &str) -> Result<PullPolicy, PullPolicyError> {
         const DAY: u64 = 24 * 3600;
         Ok(match text {
             "always" => PullPolicy::Always,
@@ -425,19 +441,23 @@ impl PullPolicy {
             "weekly" => PullPolicy::Refresh(Duration::from_secs(7 * DAY)),
             other => match other.strip_prefix("every_") {
                 Some(period) => {
-                    let every = crate::duration::parse(period)
-                        .map_err(|e| format!("invalid pull_policy {other:?}: {e}"))?;
+                    let every = crate::duration::parse(period).map_err(|error| {
+                        PullPolicyError::Period {
+                            value: other.to_string(),
+                            error,
+                        }
+                    })?;
                     if every.is_zero() {
-                        return Err(format!(
-                            "invalid pull_policy {other:?}: the period must be above 0"
-                        ));
+                        return Err(PullPolicyError::ZeroPeriod {
+                            value: other.to_string(),
+                        });
                     }
                     PullPolicy::Refresh(every)
                 }
                 None => {
-                    return Err(format!(
-                        "invalid pull_policy {other:?} (expected one of {PULL_POLICIES})"
-                    ))
+                    return Err(PullPolicyError::Unknown {
+                        value: other.to_string(),
+                    })
                 }
             },
         })
@@ -465,8 +485,8 @@ impl From<PullPolicy> for String {
 }
 
 impl TryFrom<String> for PullPolicy {
-    type Error = String;
-    fn try_from(s: String) -> Result<PullPolicy, String> {
+    type Error = PullPolicyError;
+    fn try_from(s: String) -> Result<PullPolicy, PullPolicyError> {
         PullPolicy::parse(&s)
     }
 }

@@ -100,7 +100,16 @@ impl LineSplitter {
 /// `--since` as Compose takes it: a Go duration back from `now_s` (`42m`,
 /// `1h30m`), an RFC 3339 time (`2026-12-07T03:20:00Z`), or Unix seconds.
 /// Returns Unix seconds; the error names the value and the accepted forms.
-pub fn parse_since(text: &str, now_s: i64) -> Result<i64, String> {
+/// A `--since` value that is not a time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinceError {
+    #[error("{0:?} is out of range")]
+    OutOfRange(String),
+    #[error("{0:?} is not a time: give a duration back from now (42m, 1h30m), an RFC 3339 time (2026-12-07T03:20:00Z) or Unix seconds")]
+    NotATime(String),
+}
+
+pub fn parse_since(text: &str, now_s: i64) -> Result<i64, SinceError> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<i64>() {
         if secs >= 0 {
@@ -108,16 +117,15 @@ pub fn parse_since(text: &str, now_s: i64) -> Result<i64, String> {
         }
     }
     if let Some(ns) = super::parse_rfc3339_ns(text) {
-        return i64::try_from(ns / 1_000_000_000).map_err(|_| format!("{text:?} is out of range"));
+        return i64::try_from(ns / 1_000_000_000)
+            .map_err(|_| SinceError::OutOfRange(text.to_string()));
     }
     match crate::duration::parse(text) {
         Ok(back) => {
             let back = i64::try_from(back.as_secs()).unwrap_or(i64::MAX);
             Ok(now_s.saturating_sub(back).max(0))
         }
-        Err(_) => Err(format!(
-            "{text:?} is not a time: give a duration back from now (42m, 1h30m), an RFC 3339 time (2026-12-07T03:20:00Z) or Unix seconds"
-        )),
+        Err(_) => Err(SinceError::NotATime(text.to_string())),
     }
 }
 
@@ -227,7 +235,7 @@ mod tests {
         assert_eq!(parse_since("1h30m", now), Ok(now - 5400));
         assert_eq!(parse_since("1700000000", now), Ok(1_700_000_000));
         assert_eq!(parse_since("2026-12-07T03:20:00Z", now), Ok(1_796_613_600));
-        let err = parse_since("yesterday", now).unwrap_err();
+        let err = parse_since("yesterday", now).unwrap_err().to_string();
         assert!(
             err.contains("\"yesterday\"") && err.contains("42m"),
             "{err}"

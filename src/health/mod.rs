@@ -10,12 +10,14 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), muster::health::HealthError> {
 //! use muster::health::{self, ServerOptions};
-//! use muster::supervisor::StateStore;
+//! use muster::supervisor::Writer;
 //!
-//! let store = StateStore::new("demo");
+//! // The store's one writer stays with whoever writes it (the probe runner);
+//! // the endpoint gets a reader.
+//! let writer = Writer::new("demo");
 //! let options = ServerOptions::default();
 //! let listener = health::bind(options.listen).await?;
-//! health::serve(listener, store, options, async {
+//! health::serve(listener, writer.store(), options, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
 //! .await

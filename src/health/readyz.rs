@@ -267,10 +267,10 @@ pub fn liveness_report(liveness: &Liveness, excludes: &[String]) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::{ServiceState, ServiceStatus, StateStore};
+    use crate::supervisor::{ServiceState, ServiceStatus, Writer};
 
-    fn stack() -> StateStore {
-        let store = StateStore::new("p");
+    fn stack() -> Writer {
+        let store = Writer::new("p");
         let mut redis = ServiceStatus::pending("redis");
         redis.level = 0;
         store.insert(redis);
@@ -337,7 +337,7 @@ mod tests {
 
     #[test]
     fn empty_stack_and_shutdown_are_not_ready() {
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         let report = readiness_report(&store.snapshot(), &[], false);
         assert!(!report.passed());
         assert!(report

@@ -59,16 +59,19 @@ impl AddressMode {
     }
 }
 
+/// A probe address mode that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown probe address mode {0:?} (expected auto, network or host)")]
+pub struct AddressModeError(pub String);
+
 impl std::str::FromStr for AddressMode {
-    type Err = String;
+    type Err = AddressModeError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "auto" => Ok(AddressMode::Auto),
             "network" => Ok(AddressMode::Network),
             "host" => Ok(AddressMode::Host),
-            other => Err(format!(
-                "unknown probe address mode {other:?} (expected auto, network or host)"
-            )),
+            other => Err(AddressModeError(other.to_string())),
         }
     }
 }

@@ -33,13 +33,18 @@ impl Order {
     }
 }
 
+/// An `--order` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not start-first or stop-first")]
+pub struct OrderError(pub String);
+
 impl std::str::FromStr for Order {
-    type Err = String;
+    type Err = OrderError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "start-first" => Ok(Order::StartFirst),
             "stop-first" => Ok(Order::StopFirst),
-            other => Err(format!("{other:?} is not start-first or stop-first")),
+            other => Err(OrderError(other.to_string())),
         }
     }
 }
@@ -66,14 +71,19 @@ impl FailureAction {
     }
 }
 
+/// A `--failure-action` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not rollback, pause or continue")]
+pub struct FailureActionError(pub String);
+
 impl std::str::FromStr for FailureAction {
-    type Err = String;
+    type Err = FailureActionError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "rollback" => Ok(FailureAction::Rollback),
             "pause" => Ok(FailureAction::Pause),
             "continue" => Ok(FailureAction::Continue),
-            other => Err(format!("{other:?} is not rollback, pause or continue")),
+            other => Err(FailureActionError(other.to_string())),
         }
     }
 }
@@ -337,7 +347,7 @@ pub fn resolve(
         None => match order.as_deref() {
             Some(text) => text.parse::<Order>().map_err(|e| OptionsError::Key {
                 path: format!("services.{}.deploy.{config_name}.order", service.name),
-                message: e,
+                message: e.to_string(),
             })?,
             None => Order::StartFirst,
         },
@@ -345,13 +355,15 @@ pub fn resolve(
     let failure_action = match flags.failure_action {
         Some(a) => a,
         None => match failure_action.as_deref() {
-            Some(text) => text.parse().map_err(|e| OptionsError::Key {
-                path: format!(
-                    "services.{}.deploy.{config_name}.failure_action",
-                    service.name
-                ),
-                message: e,
-            })?,
+            Some(text) => text
+                .parse()
+                .map_err(|e: FailureActionError| OptionsError::Key {
+                    path: format!(
+                        "services.{}.deploy.{config_name}.failure_action",
+                        service.name
+                    ),
+                    message: e.to_string(),
+                })?,
             None => FailureAction::Rollback,
         },
     };

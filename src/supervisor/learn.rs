@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::runner::{StateWrites, StatusWrite};
 use super::state::Cause;
 use super::{ServiceState, StateEvent, StateStore};
 use crate::compose::xmuster::GraceSetting;
@@ -67,6 +68,9 @@ pub struct Retune {
     /// there (not pulled yet) is made again when the service starts.
     pub references: HashMap<String, String>,
     pub retuned: mpsc::UnboundedSender<Retuned>,
+    /// Where the reasons of a decision go (`/status`): the runner, the one
+    /// writer of service state.
+    pub writes: StateWrites,
 }
 
 /// A service's effective start period, decided again after a new start-up
@@ -327,7 +331,7 @@ impl RecorderState {
         with_image.image = Some(facts.clone());
         let after = redecide(&retune.config, &with_image, &samples);
         let (from, to) = (before.period, after.period);
-        if adopt(&self.store, retune, service, after) {
+        if adopt(retune, service, after) {
             tracing::info!(
                 service,
                 image = %reference,
@@ -363,7 +367,7 @@ impl RecorderState {
         };
         let after = redecide(&retune.config, before, &samples);
         let (from, to) = (before.period, after.period);
-        if adopt(&self.store, retune, service, after) {
+        if adopt(retune, service, after) {
             tracing::info!(
                 service,
                 from = %crate::duration::format(from),
@@ -376,7 +380,7 @@ impl RecorderState {
 
 /// Keeps `after` as `service`'s decision and shows its reasons in `/status`;
 /// a changed period goes to the runner. True when the period changed.
-fn adopt(store: &StateStore, retune: &mut Retune, service: &str, after: GraceDecision) -> bool {
+fn adopt(retune: &mut Retune, service: &str, after: GraceDecision) -> bool {
     let changed = retune
         .decisions
         .get(service)
@@ -387,8 +391,9 @@ fn adopt(store: &StateStore, retune: &mut Retune, service: &str, after: GraceDec
             grace: after.period,
         });
     }
-    let reasons = after.reasons.clone();
-    store.update(service, |s| s.grace_reasons = reasons);
+    retune
+        .writes
+        .status(service, StatusWrite::GraceReasons(after.reasons.clone()));
     retune.decisions.insert(service.to_string(), after);
     changed
 }
@@ -422,24 +427,29 @@ async fn started_fresh(
 /// here so that grace stays below the supervisor.
 impl GraceRun {
     /// Shows each decision's reasons in the services' status (`/status`).
-    pub fn publish(&self, store: &StateStore) {
-        for (name, d) in &self.decisions {
-            let reasons = d.reasons.clone();
-            store.update(name, |s| s.grace_reasons = reasons);
-        }
+    pub fn publish(&self, writes: &StateWrites) {
+        let reasons = self
+            .decisions
+            .iter()
+            .map(|(name, d)| (name.clone(), StatusWrite::GraceReasons(d.reasons.clone())))
+            .collect();
+        writes.statuses(reasons);
     }
 
     /// Starts recording start-ups of `project`'s services; with `retuned`,
     /// each new sample also re-tunes the service's grace for its next start
-    /// and sends the new period there (the supervisor applies it).
+    /// and sends the new period there (the supervisor applies it), and the
+    /// reasons to `writes`.
     pub fn spawn_recorder(
         &self,
-        store: &StateStore,
+        writes: &StateWrites,
         engine: &Engine,
         project: &str,
         retuned: Option<tokio::sync::mpsc::UnboundedSender<Retuned>>,
     ) -> Recorder {
+        let store = writes.store();
         let retune = retuned.map(|retuned| Retune {
+            writes: writes.clone(),
             config: self.config.clone(),
             decisions: self
                 .decisions
@@ -467,15 +477,16 @@ impl GraceRun {
 mod tests {
     use super::*;
     use crate::grace::history::load_samples;
-    use crate::supervisor::ServiceStatus;
+    use crate::supervisor::{ServiceStatus, Writer};
 
     #[tokio::test]
     async fn a_new_sample_re_tunes_grace_for_the_next_start() {
         let dir = std::env::temp_dir().join(format!("muster-retune-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
-        let store = StateStore::new("p");
-        store.insert(ServiceStatus::pending("api"));
+        let writer = Writer::new("p");
+        writer.insert(ServiceStatus::pending("api"));
+        let store = writer.store();
         let image = "sha256:aaa";
         let cfg = GraceConfig::default();
         // Nine warm starts of 20 s already learned: one short of min_samples.
@@ -513,6 +524,8 @@ mod tests {
         let before = decide(&cfg, "api", &inputs);
         assert_eq!(before.period, Duration::from_secs(5), "{before:?}");
         let (retuned, mut to_runner) = mpsc::unbounded_channel();
+        // The runner, the one writer, applies what the recorder sends.
+        let writes = StateWrites::own(writer);
         let recorder = spawn_recorder(
             store.clone(),
             history.clone(),
@@ -526,12 +539,14 @@ mod tests {
                     decisions: HashMap::from([("api".to_string(), before)]),
                     references: HashMap::new(),
                     retuned,
+                    writes: writes.clone(),
                 }),
             },
         );
         // The tenth warm start: now learned, p95 20 s x margin.
-        store.transition("api", ServiceState::Starting, "restarted");
-        store.transition("api", ServiceState::Ready, "ok");
+        writes.set("api", ServiceState::Starting, "restarted");
+        writes.set("api", ServiceState::Ready, "ok");
+        writes.sync().await;
         recorder.finish(Duration::from_secs(10)).await;
         let sent = to_runner
             .try_recv()
@@ -544,6 +559,7 @@ mod tests {
             grace > Duration::from_secs(15) && grace <= Duration::from_secs(20).mul_f64(cfg.margin),
             "{grace:?}"
         );
+        writes.sync().await;
         let reasons = &store.snapshot().services["api"].grace_reasons;
         assert!(reasons.iter().any(|r| r.contains("learned")), "{reasons:?}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -554,13 +570,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("muster-recorder-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let history = HistoryStore::file(&dir.join("state.json"), "muster", "p");
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         for name in ["api", "db"] {
             store.insert(ServiceStatus::pending(name));
         }
         let images = HashMap::from([("api".to_string(), "sha256:aaa".to_string())]);
         let recorder = spawn_recorder(
-            store.clone(),
+            store.store(),
             history.clone(),
             images,
             RecorderOptions {

@@ -19,4 +19,4 @@ pub mod telemetry;
 pub mod usage;
 
 pub use state::*;
-pub use store::{ProbeObservation, StateStore};
+pub use store::{ProbeObservation, StateStore, Writer};

@@ -1,42 +1,55 @@
-//! The one place service state lives. The supervisor writes through
-//! [`StateStore`]; the health endpoint, metrics and CLI read snapshots and
-//! follow the event channels. Readers never block the writer.
+//! The one place service state lives: [`StateStore`], the readers' handle
+//! (cloned freely: the health endpoint, metrics, the CLI, the healer, `up`
+//! read snapshots and follow the event channels; readers never block the
+//! writer), and [`Writer`], the one write handle, made with its store and
+//! never cloned (kube-rs' reflector `Writer` / `Store` split). Adding a
+//! service, changing its status and moving it to another state are
+//! `Writer` methods, so the compiler refuses a write from anyone who does
+//! not own it.
 //!
-//! Who writes, today (each write is one snapshot swap under the store's lock;
-//! the state machine's rules are applied by the writer that owns the service):
+//! Who owns the Writer (each write is one snapshot swap under the store's
+//! lock):
 //!
-//! - the probe runner (`runner/`): the one writer of the state of a service
-//!   with muster probes once its containers run, and of its probe reports.
-//!   Everyone else sends it typed requests on its channel
-//!   ([`super::runner::Control`]): the healer and `up` say what the engine
-//!   did (started, restarted, exited, stopped), the healer that it gave up
-//!   (`GaveUp`: `failed` past the restart budget), supervise.rs an agent's
-//!   start deadline, the grace recorder a re-tuned period;
-//! - `up` (`start/`): registration (pending, level, dependencies), the states
-//!   before a container runs (blocked, failed on a missing image or engine
-//!   error) for every service, `starting` when it starts the containers (with
-//!   `Cause::Adopted` when they already ran unchanged: nothing started), and
-//!   the transitions of services without muster probes until `up` returns;
-//! - the healer (`heal/`): after `up` returned (or under `serve`), the
-//!   transitions of services without muster probes, including `failed` past
-//!   the budget; for every service its heal status, degraded marks, container
-//!   ids, replicas one by one, the image its containers run, and the engine
-//!   link. A replica going down or joining while others run is not a state
-//!   change of the service (`heal/replicas.rs`), so a rollout under `serve`
-//!   writes nothing here but through the healer's view of its containers;
-//! - the telemetry sampler (`telemetry.rs`): only the telemetry channel
-//!   (CPU and memory per container), never service state;
-//! - grace (`grace/`): a service's grace reasons; `supervise.rs`: agent
-//!   progress; `cli/stack.rs`: the listing `muster serve` starts from.
+//! - the probe runner (`runner/`), under `up`, `serve` and `up
+//!   --watch/--serve`; a plain `up` with no supervisor starts a runner
+//!   without probes for it (`runner::StateWrites::own`). It applies the
+//!   state machines of the services with muster probes and writes their
+//!   probe reports itself; everyone else sends it typed requests
+//!   ([`super::runner::Control`] through [`super::runner::StateWrites`]),
+//!   applied in the order they arrive:
+//!   - `up` (`start/`): registration (pending, level, dependencies), the
+//!     states before a container runs (pending and why, blocked, failed on
+//!     a missing image or engine error), `starting` when it starts the
+//!     containers (`Cause::Adopted` when they already ran unchanged), pull
+//!     numbers and container ids, and the transitions of services without
+//!     muster probes until `up` returns (`Control::Set`);
+//!   - the healer (`heal/`): what the engine did to probed services
+//!     (started, restarted, exited, stopped) and that it gave up (`failed`
+//!     past the budget); after `up` returned (or under `serve`) the
+//!     transitions of services without muster probes (`Set`); and its view
+//!     of every service: heal status, degraded marks, container ids,
+//!     replicas one by one, the image they run (`Control::Status`, one batch
+//!     per look at the store). A replica going down or joining while others
+//!     run is not a state change of the service (`heal/replicas.rs`);
+//!   - the grace recorder (`learn.rs`): a re-tuned period, and grace
+//!     reasons (sent before the runner runs: they wait in its channel,
+//!     `runner::inbox`); `supervise.rs`: agent progress and start
+//!     deadlines; `cli/stack.rs`: where each service sits in the graph
+//!     under `muster serve`;
+//! - `supervisor/swarm.rs` under `up --swarm --serve`, the one writer of
+//!   its store (there is no probe runner on Swarm).
+//!
+//! A sender that must see its own writes in the store (the end of `up`)
+//! sends `Control::Sync` and waits for the answer.
+//!
+//! The readers' handle also carries what is not service status, each with
+//! its own single writer: the telemetry channel (the resource sampler,
+//! `telemetry.rs`), pull pulses (`up`), probe runs and the heartbeat (the
+//! runner), and the links (each link's owner, relayed by `follow_link`).
 //!
 //! `up` and the healer learn what the engine did from the same engine
 //! watcher (`engine::watch::Watcher`: one event stream per process,
 //! broadcast to both), so they never disagree about which events happened.
-//!
-//! Not yet one writer: for the services without probes, `up` and the healer
-//! still call `transition` (handed over on `HealHandle::up_finished`, never
-//! both at once); the next step gives those services a probe-less machine in
-//! the runner, so that every transition goes through its channel.
 
 use std::sync::{Arc, Mutex};
 
@@ -60,9 +73,91 @@ pub struct ProbeObservation {
 /// Kept per service: how many transitions a snapshot carries.
 const TRANSITION_HISTORY: usize = 32;
 
+/// The readers' handle: snapshots, events, probe runs, pulls, telemetry
+/// and the heartbeat. Cloned freely. It has no way to change a service's
+/// status: that is [`Writer`]'s.
 #[derive(Clone)]
 pub struct StateStore {
     inner: Arc<Inner>,
+}
+
+/// The one write handle of a store (kube-rs' reflector `Writer` / `Store`
+/// split: one writer, many readers). Made together with its store and
+/// never cloned, so whoever owns it is the only one who can add a service,
+/// change its status or move it to another state; it reads too (it
+/// dereferences to its [`StateStore`]). The probe runner owns it under
+/// `up`, `serve` and `up --watch/--serve` (everyone else sends it
+/// `runner::Control` requests through `runner::StateWrites`); `up --swarm
+/// --serve` owns its store's Writer in `supervisor/swarm.rs`.
+pub struct Writer {
+    store: StateStore,
+}
+
+impl std::ops::Deref for Writer {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        &self.store
+    }
+}
+
+impl Writer {
+    /// A new, empty store for `project` and its one writer.
+    pub fn new(project: impl Into<String>) -> Writer {
+        Writer {
+            store: StateStore::new(project),
+        }
+    }
+
+    /// A reader of this store.
+    pub fn store(&self) -> StateStore {
+        self.store.clone()
+    }
+
+    /// Adds or replaces a service's whole status (used when the stack is loaded).
+    pub fn insert(&self, status: ServiceStatus) {
+        self.store.modify(|snap| {
+            snap.services.insert(status.name.clone(), status);
+        });
+    }
+
+    /// Applies `f` to one service; returns false when the service is unknown.
+    pub fn update(&self, service: &str, f: impl FnOnce(&mut ServiceStatus)) -> bool {
+        let mut found = false;
+        self.store.modify(|snap| {
+            if let Some(status) = snap.services.get_mut(service) {
+                f(status);
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Applies `f` to every service at once: one snapshot swap for a batch of
+    /// updates (the probe runner flushes many probe reports this way).
+    pub fn update_many(
+        &self,
+        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
+    ) {
+        self.store.modify(|snap| f(&mut snap.services));
+    }
+
+    /// Moves a service to `to`, recording the transition and emitting an event.
+    /// A move to the state it is already in only updates the reason.
+    pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
+        self.transition_caused(service, to, reason, None);
+    }
+
+    /// [`Self::transition`] with the cause followers need to tell it apart.
+    pub fn transition_caused(
+        &self,
+        service: &str,
+        to: ServiceState,
+        reason: impl Into<String>,
+        cause: Option<Cause>,
+    ) {
+        self.store.transition_caused(service, to, reason, cause);
+    }
 }
 
 struct Inner {
@@ -79,7 +174,7 @@ struct Inner {
 }
 
 impl StateStore {
-    pub fn new(project: impl Into<String>) -> StateStore {
+    fn new(project: impl Into<String>) -> StateStore {
         let snapshot = StackSnapshot {
             project: project.into(),
             at_ms: unix_ms(std::time::SystemTime::now()),
@@ -146,34 +241,6 @@ impl StateStore {
         self.inner.probes.subscribe()
     }
 
-    /// Adds or replaces a service's whole status (used when the stack is loaded).
-    pub fn insert(&self, status: ServiceStatus) {
-        self.modify(|snap| {
-            snap.services.insert(status.name.clone(), status);
-        });
-    }
-
-    /// Applies `f` to one service; returns false when the service is unknown.
-    pub fn update(&self, service: &str, f: impl FnOnce(&mut ServiceStatus)) -> bool {
-        let mut found = false;
-        self.modify(|snap| {
-            if let Some(status) = snap.services.get_mut(service) {
-                f(status);
-                found = true;
-            }
-        });
-        found
-    }
-
-    /// Applies `f` to every service at once: one snapshot swap for a batch of
-    /// updates (the probe runner flushes many probe reports this way).
-    pub fn update_many(
-        &self,
-        f: impl FnOnce(&mut std::collections::BTreeMap<String, ServiceStatus>),
-    ) {
-        self.modify(|snap| f(&mut snap.services));
-    }
-
     /// Records muster's link to the engine (shown in `/status`, `/metrics`
     /// and `muster status`).
     pub fn set_engine_link(&self, link: EngineLink) {
@@ -203,14 +270,8 @@ impl StateStore {
         })
     }
 
-    /// Moves a service to `to`, recording the transition and emitting an event.
-    /// A move to the state it is already in only updates the reason.
-    pub fn transition(&self, service: &str, to: ServiceState, reason: impl Into<String>) {
-        self.transition_caused(service, to, reason, None);
-    }
-
-    /// [`Self::transition`] with the cause followers need to tell it apart.
-    pub fn transition_caused(
+    /// [`Writer::transition_caused`].
+    fn transition_caused(
         &self,
         service: &str,
         to: ServiceState,
@@ -374,12 +435,13 @@ mod tests {
     /// checks, thousands of times, that the newest change it saw arrived.
     #[test]
     fn after_sync_the_event_of_every_seen_change_is_queued() {
-        let store = StateStore::new("p");
-        store.insert(ServiceStatus::pending("s"));
+        let writer = Writer::new("p");
+        writer.insert(ServiceStatus::pending("s"));
+        let store = writer.store();
         let mut events = store.events();
         let writes = 5_000u32;
         let writer = {
-            let store = store.clone();
+            let store = writer;
             std::thread::spawn(move || {
                 for i in 1..=writes {
                     let to = if i % 2 == 1 {
@@ -416,7 +478,7 @@ mod tests {
 
     #[tokio::test]
     async fn transitions_are_recorded_and_streamed() {
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         store.insert(ServiceStatus::pending("redis"));
         let mut events = store.events();
         store.transition("redis", ServiceState::Starting, "container started");
@@ -439,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_snapshot_someone_holds_never_changes() {
-        let store = StateStore::new("p");
+        let store = Writer::new("p");
         store.insert(ServiceStatus::pending("redis"));
         let mut rx = store.watch();
         rx.borrow_and_update();

@@ -11,8 +11,10 @@ use tokio::task::JoinHandle;
 
 use super::heal::{HealHandle, HealOptions};
 use super::plan::ProbePlan;
-use super::runner::{Control, ProbeRunner, RunnerOptions, ServiceDecision};
-use super::store::StateStore;
+use super::runner::{
+    Control, Inbox, ProbeRunner, RunnerOptions, ServiceDecision, StateWrites, StatusWrite,
+};
+use super::store::{StateStore, Writer};
 use crate::signal::{AgentWatcher, Readiness};
 
 /// Running probes and their helpers; dropping it stops them.
@@ -33,15 +35,24 @@ impl Supervision {
     /// Starts the probes of `plan`. With `start_all`, every probed service is
     /// taken as started now (`muster serve` on a stack that already runs);
     /// otherwise `up` tells the runner when each container starts.
-    pub fn start(store: &StateStore, plan: ProbePlan, start_all: bool) -> Supervision {
+    /// The runner becomes the one writer of `writer`'s store.
+    pub fn start(writer: Writer, plan: ProbePlan, start_all: bool) -> Supervision {
+        Supervision::start_on(super::runner::inbox(writer).1, plan, start_all)
+    }
+
+    /// [`Self::start`] with the runner on a channel made before (see
+    /// [`super::runner::inbox`]: writes sent to it already wait there).
+    pub fn start_on(inbox: Inbox, plan: ProbePlan, start_all: bool) -> Supervision {
+        let store = inbox.store().clone();
+        let store = &store;
         let ProbePlan {
             services,
             watcher,
             agents,
         } = plan;
         let probed: BTreeSet<String> = services.iter().map(|s| s.service.clone()).collect();
-        let mut runner = ProbeRunner::spawn(
-            store.clone(),
+        let mut runner = ProbeRunner::spawn_on(
+            inbox,
             services,
             RunnerOptions {
                 start_all,
@@ -57,8 +68,7 @@ impl Supervision {
             tasks.push(tokio::spawn(forward_agent_progress(
                 watcher.clone(),
                 agents,
-                store.clone(),
-                runner.controller(),
+                runner.writes(),
             )));
         }
         Supervision {
@@ -87,8 +97,7 @@ impl Supervision {
             self.tasks.push(task);
         }
         self.heal = Some(super::heal::spawn(
-            self.store.clone(),
-            self.runner.controller(),
+            self.runner.writes(),
             self.decisions.take(),
             self.probed.clone(),
             options,
@@ -111,6 +120,11 @@ impl Supervision {
     pub fn controller(&self) -> tokio::sync::mpsc::UnboundedSender<Control> {
         self.runner.controller()
     }
+
+    /// Where writes of service state go (the runner is their one writer).
+    pub fn writes(&self) -> StateWrites {
+        self.runner.writes()
+    }
 }
 
 impl Drop for Supervision {
@@ -127,9 +141,9 @@ impl Drop for Supervision {
 async fn forward_agent_progress(
     watcher: AgentWatcher,
     agents: Vec<(String, String)>,
-    store: StateStore,
-    control: tokio::sync::mpsc::UnboundedSender<Control>,
+    writes: StateWrites,
 ) {
+    let control = writes.control();
     let mut changes = watcher.changes();
     let apply = |agent: &str| {
         let readiness = watcher.readiness(agent);
@@ -138,7 +152,7 @@ async fn forward_agent_progress(
                 Readiness::Starting { progress, .. } => progress.clone(),
                 _ => None,
             };
-            store.update(service, |s| s.progress = progress.clone());
+            writes.status(service, StatusWrite::Progress(progress.clone()));
             if let Readiness::Starting {
                 deadline_ms: Some(deadline),
                 ..

@@ -1,7 +1,7 @@
 //! Supervision on Swarm (`muster up --swarm --serve`): after the ordered
 //! deploy, keep probing every task of every service, write each service's
 //! state and its tasks (node, task id, state, reason, last probe) into the
-//! [`StateStore`] the health endpoint reads, mark dependents degraded, and
+//! state store the health endpoint reads, mark dependents degraded, and
 //! when a running task stays unready past its grace and failure threshold,
 //! ask Swarm to replace it — within the same restart budget and backoff as
 //! single-host healing (`heal::policy`, the pure core).
@@ -15,7 +15,10 @@
 //! fight it. Tasks that are not running (a node lost, a task rescheduling) are
 //! Swarm's business: muster shows them and waits, it replaces nothing.
 //!
-//! This module is the one writer of the state of the services it follows.
+//! This module is the one writer of the state of the services it follows:
+//! it owns its store's [`Writer`] (there is no probe runner under `up
+//! --swarm --serve`, and no other writer), and the health endpoint reads
+//! the store.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -31,7 +34,7 @@ use crate::swarm::{self, DeployReport, Manager, Progress, SwarmError};
 use super::heal::policy::{Budget, Verdict};
 use super::heal::{RestartRecord, RestartTotals};
 use super::state::{PauseNote, RestartNote, ServiceState, ServiceStatus, TaskStatus};
-use super::{ProbeObservation, StateStore};
+use super::{ProbeObservation, Writer};
 use crate::history::HistoryStore;
 use crate::notify::RestartBy;
 
@@ -51,7 +54,7 @@ pub async fn supervise(
     engine: &Engine,
     project: &Project,
     report: &DeployReport,
-    store: &StateStore,
+    store: &Writer,
     history: Option<&HistoryStore>,
     signals: Option<&crate::signal::WatcherConfig>,
     stop: impl std::future::Future<Output = ()>,
@@ -216,11 +219,7 @@ fn node_states(m: &Manager) -> HashMap<String, String> {
 }
 
 /// Reads the nodes' states (hostname -> `ready`/`down`/…) every few seconds.
-async fn follow_nodes(
-    engine: &Engine,
-    store: &StateStore,
-    tx: watch::Sender<HashMap<String, String>>,
-) {
+async fn follow_nodes(engine: &Engine, store: &Writer, tx: watch::Sender<HashMap<String, String>>) {
     loop {
         match swarm::manager(engine).await {
             Ok(m) => {
@@ -379,7 +378,7 @@ struct Follow<'a> {
     manager: &'a Manager,
     project: &'a Project,
     service: &'a Service,
-    store: &'a StateStore,
+    store: &'a Writer,
     history: Option<&'a HistoryStore>,
     /// The signal Redis, for `agent` probes.
     signals: Option<&'a crate::signal::WatcherConfig>,
@@ -577,7 +576,7 @@ impl Follow<'_> {
 
 /// One replacement through Swarm, recorded like a restart by muster.
 async fn replace_tasks(
-    (engine, store, history): (&Engine, &StateStore, Option<&HistoryStore>),
+    (engine, store, history): (&Engine, &Writer, Option<&HistoryStore>),
     name: &str,
     swarm_name: &str,
     tasks: &[String],
@@ -628,7 +627,7 @@ async fn replace_tasks(
 }
 
 /// Marks every service whose dependencies are not ready as degraded.
-fn mark_degraded(store: &StateStore) {
+fn mark_degraded(store: &Writer) {
     let snap = store.snapshot();
     let degraded: BTreeMap<String, Vec<String>> = super::heal::degraded(&snap);
     let changed = snap.services.values().any(|s| {

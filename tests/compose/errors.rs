@@ -197,9 +197,13 @@ fn every_pull_policy_is_read() {
         policy("f").map(|p| p.to_string()).as_deref(),
         Some("every_12h0m0s")
     );
-    let e = muster::compose::PullPolicy::parse("every_0s").unwrap_err();
+    let e = muster::compose::PullPolicy::parse("every_0s")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("above 0"), "{e}");
-    let e = muster::compose::PullPolicy::parse("every_soon").unwrap_err();
+    let e = muster::compose::PullPolicy::parse("every_soon")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("every_soon"), "{e}");
 }
 

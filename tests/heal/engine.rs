@@ -23,9 +23,12 @@ use muster::history::HistoryStore;
 use muster::notify::{Notifier, WebhookOptions};
 use muster::supervisor::heal::{HealMode, HealOptions};
 use muster::supervisor::plan;
+use muster::supervisor::runner::{StateWrites, StatusWrite};
 use muster::supervisor::start::{up, ProbeGate, UpOptions, UpOutcome, UpReport};
 use muster::supervisor::supervise::Supervision;
-use muster::supervisor::{EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateStore};
+use muster::supervisor::{
+    EngineLink, ServiceState, ServiceStatus, StackSnapshot, StateStore, Writer,
+};
 
 async fn engine() -> Engine {
     support::ensure_test_images();
@@ -68,13 +71,15 @@ fn notifier(hook: &Webhook) -> Notifier {
 }
 
 /// `muster up --watch` as a library: probes + healing, then `up`, then `up_finished`.
-/// `store` is the caller's, so it can follow the store from before `up`.
+/// `writer`'s store is the caller's, so it can follow the store from before
+/// `up`; the runner becomes its one writer.
 async fn up_watch(
     engine: &Engine,
     project: &Project,
     heal: HealOptions,
-    store: &StateStore,
+    writer: Writer,
 ) -> (Supervision, UpReport) {
+    let store = &writer.store();
     let plan = plan::plan(
         project,
         &settings().plan(),
@@ -83,7 +88,7 @@ async fn up_watch(
         false,
     )
     .expect("plan");
-    let mut supervision = Supervision::start(store, plan, false);
+    let mut supervision = Supervision::start(writer, plan, false);
     supervision.start_healing(heal);
     let probed: BTreeSet<String> = store
         .snapshot()
@@ -94,15 +99,14 @@ async fn up_watch(
         .collect();
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(90)),
-        probe_gate: Some(ProbeGate {
-            services: probed,
-            control: supervision.controller(),
-        }),
+        probe_gate: Some(ProbeGate { services: probed }),
         // As the CLI does: one engine watcher, shared with the healer.
         watcher: supervision.healer().map(|h| h.watcher().clone()),
         ..Default::default()
     };
-    let report = up(engine, project, &options, store).await.expect("up");
+    let report = up(engine, project, &options, &supervision.writes())
+        .await
+        .expect("up");
     supervision.up_finished();
     (supervision, report)
 }
@@ -110,18 +114,19 @@ async fn up_watch(
 /// `muster up` as a library, no supervision: `up` that must succeed within
 /// 30 s; the store it wrote and its report.
 async fn up_ready(engine: &Engine, project: &Project) -> (StateStore, UpReport) {
-    let store = StateStore::new(&project.name);
+    let writes = StateWrites::own(Writer::new(&project.name));
     let options = UpOptions {
         wait_timeout: Some(Duration::from_secs(30)),
         ..Default::default()
     };
-    let report = up(engine, project, &options, &store).await.expect("up");
-    (store, report)
+    let report = up(engine, project, &options, &writes).await.expect("up");
+    (writes.store().clone(), report)
 }
 
 /// `muster serve` as a library, on a stack that already runs.
 fn serve(engine: &Engine, project: &Project, heal: HealOptions) -> (StateStore, Supervision) {
-    let store = StateStore::new(&project.name);
+    let writer = Writer::new(&project.name);
+    let store = writer.store();
     let plan = plan::plan(
         project,
         &settings().plan(),
@@ -130,10 +135,12 @@ fn serve(engine: &Engine, project: &Project, heal: HealOptions) -> (StateStore, 
         true,
     )
     .expect("plan");
-    let mut supervision = Supervision::start(&store, plan, true);
+    let mut supervision = Supervision::start(writer, plan, true);
+    // As `serve` does: through the runner, the one writer.
+    let writes = supervision.writes();
     for (name, service) in &project.services {
         let deps: Vec<String> = service.depends_on.keys().cloned().collect();
-        store.update(name, |s| s.depends_on = deps);
+        writes.status(name, StatusWrite::DependsOn(deps));
     }
     supervision.start_healing(heal);
     (store, supervision)
@@ -285,14 +292,15 @@ restart: { backoff: 200ms, budget: 3 }
     );
     let mut heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
     heal.notifier = notifier(&hook);
-    let store = StateStore::new(&p.name);
+    let writer = Writer::new(&p.name);
+    let store = writer.store();
     let (backoffs, _t) = record(&store, "hang", |s| {
         s.heal
             .last_restart
             .as_ref()
             .map(|r| (r.at_ms, r.backoff_ms))
     });
-    let (_supervision, _) = up_watch(&engine, &p, heal, &store).await;
+    let (_supervision, _) = up_watch(&engine, &p, heal, writer).await;
 
     let hang = wait_for(
         &store,
@@ -454,11 +462,12 @@ grace: 1s
     );
     let mut heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
     heal.notifier = notifier(&hook);
-    let store = StateStore::new(&p.name);
+    let writer = Writer::new(&p.name);
+    let store = writer.store();
     let (app_degraded, _t1) = record(&store, "app", |s| s.degraded_by.clone());
     let (web_degraded, _t2) = record(&store, "web", |s| s.degraded_by.clone());
     let (api_seen, _t3) = record(&store, "api", |s| (s.state, s.heal.restart_held.clone()));
-    let (_supervision, _) = up_watch(&engine, &p, heal, &store).await;
+    let (_supervision, _) = up_watch(&engine, &p, heal, writer).await;
     for s in ["db", "api", "app", "web"] {
         wait_for(&store, s, "ready", Duration::from_secs(30), |s| {
             s.state == ServiceState::Ready
@@ -567,8 +576,9 @@ async fn a_dependency_healed_during_up_does_not_block_its_dependents() {
         ],
     );
     let heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
-    let store = StateStore::new(&p.name);
-    let (_supervision, report) = up_watch(&engine, &p, heal, &store).await;
+    let writer = Writer::new(&p.name);
+    let store = writer.store();
+    let (_supervision, report) = up_watch(&engine, &p, heal, writer).await;
     assert_eq!(report.outcome, UpOutcome::Ready, "{:#?}", store.snapshot());
     let snap = store.snapshot();
     assert_eq!(snap.services["db"].heal.muster_restarts, 1);
@@ -598,8 +608,9 @@ async fn exits_follow_the_compose_restart_policy() {
     );
     let mut heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
     heal.notifier = notifier(&hook);
-    let store = StateStore::new(&p.name);
-    let (_supervision, _) = up_watch(&engine, &p, heal, &store).await;
+    let writer = Writer::new(&p.name);
+    let store = writer.store();
+    let (_supervision, _) = up_watch(&engine, &p, heal, writer).await;
 
     // The engine restarts `crash` by its policy; muster counts, never restarts it itself.
     let crash = wait_for(
@@ -1065,8 +1076,9 @@ async fn a_service_in_xs_network_namespace_is_restarted_after_x() {
         ],
     );
     let heal = HealOptions::new(engine.clone(), p.clone(), HealMode::Up);
-    let store = StateStore::new(&p.name);
-    let (_supervision, _) = up_watch(&engine, &p, heal, &store).await;
+    let writer = Writer::new(&p.name);
+    let store = writer.store();
+    let (_supervision, _) = up_watch(&engine, &p, heal, writer).await;
     for s in ["db", "sidecar"] {
         wait_for(&store, s, "ready", Duration::from_secs(30), |s| {
             s.state == ServiceState::Ready

@@ -34,10 +34,10 @@ async fn slowloris_connections_are_dropped_while_others_are_served() {
     )
     .await;
     server
-        .store
+        .store()
         .transition("redis", ServiceState::Ready, "PONG");
     server
-        .store
+        .store()
         .transition("memory-agent", ServiceState::Ready, "ready");
     let started = Instant::now();
     // One connection sends nothing at all; another trickles header lines and
@@ -183,7 +183,7 @@ async fn event_streams_outlive_the_header_timeout() {
     }
     assert!(seen.matches(": keep-alive").count() >= 5, "{seen:?}");
     server
-        .store
+        .store()
         .transition("redis", ServiceState::Ready, "late change");
     while !seen.contains("late change") {
         let n = tokio::time::timeout(Duration::from_secs(5), events.read(&mut buf))

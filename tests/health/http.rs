@@ -8,7 +8,7 @@ use crate::support::health::{eventually, options, request, two_service_store, Se
 use muster::health::{ServerOptions, StatusView};
 use muster::probe::ProbeOutcome;
 use muster::supervisor::{
-    EngineLink, ProbeObservation, ServiceState, ServiceStatus, StateEvent, StateStore,
+    EngineLink, ProbeObservation, ServiceState, ServiceStatus, StateEvent, Writer,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_flips_as_states_change() {
     let server = Server::start(two_service_store(), options()).await;
-    let store = &server.store;
+    let store = &server.store();
 
     let r = server.get("/readyz").await;
     assert_eq!(r.status, 503, "{}", r.text());
@@ -72,7 +72,7 @@ async fn readyz_flips_as_states_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_verbose_and_exclude() {
     let server = Server::start(two_service_store(), options()).await;
-    let store = &server.store;
+    let store = &server.store();
     store.transition("redis", ServiceState::Ready, "PONG");
     store.transition("memory-agent", ServiceState::Failed, "exited with code 137");
 
@@ -108,7 +108,7 @@ async fn readyz_verbose_and_exclude() {
     assert_eq!(r.status, 200, "{}", r.text());
 
     // An empty stack is not ready.
-    let empty = Server::start(StateStore::new("empty"), options()).await;
+    let empty = Server::start(Writer::new("empty"), options()).await;
     let r = empty.get("/readyz?verbose").await;
     assert_eq!(r.status, 503);
     assert!(r
@@ -119,7 +119,7 @@ async fn readyz_verbose_and_exclude() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_json_matches_the_store() {
     let server = Server::start(two_service_store(), options()).await;
-    let store = &server.store;
+    let store = &server.store();
     store.transition("redis", ServiceState::Starting, "container started");
     store.transition("redis", ServiceState::Ready, "PONG");
     store.update("memory-agent", |s| {
@@ -374,7 +374,7 @@ fn the_exposition_parser_rejects_bad_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text() {
     let server = Server::start(two_service_store(), options()).await;
-    let store = &server.store;
+    let store = &server.store();
     store.transition("redis", ServiceState::Starting, "container started");
     tokio::time::sleep(Duration::from_millis(30)).await;
     store.transition("redis", ServiceState::Ready, "PONG");
@@ -624,7 +624,7 @@ async fn events_deliver_state_changes() {
     .await;
     let (mut stream, mut seen) = open_events(&server).await;
     server
-        .store
+        .store()
         .transition("memory-agent", ServiceState::Starting, "loading model");
     read_until(&mut stream, &mut seen, "loading model").await;
     let event = first_state_event(&seen);
@@ -633,7 +633,7 @@ async fn events_deliver_state_changes() {
     assert_eq!(event.transition.to, ServiceState::Starting);
     assert_eq!(
         event.transition,
-        *server.store.snapshot().services["memory-agent"]
+        *server.store().snapshot().services["memory-agent"]
             .transitions
             .last()
             .unwrap()
@@ -643,7 +643,7 @@ async fn events_deliver_state_changes() {
     // A second client sees later changes too.
     let (mut other, mut other_seen) = open_events(&server).await;
     server
-        .store
+        .store()
         .transition("redis", ServiceState::Ready, "PONG");
     read_until(&mut other, &mut other_seen, "event: state").await;
     assert_eq!(first_state_event(&other_seen).service, "redis");
@@ -657,16 +657,16 @@ async fn a_lagging_events_client_is_told_to_resync() {
     let (mut stream, mut seen) = open_events(&server).await;
     for i in 0..1000 {
         server
-            .store
+            .store()
             .transition("redis", ServiceState::Ready, format!("up {i}"));
         server
-            .store
+            .store()
             .transition("redis", ServiceState::Unready, format!("down {i}"));
     }
     read_until(&mut stream, &mut seen, "event: resync\ndata: {\"missed\":").await;
     // The stream goes on with the events still held, and later ones.
     server
-        .store
+        .store()
         .transition("memory-agent", ServiceState::Failed, "after the burst");
     read_until(&mut stream, &mut seen, "after the burst").await;
 }

@@ -93,6 +93,8 @@ pub struct PullingStack {
     pub project: muster::compose::Project,
     pub engine: muster::engine::Engine,
     pub store: muster::supervisor::StateStore,
+    /// `up`'s writes go to a runner without probes, the store's one writer.
+    pub writes: muster::supervisor::runner::StateWrites,
     _image: TestImage,
     _project: DockerProject,
 }
@@ -115,13 +117,16 @@ impl PullingStack {
         services.push(agent);
         let project = support::stack::project(&project_guard.name, services);
         let engine = muster::engine::Engine::connect().await.expect("engine");
-        let store = muster::supervisor::StateStore::new(&project.name);
+        let writes = muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(
+            &project.name,
+        ));
         PullingStack {
             registry,
             image,
             project,
             engine,
-            store,
+            store: writes.store().clone(),
+            writes,
             _image: guard,
             _project: project_guard,
         }
@@ -133,17 +138,17 @@ impl PullingStack {
     ) -> tokio::task::JoinHandle<
         Result<muster::supervisor::start::UpReport, muster::supervisor::start::UpError>,
     > {
-        let (engine, p, store) = (
+        let (engine, p, writes) = (
             self.engine.clone(),
             self.project.clone(),
-            self.store.clone(),
+            self.writes.clone(),
         );
         tokio::spawn(async move {
             let options = muster::supervisor::start::UpOptions {
                 wait_timeout: Some(std::time::Duration::from_secs(120)),
                 ..Default::default()
             };
-            muster::supervisor::start::up(&engine, &p, &options, &store).await
+            muster::supervisor::start::up(&engine, &p, &options, &writes).await
         })
     }
 }

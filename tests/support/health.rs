@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use muster::health::{self, ServerOptions};
-use muster::supervisor::{ServiceStatus, StateStore};
+use muster::supervisor::{ServiceStatus, StateStore, Writer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -14,13 +14,47 @@ use tokio::task::JoinHandle;
 
 pub struct Server {
     pub addr: SocketAddr,
-    pub store: StateStore,
+    backing: Backing,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), health::HealthError>>>,
 }
 
+/// What a test server serves: a store the test writes (it holds the
+/// store's one `Writer`), or one something else writes (`up`'s runner).
+pub enum Backing {
+    Writer(Writer),
+    Reader(StateStore),
+}
+
+impl From<Writer> for Backing {
+    fn from(writer: Writer) -> Backing {
+        Backing::Writer(writer)
+    }
+}
+
+impl From<StateStore> for Backing {
+    fn from(store: StateStore) -> Backing {
+        Backing::Reader(store)
+    }
+}
+
 impl Server {
-    pub async fn start(store: StateStore, options: ServerOptions) -> Server {
+    /// The store's writer, for a test that writes the store it serves.
+    pub fn store(&self) -> &Writer {
+        match &self.backing {
+            Backing::Writer(writer) => writer,
+            Backing::Reader(_) => {
+                panic!("this server was started on a store the test does not write")
+            }
+        }
+    }
+
+    pub async fn start(backing: impl Into<Backing>, options: ServerOptions) -> Server {
+        let backing = backing.into();
+        let store = match &backing {
+            Backing::Writer(writer) => writer.store(),
+            Backing::Reader(store) => store.clone(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -34,7 +68,7 @@ impl Server {
         ));
         Server {
             addr,
-            store,
+            backing,
             stop: Some(stop),
             task: Some(task),
         }
@@ -74,8 +108,8 @@ pub fn options() -> ServerOptions {
 }
 
 /// A store with `redis` (level 0) and `memory-agent` (level 1, depends on redis).
-pub fn two_service_store() -> StateStore {
-    let store = StateStore::new("healthtest");
+pub fn two_service_store() -> Writer {
+    let store = Writer::new("healthtest");
     let mut redis = ServiceStatus::pending("redis");
     redis.image = Some("muster-test/redis:1".into());
     redis.container_ids = vec!["abc123".into()];

@@ -119,7 +119,9 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
             ),
         ],
     );
-    let store = StateStore::new(&guard.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&guard.name));
+    let store = writes.store().clone();
     let mut events = store.events();
     let report = up(
         &engine,
@@ -128,7 +130,7 @@ async fn service_healthy_waits_for_a_healthcheck_that_turns_healthy_later() {
             wait_timeout: Some(Duration::from_secs(60)),
             ..Default::default()
         },
-        &store,
+        &writes,
     )
     .await
     .unwrap();
@@ -567,7 +569,9 @@ async fn wait_timeout_stops_waiting_and_leaves_containers_running() {
             ),
         ],
     );
-    let store = StateStore::new(&guard.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&guard.name));
+    let store = writes.store().clone();
     let report = up(
         &engine,
         &p,
@@ -575,7 +579,7 @@ async fn wait_timeout_stops_waiting_and_leaves_containers_running() {
             wait_timeout: Some(Duration::from_secs(2)),
             ..Default::default()
         },
-        &store,
+        &writes,
     )
     .await
     .unwrap();

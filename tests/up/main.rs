@@ -45,12 +45,14 @@ pub(crate) async fn up_within(
     p: &Project,
     wait: Duration,
 ) -> (StateStore, Result<UpReport, UpError>) {
-    let store = StateStore::new(&p.name);
+    let writes =
+        muster::supervisor::runner::StateWrites::own(muster::supervisor::Writer::new(&p.name));
+    let store = writes.store().clone();
     let options = UpOptions {
         wait_timeout: Some(wait),
         ..Default::default()
     };
-    let result = up(engine, p, &options, &store).await;
+    let result = up(engine, p, &options, &writes).await;
     (store, result)
 }
 

@@ -75,7 +75,8 @@ pub(super) fn service(
     }
     if let Some(p) = node.get("pull_policy").filter(|p| !p.is_null()) {
         let text = string(p, &f("pull_policy"))?;
-        svc.pull_policy = Some(PullPolicy::parse(&text).map_err(|m| err(p, &f("pull_policy"), m))?);
+        svc.pull_policy =
+            Some(PullPolicy::parse(&text).map_err(|e| err(p, &f("pull_policy"), e.to_string()))?);
     }
     if let Some(b) = node.get("build") {
         svc.build = build(b, &f("build"), project_dir, lookup)?;

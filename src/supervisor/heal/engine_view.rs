@@ -352,8 +352,9 @@ impl Healer {
         }
     }
 
-    /// Tells the runner (or, for services without probes, the store) that the
-    /// service's containers run again: a fresh start window from now.
+    /// Tells the runner that the service's containers run again: a fresh
+    /// start window from now (`Restarted` for its machine; for a service
+    /// without probes, the states the engine's word means, as `Set`).
     pub(super) fn announce_restart(&mut self, service: &str) {
         let Some(svc) = self.services.get_mut(service) else {
             return;
@@ -366,7 +367,7 @@ impl Healer {
         } else if self.following {
             let restarts = svc.seen_restarts;
             let healthcheck = self.has_healthcheck(service);
-            self.store.update(service, |s| s.restarts = restarts);
+            self.writes.status(service, StatusWrite::Restarts(restarts));
             self.engine_state_started(service, healthcheck, "container restarted");
         }
     }
@@ -379,19 +380,28 @@ impl Healer {
 
     /// State of a service muster has no probes for, when its container starts:
     /// `starting` until the engine's healthcheck answers, or `ready` without one.
-    pub(super) fn engine_state_started(&self, service: &str, healthcheck: bool, why: &str) {
+    pub(super) fn engine_state_started(&mut self, service: &str, healthcheck: bool, why: &str) {
         if healthcheck {
-            self.store.transition(
+            self.set(
                 service,
                 ServiceState::Starting,
                 format!("{why}; waiting for the healthcheck"),
             );
         } else {
-            self.store
-                .transition(service, ServiceState::Starting, why.to_string());
-            self.store
-                .transition(service, ServiceState::Ready, format!("running ({why})"));
+            self.set(service, ServiceState::Starting, why.to_string());
+            self.set(service, ServiceState::Ready, format!("running ({why})"));
         }
+    }
+
+    /// Moves a service without muster probes to `to`: a request to the
+    /// runner, the one writer of service state ([`Control::Set`]). The
+    /// state is remembered, because the store shows it only once the
+    /// runner has applied it.
+    pub(super) fn set(&mut self, service: &str, to: ServiceState, reason: String) {
+        if let Some(svc) = self.services.get_mut(service) {
+            svc.written = Some(to);
+        }
+        self.writes.set(service, to, reason);
     }
 
     /// A container that was never started before now runs.
@@ -529,7 +539,7 @@ impl Healer {
             } else {
                 ServiceState::Failed
             };
-            self.store.transition(&service, to, reason.clone());
+            self.set(&service, to, reason.clone());
         }
         if !restarting && !one_shot {
             self.notify(&service, NotifyEvent::Failed, &reason, Extra::default());
@@ -586,16 +596,17 @@ impl Healer {
         self.write_state(service, Written::Stopped, reason);
     }
 
-    /// Moves a service to what the healer decided: for a service with muster
-    /// probes as a typed request to the runner, the one writer of its state;
-    /// for one without, in the store.
-    pub(super) fn write_state(&self, service: &str, to: Written, reason: &str) {
+    /// Moves a service to what the healer decided, as a typed request to the
+    /// runner, the one writer of service state: for a service with muster
+    /// probes to its machine (`Stopped`, `GaveUp`), for one without as the
+    /// state itself (`Set`).
+    pub(super) fn write_state(&mut self, service: &str, to: Written, reason: &str) {
         if !self.services.get(service).is_some_and(|s| s.probed) {
             let state = match to {
                 Written::Stopped => ServiceState::Stopped,
                 Written::GaveUp => ServiceState::Failed,
             };
-            self.store.transition(service, state, reason);
+            self.set(service, state, reason.to_string());
             return;
         }
         let (service, reason) = (service.to_string(), reason.to_string());
@@ -611,12 +622,16 @@ impl Healer {
         };
         let left = self.containers.values().any(|o| o.service == c.service);
         if !left && self.following {
-            let state = self
-                .store
-                .snapshot()
-                .services
-                .get(&c.service)
-                .map(|s| s.state);
+            // What this healer last wrote, else (the runner's machine
+            // decides it, or `up` wrote it) the store's.
+            let written = self.services.get(&c.service).and_then(|s| s.written);
+            let state = written.or_else(|| {
+                self.store
+                    .snapshot()
+                    .services
+                    .get(&c.service)
+                    .map(|s| s.state)
+            });
             if state != Some(ServiceState::Stopped) {
                 self.set_stopped(&c.service, "containers removed");
             }
@@ -631,13 +646,11 @@ impl Healer {
             return;
         }
         match health {
-            Some(Health::Healthy) => self
-                .store
-                .transition(service, ServiceState::Ready, "healthy"),
-            Some(Health::Unhealthy) => self.store.transition(
+            Some(Health::Healthy) => self.set(service, ServiceState::Ready, "healthy".into()),
+            Some(Health::Unhealthy) => self.set(
                 service,
                 ServiceState::Unready,
-                "healthcheck reports unhealthy",
+                "healthcheck reports unhealthy".into(),
             ),
             _ => {}
         }

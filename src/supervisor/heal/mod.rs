@@ -54,7 +54,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use self::policy::{Budget, Verdict};
-use super::runner::{Control, ServiceDecision};
+use super::runner::{Control, ServiceDecision, StateWrites, StatusWrite};
 use super::state::{
     EngineLink, ExitNote, HealStatus, PauseNote, RestartNote, ServiceState, ServiceStatus,
 };
@@ -189,15 +189,17 @@ impl Drop for HealHandle {
     }
 }
 
-/// Starts the healer. `probed` are the services the probe runner owns
-/// (`control` reaches it); `decisions` are its restart requests.
+/// Starts the healer. `probed` are the services the probe runner owns;
+/// `writes` reaches the runner, the one writer of service state (the
+/// healer reads the store and sends it what it saw and decided);
+/// `decisions` are the runner's restart requests.
 pub fn spawn(
-    store: StateStore,
-    control: mpsc::UnboundedSender<Control>,
+    writes: StateWrites,
     decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
     probed: BTreeSet<String>,
     options: HealOptions,
 ) -> HealHandle {
+    let store = writes.store().clone();
     // Each connection's owner reports its state; the store relays it to `/status`.
     let engine_link = crate::link::LinkReporter::new();
     let mut links = vec![store.follow_link("engine", engine_link.subscribe())];
@@ -227,7 +229,7 @@ pub fn spawn(
     if let Some(history) = options.history.clone() {
         tasks.push(tokio::spawn(pause::poll(history, paused_tx)));
     }
-    let healer = Healer::new(store, control, probed, &options, done_tx, history_tx);
+    let healer = Healer::new(writes, probed, &options, done_tx, history_tx);
     let channels = Channels {
         engine_rx,
         decisions,
@@ -299,6 +301,9 @@ struct Svc {
     status: HealStatus,
     /// Restarts seen by this process (the `restarts` of services without probes).
     seen_restarts: u32,
+    /// The state this healer last sent the runner for a service without
+    /// muster probes (the store shows it a moment later).
+    written: Option<ServiceState>,
     pending: Option<Pending>,
     in_flight: Option<InFlight>,
     gave_up: bool,
@@ -381,7 +386,9 @@ struct Channels {
 }
 
 struct Healer {
+    /// Read only: writes go to the runner through `writes` / `control`.
     store: StateStore,
+    writes: StateWrites,
     control: mpsc::UnboundedSender<Control>,
     engine: Engine,
     project: String,
@@ -401,8 +408,7 @@ fn fmt(d: Duration) -> String {
 
 impl Healer {
     fn new(
-        store: StateStore,
-        control: mpsc::UnboundedSender<Control>,
+        writes: StateWrites,
         probed: BTreeSet<String>,
         options: &HealOptions,
         done_tx: mpsc::UnboundedSender<Done>,
@@ -476,6 +482,7 @@ impl Healer {
                     status,
                     settings,
                     seen_restarts: 0,
+                    written: None,
                     pending: None,
                     in_flight: None,
                     gave_up: false,
@@ -488,8 +495,9 @@ impl Healer {
             );
         }
         Healer {
-            store,
-            control,
+            store: writes.store().clone(),
+            control: writes.control(),
+            writes,
             engine: options.engine.clone(),
             project: project.name.clone(),
             working_dir: project.working_dir.clone(),

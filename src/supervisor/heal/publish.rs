@@ -1,7 +1,7 @@
 //! The healer and the store: what each new snapshot means (recoveries,
 //! unready services to restart, degraded dependents), and the one batched
 //! write of heal status, degraded marks, container ids, the replicas one by
-//! one and the image they run back into it.
+//! one and the image they run, sent to the one writer (the probe runner).
 
 use super::notify::Extra;
 use super::*;
@@ -104,7 +104,7 @@ impl Healer {
         snap: &crate::supervisor::state::StackSnapshot,
         mut degraded: BTreeMap<String, Vec<String>>,
     ) {
-        let mut changes: Vec<(String, Change)> = Vec::new();
+        let mut changes: Vec<(String, StatusWrite)> = Vec::new();
         // Container ids per service, when the healer keeps them.
         let mut ids: HashMap<&str, Vec<(u32, &String)>> = HashMap::new();
         let keep_ids = self.following && self.synced;
@@ -123,20 +123,13 @@ impl Healer {
                 by.extend(self.replica_marks(name));
             }
             if status.degraded == by.is_empty() || status.degraded_by != by {
-                changes.push((
-                    name.clone(),
-                    Box::new(move |s: &mut ServiceStatus| {
-                        s.degraded = !by.is_empty();
-                        s.degraded_by = by;
-                    }),
-                ));
+                changes.push((name.clone(), StatusWrite::Degraded(by)));
             }
             let Some(svc) = self.services.get(name) else {
                 continue;
             };
             if status.heal != svc.status {
-                let heal = svc.status.clone();
-                changes.push((name.clone(), Box::new(move |s| s.heal = heal)));
+                changes.push((name.clone(), StatusWrite::Heal(svc.status.clone())));
             }
             if keep_ids {
                 let mut mine = ids.remove(name.as_str()).unwrap_or_default();
@@ -148,37 +141,25 @@ impl Healer {
                         .all(|((_, a), b)| *a == b);
                 if !same {
                     let list: Vec<String> = mine.into_iter().map(|(_, id)| id.clone()).collect();
-                    changes.push((name.clone(), Box::new(move |s| s.container_ids = list)));
+                    changes.push((name.clone(), StatusWrite::ContainerIds(list)));
                 }
                 let replicas = self.replica_list(name);
                 if replicas != status.replicas {
-                    changes.push((name.clone(), Box::new(move |s| s.replicas = replicas)));
+                    changes.push((name.clone(), StatusWrite::Replicas(replicas)));
                 }
                 // After a rollout the containers that serve run another
                 // image than the compose file named.
                 if let Some(image) = self.running_image(name) {
                     if status.image.is_some() && status.image.as_ref() != Some(image) {
-                        let image = image.clone();
-                        changes.push((name.clone(), Box::new(move |s| s.image = Some(image))));
+                        changes.push((name.clone(), StatusWrite::Image(Some(image.clone()))));
                     }
                 }
             }
         }
-        if changes.is_empty() {
-            return;
-        }
-        self.store.update_many(|services| {
-            for (name, f) in changes {
-                if let Some(s) = services.get_mut(&name) {
-                    f(s);
-                }
-            }
-        });
+        // One request, applied by the one writer in one snapshot swap.
+        self.writes.statuses(changes);
     }
 }
-
-/// One write to a service's status, batched by `publish`.
-pub(super) type Change = Box<dyn FnOnce(&mut ServiceStatus) + Send>;
 
 /// For every service, the dependencies (followed transitively) that are not
 /// ready: failed, unready, blocked or stopped, or starting again after they
@@ -233,7 +214,7 @@ mod tests {
 
     #[test]
     pub(super) fn degraded_names_the_troubled_dependencies() {
-        let store = StateStore::new("p");
+        let store = crate::supervisor::Writer::new("p");
         for (name, deps) in [
             ("redis", vec![]),
             ("api", vec!["redis"]),
@@ -259,7 +240,7 @@ mod tests {
         // A first start does not.
         let snap = StackSnapshot::default();
         assert!(degraded(&snap).is_empty());
-        let store = StateStore::new("q");
+        let store = crate::supervisor::Writer::new("q");
         let mut a = ServiceStatus::pending("a");
         a.depends_on = vec!["b".into()];
         store.insert(a);

@@ -233,7 +233,7 @@ impl Healer {
         // Published before the engine is asked, so that `up` (which follows
         // the same containers) reads the coming exit as a restart.
         let heal = svc.status.clone();
-        self.store.update(service, |s| s.heal = heal);
+        self.writes.status(service, StatusWrite::Heal(heal));
         tracing::warn!(service = %service, by = by.as_str(), reason = %reason, attempt = ?attempt, "restarting the service's containers");
         let started = Instant::now();
         for id in &ids {

@@ -34,9 +34,12 @@ use tokio::time::Instant;
 use super::machine::{Decision, ServiceMachine, Step};
 use super::once::run_once;
 use super::state::{Cause, ProbeReport, ServiceState, ServiceStatus};
-use super::store::{ProbeObservation, StateStore};
+use super::store::{ProbeObservation, StateStore, Writer};
 use crate::compose::xmuster::ProbeTiming;
 use crate::probe::{Probe, ProbeOutcome};
+
+mod writes;
+pub use self::writes::{inbox, Inbox, StateWrites, StatusWrite};
 
 /// One built probe with its timing.
 pub struct RunnerProbe {
@@ -53,8 +56,10 @@ pub struct ServiceProbes {
     pub probes: Vec<RunnerProbe>,
 }
 
-/// Lifecycle events the supervisor tells the runner about.
-#[derive(Debug, Clone)]
+/// Lifecycle events the supervisor tells the runner about, and the writes
+/// of service state that no machine of the runner decides: the runner is
+/// the one writer of service state (see `supervisor/store.rs`).
+#[derive(Debug)]
 pub enum Control {
     /// The container started: the service goes `starting` with a fresh start window.
     Started {
@@ -92,6 +97,25 @@ pub enum Control {
         service: String,
         grace: Duration,
     },
+    /// A state that no machine of the runner decides, written as given, in
+    /// the order received: `up`'s states before a container runs (pending
+    /// and why, blocked, failed), its `starting` (with `Cause::Adopted`
+    /// when nothing started), its `failed` on an exit it judges, and the
+    /// states of services without muster probes, which follow what the
+    /// engine says (running, healthy, unhealthy, exited, stopped) and what
+    /// the healer decides (gave up), from `up` and then from the healer.
+    Set {
+        service: String,
+        to: ServiceState,
+        reason: String,
+        cause: Option<Cause>,
+    },
+    /// Writes of services' status that are not transitions (see
+    /// [`StatusWrite`]), applied in one snapshot swap.
+    Status(Vec<(String, StatusWrite)>),
+    /// Answered once every request sent before it is in the store, so the
+    /// sender may read the store (the end of `up`).
+    Sync(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A decision for the supervisor, with the service it is about.
@@ -120,6 +144,7 @@ impl Default for RunnerOptions {
 
 /// Running probes; dropping it stops them.
 pub struct ProbeRunner {
+    store: StateStore,
     control: mpsc::UnboundedSender<Control>,
     decisions: Option<mpsc::UnboundedReceiver<ServiceDecision>>,
     tasks: Vec<JoinHandle<()>>,
@@ -144,11 +169,26 @@ impl ProbeRunner {
     /// Starts one task per probe and the loop that owns the machines. Services
     /// are added to the store (as `pending`) when it does not have them yet.
     pub fn spawn(
-        store: StateStore,
+        writer: Writer,
         services: Vec<ServiceProbes>,
         options: RunnerOptions,
     ) -> ProbeRunner {
-        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        ProbeRunner::spawn_on(inbox(writer).1, services, options)
+    }
+
+    /// [`Self::spawn`] on a channel made before (writes sent to it already
+    /// wait there).
+    pub fn spawn_on(
+        inbox: Inbox,
+        services: Vec<ServiceProbes>,
+        options: RunnerOptions,
+    ) -> ProbeRunner {
+        let Inbox {
+            writer,
+            tx: control_tx,
+            rx: control_rx,
+        } = inbox;
+        let store = writer.store();
         let (decision_tx, decision_rx) = mpsc::unbounded_channel();
         let now = Instant::now();
         let total: usize = services.iter().map(|s| s.probes.len()).sum();
@@ -190,7 +230,7 @@ impl ProbeRunner {
             let reports = reports(&entry);
             let grace_ms = set.grace.as_millis() as u64;
             if status_exists {
-                store.update(&entry.name, |s| {
+                writer.update(&entry.name, |s| {
                     s.probes = reports;
                     s.required = set.required;
                     s.grace_ms = grace_ms;
@@ -200,12 +240,13 @@ impl ProbeRunner {
                 status.required = set.required;
                 status.grace_ms = grace_ms;
                 status.probes = reports;
-                store.insert(status);
+                writer.insert(status);
             }
             entries.push(entry);
         }
         let mut state = Loop {
-            store,
+            store: store.clone(),
+            writer,
             entries,
             decisions: decision_tx,
             observations: Vec::new(),
@@ -224,6 +265,7 @@ impl ProbeRunner {
         let run = state.run(slots, control_rx, options.flush_interval);
         let (tasks, thread) = spawn_loop(run);
         ProbeRunner {
+            store,
             control: control_tx,
             decisions: Some(decision_rx),
             tasks,
@@ -234,6 +276,12 @@ impl ProbeRunner {
     /// Tells the runner about a lifecycle event.
     pub fn send(&self, control: Control) {
         let _ = self.control.send(control);
+    }
+
+    /// Where everyone else's writes of service state go (this runner is
+    /// their one writer).
+    pub fn writes(&self) -> StateWrites {
+        StateWrites::new(self.store.clone(), self.control.clone())
     }
 
     /// A sender for lifecycle events (for other tasks, e.g. the agent-signal listener).
@@ -448,7 +496,10 @@ fn refresh_reports(entry: &Entry, out: &mut Vec<ProbeReport>) {
 }
 
 struct Loop {
+    /// To read, and for the channels that are not service state.
     store: StateStore,
+    /// The store's one writer.
+    writer: Writer,
     entries: Vec<Entry>,
     decisions: mpsc::UnboundedSender<ServiceDecision>,
     /// Probe runs for metrics followers, sent at the next flush.
@@ -589,6 +640,26 @@ impl Loop {
 
     /// Applies a lifecycle event; the service's index when it (re)started.
     fn control(&mut self, index: &HashMap<String, usize>, c: Control) -> Option<usize> {
+        let c = match c {
+            Control::Set {
+                service,
+                to,
+                reason,
+                cause,
+            } => {
+                self.writer.transition_caused(&service, to, reason, cause);
+                return None;
+            }
+            Control::Status(writes) => {
+                self.write_status(writes);
+                return None;
+            }
+            Control::Sync(done) => {
+                let _ = done.send(());
+                return None;
+            }
+            c => c,
+        };
         let now = Instant::now().into_std();
         let started = matches!(c, Control::Started { .. } | Control::Restarted { .. });
         let name = match &c {
@@ -599,6 +670,7 @@ impl Loop {
             | Control::GaveUp { service, .. }
             | Control::ExtendDeadline { service, .. }
             | Control::SetGrace { service, .. } => service,
+            Control::Set { .. } | Control::Status(_) | Control::Sync(_) => return None,
         };
         let Some(&si) = index.get(name) else {
             tracing::debug!(service = %name, "control for a service without probes");
@@ -620,10 +692,11 @@ impl Loop {
                 machine.extend_deadline(until.into_std());
                 Step::default()
             }
+            Control::Set { .. } | Control::Status(_) | Control::Sync(_) => Step::default(),
             Control::SetGrace { grace, .. } => {
                 machine.set_grace(grace);
                 let grace_ms = grace.as_millis() as u64;
-                self.store
+                self.writer
                     .update(&self.entries[si].name, |s| s.grace_ms = grace_ms);
                 Step::default()
             }
@@ -638,12 +711,12 @@ impl Loop {
         if let Some(t) = step.transition {
             let reports = reports(entry);
             let restarts = entry.machine.restarts();
-            self.store.update(&entry.name, |s| {
+            self.writer.update(&entry.name, |s| {
                 s.probes = reports;
                 s.restarts = restarts;
             });
             entry.dirty = false;
-            self.store
+            self.writer
                 .transition_caused(&entry.name, t.to, t.reason, t.cause);
         }
         if let Some(decision) = step.decision {
@@ -665,7 +738,7 @@ impl Loop {
             return;
         }
         let entries = &mut self.entries;
-        self.store.update_many(|services| {
+        self.writer.update_many(|services| {
             for e in entries.iter_mut().filter(|e| e.dirty) {
                 e.dirty = false;
                 if let Some(s) = services.get_mut(&e.name) {

@@ -87,7 +87,7 @@ impl Probe for Counting {
 
 #[tokio::test(start_paused = true)]
 async fn every_probe_runs_once_per_period_and_a_slow_one_never_bursts() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
     let mut services = Vec::new();
     let mut counters = Vec::new();
     for (i, (period_ms, takes_ms)) in [(1000, 10), (1000, 10), (300, 5), (500, 1200)]
@@ -112,7 +112,7 @@ async fn every_probe_runs_once_per_period_and_a_slow_one_never_bursts() {
             }],
         });
     }
-    let runner = ProbeRunner::spawn(store.clone(), services, RunnerOptions::default());
+    let runner = ProbeRunner::spawn(writer, services, RunnerOptions::default());
     settle(10).await;
     for (period_ms, takes_ms, runs) in &counters {
         let runs = runs.lock().unwrap();
@@ -136,7 +136,7 @@ async fn every_probe_runs_once_per_period_and_a_slow_one_never_bursts() {
 
 #[tokio::test(start_paused = true)]
 async fn checks_due_close_together_start_in_one_wake_up() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
     let runs = Arc::new(Mutex::new(Vec::new()));
     let services = (0..200)
         .map(|i| ServiceProbes {
@@ -153,7 +153,7 @@ async fn checks_due_close_together_start_in_one_wake_up() {
         })
         .collect();
     let start = tokio::time::Instant::now();
-    let runner = ProbeRunner::spawn(store, services, RunnerOptions::default());
+    let runner = ProbeRunner::spawn(writer, services, RunnerOptions::default());
     settle(5).await;
     runner.stop();
     let runs = runs.lock().unwrap();
@@ -179,10 +179,11 @@ async fn checks_due_close_together_start_in_one_wake_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_re_tuned_grace_applies_from_the_next_start() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
+    let store = writer.store();
     let ok = Arc::new(Mutex::new(Some(false)));
     let runner = ProbeRunner::spawn(
-        store.clone(),
+        writer,
         scripted_service(&ok, Duration::from_secs(30)),
         RunnerOptions::default(),
     );
@@ -208,10 +209,11 @@ async fn a_re_tuned_grace_applies_from_the_next_start() {
 
 #[tokio::test(start_paused = true)]
 async fn runner_drives_state_and_reports_timeouts() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
+    let store = writer.store();
     let ok = Arc::new(Mutex::new(Some(false)));
     let runner = ProbeRunner::spawn(
-        store.clone(),
+        writer,
         scripted_service(&ok, Duration::from_secs(5)),
         RunnerOptions::default(),
     );
@@ -273,7 +275,8 @@ fn the_start_interval_grows_with_the_time_spent_starting_up_to_the_period() {
 
 #[tokio::test(start_paused = true)]
 async fn a_starting_service_is_probed_at_once_and_often_then_on_its_period_once_ready() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
+    let store = writer.store();
     let runs = Arc::new(Mutex::new(Vec::new()));
     let ok = Arc::new(Mutex::new(Some(false)));
     struct Watched {
@@ -329,7 +332,7 @@ async fn a_starting_service_is_probed_at_once_and_often_then_on_its_period_once_
             }],
         },
     ];
-    let runner = ProbeRunner::spawn(store.clone(), services, RunnerOptions::default());
+    let runner = ProbeRunner::spawn(writer, services, RunnerOptions::default());
     // Let the first (spread) runs of the pending services happen.
     settle(2).await;
     let started = tokio::time::Instant::now();
@@ -371,10 +374,11 @@ async fn a_starting_service_is_probed_at_once_and_often_then_on_its_period_once_
 
 #[tokio::test(start_paused = true)]
 async fn a_re_decided_grace_stretches_a_start_window_that_is_open() {
-    let store = StateStore::new("t");
+    let writer = Writer::new("t");
+    let store = writer.store();
     let ok = Arc::new(Mutex::new(Some(false)));
     let runner = ProbeRunner::spawn(
-        store.clone(),
+        writer,
         scripted_service(&ok, Duration::from_secs(2)),
         RunnerOptions::default(),
     );

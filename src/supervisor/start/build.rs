@@ -92,12 +92,12 @@ async fn build_once(ctx: &Ctx, service: &Service, image: &str) -> Result<(), Str
     let cell = ctx.builds.get(image).cloned().unwrap_or_default();
     let name = service.name.clone();
     cell.get_or_init(|| async {
-        ctx.store
-            .transition(&name, ServiceState::Pending, format!("building {image}"));
-        let store = ctx.store.clone();
+        ctx.writes
+            .set(&name, ServiceState::Pending, format!("building {image}"));
+        let writes = ctx.writes.clone();
         let mut on_line = |line: &str| {
             if let Some((_, step)) = dockerfile::parse_step(line) {
-                store.transition(
+                writes.set(
                     &name,
                     ServiceState::Pending,
                     format!("building {image}: {step}"),

@@ -11,6 +11,16 @@
 use super::*;
 use crate::supervisor::state::Cause;
 
+/// Why a service's containers could not be brought to the wanted config or
+/// started (said as the service's `failed` reason).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ContainerError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+}
+
 /// The service's containers, brought to the wanted config but not started yet.
 pub(super) struct Prepared {
     pub(super) ids: Vec<String>,
@@ -31,15 +41,16 @@ pub(super) async fn prepare(
     service: &Service,
     force: bool,
     existing: Option<Vec<crate::engine::ContainerInfo>>,
-) -> Result<Prepared, String> {
+) -> Result<Prepared, ContainerError> {
     let engine = &ctx.engine;
     let name = &service.name;
     let existing = match existing {
         Some(list) => list,
-        None => engine
-            .list_project_containers(&ctx.project.name, Some(name))
-            .await
-            .map_err(|e| e.to_string())?,
+        None => {
+            engine
+                .list_project_containers(&ctx.project.name, Some(name))
+                .await?
+        }
     };
     let hash = labels::config_hash(service);
     // The image's current ID: a rebuilt image keeps its name but not its ID.
@@ -50,17 +61,13 @@ pub(super) async fn prepare(
     let wanted = service.replicas;
     let namespace = engine
         .shared_namespace(&ctx.project.name, service.network_mode.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
 
     // Scale down / drop duplicates first.
     let mut by_number: BTreeMap<u32, crate::engine::ContainerInfo> = BTreeMap::new();
     for c in existing {
         if c.number == 0 || by_number.contains_key(&c.number) {
-            engine
-                .remove_container(&c.id, false)
-                .await
-                .map_err(|e| e.to_string())?;
+            engine.remove_container(&c.id, false).await?;
         } else {
             by_number.insert(c.number, c);
         }
@@ -69,10 +76,7 @@ pub(super) async fn prepare(
     // gives new containers fresh numbers); fill the gaps from 1.
     while by_number.len() > wanted as usize {
         if let Some((_, c)) = by_number.pop_last() {
-            engine
-                .remove_container(&c.id, false)
-                .await
-                .map_err(|e| e.to_string())?;
+            engine.remove_container(&c.id, false).await?;
         }
     }
     let slots: Vec<u32> = by_number
@@ -115,15 +119,10 @@ pub(super) async fn prepare(
                     }
                     engine
                         .stop_container(&old.id, service.stop_grace_period)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    engine
-                        .remove_container(&old.id, false)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
+                    engine.remove_container(&old.id, false).await?;
                 }
-                let mut spec = translate::container_spec(&ctx.project, service, number)
-                    .map_err(|e| e.to_string())?;
+                let mut spec = translate::container_spec(&ctx.project, service, number)?;
                 if let Some(mode) = &namespace {
                     spec.body.host_config.get_or_insert_default().network_mode = Some(mode.clone());
                 }
@@ -134,12 +133,8 @@ pub(super) async fn prepare(
                         &spec.extra_networks,
                         spec.platform.as_deref(),
                     )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                engine
-                    .inject_files(&id, &spec.files)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
+                engine.inject_files(&id, &spec.files).await?;
                 changed = true;
                 created.push(id.clone());
                 to_start.push(id.clone());
@@ -166,13 +161,13 @@ pub(super) async fn launch(
     ctx: &Ctx,
     service: &Service,
     prepared: Prepared,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, ContainerError> {
     let engine = &ctx.engine;
     let name = &service.name;
     let wanted = service.replicas;
     if wanted == 0 {
-        ctx.store
-            .transition(name, ServiceState::Ready, "scaled to 0 replicas");
+        ctx.writes
+            .set(name, ServiceState::Ready, "scaled to 0 replicas");
         ctx.progress[name].send_modify(|p| {
             p.started = true;
             p.healthy = true;
@@ -186,7 +181,8 @@ pub(super) async fn launch(
         kept,
         ..
     } = prepared;
-    ctx.store.update(name, |s| s.container_ids = ids.clone());
+    ctx.writes
+        .status(name, StatusWrite::ContainerIds(ids.clone()));
     if changed {
         ctx.progress[name].send_modify(|p| p.recreated = true);
     }
@@ -201,11 +197,11 @@ pub(super) async fn launch(
     // followers (the grace recorder) must not take this for a start-up, as
     // for `serve`'s take-over of a running stack.
     let cause = (!changed && to_start.is_empty()).then_some(Cause::Adopted);
-    ctx.store
-        .transition_caused(name, ServiceState::Starting, verb, cause);
+    ctx.writes
+        .set_caused(name, ServiceState::Starting, verb, cause);
     let starts = to_start.iter().map(|id| engine.start_container(id));
     for r in futures_util::future::join_all(starts).await {
-        r.map_err(|e| e.to_string())?;
+        r?;
     }
     Ok(ids)
 }

@@ -43,7 +43,7 @@ pub(super) async fn follow(
             }
             Err(e) => {
                 let reason = e.to_string();
-                ctx.store.transition(name, ServiceState::Failed, &reason);
+                ctx.writes.set(name, ServiceState::Failed, &reason);
                 me.send_modify(|p| p.failed = Some(reason));
                 return;
             }
@@ -54,8 +54,11 @@ pub(super) async fn follow(
     safety.tick().await;
     let gate = ctx.gate.as_ref().filter(|g| g.services.contains(name));
     let mut store_changes = ctx.store.watch();
+    // The state this task last wrote (the writer applies it a moment later,
+    // so the store is no guide to what was sent).
+    let mut written = None;
     loop {
-        if evaluate(ctx, name, &obs, began, gate.is_some()) {
+        if evaluate(ctx, name, &obs, began, gate.is_some(), &mut written) {
             return;
         }
         tokio::select! {
@@ -112,13 +115,15 @@ pub(super) async fn reinspect(ctx: &Ctx, ids: &[String], obs: &mut HashMap<Strin
 }
 
 /// Publishes the service's progress and state; true when nothing more can change
-/// for this `up` (failed, or completed).
+/// for this `up` (failed, or completed). `written` is the state this task
+/// last sent to the writer.
 pub(super) fn evaluate(
     ctx: &Ctx,
     name: &str,
     obs: &HashMap<String, Obs>,
     began: Instant,
     probed: bool,
+    written: &mut Option<ServiceState>,
 ) -> bool {
     let me = &ctx.progress[name];
     let all = obs.values();
@@ -156,7 +161,7 @@ pub(super) fn evaluate(
             .is_some_and(|s| s.heal.supervised);
     if let Some(code) = exits.iter().copied().find(|c| *c != 0 && !healed) {
         let reason = format!("exited with code {code}");
-        ctx.store.transition(name, ServiceState::Failed, &reason);
+        ctx.writes.set(name, ServiceState::Failed, &reason);
         me.send_modify(|p| {
             p.started = true;
             p.exit = Some(code);
@@ -165,8 +170,8 @@ pub(super) fn evaluate(
         return true;
     }
     if exits.len() == obs.len() && exits.iter().all(|c| *c == 0) {
-        ctx.store
-            .transition(name, ServiceState::Completed, format!("exited 0 in {took}"));
+        ctx.writes
+            .set(name, ServiceState::Completed, format!("exited 0 in {took}"));
         me.send_modify(|p| {
             p.started = true;
             p.healthy = false;
@@ -184,20 +189,18 @@ pub(super) fn evaluate(
     }
     if !probed && has_hc && obs.values().any(|o| o.health == Some(Health::Unhealthy)) {
         let reason = "healthcheck reports unhealthy".to_string();
-        ctx.store.transition(name, ServiceState::Failed, &reason);
+        ctx.writes.set(name, ServiceState::Failed, &reason);
         me.send_modify(|p| {
             p.started = true;
             p.failed = Some(reason);
         });
         return true;
     }
-    if healthy && !probed {
-        let current = ctx.store.snapshot().services.get(name).map(|s| s.state);
-        if current != Some(ServiceState::Ready) {
-            let word = if has_hc { "healthy" } else { "running" };
-            ctx.store
-                .transition(name, ServiceState::Ready, format!("{word} in {took}"));
-        }
+    if healthy && !probed && *written != Some(ServiceState::Ready) {
+        let word = if has_hc { "healthy" } else { "running" };
+        ctx.writes
+            .set(name, ServiceState::Ready, format!("{word} in {took}"));
+        *written = Some(ServiceState::Ready);
     }
     me.send_if_modified(|p| {
         let changed = p.started != started || p.healthy != healthy;

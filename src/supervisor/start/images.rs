@@ -51,16 +51,19 @@ pub enum PullOverride {
     Never,
 }
 
+/// An `up --pull` value that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --pull {0:?} (expected always, missing or never)")]
+pub struct PullOverrideError(pub String);
+
 impl std::str::FromStr for PullOverride {
-    type Err = String;
-    fn from_str(s: &str) -> Result<PullOverride, String> {
+    type Err = PullOverrideError;
+    fn from_str(s: &str) -> Result<PullOverride, PullOverrideError> {
         match s {
             "always" => Ok(PullOverride::Always),
             "missing" | "if_not_present" => Ok(PullOverride::Missing),
             "never" => Ok(PullOverride::Never),
-            other => Err(format!(
-                "invalid --pull {other:?} (expected always, missing or never)"
-            )),
+            other => Err(PullOverrideError(other.to_string())),
         }
     }
 }

@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
-use super::state::{PullPulse, ServiceState, ServiceStatus};
+use super::state::{PullPulse, ServiceState};
 use super::store::StateStore;
 use crate::compose::graph::{Graph, GraphError};
 use crate::compose::{Condition, Project, Service};
@@ -51,9 +51,10 @@ pub mod images;
 mod service;
 
 pub use self::build::BuildPolicy;
-use self::containers::{launch, prepare, Prepared};
+use self::containers::{launch, prepare, ContainerError, Prepared};
 use self::follow::follow;
 use self::service::{run_service, waiting_reason};
+use super::runner::{StateWrites, StatusWrite};
 
 /// What `muster up` was asked to do.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +88,6 @@ pub struct UpOptions {
 #[derive(Debug, Clone)]
 pub struct ProbeGate {
     pub services: BTreeSet<String>,
-    pub control: tokio::sync::mpsc::UnboundedSender<super::runner::Control>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +154,10 @@ struct Progress {
 struct Ctx {
     engine: Engine,
     project: Project,
+    /// Read only: `up`'s writes go to the one writer (the probe runner)
+    /// through `writes`.
     store: StateStore,
+    writes: StateWrites,
     selected: BTreeSet<String>,
     progress: HashMap<String, watch::Sender<Progress>>,
     /// The engine's events for the project; each service task subscribes.
@@ -264,7 +267,9 @@ fn forward_pulls(
 
 /// After Ctrl-C / SIGTERM: a service still pulling or building its image
 /// says so (no container was created for it).
-fn mark_interrupted(store: &StateStore, order: &[String]) {
+async fn mark_interrupted(store: &StateStore, writes: &StateWrites, order: &[String]) {
+    // What the service tasks sent before they were stopped is in the store.
+    writes.sync().await;
     let snap = store.snapshot();
     for name in order {
         let Some(s) = snap.services.get(name) else {
@@ -273,8 +278,8 @@ fn mark_interrupted(store: &StateStore, order: &[String]) {
         let busy = s.reason.starts_with("pulling ") || s.reason.starts_with("building ");
         if s.state == ServiceState::Pending && busy {
             let reason = format!("interrupted while {}: no container created", s.reason);
-            store.update(name, |s| s.pull = None);
-            store.transition(name, ServiceState::Pending, reason);
+            writes.status(name, StatusWrite::Pull(None));
+            writes.set(name, ServiceState::Pending, reason);
         }
     }
 }
@@ -286,15 +291,23 @@ fn mark_interrupted(store: &StateStore, order: &[String]) {
 /// service, cycle, unreachable engine, a network that cannot be created).
 /// Per-service failures are states in the store and make the outcome `Failed`.
 /// Container creation running while the dependencies get ready.
-type PreparingFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Prepared, String>> + Send + 'a>>;
+type PreparingFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Prepared, ContainerError>> + Send + 'a>,
+>;
 
+///
+/// `writes` reaches the one writer of the store's service state: the
+/// supervisor's probe runner ([`super::supervise::Supervision::writes`]),
+/// or for a plain `up` a runner without probes
+/// ([`StateWrites::own`]); `up` reads the store and sends it every state
+/// it decides.
 pub async fn up(
     engine: &Engine,
     project: &Project,
     options: &UpOptions,
-    store: &StateStore,
+    writes: &StateWrites,
 ) -> Result<UpReport, UpError> {
+    let store = writes.store();
     let began = Instant::now();
     let (selected, skipped) = select(project, &options.services, options.no_deps)?;
     for edge in &skipped {
@@ -302,7 +315,6 @@ pub async fn up(
     }
     let graph = selection_graph(project, &selected)?;
     let order = start_order(&graph);
-
     // Register every service as pending before anything happens.
     let levels = levels(&graph);
     for name in &order {
@@ -311,22 +323,21 @@ pub async fn up(
         let depends_on: Vec<String> = deps.iter().map(|(d, _)| d.clone()).collect();
         let level = levels.get(name).copied().unwrap_or(0);
         let reason = waiting_reason(&deps);
-        // The probe runner may have registered the service already (with its probes).
-        let known = store.update(name, |s| {
-            s.image = service.image.clone();
-            s.depends_on = depends_on.clone();
-            s.level = level;
-            s.reason = reason.clone();
-        });
-        if !known {
-            let mut status = ServiceStatus::pending(name.clone());
-            status.image = service.image.clone();
-            status.depends_on = depends_on;
-            status.level = level;
-            status.reason = reason;
-            store.insert(status);
-        }
+        // The probe runner may have registered the service already (with
+        // its probes); otherwise it is added as pending.
+        writes.status(
+            name,
+            StatusWrite::Placed {
+                image: service.image.clone(),
+                depends_on,
+                level,
+                waiting: Some(reason),
+            },
+        );
     }
+    // Every selected service is in the store before anything reads it:
+    // `wait_settled` must not find an empty selection settled.
+    writes.sync().await;
 
     // Networks and named volumes the selected services use.
     let mut network_keys = BTreeSet::new();
@@ -417,6 +428,7 @@ pub async fn up(
         engine: engine.clone(),
         project: project.clone(),
         store: store.clone(),
+        writes: writes.clone(),
         selected: selected.clone(),
         progress,
         events,
@@ -467,9 +479,11 @@ pub async fn up(
         // No container is created for what was still pulling or building;
         // the next `up` pulls (or builds) again and goes on.
         ctx.images.abort();
-        mark_interrupted(store, &order);
+        mark_interrupted(store, writes, &order).await;
     }
     forward.abort();
+    // Everything the service tasks sent is in the store before `up` returns.
+    writes.sync().await;
 
     let recreated = order
         .iter()

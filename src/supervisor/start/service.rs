@@ -70,23 +70,23 @@ async fn await_image(ctx: &Ctx, name: &str, image: &str) -> Result<(), String> {
         let state = rx.borrow_and_update().clone();
         match state {
             images::ImageState::Ready => {
-                ctx.store.update(name, |s| s.pull = None);
+                ctx.writes.status(name, StatusWrite::Pull(None));
                 return Ok(());
             }
             images::ImageState::Failed(reason) => {
-                ctx.store.update(name, |s| s.pull = None);
+                ctx.writes.status(name, StatusWrite::Pull(None));
                 return Err(reason);
             }
             images::ImageState::Queued => {}
             images::ImageState::Pulling(progress) => {
                 if !shown_pulling {
                     shown_pulling = true;
-                    ctx.store
-                        .transition(name, ServiceState::Pending, format!("pulling {image}"));
+                    ctx.writes
+                        .set(name, ServiceState::Pending, format!("pulling {image}"));
                 }
                 if last_write.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
                     last_write = Some(Instant::now());
-                    ctx.store.update(name, |s| s.pull = Some(progress));
+                    ctx.writes.status(name, StatusWrite::Pull(Some(progress)));
                 }
             }
         }
@@ -115,7 +115,7 @@ pub(super) async fn run_service(
     // Subscribe before anything of ours can start, so no event is missed.
     let events = ctx.events.receiver();
     let fail = |reason: String| {
-        ctx.store.transition(&name, ServiceState::Failed, &reason);
+        ctx.writes.set(&name, ServiceState::Failed, &reason);
         me.send_modify(|p| p.failed = Some(reason));
     };
 
@@ -129,8 +129,8 @@ pub(super) async fn run_service(
             if let Err(reason) = super::build::build_image(&ctx, service).await {
                 return fail(reason);
             }
-            ctx.store
-                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            ctx.writes
+                .set(&name, ServiceState::Pending, waiting_reason(&deps));
             if deps.is_empty() {
                 slot = Some(StartSlot::take(&ctx.starting));
             }
@@ -142,8 +142,8 @@ pub(super) async fn run_service(
             if let Err(reason) = await_image(&ctx, &name, image).await {
                 return fail(reason);
             }
-            ctx.store
-                .transition(&name, ServiceState::Pending, waiting_reason(&deps));
+            ctx.writes
+                .set(&name, ServiceState::Pending, waiting_reason(&deps));
             if deps.is_empty() {
                 slot = Some(StartSlot::take(&ctx.starting));
             }
@@ -189,7 +189,7 @@ pub(super) async fn run_service(
                 creating = None;
                 match done {
                     Ok(p) => prepared = Some(p),
-                    Err(reason) => return fail(reason),
+                    Err(reason) => return fail(reason.to_string()),
                 }
             }
             next = waits.next() => {
@@ -204,7 +204,7 @@ pub(super) async fn run_service(
                         force_recreate |= (restart || joins) && recreated;
                         remaining.retain(|(d, _)| *d != dep);
                         if !remaining.is_empty() {
-                            ctx.store.transition(
+                            ctx.writes.set(
                                 &name,
                                 ServiceState::Pending,
                                 waiting_reason(&remaining),
@@ -220,7 +220,7 @@ pub(super) async fn run_service(
                         for id in prepared.iter().flat_map(|p| &p.created) {
                             let _ = ctx.engine.remove_container(id, true).await;
                         }
-                        ctx.store.transition(&name, ServiceState::Blocked, &reason);
+                        ctx.writes.set(&name, ServiceState::Blocked, &reason);
                         me.send_modify(|p| p.failed = Some(reason));
                         return;
                     }
@@ -236,11 +236,11 @@ pub(super) async fn run_service(
         (Some(p), _, _) => p,
         (None, Some(c), _) => match c.await {
             Ok(p) => p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         },
         (None, None, existing) => match prepare(&ctx, service, false, existing).await {
             Ok(p) => p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         },
     };
 
@@ -249,23 +249,26 @@ pub(super) async fn run_service(
     if force_recreate && !prepared.changed {
         match prepare(&ctx, service, true, None).await {
             Ok(p) => prepared = p,
-            Err(reason) => return fail(reason),
+            Err(reason) => return fail(reason.to_string()),
         }
     }
     let ids = match launch(&ctx, service, prepared).await {
         Ok(ids) => ids,
-        Err(reason) => return fail(reason),
+        Err(reason) => return fail(reason.to_string()),
     };
     drop(slot);
-    if !ids.is_empty() {
-        if let Some(gate) = ctx.gate.as_ref().filter(|g| g.services.contains(&name)) {
-            // The start call returned: the probe runner's start window opens now.
-            let _ = gate
-                .control
-                .send(crate::supervisor::runner::Control::Started {
-                    service: name.clone(),
-                });
-        }
+    let gated = ctx
+        .gate
+        .as_ref()
+        .is_some_and(|g| g.services.contains(&name));
+    if gated && !ids.is_empty() {
+        // The start call returned: the probe runner's start window opens now.
+        let _ = ctx
+            .writes
+            .control()
+            .send(crate::supervisor::runner::Control::Started {
+                service: name.clone(),
+            });
     }
 
     // 5. Follow them until ready / completed / failed (and on, for dependents
