@@ -104,7 +104,7 @@ fn swarm_name(project: &Project, key: &str, object: &FileObject) -> String {
 /// prefixes): its id and, for a config, its data (base64).
 async fn find(engine: &Engine, kind: FileKind, name: &str) -> Result<Option<Value>, SwarmError> {
     let filters = serde_json::json!({ "name": [name] }).to_string();
-    let query = percent_encoding::utf8_percent_encode(&filters, percent_encoding::NON_ALPHANUMERIC);
+    let query = raw::encode(&filters);
     let path = format!("/v{}/{}s?filters={query}", engine.api_version(), word(kind));
     let list = raw::get_json(engine.host(), &path)
         .await

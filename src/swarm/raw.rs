@@ -33,8 +33,9 @@ pub struct RawService {
 
 /// `METHOD path` on `host` (`unix://…`, `tcp://…`, `http://…`) with an
 /// optional JSON body: the status code and the response body. `Err` is the
-/// transport's failure as text.
-pub async fn request(
+/// transport's failure as text (crate-private: callers wrap it in their own
+/// typed error, with what they were doing).
+pub(crate) async fn request(
     host: &str,
     method: &str,
     path: &str,
@@ -85,15 +86,21 @@ pub async fn request(
 }
 
 /// `GET path` as JSON; a status other than 200 is an error with the body.
-pub async fn get_json(host: &str, path: &str) -> Result<Value, String> {
+pub(crate) async fn get_json(host: &str, path: &str) -> Result<Value, String> {
     let (status, body) = request(host, "GET", path, None).await?;
-    if status != 200 {
-        return Err(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&body).trim()
-        ));
-    }
+    ok_status(status, &body)?;
     serde_json::from_slice(&body).map_err(|e| e.to_string())
+}
+
+/// A status other than 200 as `HTTP <status>: <body>`.
+fn ok_status(status: u16, body: &[u8]) -> Result<(), String> {
+    if status == 200 {
+        return Ok(());
+    }
+    Err(format!(
+        "HTTP {status}: {}",
+        String::from_utf8_lossy(body).trim()
+    ))
 }
 
 fn failed(context: String) -> impl FnOnce(String) -> SwarmError {
@@ -107,20 +114,15 @@ pub async fn inspect_service(
     name: &str,
 ) -> Result<Option<RawService>, SwarmError> {
     let path = format!("/v{api}/services/{}", encode(name));
+    let context = format!("inspecting service {name}");
     let (status, body) = request(host, "GET", &path, None)
         .await
-        .map_err(failed(format!("inspecting service {name}")))?;
+        .map_err(failed(context.clone()))?;
     if status == 404 {
         return Ok(None);
     }
-    if status != 200 {
-        let text = String::from_utf8_lossy(&body).trim().to_string();
-        return Err(failed(format!("inspecting service {name}"))(format!(
-            "HTTP {status}: {text}"
-        )));
-    }
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| failed(format!("inspecting service {name}"))(e.to_string()))?;
+    ok_status(status, &body).map_err(failed(context.clone()))?;
+    let v: Value = serde_json::from_slice(&body).map_err(|e| failed(context)(e.to_string()))?;
     Ok(Some(RawService {
         id: v["ID"].as_str().unwrap_or(name).to_string(),
         version: v["Version"]["Index"].as_u64().unwrap_or_default(),
@@ -151,14 +153,11 @@ pub async fn update_service(
     let (status, body) = request(host, "POST", &path, Some(spec))
         .await
         .map_err(failed(context.clone()))?;
-    if status != 200 {
-        let text = String::from_utf8_lossy(&body).trim().to_string();
-        return Err(failed(context)(format!("HTTP {status}: {text}")));
-    }
-    Ok(())
+    ok_status(status, &body).map_err(failed(context))
 }
 
-fn encode(text: &str) -> String {
+/// `text` percent-encoded for a path segment or a query value.
+pub(crate) fn encode(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 

@@ -113,7 +113,7 @@ pub enum TaskListError {
 /// `tcp://`/`http://`), as JSON.
 pub async fn list_tasks(host: &str, api: &str, service: &str) -> Result<Value, TaskListError> {
     let filters = serde_json::json!({ "service": [service] }).to_string();
-    let query = percent_encoding::utf8_percent_encode(&filters, percent_encoding::NON_ALPHANUMERIC);
+    let query = super::raw::encode(&filters);
     super::raw::get_json(host, &format!("/v{api}/tasks?filters={query}"))
         .await
         .map_err(|detail| TaskListError::Read {
